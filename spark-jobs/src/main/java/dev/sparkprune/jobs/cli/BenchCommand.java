@@ -1,0 +1,64 @@
+package dev.sparkprune.jobs.cli;
+
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.bench.ReadBenchmark;
+import dev.sparkprune.tensorio.io.FileIO;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.io.LocalFileIO;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import org.apache.hadoop.conf.Configuration;
+
+/**
+ * {@code sparkprune bench <name>}: benchmark entry points, so figures come from the same jar that
+ * runs in production. Speed is measured here, never in unit tests.
+ */
+final class BenchCommand {
+  private BenchCommand() {}
+
+  static int run(List<String> args, PrintStream out) throws IOException {
+    CommandLine line = CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir"), Set.of());
+    String name = line.requirePositional("benchmark name (read)");
+    switch (name) {
+      case "read":
+        return read(line, out);
+      default:
+        throw new ValidationException("Unknown benchmark '" + name + "' (benchmarks: read)");
+    }
+  }
+
+  private static int read(CommandLine line, PrintStream out) throws IOException {
+    int megabytes = positive(line, "size-mb", 512);
+    int passes = positive(line, "passes", 5);
+    Path directory = line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir")));
+    Path shard = Files.createTempFile(directory, "sparkprune-bench-", ".safetensors");
+    Files.delete(shard);
+    try {
+      LocalFileIO local = new LocalFileIO();
+      ReadBenchmark.writeShard(local, shard.toString(), megabytes);
+      out.printf("read: %s (%d MB BF16, 2048 x 2048 tensors), one thread, page cache%n", shard, Files.size(shard) >> 20);
+      for (FileIO io : List.of(new HadoopFileIO(new Configuration()), local)) {
+        out.println(io.getClass().getSimpleName() + ":");
+        ReadBenchmark.run(io, shard.toUri().toString(), passes, out);
+      }
+    } finally {
+      Files.deleteIfExists(shard);
+    }
+    return Main.EXIT_OK;
+  }
+
+  private static int positive(CommandLine line, String option, int defaultValue) {
+    String text = line.value(option).orElse(String.valueOf(defaultValue));
+    try {
+      int value = Integer.parseInt(text);
+      ValidationException.check(value > 0, "Invalid --%s: %s (must be a positive integer)", option, text);
+      return value;
+    } catch (NumberFormatException e) {
+      throw new ValidationException("Invalid --" + option + ": " + text + " (must be a positive integer)");
+    }
+  }
+}

@@ -1,0 +1,186 @@
+package dev.sparkprune.jobs.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparkprune.tensorio.DType;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.arch.TensorRole;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.archive.Shard;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import org.apache.hadoop.conf.Configuration;
+
+/** {@code sparkprune inspect}: what an archive holds and what would be pruned, from headers only. */
+final class InspectCommand {
+  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  private InspectCommand() {}
+
+  static int run(List<String> args, PrintStream out) throws IOException {
+    CommandLine line = CommandLine.parse("inspect", args, Set.of(), Set.of("json"));
+    String location = line.requirePositional("archive URI");
+    ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), location);
+    ModelLayout layout = Architectures.layout(archive);
+    if (line.flag("json")) {
+      out.println(JSON.writeValueAsString(toJson(archive, layout)));
+    } else {
+      printTable(archive, layout, out);
+    }
+    return Main.EXIT_OK;
+  }
+
+  static void printTable(ModelArchive archive, ModelLayout layout, PrintStream out) {
+    List<Linear> linears = layout.linears();
+    out.println("Model archive  " + archive.location());
+    out.println("Architecture   " + layout.modelType() + architectureClass(archive));
+    out.println("Blocks         " + layout.blocks().size());
+    out.println(
+        "Linears        "
+            + linears.size()
+            + " prunable"
+            + (layout.blocks().isEmpty() ? "" : " (" + layout.blocks().get(0).linears().size() + " per block)"));
+    out.println(
+        String.format(
+            Locale.ROOT,
+            "Parameters     %s total, %s prunable (%.2f%%)",
+            TextTable.count(layout.totalParameters()),
+            TextTable.count(layout.prunableParameters()),
+            100.0 * layout.prunableParameters() / Math.max(1, layout.totalParameters())));
+    Map<DType, long[]> dtypes = dtypeCounts(archive);
+    StringBuilder dtypeLine = new StringBuilder();
+    dtypes.forEach(
+        (dtype, counts) ->
+            dtypeLine
+                .append(dtypeLine.length() == 0 ? "" : "; ")
+                .append(dtype)
+                .append(' ')
+                .append(TextTable.count(counts[0]))
+                .append(" tensors, ")
+                .append(TextTable.count(counts[1]))
+                .append(" parameters"));
+    out.println("Dtypes         " + dtypeLine);
+    out.println("Shards         " + archive.shards().size() + (archive.isSharded() ? " (indexed)" : ""));
+    for (Shard shard : archive.shards()) {
+      out.println(
+          "               " + shard.fileName() + "  " + TextTable.bytes(shard.length()) + ", " + shard.tensorCount() + " tensors");
+    }
+    out.println("Tokenizer      " + (archive.tokenizerFiles().isEmpty() ? "(none)" : String.join(", ", archive.tokenizerFiles())));
+    out.println();
+    TextTable table = new TextTable("block", "linear", "out x in", "input group", "dtype", "parameters", "tensor");
+    for (Linear linear : linears) {
+      ArchiveTensor tensor = archive.tensor(linear.tensorName());
+      table.row(
+          linear.block(),
+          linear.name(),
+          linear.outFeatures() + " x " + linear.inFeatures() + (linear.storedTransposed() ? " (stored in x out)" : ""),
+          linear.inputGroup(),
+          tensor.dtype(),
+          TextTable.count(linear.parameters()),
+          linear.tensorName());
+    }
+    table.print(out);
+    out.println();
+    Map<TensorRole, long[]> others = new TreeMap<>();
+    for (Map.Entry<String, TensorRole> entry : layout.roles().entrySet()) {
+      if (entry.getValue() != TensorRole.LINEAR) {
+        long[] counts = others.computeIfAbsent(entry.getValue(), role -> new long[2]);
+        counts[0]++;
+        counts[1] += archive.tensor(entry.getKey()).numel();
+      }
+    }
+    StringBuilder notPruned = new StringBuilder();
+    others.forEach(
+        (role, counts) ->
+            notPruned
+                .append(notPruned.length() == 0 ? "" : ", ")
+                .append(role.name().toLowerCase(Locale.ROOT))
+                .append(' ')
+                .append(counts[0])
+                .append(" (")
+                .append(TextTable.count(counts[1]))
+                .append(" parameters)"));
+    out.println("Not pruned     " + (notPruned.length() == 0 ? "(none)" : notPruned));
+  }
+
+  private static String architectureClass(ModelArchive archive) {
+    var architectures = archive.config().json().get("architectures");
+    if (architectures != null && architectures.isArray() && architectures.size() > 0) {
+      return " (" + architectures.get(0).asText() + ")";
+    }
+    return "";
+  }
+
+  private static Map<DType, long[]> dtypeCounts(ModelArchive archive) {
+    Map<DType, long[]> counts = new TreeMap<>();
+    for (ArchiveTensor tensor : archive.tensors()) {
+      long[] count = counts.computeIfAbsent(tensor.dtype(), dtype -> new long[2]);
+      count[0]++;
+      count[1] += tensor.numel();
+    }
+    return counts;
+  }
+
+  static ObjectNode toJson(ModelArchive archive, ModelLayout layout) {
+    ObjectNode root = JSON.createObjectNode();
+    root.put("location", archive.location());
+    root.put("model_type", layout.modelType());
+    root.put("blocks", layout.blocks().size());
+    ObjectNode parameters = root.putObject("parameters");
+    parameters.put("total", layout.totalParameters());
+    parameters.put("prunable", layout.prunableParameters());
+    ObjectNode dtypes = root.putObject("dtypes");
+    dtypeCounts(archive).forEach((dtype, counts) -> {
+      ObjectNode entry = dtypes.putObject(dtype.name());
+      entry.put("tensors", counts[0]);
+      entry.put("parameters", counts[1]);
+    });
+    ArrayNode shards = root.putArray("shards");
+    for (Shard shard : archive.shards()) {
+      shards.addObject().put("file", shard.fileName()).put("bytes", shard.length()).put("tensors", shard.tensorCount());
+    }
+    ArrayNode tokenizer = root.putArray("tokenizer_files");
+    archive.tokenizerFiles().forEach(tokenizer::add);
+    ArrayNode linears = root.putArray("linears");
+    for (Linear linear : layout.linears()) {
+      ArchiveTensor tensor = archive.tensor(linear.tensorName());
+      ObjectNode entry = linears.addObject();
+      entry.put("block", linear.block());
+      entry.put("linear", linear.name());
+      entry.put("tensor", linear.tensorName());
+      entry.put("out_features", linear.outFeatures());
+      entry.put("in_features", linear.inFeatures());
+      entry.put("stored_transposed", linear.storedTransposed());
+      entry.put("input_group", linear.inputGroup());
+      entry.put("dtype", tensor.dtype().name());
+      entry.put("shard", tensor.shard());
+      linear.biasName().ifPresent(bias -> entry.put("bias", bias));
+    }
+    ArrayNode other = root.putArray("not_pruned");
+    for (Map.Entry<String, TensorRole> entry : layout.roles().entrySet()) {
+      if (entry.getValue() != TensorRole.LINEAR) {
+        ArchiveTensor tensor = archive.tensor(entry.getKey());
+        ObjectNode node = other.addObject();
+        node.put("tensor", entry.getKey());
+        node.put("role", entry.getValue().name().toLowerCase(Locale.ROOT));
+        node.put("dtype", tensor.dtype().name());
+        ArrayNode shape = node.putArray("shape");
+        for (long dim : tensor.shape()) {
+          shape.add(dim);
+        }
+      }
+    }
+    return root;
+  }
+}

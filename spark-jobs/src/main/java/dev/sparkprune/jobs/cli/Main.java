@@ -1,0 +1,91 @@
+package dev.sparkprune.jobs.cli;
+
+import dev.sparkprune.tensorio.ValidationException;
+import java.io.FileNotFoundException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The {@code sparkprune} command. Exit codes: 0 success, 1 internal failure, 2 bad input (a
+ * one-line message; the stack trace only with {@code --verbose}).
+ */
+public final class Main {
+  static final int EXIT_OK = 0;
+  static final int EXIT_FAILURE = 1;
+  static final int EXIT_BAD_INPUT = 2;
+
+  private static final String USAGE =
+      String.join(
+          "\n",
+          "Usage: sparkprune <command> [options]",
+          "",
+          "Commands:",
+          "  inspect <archive-uri> [--json]   Describe a model archive from its headers: architecture,",
+          "                                   blocks, prunable linears, parameters, dtypes, shards.",
+          "  demo [--out DIR]                 Write a small random Llama-style archive and inspect it.",
+          "  bench read [--size-mb N] [--passes N] [--dir DIR]",
+          "                                   Benchmark reading and decoding a generated BF16 shard.",
+          "  help                             Show this message.",
+          "",
+          "Archive URIs are local paths or Hadoop URIs (file://, hdfs://, s3a://).",
+          "Global options: --verbose (stack traces on errors), --version.");
+
+  private Main() {}
+
+  public static void main(String[] args) {
+    System.exit(run(args, System.out, System.err));
+  }
+
+  /** Runs a command and returns its exit code; never calls System.exit, so tests can call it. */
+  public static int run(String[] args, PrintStream out, PrintStream err) {
+    List<String> rest = new ArrayList<>(Arrays.asList(args));
+    boolean verbose = rest.remove("--verbose");
+    try {
+      if (rest.isEmpty() || rest.get(0).equals("help") || rest.get(0).equals("--help") || rest.get(0).equals("-h")) {
+        out.println(USAGE);
+        return rest.isEmpty() ? EXIT_BAD_INPUT : EXIT_OK;
+      }
+      if (rest.get(0).equals("--version")) {
+        out.println("sparkprune " + version());
+        return EXIT_OK;
+      }
+      String command = rest.remove(0);
+      switch (command) {
+        case "inspect":
+          return InspectCommand.run(rest, out);
+        case "demo":
+          return DemoCommand.run(rest, out);
+        case "bench":
+          return BenchCommand.run(rest, out);
+        default:
+          throw new ValidationException("Unknown command '" + command + "' (commands: inspect, demo, bench, help)");
+      }
+    } catch (ValidationException | IllegalArgumentException e) {
+      return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);
+    } catch (FileNotFoundException e) {
+      return fail(err, e, "File not found: " + e.getMessage(), EXIT_BAD_INPUT, verbose);
+    } catch (UncheckedIOException e) {
+      return fail(err, e, e.getMessage() + ": " + e.getCause().getMessage(), EXIT_FAILURE, verbose);
+    } catch (Exception e) {
+      return fail(err, e, e.getClass().getSimpleName() + ": " + e.getMessage(), EXIT_FAILURE, verbose);
+    }
+  }
+
+  private static int fail(PrintStream err, Throwable error, String message, int code, boolean verbose) {
+    err.println("sparkprune: error: " + message.replace('\n', ' '));
+    if (verbose) {
+      error.printStackTrace(err);
+    } else if (code == EXIT_FAILURE) {
+      err.println("sparkprune: run again with --verbose for the stack trace");
+    }
+    return code;
+  }
+
+  static String version() {
+    String version = Main.class.getPackage().getImplementationVersion();
+    return version == null ? "dev" : version;
+  }
+}

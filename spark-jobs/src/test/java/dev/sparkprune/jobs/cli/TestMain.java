@@ -1,0 +1,121 @@
+package dev.sparkprune.jobs.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.tensorio.SharedData;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TestMain {
+  @TempDir Path dir;
+
+  /** Exit code, stdout and stderr of one CLI run. */
+  private record Result(int code, String out, String err) {}
+
+  private static Result run(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code =
+        Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+    return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  private static void assertOneLineError(Result result, String expected) {
+    assertThat(result.code()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(result.err()).startsWith("sparkprune: error: ").contains(expected);
+    assertThat(result.err().strip().lines()).hasSize(1);
+    assertThat(result.err()).doesNotContain("\tat ");
+  }
+
+  @Test
+  void inspectPrintsTheTableForStories260K() {
+    Result result = run("inspect", SharedData.stories260K().toString());
+    assertThat(result.code()).isZero();
+    assertThat(result.out())
+        .contains("Architecture   llama (LlamaForCausalLM)")
+        .contains("Blocks         5")
+        .contains("Linears        35 prunable (7 per block)")
+        .contains("Parameters     260,032 total, 226,560 prunable")
+        .contains("model.safetensors")
+        .contains("4      mlp.down_proj     64 x 172  mlp_hidden        F32    11,008      model.layers.4.mlp.down_proj.weight");
+    assertThat(result.out().lines().filter(line -> line.matches("^[0-4] +\\S+ +\\d+ x \\d+.*"))).hasSize(35);
+  }
+
+  @Test
+  void inspectJsonIsMachineReadable() throws IOException {
+    Result result = run("inspect", "--json", SharedData.stories260K().toString());
+    assertThat(result.code()).isZero();
+    JsonNode json = new ObjectMapper().readTree(result.out());
+    assertThat(json.get("model_type").asText()).isEqualTo("llama");
+    assertThat(json.get("blocks").asInt()).isEqualTo(5);
+    assertThat(json.get("linears")).hasSize(35);
+    assertThat(json.get("parameters").get("total").asLong()).isEqualTo(260_032L);
+    assertThat(json.get("linears").get(6).get("tensor").asText()).isEqualTo("model.layers.0.mlp.down_proj.weight");
+    assertThat(json.get("linears").get(6).get("in_features").asLong()).isEqualTo(172);
+    assertThat(json.get("dtypes").get("F32").get("parameters").asLong()).isEqualTo(260_032L);
+  }
+
+  @Test
+  void hostileArchiveGivesOneLineAndExitCodeTwo() throws IOException {
+    Path archive = dir.resolve("bad");
+    Files.createDirectories(archive);
+    Files.writeString(archive.resolve("config.json"), "{\"model_type\":\"llama\"}");
+    byte[] file = new byte[16];
+    file[0] = (byte) 0xFF; // header length 255 in a 16-byte file
+    Files.write(archive.resolve("model.safetensors"), file);
+    Result result = run("inspect", archive.toString());
+    assertOneLineError(result, "header length 255 runs past the end of the file (16 bytes)");
+  }
+
+  @Test
+  void verbosePrintsTheStackTrace() {
+    Result result = run("inspect", "--verbose", dir.resolve("absent").toString());
+    assertThat(result.code()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(result.err()).contains("directory not found").contains("\tat dev.sparkprune");
+  }
+
+  @Test
+  void pickleArchiveIsRefused() throws IOException {
+    Path archive = dir.resolve("pickle");
+    Files.createDirectories(archive);
+    Files.writeString(archive.resolve("config.json"), "{\"model_type\":\"llama\"}");
+    Files.write(archive.resolve("pytorch_model.bin"), new byte[] {(byte) 0x80, 2});
+    assertOneLineError(run("inspect", archive.toString()), "Pickle files can execute arbitrary code");
+  }
+
+  @Test
+  void badOptionsAndCommands() {
+    assertOneLineError(run("inspect", "--jsn", "x"), "Unknown option for 'inspect': --jsn");
+    assertOneLineError(run("inspect"), "Missing archive URI for 'inspect'");
+    assertOneLineError(run("inspect", "a", "b"), "Too many arguments for 'inspect'");
+    assertOneLineError(run("frobnicate"), "Unknown command 'frobnicate'");
+    Result noArgs = run();
+    assertThat(noArgs.code()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(noArgs.out()).contains("Usage: sparkprune");
+    assertThat(run("help").code()).isZero();
+  }
+
+  @Test
+  void demoWritesARandomArchiveAndInspectsIt() throws IOException {
+    Path out = dir.resolve("demo");
+    Result result = run("demo", "--out", out.toString());
+    assertThat(result.code()).as(result.err()).isZero();
+    assertThat(result.out()).contains("Blocks         4").contains("Linears        28 prunable").contains("BF16").contains("(indexed)");
+    try (Stream<Path> files = Files.list(out)) {
+      assertThat(files.map(path -> path.getFileName().toString()))
+          .containsExactlyInAnyOrder(
+              "config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors");
+    }
+    // Running it again must not overwrite the archive.
+    assertOneLineError(run("demo", "--out", out.toString()), "already holds a model");
+  }
+}

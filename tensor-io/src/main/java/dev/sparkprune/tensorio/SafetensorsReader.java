@@ -1,0 +1,192 @@
+package dev.sparkprune.tensorio;
+
+import dev.sparkprune.tensorio.io.InputFile;
+import dev.sparkprune.tensorio.io.SeekableInput;
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Reads tensors, or row ranges of them, from one safetensors file with positioned reads. Opening
+ * reads only the 8-byte length and the header; tensor data is read on request.
+ */
+public final class SafetensorsReader implements Closeable {
+  /** Headers above this are refused before allocation: real headers are a few hundred KB. */
+  public static final long MAX_HEADER_BYTES = 100L * 1024 * 1024;
+
+  private static final int COPY_CHUNK_BYTES = 8 << 20;
+  private static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 16;
+
+  private final String location;
+  private final long fileLength;
+  private final long dataStart;
+  private final SafetensorsHeader header;
+  private final SeekableInput input;
+
+  private SafetensorsReader(String location, long fileLength, long dataStart, SafetensorsHeader header, SeekableInput input) {
+    this.location = location;
+    this.fileLength = fileLength;
+    this.dataStart = dataStart;
+    this.header = header;
+    this.input = input;
+  }
+
+  public static SafetensorsReader open(InputFile file) throws IOException {
+    String location = file.location();
+    long fileLength = file.length();
+    SeekableInput input = file.open();
+    try {
+      ValidationException.check(
+          fileLength >= 8, "Invalid safetensors file %s: %d bytes is too short for the 8-byte header length", location, fileLength);
+      byte[] prefix = new byte[8];
+      input.readFully(0, prefix, 0, 8);
+      long headerLength = TensorCodec.readLongLE(prefix, 0);
+      ValidationException.check(
+          headerLength >= 0 && headerLength <= MAX_HEADER_BYTES,
+          "Invalid safetensors file %s: header length %s is over the %d-byte limit",
+          location,
+          Long.toUnsignedString(headerLength),
+          MAX_HEADER_BYTES);
+      ValidationException.check(
+          headerLength <= fileLength - 8,
+          "Invalid safetensors file %s: header length %d runs past the end of the file (%d bytes); the file may be truncated",
+          location,
+          headerLength,
+          fileLength);
+      byte[] json = new byte[(int) headerLength];
+      input.readFully(8, json, 0, json.length);
+      long dataStart = 8 + headerLength;
+      SafetensorsHeader header = SafetensorsHeader.parse(location, json, fileLength - dataStart);
+      return new SafetensorsReader(location, fileLength, dataStart, header, input);
+    } catch (RuntimeException | IOException e) {
+      input.close();
+      throw e;
+    }
+  }
+
+  public String location() {
+    return location;
+  }
+
+  public long fileLength() {
+    return fileLength;
+  }
+
+  /** Absolute file offset of the data section. */
+  public long dataStart() {
+    return dataStart;
+  }
+
+  /** Tensors in file order. */
+  public List<TensorInfo> tensors() {
+    return header.tensors();
+  }
+
+  public Map<String, String> metadata() {
+    return header.metadata();
+  }
+
+  public boolean contains(String name) {
+    return header.byName().containsKey(name);
+  }
+
+  public TensorInfo tensor(String name) {
+    TensorInfo tensor = header.byName().get(name);
+    ValidationException.check(tensor != null, "Cannot find tensor '%s' in %s", name, location);
+    return tensor;
+  }
+
+  /** The whole tensor decoded to float. */
+  public float[] readFloats(String name) throws IOException {
+    TensorInfo tensor = tensor(name);
+    return readRows(tensor, 0, checkedRows(tensor, tensor.rows()));
+  }
+
+  /** Rows {@code [rowStart, rowStart + rowCount)} of a tensor, decoded to float, row-major. */
+  public float[] readRows(TensorInfo tensor, long rowStart, int rowCount) throws IOException {
+    checkRowRange(tensor, rowStart, rowCount);
+    long elements = (long) rowCount * tensor.rowLength();
+    ValidationException.check(
+        elements <= MAX_ARRAY_LENGTH,
+        "Cannot read %d rows of tensor '%s' in %s into one array (%d elements); read fewer rows at a time",
+        rowCount,
+        tensor.name(),
+        location,
+        elements);
+    float[] values = new float[(int) elements];
+    readRows(tensor, rowStart, rowCount, values, 0);
+    return values;
+  }
+
+  /** Decodes rows into {@code destination} at {@code offset}, reading in bounded chunks. */
+  public void readRows(TensorInfo tensor, long rowStart, int rowCount, float[] destination, int offset) throws IOException {
+    checkRowRange(tensor, rowStart, rowCount);
+    ValidationException.check(
+        tensor.dtype().isFloatConvertible(), "Cannot decode tensor '%s' of dtype %s to float", tensor.name(), tensor.dtype());
+    int elementSize = tensor.dtype().byteSize();
+    long elements = (long) rowCount * tensor.rowLength();
+    int chunkElements = COPY_CHUNK_BYTES / elementSize;
+    byte[] buffer = new byte[(int) Math.min((long) chunkElements * elementSize, elements * elementSize)];
+    long position = dataStart + tensor.begin() + rowStart * tensor.rowLength() * elementSize;
+    for (long done = 0; done < elements; ) {
+      int count = (int) Math.min(chunkElements, elements - done);
+      input.readFully(position, buffer, 0, count * elementSize);
+      TensorCodec.decode(tensor.dtype(), buffer, 0, destination, offset + (int) done, count);
+      position += (long) count * elementSize;
+      done += count;
+    }
+  }
+
+  /** Raw little-endian bytes of rows {@code [rowStart, rowStart + rowCount)}. */
+  public byte[] readRawRows(TensorInfo tensor, long rowStart, int rowCount) throws IOException {
+    checkRowRange(tensor, rowStart, rowCount);
+    long rowBytes = tensor.rowLength() * tensor.dtype().byteSize();
+    long length = rowBytes * rowCount;
+    ValidationException.check(
+        length <= MAX_ARRAY_LENGTH, "Cannot read %d bytes of tensor '%s' into one array; read fewer rows", length, tensor.name());
+    byte[] bytes = new byte[(int) length];
+    input.readFully(dataStart + tensor.begin() + rowStart * rowBytes, bytes, 0, bytes.length);
+    return bytes;
+  }
+
+  /** Copies a tensor's bytes unchanged to {@code out} in bounded chunks. */
+  public void copyRaw(TensorInfo tensor, OutputStream out) throws IOException {
+    byte[] buffer = new byte[(int) Math.min(COPY_CHUNK_BYTES, Math.max(1, tensor.byteLength()))];
+    long position = dataStart + tensor.begin();
+    for (long remaining = tensor.byteLength(); remaining > 0; ) {
+      int count = (int) Math.min(buffer.length, remaining);
+      input.readFully(position, buffer, 0, count);
+      out.write(buffer, 0, count);
+      position += count;
+      remaining -= count;
+    }
+  }
+
+  private int checkedRows(TensorInfo tensor, long rows) {
+    ValidationException.check(
+        rows <= Integer.MAX_VALUE, "Cannot read tensor '%s' in one piece: %d rows; read row ranges", tensor.name(), rows);
+    return (int) rows;
+  }
+
+  private void checkRowRange(TensorInfo tensor, long rowStart, int rowCount) {
+    ValidationException.check(
+        header.byName().get(tensor.name()) == tensor || tensor.equals(header.byName().get(tensor.name())),
+        "Tensor '%s' does not belong to %s",
+        tensor.name(),
+        location);
+    ValidationException.check(
+        rowStart >= 0 && rowCount >= 0 && rowStart + rowCount <= tensor.rows(),
+        "Invalid row range [%d, %d) for tensor '%s' with %d rows",
+        rowStart,
+        rowStart + rowCount,
+        tensor.name(),
+        tensor.rows());
+  }
+
+  @Override
+  public void close() throws IOException {
+    input.close();
+  }
+}

@@ -1,0 +1,66 @@
+package dev.sparkprune.tensorio.arch;
+
+import dev.sparkprune.tensorio.TensorInfo;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.archive.ModelConfig;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The registry of supported {@code model_type}s. */
+public final class Architectures {
+  private static final Map<String, Architecture> BY_MODEL_TYPE = new LinkedHashMap<>();
+
+  static {
+    for (Architecture architecture :
+        List.of(new LlamaArchitecture(), new Gpt2Architecture(), new OptArchitecture(), new GptNeoxArchitecture())) {
+      architecture.modelTypes().forEach(type -> BY_MODEL_TYPE.put(type, architecture));
+    }
+  }
+
+  private Architectures() {}
+
+  public static List<String> supportedModelTypes() {
+    return List.copyOf(BY_MODEL_TYPE.keySet());
+  }
+
+  public static Architecture forConfig(ModelConfig config) {
+    String modelType = config.modelType();
+    Architecture architecture = BY_MODEL_TYPE.get(modelType);
+    ValidationException.check(
+        architecture != null,
+        "Unsupported model_type '%s' in %s; sparkprune supports %s",
+        modelType,
+        config.location(),
+        supportedModelTypes());
+    return architecture;
+  }
+
+  public static ModelLayout layout(ModelArchive archive) {
+    return layout(archive.config(), archive.tensorInfos(), archive.location());
+  }
+
+  /** Resolves the layout, picking the name prefix under which the archive stores the decoder. */
+  public static ModelLayout layout(ModelConfig config, Map<String, TensorInfo> tensors, String archiveLocation) {
+    Architecture architecture = forConfig(config);
+    Blueprint chosen = null;
+    for (String prefix : architecture.namePrefixes()) {
+      Blueprint candidate = architecture.blueprint(config, prefix);
+      if (chosen == null) {
+        chosen = candidate;
+      }
+      if (!candidate.linears().isEmpty() && tensors.containsKey(candidate.linears().get(0).tensorName())) {
+        chosen = candidate;
+        break;
+      }
+    }
+    return ModelLayout.resolve(chosen, tensors, archiveLocation);
+  }
+
+  /** The blueprint under the canonical prefix, for writing new archives of this architecture. */
+  public static Blueprint canonicalBlueprint(ModelConfig config) {
+    Architecture architecture = forConfig(config);
+    return architecture.blueprint(config, architecture.namePrefixes().get(0));
+  }
+}

@@ -1,0 +1,69 @@
+package dev.sparkprune.tensorio.arch;
+
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ModelConfig;
+import java.util.List;
+
+/**
+ * Llama, Mistral and Qwen2: RMSNorm, grouped-query attention, SwiGLU. Qwen2 adds q/k/v biases;
+ * Llama adds them with {@code attention_bias} and MLP biases with {@code mlp_bias}.
+ */
+final class LlamaArchitecture implements Architecture {
+  @Override
+  public List<String> modelTypes() {
+    return List.of("llama", "mistral", "qwen2");
+  }
+
+  @Override
+  public List<String> namePrefixes() {
+    return List.of("model.");
+  }
+
+  @Override
+  public Blueprint blueprint(ModelConfig config, String prefix) {
+    String modelType = config.modelType();
+    int hidden = config.requireInt("hidden_size");
+    int layers = config.requireInt("num_hidden_layers");
+    int heads = config.requireInt("num_attention_heads");
+    int kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
+    ValidationException.check(
+        heads % kvHeads == 0,
+        "Invalid model config %s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+        config.location(),
+        heads,
+        kvHeads);
+    int headDim = config.optionalInt("head_dim").orElse(hidden / heads);
+    int intermediate = config.requireInt("intermediate_size");
+    int vocab = config.requireInt("vocab_size");
+    boolean qkvBias = modelType.equals("qwen2") || config.booleanValue("attention_bias", false);
+    boolean outputBias = !modelType.equals("qwen2") && config.booleanValue("attention_bias", false);
+    boolean mlpBias = config.booleanValue("mlp_bias", false);
+
+    Blueprint.Builder blueprint = Blueprint.builder(modelType, layers);
+    blueprint.tensor(prefix + "embed_tokens.weight", TensorRole.EMBEDDING, vocab, hidden);
+    for (int b = 0; b < layers; b++) {
+      String block = prefix + "layers." + b + ".";
+      blueprint.norm(block + "input_layernorm", hidden, false);
+      blueprint.linear(b, block, "self_attn.q_proj", (long) heads * headDim, hidden, false, "attention_input", qkvBias);
+      blueprint.linear(b, block, "self_attn.k_proj", (long) kvHeads * headDim, hidden, false, "attention_input", qkvBias);
+      blueprint.linear(b, block, "self_attn.v_proj", (long) kvHeads * headDim, hidden, false, "attention_input", qkvBias);
+      blueprint.linear(b, block, "self_attn.o_proj", hidden, (long) heads * headDim, false, "attention_output", outputBias);
+      blueprint.norm(block + "post_attention_layernorm", hidden, false);
+      blueprint.linear(b, block, "mlp.gate_proj", intermediate, hidden, false, "mlp_input", mlpBias);
+      blueprint.linear(b, block, "mlp.up_proj", intermediate, hidden, false, "mlp_input", mlpBias);
+      blueprint.linear(b, block, "mlp.down_proj", hidden, intermediate, false, "mlp_hidden", mlpBias);
+    }
+    blueprint.norm(prefix + "norm", hidden, false);
+    addHead(blueprint, config, "lm_head.weight", vocab, hidden, false);
+    return blueprint.build();
+  }
+
+  /** An output head: required unless tied to the input embedding (then a saved copy is allowed). */
+  static void addHead(Blueprint.Builder blueprint, ModelConfig config, String name, long vocab, long width, boolean tiedByDefault) {
+    if (config.booleanValue("tie_word_embeddings", tiedByDefault)) {
+      blueprint.optionalTensor(name, TensorRole.LM_HEAD, vocab, width);
+    } else {
+      blueprint.tensor(name, TensorRole.LM_HEAD, vocab, width);
+    }
+  }
+}

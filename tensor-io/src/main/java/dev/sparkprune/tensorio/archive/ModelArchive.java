@@ -1,0 +1,290 @@
+package dev.sparkprune.tensorio.archive;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.TensorInfo;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.io.FileIO;
+import dev.sparkprune.tensorio.io.InputFile;
+import dev.sparkprune.tensorio.io.SeekableInput;
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * A Hugging Face model directory on any file system: {@code config.json}, either
+ * {@code model.safetensors} or {@code model.safetensors.index.json} with its shards, and tokenizer
+ * files. Opening reads the config, the index and each shard's header; never tensor data.
+ */
+public final class ModelArchive {
+  public static final String CONFIG = "config.json";
+  public static final String SINGLE_SHARD = "model.safetensors";
+  public static final String INDEX = "model.safetensors.index.json";
+  public static final List<String> TOKENIZER_FILES =
+      List.of(
+          "tokenizer.json",
+          "tokenizer_config.json",
+          "special_tokens_map.json",
+          "tokenizer.model",
+          "vocab.json",
+          "merges.txt",
+          "added_tokens.json");
+
+  private static final long MAX_JSON_BYTES = 64L << 20;
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final FileIO io;
+  private final String location;
+  private final ModelConfig config;
+  private final List<Shard> shards;
+  private final List<ArchiveTensor> tensors;
+  private final Map<String, ArchiveTensor> byName;
+  private final List<String> otherFiles;
+  private final Optional<String> indexText;
+
+  private ModelArchive(
+      FileIO io,
+      String location,
+      ModelConfig config,
+      List<Shard> shards,
+      List<ArchiveTensor> tensors,
+      List<String> otherFiles,
+      Optional<String> indexText) {
+    this.io = io;
+    this.location = location;
+    this.config = config;
+    this.shards = List.copyOf(shards);
+    this.tensors = List.copyOf(tensors);
+    Map<String, ArchiveTensor> index = new LinkedHashMap<>();
+    tensors.forEach(tensor -> index.put(tensor.name(), tensor));
+    this.byName = Collections.unmodifiableMap(index);
+    this.otherFiles = List.copyOf(otherFiles);
+    this.indexText = indexText;
+  }
+
+  public static ModelArchive open(FileIO io, String location) throws IOException {
+    String directory = location.endsWith("/") ? location.substring(0, location.length() - 1) : location;
+    refusePickleFile(directory);
+    ValidationException.check(
+        !directory.endsWith(".safetensors"),
+        "Cannot open model archive %s: give the archive directory (with config.json), not a safetensors file",
+        directory);
+    List<String> files;
+    try {
+      files = io.listFiles(directory);
+    } catch (FileNotFoundException e) {
+      throw new ValidationException("Cannot open model archive " + directory + ": directory not found");
+    }
+    boolean hasIndex = files.contains(INDEX);
+    boolean hasSingle = files.contains(SINGLE_SHARD);
+    if (!hasIndex && !hasSingle) {
+      List<String> pickles = files.stream().filter(ModelArchive::isPickle).toList();
+      ValidationException.check(pickles.isEmpty(), "%s", pickleMessage(directory, pickles));
+      throw new ValidationException(
+          "Cannot open model archive " + directory + ": no " + SINGLE_SHARD + " or " + INDEX + " (found " + files + ")");
+    }
+    ValidationException.check(
+        files.contains(CONFIG), "Cannot open model archive %s: no %s", directory, CONFIG);
+    ModelConfig config = ModelConfig.parse(io.resolve(directory, CONFIG), readText(io, io.resolve(directory, CONFIG)));
+
+    Map<String, List<String>> expectedByShard = new LinkedHashMap<>();
+    Optional<String> indexText = Optional.empty();
+    if (hasIndex) {
+      String text = readText(io, io.resolve(directory, INDEX));
+      indexText = Optional.of(text);
+      expectedByShard = parseIndex(io.resolve(directory, INDEX), text);
+      for (String shard : expectedByShard.keySet()) {
+        ValidationException.check(
+            files.contains(shard),
+            "Cannot open model archive %s: shard '%s' named by %s is missing",
+            directory,
+            shard,
+            INDEX);
+      }
+    } else {
+      expectedByShard.put(SINGLE_SHARD, null);
+    }
+
+    List<Shard> shards = new ArrayList<>();
+    List<ArchiveTensor> tensors = new ArrayList<>();
+    Map<String, String> seen = new LinkedHashMap<>();
+    for (Map.Entry<String, List<String>> entry : expectedByShard.entrySet()) {
+      String shardName = entry.getKey();
+      try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(io.resolve(directory, shardName)))) {
+        for (TensorInfo tensor : reader.tensors()) {
+          String previous = seen.putIfAbsent(tensor.name(), shardName);
+          ValidationException.check(
+              previous == null,
+              "Invalid model archive %s: duplicate tensor '%s' in %s and %s",
+              directory,
+              tensor.name(),
+              previous,
+              shardName);
+          tensors.add(new ArchiveTensor(tensor, shardName, reader.dataStart()));
+        }
+        if (entry.getValue() != null) {
+          for (String name : entry.getValue()) {
+            ValidationException.check(
+                reader.contains(name),
+                "Invalid model archive %s: %s maps tensor '%s' to %s, which does not contain it",
+                directory,
+                INDEX,
+                name,
+                shardName);
+          }
+        }
+        shards.add(new Shard(shardName, reader.fileLength(), reader.tensors().size(), reader.metadata()));
+      }
+    }
+    Set<String> dataFiles = new LinkedHashSet<>(expectedByShard.keySet());
+    dataFiles.add(INDEX);
+    List<String> otherFiles = files.stream().filter(name -> !dataFiles.contains(name)).toList();
+    return new ModelArchive(io, directory, config, shards, tensors, otherFiles, indexText);
+  }
+
+  private static Map<String, List<String>> parseIndex(String location, String text) {
+    JsonNode root;
+    try {
+      root = JSON.readTree(text);
+    } catch (JsonProcessingException e) {
+      throw new ValidationException("Invalid shard index " + location + ": not valid JSON (" + e.getOriginalMessage() + ")");
+    }
+    JsonNode weightMap = root == null ? null : root.get("weight_map");
+    ValidationException.check(
+        weightMap != null && weightMap.isObject(), "Invalid shard index %s: no weight_map object", location);
+    Map<String, List<String>> byShard = new LinkedHashMap<>();
+    for (Map.Entry<String, JsonNode> entry : weightMap.properties()) {
+      JsonNode shard = entry.getValue();
+      ValidationException.check(
+          shard.isTextual() && isPlainFileName(shard.textValue()),
+          "Invalid shard index %s: tensor '%s' maps to %s, not a file name in the archive",
+          location,
+          entry.getKey(),
+          shard);
+      byShard.computeIfAbsent(shard.textValue(), key -> new ArrayList<>()).add(entry.getKey());
+    }
+    ValidationException.check(!byShard.isEmpty(), "Invalid shard index %s: weight_map is empty", location);
+    return byShard;
+  }
+
+  private static boolean isPlainFileName(String name) {
+    return !name.isEmpty() && !name.contains("/") && !name.contains("\\") && !name.equals("..") && !name.equals(".")
+        && name.endsWith(".safetensors");
+  }
+
+  private static String readText(FileIO io, String location) throws IOException {
+    InputFile file = io.newInputFile(location);
+    long length = file.length();
+    ValidationException.check(
+        length <= MAX_JSON_BYTES, "Cannot read %s: %d bytes is over the %d-byte limit for JSON files", location, length, MAX_JSON_BYTES);
+    byte[] bytes = new byte[(int) length];
+    try (SeekableInput input = file.open()) {
+      input.readFully(0, bytes, 0, bytes.length);
+    }
+    return new String(bytes, StandardCharsets.UTF_8);
+  }
+
+  static boolean isPickle(String name) {
+    String lower = name.toLowerCase(Locale.ROOT);
+    return lower.endsWith(".bin") && lower.startsWith("pytorch_model")
+        || lower.equals("pytorch_model.bin.index.json")
+        || lower.endsWith(".pt")
+        || lower.endsWith(".pth")
+        || lower.endsWith(".ckpt")
+        || lower.endsWith(".pkl");
+  }
+
+  private static void refusePickleFile(String location) {
+    String name = location.substring(location.lastIndexOf('/') + 1);
+    ValidationException.check(!isPickle(name) && !name.endsWith(".bin"), "%s", pickleMessage(location, List.of(name)));
+  }
+
+  private static String pickleMessage(String location, List<String> files) {
+    return "Cannot open model archive "
+        + location
+        + ": it holds pickle checkpoints "
+        + files
+        + " and no safetensors. Pickle files can execute arbitrary code when loaded, so sparkprune never reads them; "
+        + "convert the model to safetensors first (in Python: AutoModelForCausalLM.from_pretrained(path)"
+        + ".save_pretrained(out, safe_serialization=True)) and point sparkprune at the output directory.";
+  }
+
+  public FileIO io() {
+    return io;
+  }
+
+  public String location() {
+    return location;
+  }
+
+  public ModelConfig config() {
+    return config;
+  }
+
+  public boolean isSharded() {
+    return indexText.isPresent();
+  }
+
+  /** The original index JSON when the archive is sharded. */
+  public Optional<String> indexText() {
+    return indexText;
+  }
+
+  public List<Shard> shards() {
+    return shards;
+  }
+
+  /** Every tensor, shard by shard, in file order. */
+  public List<ArchiveTensor> tensors() {
+    return tensors;
+  }
+
+  public Map<String, TensorInfo> tensorInfos() {
+    Map<String, TensorInfo> infos = new LinkedHashMap<>();
+    tensors.forEach(tensor -> infos.put(tensor.name(), tensor.info()));
+    return infos;
+  }
+
+  public Optional<ArchiveTensor> findTensor(String name) {
+    return Optional.ofNullable(byName.get(name));
+  }
+
+  public ArchiveTensor tensor(String name) {
+    ArchiveTensor tensor = byName.get(name);
+    ValidationException.check(tensor != null, "Cannot find tensor '%s' in model archive %s", name, location);
+    return tensor;
+  }
+
+  /** Files other than config-independent weights: config, tokenizer, generation config, README. */
+  public List<String> otherFiles() {
+    return otherFiles;
+  }
+
+  public List<String> tokenizerFiles() {
+    return otherFiles.stream().filter(TOKENIZER_FILES::contains).toList();
+  }
+
+  public String shardLocation(String shard) {
+    return io.resolve(location, shard);
+  }
+
+  /** Opens a shard for positioned reads; the caller closes it. */
+  public SafetensorsReader openShard(String shard) throws IOException {
+    return SafetensorsReader.open(io.newInputFile(shardLocation(shard)));
+  }
+
+  public long totalParameters() {
+    return tensors.stream().mapToLong(ArchiveTensor::numel).sum();
+  }
+}
