@@ -1,0 +1,61 @@
+package dev.sparkprune.scoring;
+
+import dev.sparkprune.tensorio.ValidationException;
+import java.util.Objects;
+
+/**
+ * A linear's weight matrix in [out, in] orientation, row-major float: rows are output features,
+ * columns input features (the layout of {@code nn.Linear.weight}).
+ */
+public final class Weights {
+  private final int rows;
+  private final int cols;
+  private final float[] values;
+
+  private Weights(int rows, int cols, float[] values) {
+    this.rows = rows;
+    this.cols = cols;
+    this.values = values;
+  }
+
+  /** Wraps {@code values} without copying; kernels never modify their input. */
+  public static Weights of(int rows, int cols, float[] values) {
+    Objects.requireNonNull(values, "values is null");
+    ValidationException.check(rows >= 0 && cols >= 0, "Invalid weight shape [%d, %d]", rows, cols);
+    ValidationException.check(
+        values.length == (long) rows * cols, "Invalid weights: %d values for shape [%d, %d]", values.length, rows, cols);
+    return new Weights(rows, cols, values);
+  }
+
+  public int rows() {
+    return rows;
+  }
+
+  public int cols() {
+    return cols;
+  }
+
+  public long size() {
+    return (long) rows * cols;
+  }
+
+  /** The backing array; callers must not modify it. */
+  public float[] values() {
+    return values;
+  }
+
+  public float get(int row, int col) {
+    return values[row * cols + col];
+  }
+
+  /** Fails naming the layer and position of the first NaN or infinite weight. */
+  public void checkFinite(String layer) {
+    for (int i = 0; i < values.length; i++) {
+      if (!Float.isFinite(values[i])) {
+        throw new ValidationException(
+            String.format(
+                "Cannot prune layer %s: weight [%d, %d] is %s", layer, i / cols, i % cols, values[i]));
+      }
+    }
+  }
+}

@@ -1,0 +1,37 @@
+package dev.sparkprune.scoring.linalg;
+
+/**
+ * The dense kernels pruning needs, on row-major float matrices and symmetric double matrices.
+ * Implementations: {@link NetlibLinearAlgebra} (native OpenBLAS when present, Java otherwise).
+ */
+public interface LinearAlgebra {
+  /** What backs this instance, for logs and reports: "native: OpenBLAS ...", "java: ...". */
+  String description();
+
+  /**
+   * {@code C = alpha * A * B + beta * C} for row-major A [m x k], B [k x n], C [m x n] with the
+   * given offsets and leading dimensions (row strides).
+   */
+  void gemm(
+      int m, int n, int k, float alpha, float[] a, int aOffset, int lda, float[] b, int bOffset, int ldb,
+      float beta, float[] c, int cOffset, int ldc);
+
+  /**
+   * {@code C = X^T X} for row-major X [k x n] (k samples of n channels). Writes the lower
+   * triangle of row-major C [n x n] (entries {@code c[i * n + j]} with {@code j <= i}).
+   */
+  void gramLower(int n, int k, float[] x, int xOffset, float[] c);
+
+  /**
+   * Cholesky factorization of a symmetric positive definite double matrix, in place: on return
+   * the upper triangle (row-major) holds U with {@code U^T U = A} and the strict lower triangle is
+   * zero. Returns false, leaving {@code a} undefined, if A is not positive definite.
+   */
+  boolean choleskyUpper(double[] a, int n);
+
+  /**
+   * Inverse of a symmetric positive definite matrix in place (full matrix on return). Returns
+   * false if A is not positive definite.
+   */
+  boolean invertSpd(double[] a, int n);
+}

@@ -1,0 +1,79 @@
+package dev.sparkprune.scoring.methods;
+
+import dev.sparkprune.scoring.PruneResult;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.ValidationException;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A pruning method as the job sees it: (weights, statistics, target) -> (mask, weights). The
+ * kernels themselves ({@link Magnitude}, {@link Wanda}, {@link SparseGpt}) take plain arrays.
+ */
+public enum PruningMethod {
+  MAGNITUDE(CalibrationStatistics.HessianStorage.NONE, false),
+  WANDA(CalibrationStatistics.HessianStorage.NONE, true),
+  SPARSEGPT(CalibrationStatistics.HessianStorage.DOUBLE, true);
+
+  private final CalibrationStatistics.HessianStorage hessianStorage;
+  private final boolean needsCalibration;
+
+  PruningMethod(CalibrationStatistics.HessianStorage hessianStorage, boolean needsCalibration) {
+    this.hessianStorage = hessianStorage;
+    this.needsCalibration = needsCalibration;
+  }
+
+  public static PruningMethod parse(String name) {
+    for (PruningMethod method : values()) {
+      if (method.name().equalsIgnoreCase(name)) {
+        return method;
+      }
+    }
+    throw new ValidationException(
+        "Unknown pruning method '" + name + "' (methods: " + List.of("magnitude", "wanda", "sparsegpt") + ")");
+  }
+
+  public String displayName() {
+    return name().toLowerCase(Locale.ROOT);
+  }
+
+  public boolean needsCalibration() {
+    return needsCalibration;
+  }
+
+  /** What calibration must keep for this method: SparseGPT needs X^T X. */
+  public CalibrationStatistics.HessianStorage hessianStorage() {
+    return hessianStorage;
+  }
+
+  /** Prunes with the reference defaults: Wanda per row, magnitude per matrix, SparseGPT 1% / 128. */
+  public PruneResult prune(
+      String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, LinearAlgebra linalg, int threads) {
+    switch (this) {
+      case MAGNITUDE:
+        return Magnitude.prune(layer, weights, target, Magnitude.Scope.MATRIX, threads);
+      case WANDA:
+        return Wanda.prune(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, Wanda.Group.ROW, threads);
+      case SPARSEGPT:
+        return SparseGpt.prune(
+            layer,
+            weights,
+            requireStatistics(layer, statistics).hessian(),
+            target,
+            SparseGpt.DEFAULT_PERCDAMP,
+            SparseGpt.DEFAULT_BLOCK_SIZE,
+            linalg,
+            threads);
+      default:
+        throw new IllegalStateException("Unknown method " + this);
+    }
+  }
+
+  private CalibrationStatistics requireStatistics(String layer, CalibrationStatistics statistics) {
+    ValidationException.check(statistics != null, "Cannot prune layer %s with %s: no calibration statistics", layer, displayName());
+    return statistics;
+  }
+}
