@@ -264,7 +264,7 @@ public final class CalibrationStatistics implements Serializable {
       CalibrationStatistics statistics = new CalibrationStatistics(channels, storage);
       statistics.tokens = parseCount(location, metadata, "tokens");
       statistics.sequences = parseCount(location, metadata, "sequences");
-      bytesToDoubles(reader.readRawRows(sums, 0, 1), statistics.sumSquares);
+      bytesToDoubles(reader.readRawRows(sums, 0, channels), statistics.sumSquares);
       if (storage == HessianStorage.DOUBLE) {
         bytesToDoubles(reader.readRawRows(reader.tensor("xtx"), 0, channels), statistics.xtxDouble);
       } else if (storage == HessianStorage.FLOAT) {
