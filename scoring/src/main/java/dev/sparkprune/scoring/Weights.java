@@ -50,11 +50,33 @@ public final class Weights {
 
   /** Fails naming the layer and position of the first NaN or infinite weight. */
   public void checkFinite(String layer) {
-    for (int i = 0; i < values.length; i++) {
-      if (!Float.isFinite(values[i])) {
-        throw new ValidationException(
-            String.format(
-                "Cannot prune layer %s: weight [%d, %d] is %s", layer, i / cols, i % cols, values[i]));
+    checkFinite(layer, RowParallel.defaultThreads());
+  }
+
+  /** As {@link #checkFinite(String)}, scanning rows on {@code threads} threads. */
+  public void checkFinite(String layer, int threads) {
+    int[] firstBadRow = {Integer.MAX_VALUE};
+    RowParallel.forEach(rows, threads, (start, end) -> {
+      for (int r = start; r < end; r++) {
+        boolean finite = true;
+        for (int c = 0; c < cols; c++) {
+          finite &= Float.isFinite(values[r * cols + c]);
+        }
+        if (!finite) {
+          synchronized (firstBadRow) {
+            firstBadRow[0] = Math.min(firstBadRow[0], r);
+          }
+          return;
+        }
+      }
+    });
+    if (firstBadRow[0] != Integer.MAX_VALUE) {
+      int r = firstBadRow[0];
+      for (int c = 0; c < cols; c++) {
+        float value = values[r * cols + c];
+        if (!Float.isFinite(value)) {
+          throw new ValidationException(String.format("Cannot prune layer %s: weight [%d, %d] is %s", layer, r, c, value));
+        }
       }
     }
   }

@@ -23,15 +23,9 @@ public interface LinearAlgebra {
   void gramLower(int n, int k, float[] x, int xOffset, float[] c);
 
   /**
-   * Cholesky factorization of a symmetric positive definite double matrix, in place: on return
-   * the upper triangle (row-major) holds U with {@code U^T U = A} and the strict lower triangle is
+   * For a symmetric positive definite A, in place: on return the upper triangle (row-major) of
+   * {@code a} holds U with {@code U^T U = A^-1} (SparseGPT's Hinv), the strict lower triangle is
    * zero. Returns false, leaving {@code a} undefined, if A is not positive definite.
    */
-  boolean choleskyUpper(double[] a, int n);
-
-  /**
-   * Inverse of a symmetric positive definite matrix in place (full matrix on return). Returns
-   * false if A is not positive definite.
-   */
-  boolean invertSpd(double[] a, int n);
+  boolean upperCholeskyOfInverse(double[] a, int n);
 }

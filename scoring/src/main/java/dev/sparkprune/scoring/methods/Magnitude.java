@@ -4,7 +4,6 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
-import dev.sparkprune.tensorio.mask.Mask;
 
 /**
  * Magnitude pruning, as the Wanda repository's {@code prune_magnitude}: score |W|. Unstructured,
@@ -22,48 +21,23 @@ public final class Magnitude {
   private Magnitude() {}
 
   public static PruneResult prune(String layer, Weights weights, SparsityTarget target, Scope scope, int threads) {
-    weights.checkFinite(layer);
+    weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
-    int rows = weights.rows();
-    int cols = weights.cols();
     float[] w = weights.values();
-    float[] scores = new float[w.length];
-    for (int i = 0; i < w.length; i++) {
-      scores[i] = Math.abs(w[i]);
-    }
-    Mask.Builder mask = Mask.builder(rows, cols);
-    if (target.isStructured()) {
-      RowParallel.forEach(rows, threads, (start, end) -> {
-        for (int r = start; r < end; r++) {
-          for (int g = 0; g < cols; g += target.groupSize()) {
-            Selection.pruneLowestInGroup(scores, r * cols, g, g + target.groupSize(), target.prunedPerGroup(), mask, r);
-          }
+    int cols = weights.cols();
+    if (scope == Scope.MATRIX && !target.isStructured()) {
+      float[] scores = new float[w.length];
+      RowParallel.forEach(w.length, threads, (start, end) -> {
+        for (int i = start; i < end; i++) {
+          scores[i] = Math.abs(w[i]);
         }
       });
-    } else if (target.ratio() > 0 && w.length > 0 && scope == Scope.MATRIX) {
-      long k = (long) (w.length * target.ratio());
-      float threshold = new Selection().kthSmallest(scores, 0, scores.length, k);
-      for (int i = 0; i < scores.length; i++) {
-        if (scores[i] <= threshold) {
-          mask.prune(i / cols, i % cols);
-        }
+      return RowMasks.pruneAtOrBelowMatrixThreshold(weights, scores, target.ratio(), threads);
+    }
+    return RowMasks.pruneLowestPerRow(weights, (row, scores) -> {
+      for (int c = 0; c < cols; c++) {
+        scores[c] = Math.abs(w[row * cols + c]);
       }
-    } else if (target.ratio() > 0) {
-      int perRow = (int) (cols * target.ratio());
-      RowParallel.forEach(rows, threads, (start, end) -> {
-        Selection selection = new Selection();
-        for (int r = start; r < end; r++) {
-          selection.pruneLowest(scores, r * cols, cols, perRow, mask, r);
-        }
-      });
-    }
-    return applied(mask.build(), w);
-  }
-
-  /** The input weights with pruned entries set to exactly zero; kept entries bit-identical. */
-  static PruneResult applied(Mask mask, float[] weights) {
-    float[] pruned = weights.clone();
-    mask.applyTo(pruned);
-    return PruneResult.masked(mask, pruned);
+    }, target, threads);
   }
 }

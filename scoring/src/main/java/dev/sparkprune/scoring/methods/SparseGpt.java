@@ -55,7 +55,7 @@ public final class SparseGpt {
       int blockSize,
       LinearAlgebra linalg,
       int threads) {
-    weights.checkFinite(layer);
+    weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
     int rows = weights.rows();
     int columns = weights.cols();
@@ -105,7 +105,11 @@ public final class SparseGpt {
 
     float[] hinv = factor;
     double[] rowLosses = new double[rows];
-    Mask.Builder mask = Mask.builder(rows, columns);
+    int rowBytes = Mask.rowBytes(columns);
+    byte[] keep = new byte[rows * rowBytes];
+    for (int r = 0; r < rows; r++) {
+      Selection.keepAll(columns, keep, r * rowBytes);
+    }
     float[] hinvDiagonal = new float[columns];
     for (int j = 0; j < columns; j++) {
       hinvDiagonal[j] = hinv[j * columns + j];
@@ -117,13 +121,13 @@ public final class SparseGpt {
       int i2 = Math.min(i1 + blockSize, columns);
       int count = i2 - i1;
       if (!target.isStructured() && target.ratio() > 0) {
-        chooseBlockMask(w, columns, rows, i1, count, hinvDiagonal, target.ratio(), blockScores, selection, mask);
+        chooseBlockMask(w, columns, rows, i1, count, hinvDiagonal, target.ratio(), blockScores, selection, keep);
       }
       final int blockStart = i1;
       RowParallel.forEach(rows, threads, (start, end) -> {
         float[] groupScores = target.isStructured() ? new float[columns] : null;
         for (int r = start; r < end; r++) {
-          rowLosses[r] += sweepRow(w, r, columns, blockStart, count, hinv, hinvDiagonal, target, mask, err1, groupScores);
+          rowLosses[r] += sweepRow(w, r, columns, blockStart, count, hinv, hinvDiagonal, target, keep, err1, groupScores);
         }
       });
       // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
@@ -133,7 +137,7 @@ public final class SparseGpt {
     for (double rowLoss : rowLosses) {
       loss += rowLoss;
     }
-    return PruneResult.reconstructed(mask.build(), w, loss, damping);
+    return PruneResult.reconstructed(Mask.fromBits(rows, columns, keep), w, loss, damping);
   }
 
   /**
@@ -145,7 +149,7 @@ public final class SparseGpt {
     for (int j = 0; j < columns; j++) {
       work[j * columns + j] += damp;
     }
-    if (!linalg.invertSpd(work, columns) || !linalg.choleskyUpper(work, columns)) {
+    if (!linalg.upperCholeskyOfInverse(work, columns)) {
       return null;
     }
     float[] upper = new float[work.length];
@@ -158,7 +162,7 @@ public final class SparseGpt {
   /** Unstructured block mask: tmp = W1^2 / diag(Hinv1)^2 over rows x count, prune tmp <= thresh. */
   private static void chooseBlockMask(
       float[] w, int columns, int rows, int i1, int count, float[] hinvDiagonal, double sparsity,
-      float[] scores, Selection selection, Mask.Builder mask) {
+      float[] scores, Selection selection, byte[] keep) {
     int numel = rows * count;
     for (int r = 0; r < rows; r++) {
       for (int i = 0; i < count; i++) {
@@ -174,7 +178,7 @@ public final class SparseGpt {
     for (int r = 0; r < rows; r++) {
       for (int i = 0; i < count; i++) {
         if (scores[r * count + i] <= threshold) {
-          mask.prune(r, i1 + i);
+          Selection.prune(keep, r * Mask.rowBytes(columns), i1 + i);
         }
       }
     }
@@ -186,8 +190,9 @@ public final class SparseGpt {
    */
   private static double sweepRow(
       float[] w, int r, int columns, int i1, int count, float[] hinv, float[] hinvDiagonal,
-      SparsityTarget target, Mask.Builder mask, float[] err1, float[] groupScores) {
+      SparsityTarget target, byte[] keep, float[] err1, float[] groupScores) {
     int row = r * columns + i1;
+    int keepOffset = r * Mask.rowBytes(columns);
     double loss = 0;
     for (int i = 0; i < count; i++) {
       int column = i1 + i;
@@ -199,10 +204,10 @@ public final class SparseGpt {
           float d = hinvDiagonal[i1 + g];
           groupScores[i1 + g] = value * value / (d * d) + 0f;
         }
-        Selection.pruneLowestInGroup(groupScores, 0, column, i1 + groupEnd, target.prunedPerGroup(), mask, r);
+        Selection.pruneLowestInGroup(groupScores, 0, column, i1 + groupEnd, target.prunedPerGroup(), keep, keepOffset);
       }
       float weight = w[row + i];
-      float q = mask.isKept(r, column) ? weight : 0f;
+      float q = Selection.isKept(keep, keepOffset, column) ? weight : 0f;
       float d = hinvDiagonal[column];
       float difference = weight - q;
       loss += difference * difference / (d * d);

@@ -5,7 +5,6 @@ import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.tensorio.ValidationException;
-import dev.sparkprune.tensorio.mask.Mask;
 
 /**
  * Wanda (Sun et al., "A Simple and Effective Pruning Approach for Large Language Models"):
@@ -26,7 +25,7 @@ public final class Wanda {
 
   public static PruneResult prune(
       String layer, Weights weights, float[] scalerRow, SparsityTarget target, Group group, int threads) {
-    weights.checkFinite(layer);
+    weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
     int rows = weights.rows();
     int cols = weights.cols();
@@ -48,7 +47,6 @@ public final class Wanda {
       norms[j] = (float) Math.sqrt(scalerRow[j]);
     }
     float[] w = weights.values();
-    Mask.Builder mask = Mask.builder(rows, cols);
     if (group == Group.MATRIX && !target.isStructured()) {
       float[] scores = new float[w.length];
       RowParallel.forEach(rows, threads, (start, end) -> {
@@ -56,32 +54,9 @@ public final class Wanda {
           score(w, r * cols, norms, scores, r * cols, cols);
         }
       });
-      if (target.ratio() > 0 && w.length > 0) {
-        float threshold = new Selection().kthSmallest(scores, 0, scores.length, (long) (w.length * target.ratio()));
-        for (int i = 0; i < scores.length; i++) {
-          if (scores[i] <= threshold) {
-            mask.prune(i / cols, i % cols);
-          }
-        }
-      }
-      return Magnitude.applied(mask.build(), w);
+      return RowMasks.pruneAtOrBelowMatrixThreshold(weights, scores, target.ratio(), threads);
     }
-    int perRow = (int) (cols * target.ratio());
-    RowParallel.forEach(rows, threads, (start, end) -> {
-      Selection selection = new Selection();
-      float[] rowScores = new float[cols];
-      for (int r = start; r < end; r++) {
-        score(w, r * cols, norms, rowScores, 0, cols);
-        if (target.isStructured()) {
-          for (int g = 0; g < cols; g += target.groupSize()) {
-            Selection.pruneLowestInGroup(rowScores, 0, g, g + target.groupSize(), target.prunedPerGroup(), mask, r);
-          }
-        } else {
-          selection.pruneLowest(rowScores, 0, cols, perRow, mask, r);
-        }
-      }
-    });
-    return Magnitude.applied(mask.build(), w);
+    return RowMasks.pruneLowestPerRow(weights, (row, scores) -> score(w, row * cols, norms, scores, 0, cols), target, threads);
   }
 
   /** S = |W| * sqrt(scaler_row) for one row; + 0f turns -0 into +0 so ties compare as equal. */

@@ -1,5 +1,9 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.scoring.RowParallel;
+import dev.sparkprune.scoring.bench.KernelBenchmarks;
+import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.bench.ReadBenchmark;
 import dev.sparkprune.tensorio.io.FileIO;
@@ -18,16 +22,34 @@ import org.apache.hadoop.conf.Configuration;
  * runs in production. Speed is measured here, never in unit tests.
  */
 final class BenchCommand {
+  private static final String BENCHMARKS = "read, wanda, sparsegpt, hessian, sgemm";
+
   private BenchCommand() {}
 
   static int run(List<String> args, PrintStream out) throws IOException {
-    CommandLine line = CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir"), Set.of());
-    String name = line.requirePositional("benchmark name (read)");
+    CommandLine line =
+        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads"), Set.of("java-blas"));
+    String name = line.requirePositional("benchmark name (" + BENCHMARKS + ")");
+    int rounds = positive(line, "rounds", 5);
+    int threads = positive(line, "threads", RowParallel.defaultThreads());
+    LinearAlgebra linalg = line.flag("java-blas") ? NetlibLinearAlgebra.javaOnly() : NetlibLinearAlgebra.defaultInstance();
     switch (name) {
       case "read":
         return read(line, out);
+      case "wanda":
+        KernelBenchmarks.wanda(4096, 11008, rounds, threads, out);
+        return Main.EXIT_OK;
+      case "sparsegpt":
+        KernelBenchmarks.sparseGpt(4096, 4096, rounds, threads, linalg, out);
+        return Main.EXIT_OK;
+      case "hessian":
+        KernelBenchmarks.hessian(32768, 4096, rounds, linalg, out);
+        return Main.EXIT_OK;
+      case "sgemm":
+        KernelBenchmarks.sgemmGflops(4096, rounds, linalg, out);
+        return Main.EXIT_OK;
       default:
-        throw new ValidationException("Unknown benchmark '" + name + "' (benchmarks: read)");
+        throw new ValidationException("Unknown benchmark '" + name + "' (benchmarks: " + BENCHMARKS + ")");
     }
   }
 

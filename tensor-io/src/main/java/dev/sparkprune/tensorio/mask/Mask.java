@@ -116,10 +116,16 @@ public final class Mask implements Serializable {
     ValidationException.check(
         weights.length == (long) rows * cols, "Cannot apply a [%d, %d] mask to %d weights", rows, cols, weights.length);
     for (int r = 0; r < rows; r++) {
-      int base = r * cols;
-      for (int c = 0; c < cols; c++) {
-        if (!isKept(r, c)) {
-          weights[base + c] = 0f;
+      for (int b = 0; b < rowBytes; b++) {
+        int keep = bits[r * rowBytes + b] & 0xFF;
+        int first = b << 3;
+        int count = Math.min(8, cols - first);
+        if (keep != (1 << count) - 1) {
+          for (int k = 0; k < count; k++) {
+            if ((keep >>> k & 1) == 0) {
+              weights[r * cols + first + k] = 0f;
+            }
+          }
         }
       }
     }
@@ -183,6 +189,12 @@ public final class Mask implements Serializable {
 
     public boolean isKept(int row, int col) {
       return (bits[row * rowBytes + (col >>> 3)] >>> (col & 7) & 1) != 0;
+    }
+
+    /** Replaces a whole row with packed keep bits in the mask layout (padding bits must be 0). */
+    public Builder setRow(int row, byte[] rowBits) {
+      System.arraycopy(rowBits, 0, bits, row * rowBytes, rowBytes);
+      return this;
     }
 
     public Mask build() {
