@@ -82,7 +82,9 @@ public final class NetlibLinearAlgebra implements LinearAlgebra {
   public String description() {
     String kind = isNative() ? "native" : "java";
     String path = System.getProperty("dev.ludovic.netlib.blas.nativeLibPath", "libblas.so.3");
-    return kind + ": BLAS " + blas.getClass().getSimpleName() + (isNative() ? " (" + path + ")" : "")
+    String coreType = System.getenv("OPENBLAS_CORETYPE");
+    return kind + ": BLAS " + blas.getClass().getSimpleName()
+        + (isNative() ? " (" + path + (coreType == null ? "" : ", OPENBLAS_CORETYPE=" + coreType) + ")" : "")
         + ", LAPACK " + lapack.getClass().getSimpleName();
   }
 
