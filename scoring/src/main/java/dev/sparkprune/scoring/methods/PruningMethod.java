@@ -16,7 +16,8 @@ import java.util.Locale;
 public enum PruningMethod {
   MAGNITUDE(CalibrationStatistics.HessianStorage.NONE, false),
   WANDA(CalibrationStatistics.HessianStorage.NONE, true),
-  SPARSEGPT(CalibrationStatistics.HessianStorage.DOUBLE, true);
+  SPARSEGPT(CalibrationStatistics.HessianStorage.DOUBLE, true),
+  RIA(CalibrationStatistics.HessianStorage.NONE, true);
 
   private final CalibrationStatistics.HessianStorage hessianStorage;
   private final boolean needsCalibration;
@@ -33,7 +34,7 @@ public enum PruningMethod {
       }
     }
     throw new ValidationException(
-        "Unknown pruning method '" + name + "' (methods: " + List.of("magnitude", "wanda", "sparsegpt") + ")");
+        "Unknown pruning method '" + name + "' (methods: " + List.of("magnitude", "wanda", "sparsegpt", "ria") + ")");
   }
 
   public String displayName() {
@@ -49,7 +50,7 @@ public enum PruningMethod {
     return hessianStorage;
   }
 
-  /** Prunes with the reference defaults: Wanda per row, magnitude per matrix, SparseGPT 1% / 128. */
+  /** Prunes with the reference defaults: Wanda per row, magnitude per matrix, SparseGPT 1% / 128, RIA a = 0.5. */
   public PruneResult prune(
       String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, LinearAlgebra linalg, int threads) {
     switch (this) {
@@ -67,6 +68,8 @@ public enum PruningMethod {
             SparseGpt.DEFAULT_BLOCK_SIZE,
             linalg,
             threads);
+      case RIA:
+        return Ria.prune(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, Ria.DEFAULT_EXPONENT, threads);
       default:
         throw new IllegalStateException("Unknown method " + this);
     }

@@ -1,0 +1,68 @@
+package dev.sparkprune.scoring.methods;
+
+import dev.sparkprune.scoring.PruneResult;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.tensorio.ValidationException;
+
+/**
+ * RIA, relative importance and activations (Zhang et al., "Plug-and-Play: An Efficient
+ * Post-training Pruning Method for Large Language Models"): score
+ * S_ij = (|W_ij| / sum_i |W_ij| + |W_ij| / sum_j |W_ij|) * ||X_j||^a, with ||X_j|| =
+ * sqrt(scaler_row_j) and a = 0.5; compared per output row like Wanda.
+ */
+public final class Ria {
+  /** The paper's activation exponent. */
+  public static final double DEFAULT_EXPONENT = 0.5;
+
+  private Ria() {}
+
+  public static PruneResult prune(
+      String layer, Weights weights, float[] scalerRow, SparsityTarget target, double exponent, int threads) {
+    weights.checkFinite(layer, threads);
+    target.checkFits(layer, weights.cols());
+    int rows = weights.rows();
+    int cols = weights.cols();
+    ValidationException.check(
+        scalerRow.length == cols,
+        "Cannot prune layer %s with RIA: statistics cover %d input channels but the weight has %d",
+        layer,
+        scalerRow.length,
+        cols);
+    float[] w = weights.values();
+    // Relative importance: each weight against its input channel (column) and its output (row).
+    double[] columnSums = new double[cols];
+    for (int r = 0; r < rows; r++) {
+      for (int c = 0; c < cols; c++) {
+        columnSums[c] += Math.abs(w[r * cols + c]);
+      }
+    }
+    float[] columnInverse = new float[cols];
+    float[] activation = new float[cols];
+    for (int c = 0; c < cols; c++) {
+      columnInverse[c] = columnSums[c] == 0 ? 0f : (float) (1.0 / columnSums[c]);
+      ValidationException.check(
+          Float.isFinite(scalerRow[c]) && scalerRow[c] >= 0,
+          "Cannot prune layer %s with RIA: activation statistic of channel %d is %s",
+          layer,
+          c,
+          scalerRow[c]);
+      activation[c] = (float) Math.pow(Math.sqrt(scalerRow[c]), exponent);
+    }
+    return RowMasks.pruneLowestPerRow(
+        weights,
+        (row, scores) -> {
+          double rowSum = 0;
+          for (int c = 0; c < cols; c++) {
+            rowSum += Math.abs(w[row * cols + c]);
+          }
+          float rowInverse = rowSum == 0 ? 0f : (float) (1.0 / rowSum);
+          for (int c = 0; c < cols; c++) {
+            float magnitude = Math.abs(w[row * cols + c]);
+            scores[c] = (magnitude * columnInverse[c] + magnitude * rowInverse) * activation[c] + 0f;
+          }
+        },
+        target,
+        threads);
+  }
+}
