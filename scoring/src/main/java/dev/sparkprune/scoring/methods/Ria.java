@@ -3,7 +3,6 @@ package dev.sparkprune.scoring.methods;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
-import dev.sparkprune.tensorio.ValidationException;
 
 /**
  * RIA, relative importance and activations (Zhang et al., "Plug-and-Play: An Efficient
@@ -23,12 +22,7 @@ public final class Ria {
     target.checkFits(layer, weights.cols());
     int rows = weights.rows();
     int cols = weights.cols();
-    ValidationException.check(
-        scalerRow.length == cols,
-        "Cannot prune layer %s with RIA: statistics cover %d input channels but the weight has %d",
-        layer,
-        scalerRow.length,
-        cols);
+    float[] norms = RowMasks.channelNorms(layer, "RIA", scalerRow, cols);
     float[] w = weights.values();
     // Relative importance: each weight against its input channel (column) and its output (row).
     double[] columnSums = new double[cols];
@@ -41,13 +35,7 @@ public final class Ria {
     float[] activation = new float[cols];
     for (int c = 0; c < cols; c++) {
       columnInverse[c] = columnSums[c] == 0 ? 0f : (float) (1.0 / columnSums[c]);
-      ValidationException.check(
-          Float.isFinite(scalerRow[c]) && scalerRow[c] >= 0,
-          "Cannot prune layer %s with RIA: activation statistic of channel %d is %s",
-          layer,
-          c,
-          scalerRow[c]);
-      activation[c] = (float) Math.pow(Math.sqrt(scalerRow[c]), exponent);
+      activation[c] = (float) Math.pow(norms[c], exponent);
     }
     return RowMasks.pruneLowestPerRow(
         weights,

@@ -4,6 +4,7 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.mask.Mask;
 
 /**
@@ -12,6 +13,32 @@ import dev.sparkprune.tensorio.mask.Mask;
  */
 final class RowMasks {
   private RowMasks() {}
+
+  /**
+   * ||X_j|| = sqrt(scaler_row_j) per input channel, in float as the references compute on
+   * float32 tensors; checks the statistics match the weight's width and are finite.
+   */
+  static float[] channelNorms(String layer, String method, float[] scalerRow, int cols) {
+    ValidationException.check(
+        scalerRow.length == cols,
+        "Cannot prune layer %s with %s: statistics cover %d input channels but the weight has %d",
+        layer,
+        method,
+        scalerRow.length,
+        cols);
+    float[] norms = new float[cols];
+    for (int j = 0; j < cols; j++) {
+      ValidationException.check(
+          Float.isFinite(scalerRow[j]) && scalerRow[j] >= 0,
+          "Cannot prune layer %s with %s: activation statistic of channel %d is %s",
+          layer,
+          method,
+          j,
+          scalerRow[j]);
+      norms[j] = (float) Math.sqrt(scalerRow[j]);
+    }
+    return norms;
+  }
 
   /** Scores of one row into {@code scores[0, cols)}. */
   @FunctionalInterface

@@ -4,7 +4,6 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
-import dev.sparkprune.tensorio.ValidationException;
 
 /**
  * Wanda (Sun et al., "A Simple and Effective Pruning Approach for Large Language Models"):
@@ -29,23 +28,7 @@ public final class Wanda {
     target.checkFits(layer, weights.cols());
     int rows = weights.rows();
     int cols = weights.cols();
-    ValidationException.check(
-        scalerRow.length == cols,
-        "Cannot prune layer %s with Wanda: statistics cover %d input channels but the weight has %d",
-        layer,
-        scalerRow.length,
-        cols);
-    // sqrt in float of the float scaler, as the reference computes on float32 tensors.
-    float[] norms = new float[cols];
-    for (int j = 0; j < cols; j++) {
-      ValidationException.check(
-          Float.isFinite(scalerRow[j]) && scalerRow[j] >= 0,
-          "Cannot prune layer %s with Wanda: activation statistic of channel %d is %s",
-          layer,
-          j,
-          scalerRow[j]);
-      norms[j] = (float) Math.sqrt(scalerRow[j]);
-    }
+    float[] norms = RowMasks.channelNorms(layer, "Wanda", scalerRow, cols);
     float[] w = weights.values();
     if (group == Group.MATRIX && !target.isStructured()) {
       float[] scores = new float[w.length];
