@@ -17,6 +17,14 @@ public interface LinearAlgebra {
       float beta, float[] c, int cOffset, int ldc);
 
   /**
+   * {@code C = alpha * A * B^T + beta * C} for row-major A [m x k], B [n x k], C [m x n]: a
+   * linear layer Y = X W^T with W stored [out, in].
+   */
+  void gemmTransposedB(
+      int m, int n, int k, float alpha, float[] a, int aOffset, int lda, float[] b, int bOffset, int ldb,
+      float beta, float[] c, int cOffset, int ldc);
+
+  /**
    * {@code C = X^T X} for row-major X [k x n] (k samples of n channels). Writes the lower
    * triangle of row-major C [n x n] (entries {@code c[i * n + j]} with {@code j <= i}).
    */

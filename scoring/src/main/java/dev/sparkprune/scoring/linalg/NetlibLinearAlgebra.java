@@ -99,6 +99,17 @@ public final class NetlibLinearAlgebra implements LinearAlgebra {
     blas.sgemm("N", "N", n, m, k, alpha, b, bOffset, ldb, a, aOffset, lda, beta, c, cOffset, ldc);
   }
 
+  @Override
+  public void gemmTransposedB(
+      int m, int n, int k, float alpha, float[] a, int aOffset, int lda, float[] b, int bOffset, int ldb,
+      float beta, float[] c, int cOffset, int ldc) {
+    if (m == 0 || n == 0) {
+      return;
+    }
+    // Row-major C = A B^T is column-major C^T = B A^T, with row-major B read as column-major B^T.
+    blas.sgemm("T", "N", n, m, k, alpha, b, bOffset, ldb, a, aOffset, lda, beta, c, cOffset, ldc);
+  }
+
   /**
    * X^T X as GEMMs over the lower-triangle tiles only: BLAS syrk runs far below gemm speed in
    * OpenBLAS on this kind of machine, and the tiles do half of a full GEMM's work.

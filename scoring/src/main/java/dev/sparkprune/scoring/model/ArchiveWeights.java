@@ -1,0 +1,87 @@
+package dev.sparkprune.scoring.model;
+
+import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import java.io.Closeable;
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Reads tensors of an archive as float, one open reader per shard. Linears stored transposed
+ * (GPT-2's Conv1D, [in, out]) come back in [out, in] orientation.
+ */
+public final class ArchiveWeights implements Closeable {
+  private final ModelArchive archive;
+  private final ModelLayout layout;
+  private final Map<String, SafetensorsReader> readers = new HashMap<>();
+
+  public ArchiveWeights(ModelArchive archive, ModelLayout layout) {
+    this.archive = archive;
+    this.layout = layout;
+  }
+
+  public ModelArchive archive() {
+    return archive;
+  }
+
+  public ModelLayout layout() {
+    return layout;
+  }
+
+  public boolean contains(String name) {
+    return archive.findTensor(name).isPresent();
+  }
+
+  /** The tensor as float, linears in [out, in] orientation. */
+  public float[] read(String name) throws IOException {
+    ArchiveTensor tensor = archive.findTensor(name)
+        .orElseThrow(() -> new ValidationException("Cannot run the model: tensor '" + name + "' is missing from " + archive.location()));
+    SafetensorsReader reader = readers.get(tensor.shard());
+    if (reader == null) {
+      reader = archive.openShard(tensor.shard());
+      readers.put(tensor.shard(), reader);
+    }
+    float[] values = reader.readFloats(name);
+    Optional<Linear> linear = layout.linear(name);
+    if (linear.isPresent() && linear.get().storedTransposed()) {
+      return transpose(values, (int) linear.get().inFeatures(), (int) linear.get().outFeatures());
+    }
+    return values;
+  }
+
+  public Optional<float[]> readIfPresent(String name) throws IOException {
+    return contains(name) ? Optional.of(read(name)) : Optional.empty();
+  }
+
+  static float[] transpose(float[] values, int rows, int cols) {
+    float[] out = new float[values.length];
+    for (int r = 0; r < rows; r++) {
+      for (int c = 0; c < cols; c++) {
+        out[c * rows + r] = values[r * cols + c];
+      }
+    }
+    return out;
+  }
+
+  @Override
+  public void close() throws IOException {
+    IOException failure = null;
+    for (SafetensorsReader reader : readers.values()) {
+      try {
+        reader.close();
+      } catch (IOException e) {
+        failure = failure == null ? e : failure;
+      }
+    }
+    readers.clear();
+    if (failure != null) {
+      throw failure;
+    }
+  }
+}

@@ -1,0 +1,55 @@
+package dev.sparkprune.scoring.model;
+
+import java.io.Serializable;
+
+/**
+ * Activations of a batch of equal-length sequences: [sequences x length x width], row-major
+ * float. Token t of sequence s is row {@code s * length + t}.
+ */
+public final class HiddenStates implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  private final int sequences;
+  private final int length;
+  private final int width;
+  private final float[] values;
+
+  public HiddenStates(int sequences, int length, int width, float[] values) {
+    if (values.length != (long) sequences * length * width) {
+      throw new IllegalArgumentException(
+          "Invalid hidden states: " + values.length + " values for " + sequences + " x " + length + " x " + width);
+    }
+    this.sequences = sequences;
+    this.length = length;
+    this.width = width;
+    this.values = values;
+  }
+
+  public int sequences() {
+    return sequences;
+  }
+
+  public int length() {
+    return length;
+  }
+
+  public int width() {
+    return width;
+  }
+
+  public int tokens() {
+    return sequences * length;
+  }
+
+  /** The backing array, [tokens x width]. */
+  public float[] values() {
+    return values;
+  }
+
+  /** Sequences {@code [first, first + count)} as their own batch (a copy). */
+  public HiddenStates slice(int first, int count) {
+    float[] part = new float[count * length * width];
+    System.arraycopy(values, first * length * width, part, 0, part.length);
+    return new HiddenStates(count, length, width, part);
+  }
+}

@@ -1,0 +1,153 @@
+package dev.sparkprune.scoring.model;
+
+import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
+import dev.sparkprune.tensorio.archive.ModelConfig;
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Llama, Mistral and Qwen2 as Hugging Face's modeling code computes them: RMSNorm, rotate-half
+ * RoPE, grouped-query attention, SwiGLU MLP, optional q/k/v biases, tied or separate LM head.
+ */
+final class LlamaModel implements DecoderModel {
+  private final ArchiveWeights weights;
+  private final LinearAlgebra linalg;
+  private final ModelLayout layout;
+  private final int hidden;
+  private final int heads;
+  private final int kvHeads;
+  private final int headDim;
+  private final int intermediate;
+  private final int vocab;
+  private final int maxPositions;
+  private final double eps;
+  private final Rope rope;
+  private final String bodyPrefix;
+  private float[] embedding;
+  private float[] finalNorm;
+  private float[] head;
+
+  LlamaModel(ArchiveWeights weights, LinearAlgebra linalg) {
+    this.weights = weights;
+    this.linalg = linalg;
+    this.layout = weights.layout();
+    ModelConfig config = weights.archive().config();
+    this.hidden = config.requireInt("hidden_size");
+    this.heads = config.requireInt("num_attention_heads");
+    this.kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
+    this.headDim = config.optionalInt("head_dim").orElse(hidden / heads);
+    this.intermediate = config.requireInt("intermediate_size");
+    this.vocab = config.requireInt("vocab_size");
+    this.maxPositions = config.optionalInt("max_position_embeddings").orElse(2048);
+    this.eps = config.doubleValue("rms_norm_eps", 1e-6);
+    this.rope = new Rope(config, headDim, headDim, maxPositions);
+    String firstLinear = layout.blocks().get(0).linears().get(0).tensorName();
+    this.bodyPrefix = firstLinear.substring(0, firstLinear.indexOf("layers.0."));
+  }
+
+  @Override
+  public ModelLayout layout() {
+    return layout;
+  }
+
+  @Override
+  public int vocabSize() {
+    return vocab;
+  }
+
+  @Override
+  public int maxPositions() {
+    return maxPositions;
+  }
+
+  @Override
+  public HiddenStates embed(int[][] tokens) throws IOException {
+    int length = Embeddings.checkTokens(tokens, vocab, maxPositions);
+    if (embedding == null) {
+      embedding = weights.read(bodyPrefix + "embed_tokens.weight");
+    }
+    float[] values = new float[tokens.length * length * hidden];
+    for (int s = 0; s < tokens.length; s++) {
+      for (int t = 0; t < length; t++) {
+        System.arraycopy(embedding, tokens[s][t] * hidden, values, (s * length + t) * hidden, hidden);
+      }
+    }
+    return new HiddenStates(tokens.length, length, hidden, values);
+  }
+
+  @Override
+  public BlockWeights loadBlock(int block) throws IOException {
+    return Embeddings.loadBlock(weights, block, bodyPrefix + "layers." + block + ".");
+  }
+
+  @Override
+  public HiddenStates runBlock(BlockWeights w, HiddenStates input, InputHook hook) {
+    int tokens = input.tokens();
+    String block = bodyPrefix + "layers." + w.block() + ".";
+    Map<String, Linear> linears = linearsByName(w.block());
+    float[] h = input.values().clone();
+
+    float[] x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "input_layernorm.weight"), eps);
+    hook.accept(List.of(linears.get("self_attn.q_proj"), linears.get("self_attn.k_proj"), linears.get("self_attn.v_proj")), x, tokens, input.sequences());
+    float[] q = apply(w, linears.get("self_attn.q_proj"), x, tokens);
+    float[] k = apply(w, linears.get("self_attn.k_proj"), x, tokens);
+    float[] v = apply(w, linears.get("self_attn.v_proj"), x, tokens);
+    rope.apply(q, input.sequences(), input.length(), heads);
+    rope.apply(k, input.sequences(), input.length(), kvHeads);
+    float[] attention = Layers.causalAttention(linalg, q, k, v, input.sequences(), input.length(), heads, kvHeads, headDim);
+    hook.accept(List.of(linears.get("self_attn.o_proj")), attention, tokens, input.sequences());
+    Layers.addInPlace(h, apply(w, linears.get("self_attn.o_proj"), attention, tokens));
+
+    x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
+    hook.accept(List.of(linears.get("mlp.gate_proj"), linears.get("mlp.up_proj")), x, tokens, input.sequences());
+    float[] gate = apply(w, linears.get("mlp.gate_proj"), x, tokens);
+    float[] up = apply(w, linears.get("mlp.up_proj"), x, tokens);
+    for (int i = 0; i < gate.length; i++) {
+      gate[i] = Layers.silu(gate[i]) * up[i];
+    }
+    hook.accept(List.of(linears.get("mlp.down_proj")), gate, tokens, input.sequences());
+    Layers.addInPlace(h, apply(w, linears.get("mlp.down_proj"), gate, tokens));
+    return new HiddenStates(input.sequences(), input.length(), hidden, h);
+  }
+
+  private float[] apply(BlockWeights w, Linear linear, float[] x, int tokens) {
+    float[] bias = linear.biasName().map(w::tensor).orElse(null);
+    return Layers.linear(linalg, x, tokens, (int) linear.inFeatures(), w.tensor(linear.tensorName()), (int) linear.outFeatures(), bias);
+  }
+
+  private Map<String, Linear> linearsByName(int block) {
+    Map<String, Linear> byName = new HashMap<>();
+    layout.blocks().get(block).linears().forEach(linear -> byName.put(linear.name(), linear));
+    return byName;
+  }
+
+  @Override
+  public float[] logits(HiddenStates hiddenStates, int sequence) throws IOException {
+    if (finalNorm == null) {
+      finalNorm = weights.read(bodyPrefix + "norm.weight");
+      head = weights.contains("lm_head.weight") ? weights.read("lm_head.weight") : embedding(bodyPrefix);
+    }
+    HiddenStates one = hiddenStates.slice(sequence, 1);
+    float[] x = Layers.rmsNorm(one.values(), one.tokens(), hidden, finalNorm, eps);
+    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocab, null);
+  }
+
+  private float[] embedding(String prefix) throws IOException {
+    if (embedding == null) {
+      embedding = weights.read(prefix + "embed_tokens.weight");
+    }
+    return embedding;
+  }
+
+  @Override
+  public void close() throws IOException {
+    weights.close();
+  }
+
+}

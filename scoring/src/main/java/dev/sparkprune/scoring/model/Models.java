@@ -1,0 +1,25 @@
+package dev.sparkprune.scoring.model;
+
+import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+
+/** Opens the forward pass that matches an archive's {@code model_type}. */
+public final class Models {
+  private Models() {}
+
+  public static DecoderModel open(ModelArchive archive, LinearAlgebra linalg) {
+    ModelLayout layout = Architectures.layout(archive);
+    ArchiveWeights weights = new ArchiveWeights(archive, layout);
+    switch (layout.modelType()) {
+      case "llama":
+      case "mistral":
+      case "qwen2":
+        return new LlamaModel(weights, linalg);
+      default:
+        throw new ValidationException("Cannot run model_type '" + layout.modelType() + "' yet: forward passes exist for llama, mistral, qwen2");
+    }
+  }
+}
