@@ -27,6 +27,9 @@ public final class NetlibLinearAlgebra implements LinearAlgebra {
   /** Tile edge of the blocked X^T X; large enough for GEMM efficiency, small enough to skip the upper half. */
   private static final int GRAM_TILE = 512;
 
+  /** netlib announces its choice at INFO through java.util.logging; description() reports it instead. */
+  private static final java.util.logging.Logger NETLIB_LOGGER = java.util.logging.Logger.getLogger("dev.ludovic.netlib");
+
   private static volatile NetlibLinearAlgebra defaultInstance;
 
   private final BLAS blas;
@@ -43,6 +46,7 @@ public final class NetlibLinearAlgebra implements LinearAlgebra {
       synchronized (NetlibLinearAlgebra.class) {
         if (defaultInstance == null) {
           preferOpenBlas();
+          NETLIB_LOGGER.setLevel(java.util.logging.Level.WARNING);
           defaultInstance = new NetlibLinearAlgebra(BLAS.getInstance(), LAPACK.getInstance());
         }
       }

@@ -30,8 +30,8 @@ final class BenchCommand {
     CommandLine line =
         CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads"), Set.of("java-blas"));
     String name = line.requirePositional("benchmark name (" + BENCHMARKS + ")");
-    int rounds = positive(line, "rounds", 5);
-    int threads = positive(line, "threads", RowParallel.defaultThreads());
+    int rounds = line.positiveInt("rounds", 5);
+    int threads = line.positiveInt("threads", RowParallel.defaultThreads());
     LinearAlgebra linalg = line.flag("java-blas") ? NetlibLinearAlgebra.javaOnly() : NetlibLinearAlgebra.defaultInstance();
     switch (name) {
       case "read":
@@ -54,8 +54,8 @@ final class BenchCommand {
   }
 
   private static int read(CommandLine line, PrintStream out) throws IOException {
-    int megabytes = positive(line, "size-mb", 512);
-    int passes = positive(line, "passes", 5);
+    int megabytes = line.positiveInt("size-mb", 512);
+    int passes = line.positiveInt("passes", 5);
     Path directory = line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir")));
     Path shard = Files.createTempFile(directory, "sparkprune-bench-", ".safetensors");
     Files.delete(shard);
@@ -73,14 +73,4 @@ final class BenchCommand {
     return Main.EXIT_OK;
   }
 
-  private static int positive(CommandLine line, String option, int defaultValue) {
-    String text = line.value(option).orElse(String.valueOf(defaultValue));
-    try {
-      int value = Integer.parseInt(text);
-      ValidationException.check(value > 0, "Invalid --%s: %s (must be a positive integer)", option, text);
-      return value;
-    } catch (NumberFormatException e) {
-      throw new ValidationException("Invalid --" + option + ": " + text + " (must be a positive integer)");
-    }
-  }
 }

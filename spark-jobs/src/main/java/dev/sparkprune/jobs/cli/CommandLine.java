@@ -87,6 +87,28 @@ final class CommandLine {
     return Optional.ofNullable(values.get(option));
   }
 
+  /** A required {@code --option value}. */
+  String require(String option) {
+    String value = values.get(option);
+    ValidationException.check(value != null, "Missing --%s for '%s'", option, command);
+    return value;
+  }
+
+  /** An optional positive integer option with its default. */
+  int positiveInt(String option, int defaultValue) {
+    String text = values.get(option);
+    if (text == null) {
+      return defaultValue;
+    }
+    try {
+      int value = Integer.parseInt(text.trim());
+      ValidationException.check(value > 0, "Invalid --%s: %s (must be a positive integer)", option, text);
+      return value;
+    } catch (NumberFormatException e) {
+      throw new ValidationException("Invalid --" + option + ": " + text + " (must be a positive integer)");
+    }
+  }
+
   boolean flag(String option) {
     return flags.contains(option);
   }

@@ -25,6 +25,8 @@ public final class Main {
           "Commands:",
           "  inspect <archive-uri> [--json]   Describe a model archive from its headers: architecture,",
           "                                   blocks, prunable linears, parameters, dtypes, shards.",
+          "  eval --model URI --text URI [--seqlen 2048] [--max-windows K] [--batch 4]",
+          "                                   Perplexity on a text (plain, JSONL or Parquet 'text').",
           "  demo [--out DIR]                 Write a small random Llama-style archive and inspect it.",
           "  bench read [--size-mb N] [--passes N] [--dir DIR]",
           "                                   Benchmark reading and decoding a generated BF16 shard.",
@@ -60,10 +62,12 @@ public final class Main {
           return InspectCommand.run(rest, out);
         case "demo":
           return DemoCommand.run(rest, out);
+        case "eval":
+          return EvalCommand.run(rest, out);
         case "bench":
           return BenchCommand.run(rest, out);
         default:
-          throw new ValidationException("Unknown command '" + command + "' (commands: inspect, demo, bench, help)");
+          throw new ValidationException("Unknown command '" + command + "' (commands: inspect, eval, demo, bench, help)");
       }
     } catch (ValidationException | IllegalArgumentException e) {
       return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);

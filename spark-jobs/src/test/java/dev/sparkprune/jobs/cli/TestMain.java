@@ -105,6 +105,46 @@ class TestMain {
   }
 
   @Test
+  void evalPrintsPerplexityForPlainJsonlAndParquetText() throws IOException {
+    String model = SharedData.stories260K().toString();
+    Result plain = run("eval", "--model", model, "--text", SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
+        "--seqlen", "256", "--max-windows", "2");
+    assertThat(plain.code()).as(plain.err()).isZero();
+    assertThat(plain.out()).contains("evaluated   512 tokens in 2 windows of 256");
+    double ppl = Double.parseDouble(plain.out().replaceAll("(?s).*perplexity  ([0-9.]+).*", "$1"));
+    // In-domain text for a model with a validation perplexity near 3.7.
+    assertThat(ppl).isBetween(2.0, 8.0);
+
+    Path jsonl = dir.resolve("docs.jsonl");
+    String story = Files.readString(SharedData.path("data/tinystories/tinystories_val_sample.txt")).substring(0, 3000);
+    Files.writeString(jsonl, "{\"text\": " + new ObjectMapper().writeValueAsString(story) + "}\n");
+    Result json = run("eval", "--model", model, "--text", jsonl.toString(), "--seqlen", "128", "--max-windows", "3");
+    assertThat(json.code()).as(json.err()).isZero();
+    assertThat(json.out()).contains("documents: 1").contains("in 3 windows of 128");
+
+    Result parquet = run("eval", "--model", model, "--text", SharedData.path("data/c4/c4_validation_2k.parquet").toString(),
+        "--seqlen", "64", "--max-windows", "1");
+    assertThat(parquet.code()).as(parquet.err()).isZero();
+    assertThat(parquet.out()).contains("documents: 2,000".replace(",", "")).contains("in 1 windows of 64");
+  }
+
+  @Test
+  void evalBadInput() throws IOException {
+    String model = SharedData.stories260K().toString();
+    assertOneLineError(run("eval", "--model", model, "--text", dir.resolve("missing.txt").toString()), "file not found");
+    Path text = dir.resolve("t.txt");
+    Files.writeString(text, "Once upon a time");
+    assertOneLineError(run("eval", "--model", model, "--text", text.toString(), "--seqlen", "1024"),
+        "Invalid --seqlen 1024: the model supports at most 512 positions");
+    assertOneLineError(run("eval", "--model", model, "--text", text.toString(), "--seqlen", "128"),
+        "fewer than one window of 128");
+    assertOneLineError(run("eval", "--model", model), "Missing --text for 'eval'");
+    Path bad = dir.resolve("bad.jsonl");
+    Files.writeString(bad, "{\"text\": \"ok\"}\n{\"body\": 1}\n");
+    assertOneLineError(run("eval", "--model", model, "--text", bad.toString()), "line 2: no string field 'text'");
+  }
+
+  @Test
   void demoWritesARandomArchiveAndInspectsIt() throws IOException {
     Path out = dir.resolve("demo");
     Result result = run("demo", "--out", out.toString());

@@ -1,0 +1,63 @@
+package dev.sparkprune.scoring.model;
+
+import dev.sparkprune.tensorio.ValidationException;
+import java.io.IOException;
+import java.util.Arrays;
+
+/**
+ * Perplexity as the pruning papers measure it (Wanda's and SparseGPT's {@code eval_ppl}): the
+ * corpus is tokenized once, cut into n non-overlapping windows of {@code seqlen} tokens (the
+ * tail shorter than a window is dropped), each window's mean next-token NLL over its seqlen - 1
+ * predictions is scaled by seqlen, and ppl = exp(sum_i(nll_i * seqlen) / (n * seqlen)).
+ */
+public final class Perplexity {
+  private final int windows;
+  private final long tokens;
+  private final double meanNll;
+
+  private Perplexity(int windows, long tokens, double meanNll) {
+    this.windows = windows;
+    this.tokens = tokens;
+    this.meanNll = meanNll;
+  }
+
+  /** Evaluates up to {@code maxWindows} windows, {@code batchSize} windows per forward pass. */
+  public static Perplexity evaluate(DecoderModel model, int[] corpus, int seqlen, int maxWindows, int batchSize) throws IOException {
+    ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: need at least 2 tokens per window", seqlen);
+    ValidationException.check(
+        seqlen <= model.maxPositions(), "Invalid --seqlen %d: the model supports at most %d positions", seqlen, model.maxPositions());
+    ValidationException.check(batchSize >= 1, "Invalid batch size %d", batchSize);
+    int windows = Math.min(corpus.length / seqlen, maxWindows);
+    ValidationException.check(
+        windows > 0, "Cannot evaluate perplexity: the text has %d tokens, fewer than one window of %d", corpus.length, seqlen);
+    double nllTimesSeqlen = 0;
+    for (int first = 0; first < windows; first += batchSize) {
+      int count = Math.min(batchSize, windows - first);
+      int[][] batch = new int[count][];
+      for (int i = 0; i < count; i++) {
+        batch[i] = Arrays.copyOfRange(corpus, (first + i) * seqlen, (first + i + 1) * seqlen);
+      }
+      for (double nll : model.meanNll(model.forward(batch), batch)) {
+        nllTimesSeqlen += nll * seqlen;
+      }
+    }
+    return new Perplexity(windows, (long) windows * seqlen, nllTimesSeqlen / ((double) windows * seqlen));
+  }
+
+  public int windows() {
+    return windows;
+  }
+
+  /** Tokens evaluated: windows x seqlen. */
+  public long tokens() {
+    return tokens;
+  }
+
+  public double meanNll() {
+    return meanNll;
+  }
+
+  public double perplexity() {
+    return Math.exp(meanNll);
+  }
+}
