@@ -20,6 +20,7 @@ public final class ArchiveWeights implements Closeable {
   private final ModelArchive archive;
   private final ModelLayout layout;
   private final Map<String, SafetensorsReader> readers = new HashMap<>();
+  private final Map<String, float[]> cache = new HashMap<>();
 
   public ArchiveWeights(ModelArchive archive, ModelLayout layout) {
     this.archive = archive;
@@ -51,6 +52,19 @@ public final class ArchiveWeights implements Closeable {
     Optional<Linear> linear = layout.linear(name);
     if (linear.isPresent() && linear.get().storedTransposed()) {
       return transpose(values, (int) linear.get().inFeatures(), (int) linear.get().outFeatures());
+    }
+    return values;
+  }
+
+  /**
+   * A tensor read once and kept: for the few model-wide tensors (embeddings, final norm, head)
+   * that every batch needs; block tensors are read per block and never cached here.
+   */
+  public float[] cached(String name) throws IOException {
+    float[] values = cache.get(name);
+    if (values == null) {
+      values = read(name);
+      cache.put(name, values);
     }
     return values;
   }

@@ -1,10 +1,8 @@
 package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
-import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
-import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
 import java.util.HashMap;
@@ -29,9 +27,6 @@ final class LlamaModel implements DecoderModel {
   private final double eps;
   private final Rope rope;
   private final String bodyPrefix;
-  private float[] embedding;
-  private float[] finalNorm;
-  private float[] head;
 
   LlamaModel(ArchiveWeights weights, LinearAlgebra linalg) {
     this.weights = weights;
@@ -69,9 +64,7 @@ final class LlamaModel implements DecoderModel {
   @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
     int length = Embeddings.checkTokens(tokens, vocab, maxPositions);
-    if (embedding == null) {
-      embedding = weights.read(bodyPrefix + "embed_tokens.weight");
-    }
+    float[] embedding = weights.cached(bodyPrefix + "embed_tokens.weight");
     float[] values = new float[tokens.length * length * hidden];
     for (int s = 0; s < tokens.length; s++) {
       for (int t = 0; t < length; t++) {
@@ -95,30 +88,25 @@ final class LlamaModel implements DecoderModel {
 
     float[] x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "input_layernorm.weight"), eps);
     hook.accept(List.of(linears.get("self_attn.q_proj"), linears.get("self_attn.k_proj"), linears.get("self_attn.v_proj")), x, tokens, input.sequences());
-    float[] q = apply(w, linears.get("self_attn.q_proj"), x, tokens);
-    float[] k = apply(w, linears.get("self_attn.k_proj"), x, tokens);
-    float[] v = apply(w, linears.get("self_attn.v_proj"), x, tokens);
+    float[] q = Fused.apply(linalg, w, linears.get("self_attn.q_proj"), x, tokens);
+    float[] k = Fused.apply(linalg, w, linears.get("self_attn.k_proj"), x, tokens);
+    float[] v = Fused.apply(linalg, w, linears.get("self_attn.v_proj"), x, tokens);
     rope.apply(q, input.sequences(), input.length(), heads);
     rope.apply(k, input.sequences(), input.length(), kvHeads);
     float[] attention = Layers.causalAttention(linalg, q, k, v, input.sequences(), input.length(), heads, kvHeads, headDim);
     hook.accept(List.of(linears.get("self_attn.o_proj")), attention, tokens, input.sequences());
-    Layers.addInPlace(h, apply(w, linears.get("self_attn.o_proj"), attention, tokens));
+    Layers.addInPlace(h, Fused.apply(linalg, w, linears.get("self_attn.o_proj"), attention, tokens));
 
     x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
     hook.accept(List.of(linears.get("mlp.gate_proj"), linears.get("mlp.up_proj")), x, tokens, input.sequences());
-    float[] gate = apply(w, linears.get("mlp.gate_proj"), x, tokens);
-    float[] up = apply(w, linears.get("mlp.up_proj"), x, tokens);
+    float[] gate = Fused.apply(linalg, w, linears.get("mlp.gate_proj"), x, tokens);
+    float[] up = Fused.apply(linalg, w, linears.get("mlp.up_proj"), x, tokens);
     for (int i = 0; i < gate.length; i++) {
       gate[i] = Layers.silu(gate[i]) * up[i];
     }
     hook.accept(List.of(linears.get("mlp.down_proj")), gate, tokens, input.sequences());
-    Layers.addInPlace(h, apply(w, linears.get("mlp.down_proj"), gate, tokens));
+    Layers.addInPlace(h, Fused.apply(linalg, w, linears.get("mlp.down_proj"), gate, tokens));
     return new HiddenStates(input.sequences(), input.length(), hidden, h);
-  }
-
-  private float[] apply(BlockWeights w, Linear linear, float[] x, int tokens) {
-    float[] bias = linear.biasName().map(w::tensor).orElse(null);
-    return Layers.linear(linalg, x, tokens, (int) linear.inFeatures(), w.tensor(linear.tensorName()), (int) linear.outFeatures(), bias);
   }
 
   private Map<String, Linear> linearsByName(int block) {
@@ -129,20 +117,11 @@ final class LlamaModel implements DecoderModel {
 
   @Override
   public float[] logits(HiddenStates hiddenStates, int sequence) throws IOException {
-    if (finalNorm == null) {
-      finalNorm = weights.read(bodyPrefix + "norm.weight");
-      head = weights.contains("lm_head.weight") ? weights.read("lm_head.weight") : embedding(bodyPrefix);
-    }
+    float[] finalNorm = weights.cached(bodyPrefix + "norm.weight");
+    float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : bodyPrefix + "embed_tokens.weight");
     HiddenStates one = hiddenStates.slice(sequence, 1);
     float[] x = Layers.rmsNorm(one.values(), one.tokens(), hidden, finalNorm, eps);
     return Layers.linear(linalg, x, one.tokens(), hidden, head, vocab, null);
-  }
-
-  private float[] embedding(String prefix) throws IOException {
-    if (embedding == null) {
-      embedding = weights.read(prefix + "embed_tokens.weight");
-    }
-    return embedding;
   }
 
   @Override

@@ -18,8 +18,14 @@ public final class Models {
       case "mistral":
       case "qwen2":
         return new LlamaModel(weights, linalg);
+      case "gpt2":
+        return new Gpt2Model(weights, linalg);
+      case "opt":
+        return new OptModel(weights, linalg);
+      case "gpt_neox":
+        return new GptNeoxModel(weights, linalg);
       default:
-        throw new ValidationException("Cannot run model_type '" + layout.modelType() + "' yet: forward passes exist for llama, mistral, qwen2");
+        throw new ValidationException("Cannot run model_type '" + layout.modelType() + "'");
     }
   }
 }

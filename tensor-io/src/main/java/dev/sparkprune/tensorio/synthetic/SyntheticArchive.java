@@ -68,6 +68,58 @@ public final class SyntheticArchive {
     return config;
   }
 
+  /** A GPT-2 config: learned positions, Conv1D weights, tied head. */
+  public static ObjectNode gpt2Config(int hidden, int layers, int heads, int vocab, int positions) {
+    ObjectNode config = JSON.createObjectNode();
+    config.putArray("architectures").add("GPT2LMHeadModel");
+    config.put("model_type", "gpt2");
+    config.put("n_embd", hidden);
+    config.put("n_layer", layers);
+    config.put("n_head", heads);
+    config.put("vocab_size", vocab);
+    config.put("n_positions", positions);
+    config.put("layer_norm_epsilon", 1e-5);
+    config.put("activation_function", "gelu_new");
+    return config;
+  }
+
+  /** An OPT config; {@code embedWidth != hidden} adds project_in/project_out as OPT-350m has. */
+  public static ObjectNode optConfig(int hidden, int layers, int heads, int ffn, int vocab, int positions, int embedWidth, boolean normBefore) {
+    ObjectNode config = JSON.createObjectNode();
+    config.putArray("architectures").add("OPTForCausalLM");
+    config.put("model_type", "opt");
+    config.put("hidden_size", hidden);
+    config.put("num_hidden_layers", layers);
+    config.put("num_attention_heads", heads);
+    config.put("ffn_dim", ffn);
+    config.put("vocab_size", vocab);
+    config.put("max_position_embeddings", positions);
+    config.put("word_embed_proj_dim", embedWidth);
+    config.put("do_layer_norm_before", normBefore);
+    config.put("activation_function", "relu");
+    return config;
+  }
+
+  /** A GPT-NeoX (Pythia) config with partial rotary. */
+  public static ObjectNode gptNeoxConfig(
+      int hidden, int layers, int heads, int intermediate, int vocab, double rotaryPct, boolean parallelResidual) {
+    ObjectNode config = JSON.createObjectNode();
+    config.putArray("architectures").add("GPTNeoXForCausalLM");
+    config.put("model_type", "gpt_neox");
+    config.put("hidden_size", hidden);
+    config.put("num_hidden_layers", layers);
+    config.put("num_attention_heads", heads);
+    config.put("intermediate_size", intermediate);
+    config.put("vocab_size", vocab);
+    config.put("max_position_embeddings", 256);
+    config.put("rotary_pct", rotaryPct);
+    config.put("rotary_emb_base", 10000);
+    config.put("use_parallel_residual", parallelResidual);
+    config.put("hidden_act", "gelu");
+    config.put("tie_word_embeddings", false);
+    return config;
+  }
+
   public static Builder builder(ObjectNode config) {
     return new Builder(config);
   }

@@ -1,0 +1,42 @@
+package dev.sparkprune.scoring.model;
+
+import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.tensorio.arch.Linear;
+
+/** Helpers for linears described by the layout: apply with bias, split fused outputs. */
+final class Fused {
+  private Fused() {}
+
+  static float[] apply(LinearAlgebra linalg, BlockWeights w, Linear linear, float[] x, int tokens) {
+    float[] bias = linear.biasName().map(w::tensor).orElse(null);
+    return Layers.linear(linalg, x, tokens, (int) linear.inFeatures(), w.tensor(linear.tensorName()), (int) linear.outFeatures(), bias);
+  }
+
+  /** Splits [tokens x parts*width] into parts of [tokens x width] by column blocks (GPT-2's q | k | v). */
+  static float[][] splitColumns(float[] fused, int tokens, int width, int parts) {
+    float[][] out = new float[parts][tokens * width];
+    for (int t = 0; t < tokens; t++) {
+      for (int p = 0; p < parts; p++) {
+        System.arraycopy(fused, t * parts * width + p * width, out[p], t * width, width);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Splits GPT-NeoX's query_key_value output, laid out per head as [q_h | k_h | v_h], into
+   * q, k, v of [tokens x heads*headDim] each.
+   */
+  static float[][] splitPerHead(float[] fused, int tokens, int heads, int headDim) {
+    int width = heads * headDim;
+    float[][] out = new float[3][tokens * width];
+    for (int t = 0; t < tokens; t++) {
+      for (int h = 0; h < heads; h++) {
+        for (int p = 0; p < 3; p++) {
+          System.arraycopy(fused, t * 3 * width + h * 3 * headDim + p * headDim, out[p], t * width + h * headDim, headDim);
+        }
+      }
+    }
+    return out;
+  }
+}
