@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.scoring.RowParallel;
+import dev.sparkprune.scoring.bench.ForwardBenchmark;
 import dev.sparkprune.scoring.bench.KernelBenchmarks;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
@@ -22,7 +23,7 @@ import org.apache.hadoop.conf.Configuration;
  * runs in production. Speed is measured here, never in unit tests.
  */
 final class BenchCommand {
-  private static final String BENCHMARKS = "read, wanda, sparsegpt, hessian, sgemm";
+  private static final String BENCHMARKS = "read, wanda, sparsegpt, hessian, sgemm, forward";
 
   private BenchCommand() {}
 
@@ -48,6 +49,16 @@ final class BenchCommand {
       case "sgemm":
         KernelBenchmarks.sgemmGflops(4096, rounds, linalg, out);
         return Main.EXIT_OK;
+      case "forward": {
+        double sgemm = KernelBenchmarks.sgemmGflops(4096, 3, linalg, out);
+        Path directory = Files.createTempDirectory(line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir"))), "sparkprune-bench-");
+        try {
+          ForwardBenchmark.run(directory, rounds, linalg, sgemm, out);
+        } finally {
+          deleteRecursively(directory);
+        }
+        return Main.EXIT_OK;
+      }
       default:
         throw new ValidationException("Unknown benchmark '" + name + "' (benchmarks: " + BENCHMARKS + ")");
     }
@@ -73,4 +84,12 @@ final class BenchCommand {
     return Main.EXIT_OK;
   }
 
+
+  private static void deleteRecursively(Path directory) throws IOException {
+    try (var paths = Files.walk(directory)) {
+      for (Path path : (Iterable<Path>) paths.sorted(java.util.Comparator.reverseOrder())::iterator) {
+        Files.deleteIfExists(path);
+      }
+    }
+  }
 }

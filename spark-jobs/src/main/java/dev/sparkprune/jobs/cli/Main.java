@@ -30,7 +30,7 @@ public final class Main {
           "  demo [--out DIR]                 Write a small random Llama-style archive and inspect it.",
           "  bench read [--size-mb N] [--passes N] [--dir DIR]",
           "                                   Benchmark reading and decoding a generated BF16 shard.",
-          "  bench wanda|sparsegpt|hessian|sgemm [--rounds N] [--threads N] [--java-blas]",
+          "  bench wanda|sparsegpt|hessian|sgemm|forward [--rounds N] [--threads N] [--java-blas]",
           "                                   Benchmark the kernels at reference sizes.",
           "  help                             Show this message.",
           "",
