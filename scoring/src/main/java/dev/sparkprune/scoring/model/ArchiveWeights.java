@@ -73,7 +73,8 @@ public final class ArchiveWeights implements Closeable {
     return contains(name) ? Optional.of(read(name)) : Optional.empty();
   }
 
-  static float[] transpose(float[] values, int rows, int cols) {
+  /** Row-major [rows x cols] to [cols x rows]. */
+  public static float[] transpose(float[] values, int rows, int cols) {
     float[] out = new float[values.length];
     for (int r = 0; r < rows; r++) {
       for (int c = 0; c < cols; c++) {

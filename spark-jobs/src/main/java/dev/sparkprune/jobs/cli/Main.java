@@ -23,6 +23,10 @@ public final class Main {
           "Usage: sparkprune <command> [options]",
           "",
           "Commands:",
+          "  prune --model URI --out URI --method wanda|sparsegpt|magnitude|ria",
+          "        [--sparsity 0.5 | --pattern 2:4] [--calib URI] [--nsamples 128] [--seqlen 2048]",
+          "        [--seed 0] [--mode sequential|one-shot] [--partitions N] [--master URL]",
+          "                                   Prune every linear; masks as Parquet, a pruned archive, report.json.",
           "  inspect <archive-uri> [--json]   Describe a model archive from its headers: architecture,",
           "                                   blocks, prunable linears, parameters, dtypes, shards.",
           "  eval --model URI --text URI [--seqlen 2048] [--max-windows K] [--batch 4]",
@@ -62,12 +66,14 @@ public final class Main {
           return InspectCommand.run(rest, out);
         case "demo":
           return DemoCommand.run(rest, out);
+        case "prune":
+          return PruneCommand.run(rest, out);
         case "eval":
           return EvalCommand.run(rest, out);
         case "bench":
           return BenchCommand.run(rest, out);
         default:
-          throw new ValidationException("Unknown command '" + command + "' (commands: inspect, eval, demo, bench, help)");
+          throw new ValidationException("Unknown command '" + command + "' (commands: prune, inspect, eval, demo, bench, help)");
       }
     } catch (ValidationException | IllegalArgumentException e) {
       return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);

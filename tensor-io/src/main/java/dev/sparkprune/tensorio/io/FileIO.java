@@ -14,6 +14,9 @@ public interface FileIO {
 
   boolean exists(String location) throws IOException;
 
+  /** Deletes a file if it exists; returns whether something was deleted. */
+  boolean delete(String location) throws IOException;
+
   /** Names (not paths) of the plain files directly inside a directory, sorted. */
   List<String> listFiles(String directory) throws IOException;
 

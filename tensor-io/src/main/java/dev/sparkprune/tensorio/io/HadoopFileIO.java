@@ -94,6 +94,12 @@ public final class HadoopFileIO implements FileIO {
   }
 
   @Override
+  public boolean delete(String location) throws IOException {
+    Path path = new Path(location);
+    return fileSystem(path).delete(path, false);
+  }
+
+  @Override
   public List<String> listFiles(String directory) throws IOException {
     Path path = new Path(directory);
     FileSystem fs = fileSystem(path);

@@ -64,6 +64,11 @@ public final class LocalFileIO implements FileIO {
   }
 
   @Override
+  public boolean delete(String location) throws IOException {
+    return Files.deleteIfExists(toPath(location));
+  }
+
+  @Override
   public List<String> listFiles(String directory) throws IOException {
     List<String> names = new ArrayList<>();
     try (Stream<Path> children = Files.list(toPath(directory))) {

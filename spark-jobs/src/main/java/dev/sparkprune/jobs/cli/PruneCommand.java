@@ -1,0 +1,66 @@
+package dev.sparkprune.jobs.cli;
+
+import dev.sparkprune.jobs.prune.PruneJob;
+import dev.sparkprune.jobs.prune.PruneOptions;
+import dev.sparkprune.jobs.prune.PruneReport;
+import dev.sparkprune.jobs.prune.SparkSessions;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.ValidationException;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import org.apache.spark.sql.SparkSession;
+
+/** {@code sparkprune prune}: the distributed prune job (in-process local[*] without --master). */
+final class PruneCommand {
+  static final Set<String> OPTIONS =
+      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions");
+
+  private PruneCommand() {}
+
+  static PruneOptions options(CommandLine line) {
+    line.requireNoPositionals();
+    ValidationException.check(
+        !(line.value("sparsity").isPresent() && line.value("pattern").isPresent()), "Give either --sparsity or --pattern, not both");
+    SparsityTarget target = line.value("pattern").map(PruneCommand::pattern)
+        .orElseGet(() -> SparsityTarget.parse(line.value("sparsity").orElse("0.5")));
+    String mode = line.value("mode").orElse("sequential").toLowerCase(Locale.ROOT);
+    ValidationException.check(
+        mode.equals("sequential") || mode.equals("one-shot"), "Invalid --mode %s: use sequential or one-shot", mode);
+    long seed;
+    try {
+      seed = Long.parseLong(line.value("seed").orElse("0"));
+    } catch (NumberFormatException e) {
+      throw new ValidationException("Invalid --seed " + line.value("seed").get() + ": must be an integer");
+    }
+    return PruneOptions.builder()
+        .model(line.require("model"))
+        .out(line.require("out"))
+        .method(PruningMethod.parse(line.require("method")))
+        .target(target)
+        .calibration(line.value("calib").orElse(null))
+        .nsamples(line.positiveInt("nsamples", PruneOptions.NSAMPLES_DEFAULT))
+        .seqlen(line.positiveInt("seqlen", PruneOptions.SEQLEN_DEFAULT))
+        .seed(seed)
+        .mode(mode.equals("sequential") ? PruneOptions.Mode.SEQUENTIAL : PruneOptions.Mode.ONE_SHOT)
+        .partitions(line.value("partitions").isPresent() ? line.positiveInt("partitions", 1) : 0)
+        .build();
+  }
+
+  private static SparsityTarget pattern(String text) {
+    ValidationException.check(text.contains(":"), "Invalid --pattern %s: expected N:M such as 2:4", text);
+    return SparsityTarget.parse(text);
+  }
+
+  static int run(List<String> args, PrintStream out) throws IOException {
+    CommandLine line = CommandLine.parse("prune", args, OPTIONS, Set.of());
+    PruneOptions options = options(line);
+    SparkSession spark = SparkSessions.getOrCreate(line.value("master").orElse(null));
+    PruneReport report = new PruneJob(spark, options, out).run();
+    report.printSummary(out);
+    return Main.EXIT_OK;
+  }
+}

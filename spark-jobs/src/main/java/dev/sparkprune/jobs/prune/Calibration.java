@@ -1,0 +1,55 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.jobs.text.TextSource;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Calibration samples: the documents are joined with a blank line and tokenized once with the
+ * archive's tokenizer (BOS included), then {@code nsamples} windows of {@code seqlen} tokens
+ * start at offsets drawn uniformly from [0, tokens - seqlen] by SplittableRandom(seed), in
+ * draw order. The same text, seed and sizes give the same samples on any cluster.
+ */
+final class Calibration {
+  private Calibration() {}
+
+  static int[][] sample(HadoopFileIO io, String location, Tokenizer tokenizer, int nsamples, int seqlen, long seed) throws IOException {
+    List<String> documents = TextSource.read(io, location);
+    int[] corpus = tokenizer.encode(String.join("\n\n", documents), true);
+    ValidationException.check(
+        corpus.length >= seqlen,
+        "Cannot calibrate on %s: it has %d tokens, fewer than one sample of --seqlen %d",
+        location,
+        corpus.length,
+        seqlen);
+    SplittableRandom random = new SplittableRandom(seed);
+    int[][] samples = new int[nsamples][];
+    for (int i = 0; i < nsamples; i++) {
+      int start = random.nextInt(corpus.length - seqlen + 1);
+      samples[i] = java.util.Arrays.copyOfRange(corpus, start, start + seqlen);
+    }
+    return samples;
+  }
+
+  /** SHA-256 over the sampled token ids: the calibration fingerprint in the report. */
+  static String fingerprint(int[][] samples) {
+    try {
+      MessageDigest digest = MessageDigest.getInstance("SHA-256");
+      for (int[] sample : samples) {
+        for (int id : sample) {
+          digest.update(new byte[] {(byte) (id >>> 24), (byte) (id >>> 16), (byte) (id >>> 8), (byte) id});
+        }
+      }
+      return HexFormat.of().formatHex(digest.digest());
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,49 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.tensorio.mask.Mask;
+import java.io.Serializable;
+
+/** What scoring one linear produced: its mask (for the Parquet output) and report figures. */
+final class LinearResult implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  final int block;
+  final String linear;
+  final String tensor;
+  final int rows;
+  final int cols;
+  final long kept;
+  final double reconstructionLoss;
+  final double damping;
+  final double seconds;
+  /** Null in summaries that travel to the driver. */
+  final Mask mask;
+
+  LinearResult(int block, String linear, String tensor, Mask mask, double reconstructionLoss, double damping, double seconds) {
+    this(block, linear, tensor, mask.rows(), mask.cols(), mask.keptCount(), reconstructionLoss, damping, seconds, mask);
+  }
+
+  private LinearResult(
+      int block, String linear, String tensor, int rows, int cols, long kept, double reconstructionLoss, double damping,
+      double seconds, Mask mask) {
+    this.block = block;
+    this.linear = linear;
+    this.tensor = tensor;
+    this.rows = rows;
+    this.cols = cols;
+    this.kept = kept;
+    this.reconstructionLoss = reconstructionLoss;
+    this.damping = damping;
+    this.seconds = seconds;
+    this.mask = mask;
+  }
+
+  /** The same figures without the mask bits, for the driver. */
+  LinearResult summary() {
+    return new LinearResult(block, linear, tensor, rows, cols, kept, reconstructionLoss, damping, seconds, null);
+  }
+
+  double sparsity() {
+    return 1.0 - (double) kept / ((long) rows * cols);
+  }
+}

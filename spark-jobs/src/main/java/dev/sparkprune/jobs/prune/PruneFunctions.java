@@ -1,0 +1,305 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.scoring.PruneResult;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.scoring.model.ArchiveWeights;
+import dev.sparkprune.scoring.model.BlockWeights;
+import dev.sparkprune.scoring.model.DecoderModel;
+import dev.sparkprune.scoring.model.HiddenStates;
+import dev.sparkprune.scoring.model.InputHook;
+import dev.sparkprune.scoring.model.Models;
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.SafetensorsWriter;
+import dev.sparkprune.tensorio.TensorInfo;
+import dev.sparkprune.tensorio.TensorSpec;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.mask.Mask;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.function.FlatMapFunction;
+import org.apache.spark.api.java.function.Function;
+import org.apache.spark.api.java.function.PairFlatMapFunction;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import scala.Tuple2;
+
+/**
+ * The executor side of the prune job: small serializable function classes holding resolved
+ * settings and broadcast handles, never the driver's job object. Each task opens the archive
+ * itself (headers only) and reads just the tensors it needs with positioned reads.
+ */
+final class PruneFunctions {
+  /** Rows of one Parquet mask record: bounds a record to 1024 rows' packed bits. */
+  static final int MASK_ROWS_PER_RECORD = 1024;
+
+  private PruneFunctions() {}
+
+  /** Settings every executor function shares. */
+  static final class JobContext implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    final String model;
+    final String staging;
+    final Broadcast<SerializableConfiguration> conf;
+    final int threads;
+
+    JobContext(String model, String staging, Broadcast<SerializableConfiguration> conf, int threads) {
+      this.model = model;
+      this.staging = staging;
+      this.conf = conf;
+      this.threads = threads;
+    }
+
+    HadoopFileIO io() {
+      return new HadoopFileIO(conf.value().get());
+    }
+
+    ModelArchive archive() throws IOException {
+      return ModelArchive.open(io(), model);
+    }
+
+    DecoderModel openModel() throws IOException {
+      return Models.open(archive(), NetlibLinearAlgebra.defaultInstance());
+    }
+  }
+
+  /** Token windows to embedded hidden states, one sample at a time. */
+  static final class EmbedChunk implements Function<Tuple2<Integer, int[][]>, SampleChunk> {
+    private static final long serialVersionUID = 1L;
+    private final JobContext context;
+
+    EmbedChunk(JobContext context) {
+      this.context = context;
+    }
+
+    @Override
+    public SampleChunk call(Tuple2<Integer, int[][]> chunk) throws IOException {
+      int[][] tokens = chunk._2();
+      HiddenStates[] hidden = new HiddenStates[tokens.length];
+      try (DecoderModel model = context.openModel()) {
+        for (int i = 0; i < tokens.length; i++) {
+          hidden[i] = model.embed(new int[][] {tokens[i]});
+        }
+      }
+      return new SampleChunk(chunk._1(), tokens, hidden);
+    }
+  }
+
+  /** Runs one dense block over a chunk with hooks; emits the chunk's statistics per key. */
+  static final class CollectStatistics implements PairFlatMapFunction<SampleChunk, String, ChunkStatistics> {
+    private static final long serialVersionUID = 1L;
+    private final JobContext context;
+    private final int block;
+    private final CalibrationStatistics.HessianStorage storage;
+
+    CollectStatistics(JobContext context, int block, CalibrationStatistics.HessianStorage storage) {
+      this.context = context;
+      this.block = block;
+      this.storage = storage;
+    }
+
+    @Override
+    public Iterator<Tuple2<String, ChunkStatistics>> call(SampleChunk chunk) throws IOException {
+      Map<String, CalibrationStatistics> statistics = new LinkedHashMap<>();
+      try (DecoderModel model = context.openModel()) {
+        BlockWeights weights = model.loadBlock(block);
+        InputHook hook = (linears, input, tokens, sequences) -> {
+          Linear first = linears.get(0);
+          statistics
+              .computeIfAbsent(
+                  PlannedLinear.statisticsKey(block, first.inputGroup()),
+                  key -> CalibrationStatistics.create((int) first.inFeatures(), storage))
+              .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
+        };
+        for (HiddenStates sample : chunk.hidden) {
+          model.runBlock(weights, sample, hook);
+        }
+      }
+      List<Tuple2<String, ChunkStatistics>> out = new ArrayList<>();
+      statistics.forEach((key, value) -> out.add(new Tuple2<>(key, new ChunkStatistics(chunk.index, value))));
+      return out.iterator();
+    }
+  }
+
+  /** Pushes a chunk through block {@code block}, with its pruned linears when staged. */
+  static final class AdvanceChunk implements Function<SampleChunk, SampleChunk> {
+    private static final long serialVersionUID = 1L;
+    private final JobContext context;
+    private final int block;
+    private final boolean pruned;
+
+    AdvanceChunk(JobContext context, int block, boolean pruned) {
+      this.context = context;
+      this.block = block;
+      this.pruned = pruned;
+    }
+
+    @Override
+    public SampleChunk call(SampleChunk chunk) throws IOException {
+      HiddenStates[] next = new HiddenStates[chunk.hidden.length];
+      try (DecoderModel model = context.openModel()) {
+        BlockWeights weights = model.loadBlock(block);
+        if (pruned) {
+          HadoopFileIO io = context.io();
+          for (Linear linear : model.layout().blocks().get(block).linears()) {
+            weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging, linear));
+          }
+        }
+        for (int i = 0; i < chunk.hidden.length; i++) {
+          next[i] = model.runBlock(weights, chunk.hidden[i], InputHook.NONE);
+        }
+      }
+      return new SampleChunk(chunk.index, chunk.tokens, next);
+    }
+  }
+
+  /**
+   * Scores one linear: reads its weights from the archive, prunes with the method's kernel,
+   * stages the pruned weights in the archive's dtype and returns the mask.
+   */
+  static final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationStatistics>, LinearResult> {
+    private static final long serialVersionUID = 1L;
+    private final JobContext context;
+    private final PruningMethod method;
+    private final SparsityTarget target;
+    private final Broadcast<Map<String, CalibrationStatistics>> channelStatistics;
+
+    ScoreLinear(JobContext context, PruningMethod method, SparsityTarget target, Broadcast<Map<String, CalibrationStatistics>> channelStatistics) {
+      this.context = context;
+      this.method = method;
+      this.target = target;
+      this.channelStatistics = channelStatistics;
+    }
+
+    @Override
+    public LinearResult call(Tuple2<PlannedLinear, CalibrationStatistics> task) throws IOException {
+      PlannedLinear planned = task._1();
+      CalibrationStatistics statistics = task._2();
+      if (statistics == null && channelStatistics != null) {
+        statistics = channelStatistics.value().get(planned.statisticsKey());
+      }
+      long start = System.nanoTime();
+      ModelArchive archive = context.archive();
+      float[] values;
+      try (ArchiveWeights weights = new ArchiveWeights(archive, Architectures.layout(archive))) {
+        values = weights.read(planned.tensorName());
+      }
+      Linear linear = planned.linear;
+      PruneResult result = method.prune(
+          planned.tensorName(),
+          Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values),
+          statistics,
+          target,
+          NetlibLinearAlgebra.defaultInstance(),
+          context.threads);
+      StagedTensors.write(context.io(), context.staging, linear, planned.dtype, result.weights());
+      return new LinearResult(
+          planned.block(),
+          linear.name(),
+          planned.tensorName(),
+          result.mask(),
+          result.reconstructionLoss().orElse(Double.NaN),
+          result.damping().orElse(Double.NaN),
+          (System.nanoTime() - start) / 1e9);
+    }
+  }
+
+  /** A linear's mask as Parquet rows of at most {@link #MASK_ROWS_PER_RECORD} rows each. */
+  static final class MaskRows implements FlatMapFunction<LinearResult, Row> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public Iterator<Row> call(LinearResult result) {
+      Mask mask = result.mask;
+      List<Row> rows = new ArrayList<>();
+      for (int start = 0; start < mask.rows(); start += MASK_ROWS_PER_RECORD) {
+        int count = Math.min(MASK_ROWS_PER_RECORD, mask.rows() - start);
+        byte[] bits = mask.bits(start, count);
+        long kept = 0;
+        for (byte b : bits) {
+          kept += Integer.bitCount(b & 0xFF);
+        }
+        rows.add(RowFactory.create(result.tensor, result.linear, start, count, mask.cols(), kept, bits, result.block));
+      }
+      return rows.iterator();
+    }
+  }
+
+  /**
+   * Rewrites one shard into the staged model: same tensors, order, dtypes and metadata; pruned
+   * tensors from their staged files, every other tensor copied byte for byte.
+   */
+  static final class WriteShard implements Function<String, Long> {
+    private static final long serialVersionUID = 1L;
+    private final JobContext context;
+    private final Set<String> prunedTensors;
+    private final String modelDirectory;
+
+    WriteShard(JobContext context, Set<String> prunedTensors, String modelDirectory) {
+      this.context = context;
+      this.prunedTensors = prunedTensors;
+      this.modelDirectory = modelDirectory;
+    }
+
+    @Override
+    public Long call(String shard) throws IOException {
+      HadoopFileIO io = context.io();
+      ModelArchive archive = context.archive();
+      String target = io.resolve(modelDirectory, shard);
+      // A retried attempt starts over; the run's staging folder is private to this run.
+      io.delete(target);
+      try (SafetensorsReader reader = archive.openShard(shard);
+          OutputStream out = new BufferedOutputStream(io.newOutputFile(target).create(), 1 << 20)) {
+        List<TensorSpec> specs = new ArrayList<>();
+        reader.tensors().forEach(tensor -> specs.add(TensorSpec.of(tensor)));
+        try (SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
+          OutputStream sink = new WriterSink(writer);
+          for (TensorInfo tensor : reader.tensors()) {
+            if (prunedTensors.contains(tensor.name())) {
+              StagedTensors.copyRaw(io, context.staging, tensor.name(), sink);
+            } else {
+              reader.copyRaw(tensor, sink);
+            }
+          }
+        }
+      }
+      return TaskContext.get() == null ? 0L : (long) TaskContext.get().attemptNumber();
+    }
+  }
+
+  /** Feeds bytes through the writer, which checks every tensor gets exactly its bytes. */
+  private static final class WriterSink extends OutputStream {
+    private final SafetensorsWriter writer;
+
+    WriterSink(SafetensorsWriter writer) {
+      this.writer = writer;
+    }
+
+    @Override
+    public void write(int b) throws IOException {
+      writer.writeBytes(new byte[] {(byte) b}, 0, 1);
+    }
+
+    @Override
+    public void write(byte[] bytes, int offset, int length) throws IOException {
+      writer.writeBytes(bytes, offset, length);
+    }
+  }
+}

@@ -1,0 +1,319 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.storage.StorageLevel;
+import scala.Tuple2;
+
+/**
+ * The prune job's driver: plans from headers, samples calibration windows, runs the per-block
+ * stages, rewrites the archive and publishes everything atomically. No weight or hidden state
+ * passes through the driver: it sees layer summaries, and for Wanda and RIA the per-channel
+ * statistics vectors it broadcasts.
+ */
+public final class PruneJob {
+  private final SparkSession spark;
+  private final PruneOptions options;
+  private final PrintStream progress;
+  private final long start = System.nanoTime();
+
+  public PruneJob(SparkSession spark, PruneOptions options, PrintStream progress) {
+    this.spark = spark;
+    this.options = options;
+    this.progress = progress;
+  }
+
+  public PruneReport run() throws IOException {
+    Configuration conf = spark.sparkContext().hadoopConfiguration();
+    HadoopFileIO io = new HadoopFileIO(conf);
+    PruneReport.Builder report = PruneReport.builder(options, spark.sparkContext().master());
+
+    ModelArchive archive = ModelArchive.open(io, options.model());
+    ModelLayout layout = Architectures.layout(archive);
+    List<PlannedLinear> plan = new ArrayList<>();
+    for (Linear linear : layout.linears()) {
+      options.target().checkFits(linear.tensorName(), (int) linear.inFeatures());
+      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName())));
+    }
+    report.model(archive, layout);
+    log("plan: %s, %d blocks, %d linears, %s of %s parameters prunable (headers only)",
+        layout.modelType(), layout.blocks().size(), plan.size(), String.format(Locale.ROOT, "%,d", layout.prunableParameters()),
+        String.format(Locale.ROOT, "%,d", layout.totalParameters()));
+    report.stage("plan", seconds());
+
+    String runId = UUID.randomUUID().toString().substring(0, 8);
+    Publisher publisher = Publisher.prepare(conf, options.out(), runId);
+    try {
+      JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+      Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
+      int threads = spark.sparkContext().conf().getInt("spark.task.cpus", 1);
+      PruneFunctions.JobContext context = new PruneFunctions.JobContext(archive.location(), publisher.staging(), confBroadcast, threads);
+      MaskWriter masks = new MaskWriter(spark, io.resolve(publisher.staging(), "masks"));
+      List<LinearResult> results = new ArrayList<>();
+
+      if (!options.method().needsCalibration()) {
+        results.addAll(score(jsc, context, plan, null, masks));
+        log("scored %d linears with %s (no calibration needed)", plan.size(), options.method().displayName());
+      } else {
+        results.addAll(calibrateAndScore(jsc, io, archive, layout, plan, context, masks, report));
+      }
+      report.stage("prune", seconds());
+
+      writeArchive(jsc, io, archive, context, publisher.staging(), plan);
+      report.stage("write", seconds());
+      deleteRecursively(conf, io.resolve(publisher.staging(), StagedTensors.DIRECTORY));
+      PruneReport finished = report.layers(results).total(seconds()).build();
+      finished.write(io, io.resolve(publisher.staging(), "report.json"));
+      publisher.publish();
+      log("published %s", publisher.out());
+      return finished;
+    } catch (IOException | RuntimeException e) {
+      publisher.abort();
+      throw e;
+    }
+  }
+
+  private List<LinearResult> calibrateAndScore(
+      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, ModelLayout layout, List<PlannedLinear> plan,
+      PruneFunctions.JobContext context, MaskWriter masks, PruneReport.Builder report) throws IOException {
+    int[][] samples = Calibration.sample(
+        io, options.calibration().get(), TokenizerLoader.load(archive), options.nsamples(), options.seqlen(), options.seed());
+    report.calibrationFingerprint(Calibration.fingerprint(samples));
+    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
+    for (int first = 0, index = 0; first < samples.length; first += options.chunkSize(), index++) {
+      chunks.add(new Tuple2<>(index, java.util.Arrays.copyOfRange(samples, first, Math.min(samples.length, first + options.chunkSize()))));
+    }
+    int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
+    log("calibration: %d samples x %d tokens in %d chunks on %d partitions (%.1f s)",
+        samples.length, options.seqlen(), chunks.size(), partitions, seconds());
+    JavaRDD<SampleChunk> hidden = jsc.parallelize(chunks, partitions).map(new PruneFunctions.EmbedChunk(context))
+        .persist(StorageLevel.MEMORY_AND_DISK());
+    CalibrationStatistics.HessianStorage storage = options.method().hessianStorage();
+    boolean sequential = options.mode() == PruneOptions.Mode.SEQUENTIAL;
+    List<LinearResult> results = new ArrayList<>();
+    List<JavaPairRDD<String, CalibrationStatistics>> deferred = new ArrayList<>();
+    for (int b = 0; b < layout.blocks().size(); b++) {
+      long blockStart = System.nanoTime();
+      JavaPairRDD<String, CalibrationStatistics> statistics = hidden
+          .flatMapToPair(new PruneFunctions.CollectStatistics(context, b, storage))
+          .groupByKey(partitions)
+          .mapValues(new FoldChunks());
+      List<PlannedLinear> blockPlan = new ArrayList<>();
+      for (PlannedLinear planned : plan) {
+        if (planned.block() == b) {
+          blockPlan.add(planned);
+        }
+      }
+      if (sequential) {
+        results.addAll(score(jsc, context, blockPlan, statistics, masks));
+      } else {
+        deferred.add(statistics.persist(StorageLevel.MEMORY_AND_DISK()));
+        statistics.count();
+      }
+      JavaRDD<SampleChunk> next = hidden.map(new PruneFunctions.AdvanceChunk(context, b, sequential)).persist(StorageLevel.MEMORY_AND_DISK());
+      next.count();
+      hidden.unpersist(false);
+      hidden = next;
+      double blockSeconds = (System.nanoTime() - blockStart) / 1e9;
+      report.block(b, blockSeconds);
+      log("block %d/%d: calibrated%s (%.1f s)", b + 1, layout.blocks().size(),
+          sequential ? ", " + blockPlan.size() + " linears pruned" : "", blockSeconds);
+    }
+    hidden.unpersist(false);
+    if (!sequential) {
+      JavaPairRDD<String, CalibrationStatistics> all = deferred.get(0);
+      for (int i = 1; i < deferred.size(); i++) {
+        all = all.union(deferred.get(i));
+      }
+      results.addAll(score(jsc, context, plan, all, masks));
+      deferred.forEach(rdd -> rdd.unpersist(false));
+      log("scored %d linears in one stage from dense statistics", plan.size());
+    }
+    return results;
+  }
+
+  /**
+   * One task per linear. Per-channel statistics (Wanda, RIA) are small: they are collected and
+   * broadcast. Hessians (SparseGPT) stay distributed: each goes to the task of every linear that
+   * reads the same input.
+   */
+  private List<LinearResult> score(
+      JavaSparkContext jsc, PruneFunctions.JobContext context, List<PlannedLinear> linears,
+      JavaPairRDD<String, CalibrationStatistics> statistics, MaskWriter masks) {
+    Map<String, Integer> index = new HashMap<>();
+    Map<String, PlannedLinear> byName = new HashMap<>();
+    for (PlannedLinear planned : linears) {
+      index.put(planned.tensorName(), index.size());
+      byName.put(planned.tensorName(), planned);
+    }
+    JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> tasks;
+    Broadcast<Map<String, CalibrationStatistics>> channel = null;
+    if (statistics != null && !statistics.isEmpty() && !statistics.first()._2().hasHessian()) {
+      channel = jsc.broadcast(new HashMap<>(statistics.collectAsMap()));
+    }
+    if (statistics == null || channel != null) {
+      List<Tuple2<PlannedLinear, CalibrationStatistics>> list = new ArrayList<>();
+      linears.forEach(planned -> list.add(new Tuple2<>(planned, null)));
+      tasks = jsc.parallelize(list, Math.max(1, list.size()));
+    } else {
+      Broadcast<Map<String, PlannedLinear>> planBroadcast = jsc.broadcast(byName);
+      tasks = statistics
+          .flatMapToPair(new PerLinear(planBroadcast))
+          .partitionBy(new LinearPartitioner(index))
+          .map(new WithPlan(planBroadcast));
+    }
+    JavaRDD<LinearResult> scored = tasks.map(new PruneFunctions.ScoreLinear(context, options.method(), options.target(), channel))
+        .persist(StorageLevel.MEMORY_AND_DISK());
+    masks.append(scored);
+    List<LinearResult> summaries = scored.map(new Summary()).collect();
+    scored.unpersist(false);
+    if (channel != null) {
+      channel.destroy();
+    }
+    return summaries;
+  }
+
+  private void writeArchive(
+      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, PruneFunctions.JobContext context, String staging,
+      List<PlannedLinear> plan) throws IOException {
+    String modelDirectory = io.resolve(staging, "model");
+    Set<String> pruned = new LinkedHashSet<>();
+    plan.forEach(planned -> pruned.add(planned.tensorName()));
+    List<String> shards = new ArrayList<>();
+    archive.shards().forEach(shard -> shards.add(shard.fileName()));
+    jsc.parallelize(shards, shards.size()).map(new PruneFunctions.WriteShard(context, pruned, modelDirectory)).collect();
+    for (String file : archive.otherFiles()) {
+      copySmallFile(io, archive.io().resolve(archive.location(), file), io.resolve(modelDirectory, file));
+    }
+    if (archive.isSharded()) {
+      copySmallFile(io, archive.io().resolve(archive.location(), ModelArchive.INDEX), io.resolve(modelDirectory, ModelArchive.INDEX));
+    }
+    log("model: %d shard(s) written, %d tensors pruned, others copied byte for byte (%.1f s)", shards.size(), pruned.size(), seconds());
+  }
+
+  private static void copySmallFile(HadoopFileIO io, String from, String to) throws IOException {
+    var input = io.newInputFile(from);
+    long length = input.length();
+    ValidationException.check(length < (256L << 20), "Cannot copy %s: %d bytes is too large for a config or tokenizer file", from, length);
+    byte[] bytes = new byte[(int) length];
+    try (var in = input.open(); var out = io.newOutputFile(to).create()) {
+      in.readFully(0, bytes, 0, bytes.length);
+      out.write(bytes);
+    }
+  }
+
+  private static void deleteRecursively(Configuration conf, String location) throws IOException {
+    org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(location);
+    path.getFileSystem(conf).delete(path, true);
+  }
+
+  private double seconds() {
+    return (System.nanoTime() - start) / 1e9;
+  }
+
+  private void log(String format, Object... args) {
+    progress.printf(Locale.ROOT, "[%6.1fs] %s%n", seconds(), String.format(Locale.ROOT, format, args));
+    progress.flush();
+  }
+
+  /** Folds a key's chunk partials in chunk order. */
+  static final class FoldChunks implements org.apache.spark.api.java.function.Function<Iterable<ChunkStatistics>, CalibrationStatistics> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public CalibrationStatistics call(Iterable<ChunkStatistics> partials) {
+      return ChunkStatistics.foldInOrder(partials);
+    }
+  }
+
+  /** A statistics key's result, once for every linear that reads that input. */
+  static final class PerLinear implements org.apache.spark.api.java.function.PairFlatMapFunction<
+      Tuple2<String, CalibrationStatistics>, String, CalibrationStatistics> {
+    private static final long serialVersionUID = 1L;
+    private final Broadcast<Map<String, PlannedLinear>> plan;
+
+    PerLinear(Broadcast<Map<String, PlannedLinear>> plan) {
+      this.plan = plan;
+    }
+
+    @Override
+    public java.util.Iterator<Tuple2<String, CalibrationStatistics>> call(Tuple2<String, CalibrationStatistics> keyed) {
+      List<Tuple2<String, CalibrationStatistics>> out = new ArrayList<>();
+      for (PlannedLinear planned : plan.value().values()) {
+        if (planned.statisticsKey().equals(keyed._1())) {
+          out.add(new Tuple2<>(planned.tensorName(), keyed._2()));
+        }
+      }
+      out.sort(java.util.Comparator.comparing(Tuple2::_1));
+      return out.iterator();
+    }
+  }
+
+  /** Attaches the plan row to a linear's statistics. */
+  static final class WithPlan implements org.apache.spark.api.java.function.Function<
+      Tuple2<String, CalibrationStatistics>, Tuple2<PlannedLinear, CalibrationStatistics>> {
+    private static final long serialVersionUID = 1L;
+    private final Broadcast<Map<String, PlannedLinear>> plan;
+
+    WithPlan(Broadcast<Map<String, PlannedLinear>> plan) {
+      this.plan = plan;
+    }
+
+    @Override
+    public Tuple2<PlannedLinear, CalibrationStatistics> call(Tuple2<String, CalibrationStatistics> keyed) {
+      return new Tuple2<>(plan.value().get(keyed._1()), keyed._2());
+    }
+  }
+
+  /** The driver's copy of a result: figures only, no mask bits. */
+  static final class Summary implements org.apache.spark.api.java.function.Function<LinearResult, LinearResult> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public LinearResult call(LinearResult result) {
+      return result.summary();
+    }
+  }
+
+  /** One partition per linear, so every linear is its own scoring task. */
+  static final class LinearPartitioner extends org.apache.spark.Partitioner {
+    private static final long serialVersionUID = 1L;
+    private final Map<String, Integer> index;
+
+    LinearPartitioner(Map<String, Integer> index) {
+      this.index = new HashMap<>(index);
+    }
+
+    @Override
+    public int numPartitions() {
+      return Math.max(1, index.size());
+    }
+
+    @Override
+    public int getPartition(Object key) {
+      return index.get((String) key);
+    }
+  }
+}

@@ -1,0 +1,198 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.ValidationException;
+import java.io.Serializable;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * The resolved settings of one prune run, validated once on the driver. Defaults follow the
+ * reference implementations: 128 calibration samples of 2048 tokens, seed 0, sequential mode.
+ */
+public final class PruneOptions implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  /** How calibration statistics relate to pruning. */
+  public enum Mode {
+    /** Block by block on the pruned model's activations, as the references do. */
+    SEQUENTIAL,
+    /** Statistics of the dense model for every block from one pass; faster, slightly worse. */
+    ONE_SHOT
+  }
+
+  public static final int NSAMPLES_DEFAULT = 128;
+  public static final int SEQLEN_DEFAULT = 2048;
+  public static final long SEED_DEFAULT = 0;
+
+  private final String model;
+  private final String out;
+  private final PruningMethod method;
+  private final SparsityTarget target;
+  private final String calibration;
+  private final int nsamples;
+  private final int seqlen;
+  private final long seed;
+  private final Mode mode;
+  private final int partitions;
+
+  private PruneOptions(Builder builder) {
+    this.model = Objects.requireNonNull(builder.model, "model is null");
+    this.out = Objects.requireNonNull(builder.out, "out is null");
+    this.method = Objects.requireNonNull(builder.method, "method is null");
+    this.target = Objects.requireNonNull(builder.target, "target is null");
+    this.calibration = builder.calibration;
+    this.nsamples = builder.nsamples;
+    this.seqlen = builder.seqlen;
+    this.seed = builder.seed;
+    this.mode = builder.mode;
+    this.partitions = builder.partitions;
+    ValidationException.check(nsamples > 0, "Invalid --nsamples %d: must be positive", nsamples);
+    ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: must be at least 2", seqlen);
+    ValidationException.check(partitions >= 0, "Invalid --partitions %d", partitions);
+    ValidationException.check(
+        !method.needsCalibration() || calibration != null,
+        "Missing --calib for --method %s: it scores layers from calibration activations",
+        method.displayName());
+    ValidationException.check(
+        !model.replaceAll("/+$", "").equals(out.replaceAll("/+$", "")), "Invalid --out: it must differ from --model");
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  public String model() {
+    return model;
+  }
+
+  public String out() {
+    return out;
+  }
+
+  public PruningMethod method() {
+    return method;
+  }
+
+  public SparsityTarget target() {
+    return target;
+  }
+
+  public Optional<String> calibration() {
+    return Optional.ofNullable(calibration);
+  }
+
+  public int nsamples() {
+    return nsamples;
+  }
+
+  public int seqlen() {
+    return seqlen;
+  }
+
+  public long seed() {
+    return seed;
+  }
+
+  public Mode mode() {
+    return mode;
+  }
+
+  /** Requested calibration partitions; 0 means Spark's default parallelism. */
+  public int partitions() {
+    return partitions;
+  }
+
+  /**
+   * Samples per calibration chunk: statistics are folded within a chunk and then chunk by chunk
+   * in order, so results do not depend on how chunks are spread over partitions. At most 16
+   * chunks, which also caps calibration parallelism.
+   */
+  public int chunkSize() {
+    return Math.max(1, (nsamples + 15) / 16);
+  }
+
+  @Override
+  public String toString() {
+    return String.format(
+        Locale.ROOT,
+        "method=%s target=%s mode=%s nsamples=%d seqlen=%d seed=%d",
+        method.displayName(),
+        target,
+        mode.name().toLowerCase(Locale.ROOT),
+        nsamples,
+        seqlen,
+        seed);
+  }
+
+  public static final class Builder {
+    private String model;
+    private String out;
+    private PruningMethod method;
+    private SparsityTarget target;
+    private String calibration;
+    private int nsamples = NSAMPLES_DEFAULT;
+    private int seqlen = SEQLEN_DEFAULT;
+    private long seed = SEED_DEFAULT;
+    private Mode mode = Mode.SEQUENTIAL;
+    private int partitions;
+
+    private Builder() {}
+
+    public Builder model(String value) {
+      this.model = value;
+      return this;
+    }
+
+    public Builder out(String value) {
+      this.out = value;
+      return this;
+    }
+
+    public Builder method(PruningMethod value) {
+      this.method = value;
+      return this;
+    }
+
+    public Builder target(SparsityTarget value) {
+      this.target = value;
+      return this;
+    }
+
+    public Builder calibration(String value) {
+      this.calibration = value;
+      return this;
+    }
+
+    public Builder nsamples(int value) {
+      this.nsamples = value;
+      return this;
+    }
+
+    public Builder seqlen(int value) {
+      this.seqlen = value;
+      return this;
+    }
+
+    public Builder seed(long value) {
+      this.seed = value;
+      return this;
+    }
+
+    public Builder mode(Mode value) {
+      this.mode = value;
+      return this;
+    }
+
+    public Builder partitions(int value) {
+      this.partitions = value;
+      return this;
+    }
+
+    public PruneOptions build() {
+      return new PruneOptions(this);
+    }
+  }
+}

@@ -1,0 +1,198 @@
+package dev.sparkprune.jobs.prune;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.archive.Shard;
+import dev.sparkprune.tensorio.io.FileIO;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * What a prune run did: configuration, input fingerprints, per-layer sparsity and SparseGPT
+ * losses, totals and time per stage. Written as {@code report.json} and printed as a table.
+ */
+public final class PruneReport {
+  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  private final ObjectNode json;
+  private final List<LinearResult> layers;
+
+  private PruneReport(ObjectNode json, List<LinearResult> layers) {
+    this.json = json;
+    this.layers = layers;
+  }
+
+  static Builder builder(PruneOptions options, String master) {
+    return new Builder(options, master);
+  }
+
+  public ObjectNode json() {
+    return json.deepCopy();
+  }
+
+  public int layerCount() {
+    return layers.size();
+  }
+
+  public long prunedParameters() {
+    long pruned = 0;
+    for (LinearResult layer : layers) {
+      pruned += (long) layer.rows * layer.cols - layer.kept;
+    }
+    return pruned;
+  }
+
+  /** Per-layer sparsity by tensor name. */
+  public Map<String, Double> sparsityByTensor() {
+    Map<String, Double> out = new LinkedHashMap<>();
+    layers.forEach(layer -> out.put(layer.tensor, layer.sparsity()));
+    return out;
+  }
+
+  void write(FileIO io, String location) throws IOException {
+    try (OutputStream out = io.newOutputFile(location).create()) {
+      out.write(JSON.writeValueAsString(json).getBytes(StandardCharsets.UTF_8));
+    }
+  }
+
+  public void printSummary(PrintStream out) {
+    out.printf(Locale.ROOT, "%-5s %-18s %-12s %9s %14s%n", "block", "linear", "out x in", "sparsity", "sgpt loss");
+    for (LinearResult layer : layers) {
+      out.printf(Locale.ROOT, "%-5d %-18s %-12s %8.2f%% %14s%n", layer.block, layer.linear, layer.rows + " x " + layer.cols,
+          100 * layer.sparsity(), Double.isNaN(layer.reconstructionLoss) ? "-" : String.format(Locale.ROOT, "%.4g", layer.reconstructionLoss));
+    }
+    ObjectNode totals = (ObjectNode) json.get("totals");
+    out.printf(Locale.ROOT, "total: %,d of %,d prunable weights pruned (%.2f%%), %,d parameters in the model; %.1f s%n",
+        totals.get("pruned").asLong(), totals.get("prunable").asLong(), 100 * totals.get("sparsity").asDouble(),
+        totals.get("parameters").asLong(), json.get("seconds").get("total").asDouble());
+  }
+
+  static final class Builder {
+    private final ObjectNode json = JSON.createObjectNode();
+    private final ObjectNode seconds;
+    private final ArrayNode blocks;
+    private List<LinearResult> layers = new ArrayList<>();
+    private long parameters;
+
+    private Builder(PruneOptions options, String master) {
+      json.put("format", "sparkprune-report");
+      json.put("version", 1);
+      ObjectNode config = json.putObject("configuration");
+      config.put("model", options.model());
+      config.put("out", options.out());
+      config.put("method", options.method().displayName());
+      config.put("target", options.target().toString());
+      config.put("mode", options.mode().name().toLowerCase(Locale.ROOT));
+      options.calibration().ifPresent(calibration -> config.put("calibration", calibration));
+      config.put("nsamples", options.nsamples());
+      config.put("seqlen", options.seqlen());
+      config.put("seed", options.seed());
+      config.put("chunk_size", options.chunkSize());
+      config.put("master", master);
+      seconds = json.putObject("seconds");
+      blocks = json.putArray("blocks");
+    }
+
+    Builder model(ModelArchive archive, ModelLayout layout) throws IOException {
+      ObjectNode model = json.putObject("model");
+      model.put("model_type", layout.modelType());
+      model.put("parameters", layout.totalParameters());
+      model.put("prunable", layout.prunableParameters());
+      model.put("fingerprint", fingerprint(archive));
+      parameters = layout.totalParameters();
+      return this;
+    }
+
+    /** SHA-256 over config.json and every shard's name, length and header: changes when weights change. */
+    private static String fingerprint(ModelArchive archive) throws IOException {
+      try {
+        MessageDigest digest = MessageDigest.getInstance("SHA-256");
+        digest.update(archive.config().text().getBytes(StandardCharsets.UTF_8));
+        for (Shard shard : archive.shards()) {
+          digest.update(shard.fileName().getBytes(StandardCharsets.UTF_8));
+          digest.update(Long.toString(shard.length()).getBytes(StandardCharsets.UTF_8));
+          try (SafetensorsReader reader = archive.openShard(shard.fileName());
+              var input = archive.io().newInputFile(archive.shardLocation(shard.fileName())).open()) {
+            byte[] header = new byte[(int) reader.dataStart()];
+            input.readFully(0, header, 0, header.length);
+            digest.update(header);
+          }
+        }
+        return HexFormat.of().formatHex(digest.digest());
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+
+    Builder calibrationFingerprint(String value) {
+      json.with("configuration").put("calibration_fingerprint", value);
+      return this;
+    }
+
+    Builder stage(String name, double atSeconds) {
+      seconds.put(name, atSeconds);
+      return this;
+    }
+
+    Builder block(int block, double blockSeconds) {
+      blocks.addObject().put("block", block).put("seconds", blockSeconds);
+      return this;
+    }
+
+    Builder layers(List<LinearResult> results) {
+      layers = new ArrayList<>(results);
+      layers.sort(Comparator.<LinearResult>comparingInt(layer -> layer.block).thenComparing(layer -> layer.tensor));
+      return this;
+    }
+
+    Builder total(double totalSeconds) {
+      seconds.put("total", totalSeconds);
+      return this;
+    }
+
+    PruneReport build() {
+      ArrayNode array = json.putArray("layers");
+      long prunable = 0;
+      long pruned = 0;
+      for (LinearResult layer : layers) {
+        ObjectNode node = array.addObject();
+        node.put("block", layer.block);
+        node.put("linear", layer.linear);
+        node.put("tensor", layer.tensor);
+        node.put("rows", layer.rows);
+        node.put("cols", layer.cols);
+        node.put("kept", layer.kept);
+        node.put("sparsity", layer.sparsity());
+        if (!Double.isNaN(layer.reconstructionLoss)) {
+          node.put("reconstruction_loss", layer.reconstructionLoss);
+          node.put("damping", layer.damping);
+        }
+        node.put("seconds", layer.seconds);
+        prunable += (long) layer.rows * layer.cols;
+        pruned += (long) layer.rows * layer.cols - layer.kept;
+      }
+      ObjectNode totals = json.putObject("totals");
+      totals.put("parameters", parameters);
+      totals.put("prunable", prunable);
+      totals.put("pruned", pruned);
+      totals.put("sparsity", prunable == 0 ? 0 : (double) pruned / prunable);
+      return new PruneReport(json, layers);
+    }
+  }
+}

@@ -1,0 +1,26 @@
+package dev.sparkprune.jobs.prune;
+
+import org.apache.spark.sql.SparkSession;
+
+/**
+ * The job's SparkSession: the one spark-submit started, or an in-process {@code local[*]} one.
+ * sparkprune prints its own progress lines, so Spark's console progress bar is off; local runs
+ * bind to loopback and skip the web UI.
+ */
+public final class SparkSessions {
+  private SparkSessions() {}
+
+  public static SparkSession getOrCreate(String master) {
+    SparkSession.Builder builder = SparkSession.builder().appName("sparkprune").config("spark.ui.showConsoleProgress", "false");
+    String resolved = master != null ? master : System.getProperty("spark.master", "local[*]");
+    builder.master(resolved);
+    if (resolved.startsWith("local")) {
+      builder
+          .config("spark.ui.enabled", "false")
+          .config("spark.driver.host", "127.0.0.1")
+          .config("spark.driver.bindAddress", "127.0.0.1")
+          .config("spark.sql.shuffle.partitions", "8");
+    }
+    return builder.getOrCreate();
+  }
+}
