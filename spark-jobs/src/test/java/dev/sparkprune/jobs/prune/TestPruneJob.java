@@ -1,0 +1,325 @@
+package dev.sparkprune.jobs.prune;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.sparkprune.jobs.SparkTestBase;
+import dev.sparkprune.scoring.PruneResult;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.scoring.model.BlockWeights;
+import dev.sparkprune.scoring.model.DecoderModel;
+import dev.sparkprune.scoring.model.HiddenStates;
+import dev.sparkprune.scoring.model.InputHook;
+import dev.sparkprune.scoring.model.Models;
+import dev.sparkprune.scoring.model.Perplexity;
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.TensorInfo;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.mask.Mask;
+import dev.sparkprune.tensorio.tokenizer.Tokenizer;
+import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.sql.Row;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The prune job end to end on the real stories260K model, calibrated on TinyStories. */
+class TestPruneJob extends SparkTestBase {
+  private static final int NSAMPLES = 8;
+  private static final int SEQLEN = 128;
+  private static final Map<String, Double> PERPLEXITY = new ConcurrentHashMap<>();
+
+  @TempDir static Path dir;
+
+  static PruneOptions options(PruningMethod method, SparsityTarget target, Path out, int partitions) {
+    return PruneOptions.builder()
+        .model(SharedData.stories260K().toString())
+        .out(out.toString())
+        .method(method)
+        .target(target)
+        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
+        .nsamples(NSAMPLES)
+        .seqlen(SEQLEN)
+        .seed(7)
+        .partitions(partitions)
+        .build();
+  }
+
+  static PruneReport run(PruneOptions options) throws IOException {
+    ByteArrayOutputStream progress = new ByteArrayOutputStream();
+    PruneReport report = new PruneJob(spark, options, new PrintStream(progress, true, StandardCharsets.UTF_8)).run();
+    assertThat(progress.toString(StandardCharsets.UTF_8)).contains("plan: llama, 5 blocks, 35 linears").contains("published");
+    return report;
+  }
+
+  static Stream<Arguments> cases() {
+    return Stream.of(
+        Arguments.of(PruningMethod.MAGNITUDE, "0.5"),
+        Arguments.of(PruningMethod.WANDA, "0.5"),
+        Arguments.of(PruningMethod.SPARSEGPT, "0.5"),
+        Arguments.of(PruningMethod.MAGNITUDE, "2:4"),
+        Arguments.of(PruningMethod.WANDA, "2:4"),
+        Arguments.of(PruningMethod.SPARSEGPT, "2:4"));
+  }
+
+  /** Masks as the Parquet output holds them, read back with Spark SQL. */
+  static Map<String, Mask> readMasks(Path out) {
+    Map<String, Map<Integer, Row>> records = new HashMap<>();
+    for (Row row : spark.read().parquet(out.resolve("masks").toString()).collectAsList()) {
+      records.computeIfAbsent(row.getString(row.fieldIndex("tensor")), key -> new java.util.TreeMap<>())
+          .put(row.getInt(row.fieldIndex("row_start")), row);
+    }
+    Map<String, Mask> masks = new HashMap<>();
+    records.forEach((tensor, byStart) -> {
+      ByteArrayOutputStream bits = new ByteArrayOutputStream();
+      int rows = 0;
+      int cols = 0;
+      for (Row row : byStart.values()) {
+        assertThat(row.getInt(row.fieldIndex("row_start"))).isEqualTo(rows);
+        byte[] part = (byte[]) row.get(row.fieldIndex("bits"));
+        bits.write(part, 0, part.length);
+        rows += row.getInt(row.fieldIndex("rows"));
+        cols = row.getInt(row.fieldIndex("cols"));
+      }
+      masks.put(tensor, Mask.fromBits(rows, cols, bits.toByteArray()));
+    });
+    return masks;
+  }
+
+  /**
+   * The sequential protocol in one process: same samples, statistics per chunk in sample order
+   * folded chunk by chunk, the kernel on each linear, hidden states advanced through the pruned block.
+   */
+  static Map<String, Mask> referenceMasks(PruneOptions options) throws IOException {
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    ModelArchive archive = ModelArchive.open(io, options.model());
+    Tokenizer tokenizer = TokenizerLoader.load(archive);
+    int[][] samples = Calibration.sample(io, options.calibration().get(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
+    Map<String, Mask> masks = new LinkedHashMap<>();
+    try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
+      ModelLayout layout = model.layout();
+      HiddenStates[] hidden = new HiddenStates[samples.length];
+      for (int s = 0; s < samples.length; s++) {
+        hidden[s] = model.embed(new int[][] {samples[s]});
+      }
+      for (int b = 0; b < layout.blocks().size(); b++) {
+        BlockWeights weights = model.loadBlock(b);
+        Map<String, CalibrationStatistics> total = new HashMap<>();
+        for (int first = 0; first < samples.length; first += options.chunkSize()) {
+          Map<String, CalibrationStatistics> chunk = new HashMap<>();
+          final int block = b;
+          InputHook hook = (linears, input, tokens, sequences) -> chunk
+              .computeIfAbsent(PlannedLinear.statisticsKey(block, linears.get(0).inputGroup()),
+                  key -> CalibrationStatistics.create((int) linears.get(0).inFeatures(), options.method().hessianStorage()))
+              .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
+          for (int s = first; s < Math.min(samples.length, first + options.chunkSize()); s++) {
+            model.runBlock(weights, hidden[s], hook);
+          }
+          chunk.forEach((key, value) -> total.merge(key, value, CalibrationStatistics::merge));
+        }
+        BlockWeights pruned = weights;
+        for (Linear linear : layout.blocks().get(b).linears()) {
+          PruneResult result = options.method().prune(
+              linear.tensorName(),
+              Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), weights.tensor(linear.tensorName())),
+              total.get(PlannedLinear.statisticsKey(b, linear.inputGroup())),
+              options.target(),
+              NetlibLinearAlgebra.defaultInstance(),
+              1);
+          masks.put(linear.tensorName(), result.mask());
+          pruned = pruned.withTensor(linear.tensorName(), result.weights());
+        }
+        for (int s = 0; s < samples.length; s++) {
+          hidden[s] = model.runBlock(pruned, hidden[s], InputHook.NONE);
+        }
+      }
+    }
+    return masks;
+  }
+
+  static double perplexity(String model) throws IOException {
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    ModelArchive archive = ModelArchive.open(io, model);
+    String text = Files.readString(SharedData.path("data/tinystories/tinystories_val_sample.txt")).substring(0, 60_000);
+    int[] corpus = TokenizerLoader.load(archive).encode(text, true);
+    try (DecoderModel decoder = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
+      return Perplexity.evaluate(decoder, corpus, 256, 16, 4).perplexity();
+    }
+  }
+
+  @ParameterizedTest(name = "{0} {1}")
+  @MethodSource("cases")
+  void prunesEveryLayerToTargetWithTheKernelsMasksAndAValidArchive(PruningMethod method, String targetText) throws IOException {
+    SparsityTarget target = SparsityTarget.parse(targetText);
+    Path out = dir.resolve(method.displayName() + "-" + targetText.replace(":", "of"));
+    PruneOptions options = options(method, target, out, 0);
+    PruneReport report = run(options);
+    assertThat(report.layerCount()).isEqualTo(35);
+
+    Map<String, Mask> masks = readMasks(out);
+    assertThat(masks).hasSize(35);
+    Map<String, Mask> expected = method == PruningMethod.MAGNITUDE ? magnitudeMasks(target) : referenceMasks(options);
+    for (Map.Entry<String, Mask> entry : expected.entrySet()) {
+      assertThat(masks.get(entry.getKey())).as("%s mask of %s", method, entry.getKey()).isEqualTo(entry.getValue());
+    }
+    for (Mask mask : masks.values()) {
+      if (target.isStructured()) {
+        for (int r = 0; r < mask.rows(); r++) {
+          for (int g = 0; g < mask.cols(); g += 4) {
+            int prunedInGroup = 0;
+            for (int c = g; c < g + 4; c++) {
+              prunedInGroup += mask.isKept(r, c) ? 0 : 1;
+            }
+            assertThat(prunedInGroup).isEqualTo(2);
+          }
+        }
+      } else {
+        // Wanda exactly 50% per row; magnitude and SparseGPT include their threshold value.
+        assertThat(mask.sparsity()).isBetween(0.5, 0.5 + 1.0 / mask.cols() + 1e-9);
+      }
+    }
+    // The report agrees with the Parquet masks, and Spark SQL reads them.
+    var perLayer = spark.read().parquet(out.resolve("masks").toString())
+        .groupBy("tensor").agg(org.apache.spark.sql.functions.expr("1 - sum(kept) / sum(cast(rows as bigint) * cols)").as("sparsity"))
+        .collectAsList();
+    assertThat(perLayer).hasSize(35);
+    for (Row row : perLayer) {
+      assertThat(row.getDouble(1)).isCloseTo(report.sparsityByTensor().get(row.getString(0)), org.assertj.core.data.Offset.offset(1e-12));
+    }
+
+    assertArchiveIsPrunedCopy(out.resolve("model"), masks, method != PruningMethod.SPARSEGPT);
+    PERPLEXITY.put(method.displayName() + " " + targetText, perplexity(out.resolve("model").toString()));
+  }
+
+  private static Map<String, Mask> magnitudeMasks(SparsityTarget target) throws IOException {
+    ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), SharedData.stories260K().toString());
+    Map<String, Mask> masks = new HashMap<>();
+    try (SafetensorsReader reader = archive.openShard("model.safetensors")) {
+      for (Linear linear : Architectures.layout(archive).linears()) {
+        Weights weights = Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), reader.readFloats(linear.tensorName()));
+        masks.put(linear.tensorName(), PruningMethod.MAGNITUDE.prune(linear.tensorName(), weights, null, target, NetlibLinearAlgebra.defaultInstance(), 1).mask());
+      }
+    }
+    return masks;
+  }
+
+  /** Same tensors, order, dtypes and metadata; pruned entries zero; everything else byte for byte. */
+  private static void assertArchiveIsPrunedCopy(Path model, Map<String, Mask> masks, boolean keptUnchanged) throws IOException {
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    ModelArchive original = ModelArchive.open(io, SharedData.stories260K().toString());
+    ModelArchive pruned = ModelArchive.open(io, model.toString());
+    assertThat(pruned.otherFiles()).containsAll(original.otherFiles());
+    assertThat(Files.readString(model.resolve("config.json"))).isEqualTo(original.config().text());
+    try (SafetensorsReader before = original.openShard("model.safetensors");
+        SafetensorsReader after = pruned.openShard("model.safetensors")) {
+      assertThat(after.metadata()).isEqualTo(before.metadata());
+      assertThat(after.tensors()).extracting(TensorInfo::name).containsExactlyElementsOf(before.tensors().stream().map(TensorInfo::name).toList());
+      for (TensorInfo tensor : before.tensors()) {
+        assertThat(after.tensor(tensor.name()).dtype()).isEqualTo(tensor.dtype());
+        Mask mask = masks.get(tensor.name());
+        if (mask == null) {
+          assertThat(after.readRawRows(after.tensor(tensor.name()), 0, (int) tensor.rows()))
+              .as("untouched %s", tensor.name()).isEqualTo(before.readRawRows(tensor, 0, (int) tensor.rows()));
+          continue;
+        }
+        float[] w0 = before.readFloats(tensor.name());
+        float[] w1 = after.readFloats(tensor.name());
+        for (int r = 0; r < mask.rows(); r++) {
+          for (int c = 0; c < mask.cols(); c++) {
+            float value = w1[r * mask.cols() + c];
+            if (!mask.isKept(r, c)) {
+              assertThat(value).isEqualTo(0f);
+            } else if (keptUnchanged) {
+              assertThat(value).isEqualTo(w0[r * mask.cols() + c]);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  @AfterAll
+  static void calibratedMethodsBeatMagnitude() throws IOException {
+    if (PERPLEXITY.size() < 6) {
+      return;
+    }
+    double dense = perplexity(SharedData.stories260K().toString());
+    System.out.printf("perplexity: dense %.3f, pruned %s%n", dense, new java.util.TreeMap<>(PERPLEXITY));
+    for (String target : List.of("0.5", "2:4")) {
+      double magnitude = PERPLEXITY.get("magnitude " + target);
+      for (String method : List.of("wanda", "sparsegpt")) {
+        double ppl = PERPLEXITY.get(method + " " + target);
+        assertThat(ppl).as("%s %s vs dense", method, target).isGreaterThan(dense);
+        assertThat(ppl).as("%s %s vs magnitude %s", method, target, magnitude).isLessThan(0.6 * magnitude);
+      }
+    }
+  }
+
+  @Test
+  void oneAndThreePartitionsGiveBitIdenticalOutputs() throws IOException {
+    SparsityTarget target = SparsityTarget.unstructured(0.5);
+    Path one = dir.resolve("p1");
+    Path three = dir.resolve("p3");
+    run(options(PruningMethod.SPARSEGPT, target, one, 1));
+    run(options(PruningMethod.SPARSEGPT, target, three, 3));
+    assertThat(Files.readAllBytes(three.resolve("model/model.safetensors"))).isEqualTo(Files.readAllBytes(one.resolve("model/model.safetensors")));
+    assertThat(readMasks(three)).isEqualTo(readMasks(one));
+  }
+
+  @Test
+  void rerunIsIdempotentAndAFailedRunLeavesTheEarlierOutputUntouched() throws IOException {
+    Path out = dir.resolve("rerun");
+    PruneOptions options = options(PruningMethod.WANDA, SparsityTarget.unstructured(0.5), out, 0);
+    run(options);
+    byte[] first = Files.readAllBytes(out.resolve("model/model.safetensors"));
+    run(options);
+    assertThat(Files.readAllBytes(out.resolve("model/model.safetensors"))).isEqualTo(first);
+
+    Path tiny = dir.resolve("tiny.txt");
+    Files.writeString(tiny, "Too short to calibrate on.");
+    PruneOptions failing = PruneOptions.builder().model(options.model()).out(out.toString()).method(PruningMethod.WANDA)
+        .target(SparsityTarget.unstructured(0.5)).calibration(tiny.toString()).nsamples(2).seqlen(SEQLEN).build();
+    assertThatThrownBy(() -> run(failing)).isInstanceOf(ValidationException.class).hasMessageContaining("fewer than one sample");
+    assertThat(Files.readAllBytes(out.resolve("model/model.safetensors"))).isEqualTo(first);
+    try (Stream<Path> siblings = Files.list(dir)) {
+      assertThat(siblings.map(path -> path.getFileName().toString())).noneMatch(name -> name.contains(".staging-") || name.contains(".replaced-"));
+    }
+  }
+
+  @Test
+  void patternThatDoesNotDivideInFeaturesFailsBeforeAnyWork() {
+    Path out = dir.resolve("bad-pattern");
+    assertThatThrownBy(() -> run(options(PruningMethod.WANDA, SparsityTarget.nOfM(3, 5), out, 0)))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("M = 5 does not divide in_features 64");
+    assertThat(Files.exists(out)).isFalse();
+    assertThat(Arrays.asList(dir.toFile().list())).noneMatch(name -> name.startsWith("bad-pattern"));
+  }
+}
