@@ -236,6 +236,30 @@ public final class SyntheticArchive {
     return hash;
   }
 
+  /**
+   * Writes a byte-level BPE tokenizer with no merges (one token per byte, id = byte, then
+   * {@code <|endoftext|>} as BOS/EOS at id 256), so synthetic archives can run text end to end.
+   */
+  public static void writeByteLevelTokenizer(FileIO io, String directory) throws IOException {
+    ObjectNode tokenizer = JSON.createObjectNode();
+    tokenizer.put("version", "1.0");
+    tokenizer.putArray("added_tokens").addObject().put("id", 256).put("content", "<|endoftext|>").put("special", true);
+    tokenizer.putNull("normalizer");
+    tokenizer.putObject("pre_tokenizer").put("type", "ByteLevel").put("add_prefix_space", false).put("use_regex", true);
+    tokenizer.putObject("decoder").put("type", "ByteLevel");
+    ObjectNode model = tokenizer.putObject("model");
+    model.put("type", "BPE");
+    ObjectNode vocab = model.putObject("vocab");
+    for (int b = 0; b < 256; b++) {
+      vocab.put(String.valueOf(dev.sparkprune.tensorio.tokenizer.BpeTokenizer.byteLevelSymbol(b)), b);
+    }
+    model.putArray("merges");
+    writeText(io, io.resolve(directory, "tokenizer.json"), JSON.writeValueAsString(tokenizer));
+    ObjectNode config = JSON.createObjectNode();
+    config.put("bos_token", "<|endoftext|>").put("eos_token", "<|endoftext|>").put("add_bos_token", true);
+    writeText(io, io.resolve(directory, "tokenizer_config.json"), JSON.writeValueAsString(config));
+  }
+
   private static void writeText(FileIO io, String location, String text) throws IOException {
     try (OutputStream out = io.newOutputFile(location).create()) {
       out.write(text.getBytes(StandardCharsets.UTF_8));

@@ -215,6 +215,11 @@ public final class BpeTokenizer implements Tokenizer {
     }
   }
 
+  /** GPT-2's printable stand-in for byte {@code b} in byte-level vocabularies. */
+  public static char byteLevelSymbol(int b) {
+    return ByteLevel.BYTE_TO_CHAR[b & 0xFF];
+  }
+
   /** GPT-2's reversible map from bytes to printable unicode characters. */
   static final class ByteLevel {
     private static final char[] BYTE_TO_CHAR = new char[256];
