@@ -145,17 +145,21 @@ class TestMain {
   }
 
   @Test
-  void demoWritesARandomArchiveAndInspectsIt() throws IOException {
+  void demoPrunesAGeneratedModelWithWandaAndSparseGptWithoutSharedData() throws IOException {
     Path out = dir.resolve("demo");
-    Result result = run("demo", "--out", out.toString());
+    Result result = run("demo", "--out", out.toString(), "--shared", dir.resolve("no-shared-data").toString());
     assertThat(result.code()).as(result.err()).isZero();
-    assertThat(result.out()).contains("Blocks         4").contains("Linears        28 prunable").contains("BF16").contains("(indexed)");
-    try (Stream<Path> files = Files.list(out)) {
-      assertThat(files.map(path -> path.getFileName().toString()))
-          .containsExactlyInAnyOrder(
-              "config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors");
+    assertThat(result.out())
+        .contains("no shared data found")
+        .containsPattern("dense +perplexity +[0-9.]+")
+        .containsPattern("wanda 50% +perplexity +[0-9.]+ +\\(28 linears")
+        .containsPattern("sparsegpt 50% +perplexity +[0-9.]+ +\\(28 linears");
+    for (String method : new String[] {"wanda", "sparsegpt"}) {
+      assertThat(out.resolve(method).resolve("report.json")).exists();
+      assertThat(out.resolve(method).resolve("model").resolve("model.safetensors")).exists();
+      assertThat(out.resolve(method).resolve("masks")).isDirectory();
     }
-    // Running it again must not overwrite the archive.
-    assertOneLineError(run("demo", "--out", out.toString()), "already holds a model");
+    // Running it again must not overwrite the outputs.
+    assertOneLineError(run("demo", "--out", out.toString(), "--shared", dir.resolve("no-shared-data").toString()), "already holds a demo output");
   }
 }
