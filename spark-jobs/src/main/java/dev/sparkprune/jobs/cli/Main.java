@@ -25,7 +25,7 @@ public final class Main {
           "Commands:",
           "  prune --model URI --out URI --method wanda|sparsegpt|magnitude|ria",
           "        [--sparsity 0.5 | --pattern 2:4] [--calib URI] [--nsamples 128] [--seqlen 2048]",
-          "        [--seed 0] [--mode sequential|one-shot] [--partitions N] [--master URL]",
+          "        [--seed 0] [--mode sequential|one-shot] [--save-stats | --stats URI] [--partitions N] [--master URL]",
           "                                   Prune every linear; masks as Parquet, a pruned archive, report.json.",
           "  inspect <archive-uri> [--json]   Describe a model archive from its headers: architecture,",
           "                                   blocks, prunable linears, parameters, dtypes, shards.",

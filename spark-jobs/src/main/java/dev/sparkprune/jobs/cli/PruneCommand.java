@@ -17,7 +17,7 @@ import org.apache.spark.sql.SparkSession;
 /** {@code sparkprune prune}: the distributed prune job (in-process local[*] without --master). */
 final class PruneCommand {
   static final Set<String> OPTIONS =
-      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions");
+      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats");
 
   private PruneCommand() {}
 
@@ -27,7 +27,8 @@ final class PruneCommand {
         !(line.value("sparsity").isPresent() && line.value("pattern").isPresent()), "Give either --sparsity or --pattern, not both");
     SparsityTarget target = line.value("pattern").map(PruneCommand::pattern)
         .orElseGet(() -> SparsityTarget.parse(line.value("sparsity").orElse("0.5")));
-    String mode = line.value("mode").orElse("sequential").toLowerCase(Locale.ROOT);
+    // Saved statistics are dense ones: --stats alone means one-shot.
+    String mode = line.value("mode").orElse(line.value("stats").isPresent() ? "one-shot" : "sequential").toLowerCase(Locale.ROOT);
     ValidationException.check(
         mode.equals("sequential") || mode.equals("one-shot"), "Invalid --mode %s: use sequential or one-shot", mode);
     long seed;
@@ -47,6 +48,8 @@ final class PruneCommand {
         .seed(seed)
         .mode(mode.equals("sequential") ? PruneOptions.Mode.SEQUENTIAL : PruneOptions.Mode.ONE_SHOT)
         .partitions(line.value("partitions").isPresent() ? line.positiveInt("partitions", 1) : 0)
+        .saveStatistics(line.flag("save-stats"))
+        .statistics(line.value("stats").orElse(null))
         .build();
   }
 
@@ -56,7 +59,7 @@ final class PruneCommand {
   }
 
   static int run(List<String> args, PrintStream out) throws IOException {
-    CommandLine line = CommandLine.parse("prune", args, OPTIONS, Set.of());
+    CommandLine line = CommandLine.parse("prune", args, OPTIONS, Set.of("save-stats"));
     PruneOptions options = options(line);
     SparkSession spark = SparkSessions.getOrCreate(line.value("master").orElse(null));
     PruneReport report = new PruneJob(spark, options, out).run();

@@ -6,7 +6,6 @@ import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -40,16 +39,12 @@ final class Calibration {
 
   /** SHA-256 over the sampled token ids: the calibration fingerprint in the report. */
   static String fingerprint(int[][] samples) {
-    try {
-      MessageDigest digest = MessageDigest.getInstance("SHA-256");
-      for (int[] sample : samples) {
-        for (int id : sample) {
-          digest.update(new byte[] {(byte) (id >>> 24), (byte) (id >>> 16), (byte) (id >>> 8), (byte) id});
-        }
+    MessageDigest digest = Fingerprints.sha256();
+    for (int[] sample : samples) {
+      for (int id : sample) {
+        digest.update(new byte[] {(byte) (id >>> 24), (byte) (id >>> 16), (byte) (id >>> 8), (byte) id});
       }
-      return HexFormat.of().formatHex(digest.digest());
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
     }
+    return HexFormat.of().formatHex(digest.digest());
   }
 }

@@ -76,6 +76,14 @@ public final class PruneJob {
       if (!options.method().needsCalibration()) {
         results.addAll(score(jsc, context, plan, null, masks));
         log("scored %d linears with %s (no calibration needed)", plan.size(), options.method().displayName());
+      } else if (options.statistics().isPresent()) {
+        String directory = options.statistics().get();
+        List<String> keys = StatisticsFiles.checkManifest(io, directory, Fingerprints.model(archive), options.method().hessianStorage()
+            != CalibrationStatistics.HessianStorage.NONE);
+        JavaPairRDD<String, CalibrationStatistics> saved =
+            jsc.parallelize(keys, Math.max(1, keys.size())).mapToPair(new StatisticsFiles.Load(context, directory));
+        results.addAll(score(jsc, context, plan, saved, masks));
+        log("scored %d linears from the saved statistics in %s", plan.size(), directory);
       } else {
         results.addAll(calibrateAndScore(jsc, io, archive, layout, plan, context, masks, report));
       }
@@ -146,6 +154,14 @@ public final class PruneJob {
       JavaPairRDD<String, CalibrationStatistics> all = deferred.get(0);
       for (int i = 1; i < deferred.size(); i++) {
         all = all.union(deferred.get(i));
+      }
+      if (options.saveStatistics()) {
+        String directory = io.resolve(context.staging, "stats");
+        all.foreach(new StatisticsFiles.Save(context, directory));
+        List<String> keys = new ArrayList<>(all.keys().collect());
+        keys.sort(null);
+        StatisticsFiles.writeManifest(io, directory, Fingerprints.model(archive), options, keys, storage, Calibration.fingerprint(samples));
+        log("saved dense statistics of %d inputs under stats/", keys.size());
       }
       results.addAll(score(jsc, context, plan, all, masks));
       deferred.forEach(rdd -> rdd.unpersist(false));

@@ -37,6 +37,8 @@ public final class PruneOptions implements Serializable {
   private final long seed;
   private final Mode mode;
   private final int partitions;
+  private final boolean saveStatistics;
+  private final String statistics;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -49,11 +51,19 @@ public final class PruneOptions implements Serializable {
     this.seed = builder.seed;
     this.mode = builder.mode;
     this.partitions = builder.partitions;
+    this.saveStatistics = builder.saveStatistics;
+    this.statistics = builder.statistics;
+    ValidationException.check(
+        !saveStatistics || mode == Mode.ONE_SHOT,
+        "--save-stats needs --mode one-shot: sequential statistics depend on how earlier blocks were pruned");
+    ValidationException.check(
+        statistics == null || mode == Mode.ONE_SHOT, "--stats needs --mode one-shot: saved statistics are those of the dense model");
+    ValidationException.check(statistics == null || !saveStatistics, "Give either --stats or --save-stats, not both");
     ValidationException.check(nsamples > 0, "Invalid --nsamples %d: must be positive", nsamples);
     ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: must be at least 2", seqlen);
     ValidationException.check(partitions >= 0, "Invalid --partitions %d", partitions);
     ValidationException.check(
-        !method.needsCalibration() || calibration != null,
+        !method.needsCalibration() || calibration != null || statistics != null,
         "Missing --calib for --method %s: it scores layers from calibration activations",
         method.displayName());
     ValidationException.check(
@@ -105,6 +115,16 @@ public final class PruneOptions implements Serializable {
     return partitions;
   }
 
+  /** Whether to keep the dense statistics under {@code <out>/stats} for later runs. */
+  public boolean saveStatistics() {
+    return saveStatistics;
+  }
+
+  /** Statistics saved by an earlier one-shot run, used instead of calibrating. */
+  public Optional<String> statistics() {
+    return Optional.ofNullable(statistics);
+  }
+
   /**
    * Samples per calibration chunk: statistics are folded within a chunk and then chunk by chunk
    * in order, so results do not depend on how chunks are spread over partitions. At most 16
@@ -138,8 +158,20 @@ public final class PruneOptions implements Serializable {
     private long seed = SEED_DEFAULT;
     private Mode mode = Mode.SEQUENTIAL;
     private int partitions;
+    private boolean saveStatistics;
+    private String statistics;
 
     private Builder() {}
+
+    public Builder saveStatistics(boolean value) {
+      this.saveStatistics = value;
+      return this;
+    }
+
+    public Builder statistics(String value) {
+      this.statistics = value;
+      return this;
+    }
 
     public Builder model(String value) {
       this.model = value;

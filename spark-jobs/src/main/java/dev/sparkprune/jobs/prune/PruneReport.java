@@ -4,20 +4,15 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelArchive;
-import dev.sparkprune.tensorio.archive.Shard;
 import dev.sparkprune.tensorio.io.FileIO;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -114,30 +109,9 @@ public final class PruneReport {
       model.put("model_type", layout.modelType());
       model.put("parameters", layout.totalParameters());
       model.put("prunable", layout.prunableParameters());
-      model.put("fingerprint", fingerprint(archive));
+      model.put("fingerprint", Fingerprints.model(archive));
       parameters = layout.totalParameters();
       return this;
-    }
-
-    /** SHA-256 over config.json and every shard's name, length and header: changes when weights change. */
-    private static String fingerprint(ModelArchive archive) throws IOException {
-      try {
-        MessageDigest digest = MessageDigest.getInstance("SHA-256");
-        digest.update(archive.config().text().getBytes(StandardCharsets.UTF_8));
-        for (Shard shard : archive.shards()) {
-          digest.update(shard.fileName().getBytes(StandardCharsets.UTF_8));
-          digest.update(Long.toString(shard.length()).getBytes(StandardCharsets.UTF_8));
-          try (SafetensorsReader reader = archive.openShard(shard.fileName());
-              var input = archive.io().newInputFile(archive.shardLocation(shard.fileName())).open()) {
-            byte[] header = new byte[(int) reader.dataStart()];
-            input.readFully(0, header, 0, header.length);
-            digest.update(header);
-          }
-        }
-        return HexFormat.of().formatHex(digest.digest());
-      } catch (NoSuchAlgorithmException e) {
-        throw new IllegalStateException(e);
-      }
     }
 
     Builder calibrationFingerprint(String value) {

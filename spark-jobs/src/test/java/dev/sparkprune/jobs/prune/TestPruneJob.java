@@ -118,6 +118,11 @@ class TestPruneJob extends SparkTestBase {
    * folded chunk by chunk, the kernel on each linear, hidden states advanced through the pruned block.
    */
   static Map<String, Mask> referenceMasks(PruneOptions options) throws IOException {
+    return referenceMasks(options, options.mode() == PruneOptions.Mode.SEQUENTIAL);
+  }
+
+  /** With {@code sequential} false, hidden states advance through the dense block: one-shot. */
+  static Map<String, Mask> referenceMasks(PruneOptions options, boolean sequential) throws IOException {
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     ModelArchive archive = ModelArchive.open(io, options.model());
     Tokenizer tokenizer = TokenizerLoader.load(archive);
@@ -157,7 +162,7 @@ class TestPruneJob extends SparkTestBase {
           pruned = pruned.withTensor(linear.tensorName(), result.weights());
         }
         for (int s = 0; s < samples.length; s++) {
-          hidden[s] = model.runBlock(pruned, hidden[s], InputHook.NONE);
+          hidden[s] = model.runBlock(sequential ? pruned : weights, hidden[s], InputHook.NONE);
         }
       }
     }
@@ -280,6 +285,58 @@ class TestPruneJob extends SparkTestBase {
         assertThat(ppl).as("%s %s vs magnitude %s", method, target, magnitude).isLessThan(0.6 * magnitude);
       }
     }
+  }
+
+  static PruneOptions.Builder oneShot(PruningMethod method, SparsityTarget target, Path out) {
+    return PruneOptions.builder()
+        .model(SharedData.stories260K().toString())
+        .out(out.toString())
+        .method(method)
+        .target(target)
+        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
+        .nsamples(NSAMPLES)
+        .seqlen(SEQLEN)
+        .seed(7)
+        .mode(PruneOptions.Mode.ONE_SHOT);
+  }
+
+  @Test
+  void oneShotScoresEveryLayerFromDenseStatistics() throws IOException {
+    Path out = dir.resolve("one-shot-wanda");
+    PruneOptions options = oneShot(PruningMethod.WANDA, SparsityTarget.unstructured(0.5), out).build();
+    run(options);
+    Map<String, Mask> expected = referenceMasks(options, false);
+    assertThat(readMasks(out)).isEqualTo(expected);
+    assertThat(expected).isNotEqualTo(referenceMasks(options, true));
+  }
+
+  @Test
+  void savedStatisticsServeAnotherSparsityWithIdenticalResults() throws IOException {
+    Path first = dir.resolve("stats-source");
+    run(oneShot(PruningMethod.SPARSEGPT, SparsityTarget.unstructured(0.5), first).saveStatistics(true).build());
+    Path stats = first.resolve("stats");
+    assertThat(stats.resolve("stats.json")).exists();
+    assertThat(Files.readString(stats.resolve("stats.json"))).contains("\"hessian\" : true").contains("0/attention_input");
+
+    Path reused = dir.resolve("stats-reused");
+    run(oneShot(PruningMethod.SPARSEGPT, SparsityTarget.nOfM(2, 4), reused).calibration(null).statistics(stats.toString()).build());
+    Path fresh = dir.resolve("stats-fresh");
+    run(oneShot(PruningMethod.SPARSEGPT, SparsityTarget.nOfM(2, 4), fresh).build());
+    assertThat(readMasks(reused)).isEqualTo(readMasks(fresh));
+    assertThat(Files.readAllBytes(reused.resolve("model/model.safetensors"))).isEqualTo(Files.readAllBytes(fresh.resolve("model/model.safetensors")));
+
+    // Wanda-only statistics cannot serve SparseGPT; sequential runs cannot save or reuse them.
+    Path wandaStats = dir.resolve("wanda-stats");
+    run(oneShot(PruningMethod.WANDA, SparsityTarget.unstructured(0.5), wandaStats).saveStatistics(true).build());
+    assertThatThrownBy(() -> run(oneShot(PruningMethod.SPARSEGPT, SparsityTarget.unstructured(0.5), dir.resolve("x"))
+            .calibration(null).statistics(wandaStats.resolve("stats").toString()).build()))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("hold no X^T X");
+    assertThatThrownBy(() -> options(PruningMethod.WANDA, SparsityTarget.unstructured(0.5), dir.resolve("y"), 0).toString()
+            .concat(PruneOptions.builder().model("m").out("o").method(PruningMethod.WANDA).target(SparsityTarget.unstructured(0.5))
+                .calibration("c").saveStatistics(true).build().toString()))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("--save-stats needs --mode one-shot");
   }
 
   @Test
