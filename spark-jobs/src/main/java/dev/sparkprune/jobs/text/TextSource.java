@@ -27,6 +27,7 @@ import org.apache.parquet.hadoop.example.GroupReadSupport;
  */
 public final class TextSource {
   public static final String TEXT_FIELD = "text";
+  public static final String TOKENS_FIELD = "input_ids";
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private TextSource() {}
@@ -93,6 +94,115 @@ public final class TextSource {
         ValidationException.check(
             text != null && text.isTextual(), "Invalid JSONL %s line %d: no string field '%s'", path, lineNumber, TEXT_FIELD);
         documents.add(text.textValue());
+      }
+    }
+  }
+
+  /**
+   * Pre-tokenized samples: the {@code input_ids} of each JSONL line or Parquet row, in order;
+   * empty when the source is plain text or has no such field.
+   */
+  public static java.util.Optional<List<int[]>> readTokenIds(HadoopFileIO io, String location) throws IOException {
+    Path path = new Path(location);
+    FileSystem fs = io.fileSystem(path);
+    if (!fs.exists(path)) {
+      throw new ValidationException("Cannot read " + location + ": file not found");
+    }
+    List<Path> files = new ArrayList<>();
+    if (fs.getFileStatus(path).isDirectory()) {
+      FileStatus[] children = fs.listStatus(path);
+      java.util.Arrays.sort(children, (a, b) -> a.getPath().getName().compareTo(b.getPath().getName()));
+      for (FileStatus child : children) {
+        if (child.isFile() && !child.getPath().getName().startsWith("_") && !child.getPath().getName().startsWith(".")) {
+          files.add(child.getPath());
+        }
+      }
+    } else {
+      files.add(path);
+    }
+    List<int[]> samples = new ArrayList<>();
+    for (Path file : files) {
+      String name = file.getName().toLowerCase(Locale.ROOT);
+      if (name.endsWith(".parquet")) {
+        if (!readParquetTokens(fs, file, samples)) {
+          return java.util.Optional.empty();
+        }
+      } else if (name.endsWith(".jsonl") || name.endsWith(".json")) {
+        if (!readJsonTokens(fs, file, samples)) {
+          return java.util.Optional.empty();
+        }
+      } else {
+        return java.util.Optional.empty();
+      }
+    }
+    return samples.isEmpty() ? java.util.Optional.empty() : java.util.Optional.of(samples);
+  }
+
+  private static boolean readJsonTokens(FileSystem fs, Path path, List<int[]> samples) throws IOException {
+    try (BufferedReader reader = new BufferedReader(new InputStreamReader(fs.open(path), StandardCharsets.UTF_8))) {
+      int lineNumber = 0;
+      for (String line; (line = reader.readLine()) != null; ) {
+        lineNumber++;
+        if (line.isBlank()) {
+          continue;
+        }
+        JsonNode node;
+        try {
+          node = JSON.readTree(line);
+        } catch (JsonProcessingException e) {
+          throw new ValidationException("Invalid JSONL " + path + " line " + lineNumber + ": " + e.getOriginalMessage());
+        }
+        JsonNode ids = node == null ? null : node.get(TOKENS_FIELD);
+        if (ids == null) {
+          if (samples.isEmpty()) {
+            return false;
+          }
+          throw new ValidationException("Invalid JSONL " + path + " line " + lineNumber + ": no '" + TOKENS_FIELD + "' array");
+        }
+        ValidationException.check(ids.isArray(), "Invalid JSONL %s line %d: '%s' is not an array", path, lineNumber, TOKENS_FIELD);
+        int[] sample = new int[ids.size()];
+        for (int i = 0; i < sample.length; i++) {
+          ValidationException.check(
+              ids.get(i).canConvertToInt(), "Invalid JSONL %s line %d: %s[%d] is not a token id", path, lineNumber, TOKENS_FIELD, i);
+          sample[i] = ids.get(i).intValue();
+        }
+        samples.add(sample);
+      }
+    }
+    return true;
+  }
+
+  @SuppressWarnings("deprecation")
+  private static boolean readParquetTokens(FileSystem fs, Path path, List<int[]> samples) throws IOException {
+    try (ParquetReader<Group> reader = ParquetReader.builder(new GroupReadSupport(), path).withConf(fs.getConf()).build()) {
+      for (Group row; (row = reader.read()) != null; ) {
+        if (!row.getType().containsField(TOKENS_FIELD)) {
+          return false;
+        }
+        List<Long> ids = new ArrayList<>();
+        collectIntegers(row, row.getType().getFieldIndex(TOKENS_FIELD), ids);
+        int[] sample = new int[ids.size()];
+        for (int i = 0; i < sample.length; i++) {
+          sample[i] = Math.toIntExact(ids.get(i));
+        }
+        samples.add(sample);
+      }
+    }
+    return true;
+  }
+
+  /** Integers of a field, through any list nesting (Parquet's 3-level LIST or a repeated int). */
+  private static void collectIntegers(Group group, int field, List<Long> out) {
+    var type = group.getType().getType(field);
+    for (int i = 0; i < group.getFieldRepetitionCount(field); i++) {
+      if (type.isPrimitive()) {
+        var primitive = type.asPrimitiveType().getPrimitiveTypeName();
+        out.add(primitive == org.apache.parquet.schema.PrimitiveType.PrimitiveTypeName.INT64 ? group.getLong(field, i) : group.getInteger(field, i));
+      } else {
+        Group child = group.getGroup(field, i);
+        for (int f = 0; f < child.getType().getFieldCount(); f++) {
+          collectIntegers(child, f, out);
+        }
       }
     }
   }

@@ -340,6 +340,42 @@ class TestPruneJob extends SparkTestBase {
   }
 
   @Test
+  void preTokenizedCalibrationIsUsedAsGivenFromJsonlAndParquet() throws IOException {
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    Tokenizer tokenizer = TokenizerLoader.load(ModelArchive.open(io, SharedData.stories260K().toString()));
+    int[][] rows = Calibration.sample(io, SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), tokenizer, 9, SEQLEN, 3);
+    Path jsonl = dir.resolve("calib.jsonl");
+    StringBuilder lines = new StringBuilder();
+    for (int[] row : rows) {
+      lines.append("{\"input_ids\": ").append(Arrays.toString(row)).append("}\n");
+    }
+    Files.writeString(jsonl, lines);
+    Path parquet = dir.resolve("calib-parquet");
+    List<Row> records = new java.util.ArrayList<>();
+    for (int[] row : rows) {
+      records.add(org.apache.spark.sql.RowFactory.create((Object) Arrays.stream(row).boxed().toArray(Integer[]::new)));
+    }
+    var schema = new org.apache.spark.sql.types.StructType().add("input_ids",
+        org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.IntegerType));
+    spark.createDataFrame(records, schema).coalesce(1).write().parquet(parquet.toString());
+    for (Path source : List.of(jsonl, parquet)) {
+      int[][] samples = Calibration.sample(io, source.toString(), tokenizer, NSAMPLES, SEQLEN, 99);
+      assertThat(samples).isDeepEqualTo(Arrays.copyOf(rows, NSAMPLES));
+    }
+    Path out = dir.resolve("pretokenized");
+    PruneOptions options = PruneOptions.builder().model(SharedData.stories260K().toString()).out(out.toString())
+        .method(PruningMethod.WANDA).target(SparsityTarget.unstructured(0.5)).calibration(jsonl.toString())
+        .nsamples(NSAMPLES).seqlen(SEQLEN).build();
+    run(options);
+    assertThat(readMasks(out)).isEqualTo(referenceMasks(options));
+
+    assertThatThrownBy(() -> Calibration.sample(io, jsonl.toString(), tokenizer, 10, SEQLEN, 0))
+        .isInstanceOf(ValidationException.class).hasMessageContaining("9 input_ids rows, fewer than --nsamples 10");
+    assertThatThrownBy(() -> Calibration.sample(io, jsonl.toString(), tokenizer, 2, 64, 0))
+        .isInstanceOf(ValidationException.class).hasMessageContaining("row 0").hasMessageContaining("128 input_ids, expected --seqlen 64");
+  }
+
+  @Test
   void oneAndThreePartitionsGiveBitIdenticalOutputs() throws IOException {
     SparsityTarget target = SparsityTarget.unstructured(0.5);
     Path one = dir.resolve("p1");
