@@ -102,8 +102,11 @@ final class PruneFunctions {
     }
   }
 
-  /** Runs one dense block over a chunk with hooks; emits the chunk's statistics per key. */
-  static final class CollectStatistics implements PairFlatMapFunction<SampleChunk, String, ChunkStatistics> {
+  /**
+   * Runs one dense block over a partition's chunks with hooks, loading the block once per
+   * partition; emits each chunk's statistics per key.
+   */
+  static final class CollectStatistics implements PairFlatMapFunction<Iterator<SampleChunk>, String, ChunkStatistics> {
     private static final long serialVersionUID = 1L;
     private final JobContext context;
     private final int block;
@@ -116,44 +119,56 @@ final class PruneFunctions {
     }
 
     @Override
-    public Iterator<Tuple2<String, ChunkStatistics>> call(SampleChunk chunk) throws IOException {
-      Map<String, CalibrationStatistics> statistics = new LinkedHashMap<>();
+    public Iterator<Tuple2<String, ChunkStatistics>> call(Iterator<SampleChunk> chunks) throws IOException {
+      List<Tuple2<String, ChunkStatistics>> out = new ArrayList<>();
+      if (!chunks.hasNext()) {
+        return out.iterator();
+      }
       try (DecoderModel model = context.openModel()) {
         BlockWeights weights = model.loadBlock(block);
-        InputHook hook = (linears, input, tokens, sequences) -> {
-          Linear first = linears.get(0);
-          statistics
-              .computeIfAbsent(
-                  PlannedLinear.statisticsKey(block, first.inputGroup()),
-                  key -> CalibrationStatistics.create((int) first.inFeatures(), storage))
-              .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
-        };
-        for (HiddenStates sample : chunk.hidden) {
-          model.runBlock(weights, sample, hook);
+        while (chunks.hasNext()) {
+          SampleChunk chunk = chunks.next();
+          Map<String, CalibrationStatistics> statistics = new LinkedHashMap<>();
+          InputHook hook = (linears, input, tokens, sequences) -> {
+            Linear first = linears.get(0);
+            statistics
+                .computeIfAbsent(
+                    PlannedLinear.statisticsKey(block, first.inputGroup()),
+                    key -> CalibrationStatistics.create((int) first.inFeatures(), storage))
+                .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
+          };
+          for (HiddenStates sample : chunk.hidden) {
+            model.runBlock(weights, sample, hook);
+          }
+          statistics.forEach((key, value) -> out.add(new Tuple2<>(key, new ChunkStatistics(chunk.index, value))));
         }
       }
-      List<Tuple2<String, ChunkStatistics>> out = new ArrayList<>();
-      statistics.forEach((key, value) -> out.add(new Tuple2<>(key, new ChunkStatistics(chunk.index, value))));
       return out.iterator();
     }
   }
 
-  /** Pushes a chunk through block {@code block}, with its pruned linears when staged. */
-  static final class AdvanceChunk implements Function<SampleChunk, SampleChunk> {
+  /**
+   * Pushes a partition's chunks through block {@code block} (with its staged pruned linears when
+   * {@code pruned}), loading the block once per partition.
+   */
+  static final class AdvanceChunks implements FlatMapFunction<Iterator<SampleChunk>, SampleChunk> {
     private static final long serialVersionUID = 1L;
     private final JobContext context;
     private final int block;
     private final boolean pruned;
 
-    AdvanceChunk(JobContext context, int block, boolean pruned) {
+    AdvanceChunks(JobContext context, int block, boolean pruned) {
       this.context = context;
       this.block = block;
       this.pruned = pruned;
     }
 
     @Override
-    public SampleChunk call(SampleChunk chunk) throws IOException {
-      HiddenStates[] next = new HiddenStates[chunk.hidden.length];
+    public Iterator<SampleChunk> call(Iterator<SampleChunk> chunks) throws IOException {
+      List<SampleChunk> out = new ArrayList<>();
+      if (!chunks.hasNext()) {
+        return out.iterator();
+      }
       try (DecoderModel model = context.openModel()) {
         BlockWeights weights = model.loadBlock(block);
         if (pruned) {
@@ -162,11 +177,16 @@ final class PruneFunctions {
             weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging, linear));
           }
         }
-        for (int i = 0; i < chunk.hidden.length; i++) {
-          next[i] = model.runBlock(weights, chunk.hidden[i], InputHook.NONE);
+        while (chunks.hasNext()) {
+          SampleChunk chunk = chunks.next();
+          HiddenStates[] next = new HiddenStates[chunk.hidden.length];
+          for (int i = 0; i < chunk.hidden.length; i++) {
+            next[i] = model.runBlock(weights, chunk.hidden[i], InputHook.NONE);
+          }
+          out.add(new SampleChunk(chunk.index, chunk.tokens, next));
         }
       }
-      return new SampleChunk(chunk.index, chunk.tokens, next);
+      return out.iterator();
     }
   }
 

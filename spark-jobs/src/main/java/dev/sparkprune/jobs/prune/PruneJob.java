@@ -125,7 +125,7 @@ public final class PruneJob {
     for (int b = 0; b < layout.blocks().size(); b++) {
       long blockStart = System.nanoTime();
       JavaPairRDD<String, CalibrationStatistics> statistics = hidden
-          .flatMapToPair(new PruneFunctions.CollectStatistics(context, b, storage))
+          .mapPartitionsToPair(new PruneFunctions.CollectStatistics(context, b, storage))
           .groupByKey(partitions)
           .mapValues(new FoldChunks());
       List<PlannedLinear> blockPlan = new ArrayList<>();
@@ -140,7 +140,8 @@ public final class PruneJob {
         deferred.add(statistics.persist(StorageLevel.MEMORY_AND_DISK()));
         statistics.count();
       }
-      JavaRDD<SampleChunk> next = hidden.map(new PruneFunctions.AdvanceChunk(context, b, sequential)).persist(StorageLevel.MEMORY_AND_DISK());
+      JavaRDD<SampleChunk> next = hidden.mapPartitions(new PruneFunctions.AdvanceChunks(context, b, sequential), true)
+          .persist(StorageLevel.MEMORY_AND_DISK());
       next.count();
       hidden.unpersist(false);
       hidden = next;
