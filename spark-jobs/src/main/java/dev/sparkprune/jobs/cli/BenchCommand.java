@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.bench.PruneBenchmark;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.bench.ForwardBenchmark;
 import dev.sparkprune.scoring.bench.KernelBenchmarks;
@@ -23,13 +24,13 @@ import org.apache.hadoop.conf.Configuration;
  * runs in production. Speed is measured here, never in unit tests.
  */
 final class BenchCommand {
-  private static final String BENCHMARKS = "read, wanda, sparsegpt, hessian, sgemm, forward";
+  private static final String BENCHMARKS = "read, wanda, sparsegpt, hessian, sgemm, forward, prune";
 
   private BenchCommand() {}
 
   static int run(List<String> args, PrintStream out) throws IOException {
     CommandLine line =
-        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads"), Set.of("java-blas"));
+        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads", "blocks", "nsamples", "seqlen"), Set.of("java-blas"));
     String name = line.requirePositional("benchmark name (" + BENCHMARKS + ")");
     int rounds = line.positiveInt("rounds", 5);
     int threads = line.positiveInt("threads", RowParallel.defaultThreads());
@@ -49,6 +50,15 @@ final class BenchCommand {
       case "sgemm":
         KernelBenchmarks.sgemmGflops(4096, rounds, linalg, out);
         return Main.EXIT_OK;
+      case "prune": {
+        Path directory = Files.createTempDirectory(line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir"))), "sparkprune-bench-");
+        try {
+          PruneBenchmark.run(directory, line.positiveInt("blocks", 18), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 512), out);
+        } finally {
+          deleteRecursively(directory);
+        }
+        return Main.EXIT_OK;
+      }
       case "forward": {
         double sgemm = KernelBenchmarks.sgemmGflops(4096, 3, linalg, out);
         Path directory = Files.createTempDirectory(line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir"))), "sparkprune-bench-");

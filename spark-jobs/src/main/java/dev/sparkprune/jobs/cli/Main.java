@@ -83,7 +83,13 @@ public final class Main {
     } catch (UncheckedIOException e) {
       return fail(err, e, e.getMessage() + ": " + e.getCause().getMessage(), EXIT_FAILURE, verbose);
     } catch (Exception e) {
-      return fail(err, e, e.getClass().getSimpleName() + ": " + e.getMessage(), EXIT_FAILURE, verbose);
+      // Bad input found inside a Spark task arrives wrapped in a SparkException.
+      for (Throwable cause = e.getCause(); cause != null; cause = cause.getCause()) {
+        if (cause instanceof ValidationException) {
+          return fail(err, e, cause.getMessage(), EXIT_BAD_INPUT, verbose);
+        }
+      }
+      return fail(err, e, e.getClass().getSimpleName() + ": " + firstLine(e.getMessage()), EXIT_FAILURE, verbose);
     }
   }
 
@@ -95,6 +101,10 @@ public final class Main {
       err.println("sparkprune: run again with --verbose for the stack trace");
     }
     return code;
+  }
+
+  private static String firstLine(String message) {
+    return message == null ? "" : message.lines().findFirst().orElse("");
   }
 
   static String version() {

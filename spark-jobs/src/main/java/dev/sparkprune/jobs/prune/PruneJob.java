@@ -97,7 +97,8 @@ public final class PruneJob {
       publisher.publish();
       log("published %s", publisher.out());
       return finished;
-    } catch (IOException | RuntimeException e) {
+    } catch (Throwable e) {
+      // Task failures arrive as SparkException, which Java code does not see declared.
       publisher.abort();
       throw e;
     }
@@ -187,7 +188,8 @@ public final class PruneJob {
     }
     JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> tasks;
     Broadcast<Map<String, CalibrationStatistics>> channel = null;
-    if (statistics != null && !statistics.isEmpty() && !statistics.first()._2().hasHessian()) {
+    // Decided by the method, not by probing the RDD: every action would rerun the block's forward pass.
+    if (statistics != null && options.method().hessianStorage() == CalibrationStatistics.HessianStorage.NONE) {
       channel = jsc.broadcast(new HashMap<>(statistics.collectAsMap()));
     }
     if (statistics == null || channel != null) {

@@ -145,6 +145,38 @@ class TestMain {
   }
 
   @Test
+  void pruneBadInputGivesOneLineAndWritesNothing() throws IOException {
+    String model = SharedData.stories260K().toString();
+    Path out = dir.resolve("pruned");
+    assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "wanda"), "Missing --calib for --method wanda");
+    assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "obs"), "Unknown pruning method 'obs'");
+    assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--sparsity", "1.2"),
+        "Invalid sparsity 1.2: must be in [0, 1)");
+    assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--pattern", "0.5"),
+        "Invalid --pattern 0.5");
+
+    // A NaN inside a weight is found by the scoring task on an executor; it still reads as one line.
+    Path poisoned = dir.resolve("poisoned");
+    Files.createDirectories(poisoned);
+    try (Stream<Path> files = Files.list(SharedData.stories260K())) {
+      for (Path file : (Iterable<Path>) files::iterator) {
+        Files.copy(file, poisoned.resolve(file.getFileName()));
+      }
+    }
+    var archive = dev.sparkprune.tensorio.archive.ModelArchive.open(new dev.sparkprune.tensorio.io.LocalFileIO(), poisoned.toString());
+    long offset = archive.tensor("model.layers.2.mlp.up_proj.weight").fileBegin() + 4L * (3 * 64 + 5);
+    try (var channel = java.nio.channels.FileChannel.open(poisoned.resolve("model.safetensors"), java.nio.file.StandardOpenOption.WRITE)) {
+      channel.write(java.nio.ByteBuffer.wrap(new byte[] {0, 0, (byte) 0xC0, 0x7F}), offset);
+    }
+    Result nan = run("prune", "--model", poisoned.toString(), "--out", out.toString(), "--method", "magnitude");
+    assertOneLineError(nan, "Cannot prune layer model.layers.2.mlp.up_proj.weight: weight [3, 5] is NaN");
+    assertThat(out).doesNotExist();
+    try (Stream<Path> siblings = Files.list(dir)) {
+      assertThat(siblings.map(path -> path.getFileName().toString())).noneMatch(name -> name.startsWith("pruned"));
+    }
+  }
+
+  @Test
   void demoPrunesAGeneratedModelWithWandaAndSparseGptWithoutSharedData() throws IOException {
     Path out = dir.resolve("demo");
     Result result = run("demo", "--out", out.toString(), "--shared", dir.resolve("no-shared-data").toString());
