@@ -32,6 +32,18 @@ final class Embeddings {
     return length;
   }
 
+  /** Adds learned position rows {@code offset + t} of {@code table} to each token at position t. */
+  static void addPositions(float[] values, int sequences, int length, int width, float[] table, int offset) {
+    for (int s = 0; s < sequences; s++) {
+      for (int t = 0; t < length; t++) {
+        int row = (s * length + t) * width;
+        for (int i = 0; i < width; i++) {
+          values[row + i] += table[(t + offset) * width + i];
+        }
+      }
+    }
+  }
+
   /** Every tensor whose name starts with the block's prefix, linears in [out, in]. */
   static BlockWeights loadBlock(ArchiveWeights weights, int block, String prefix) throws IOException {
     Map<String, float[]> tensors = new HashMap<>();

@@ -2,7 +2,6 @@ package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.tensorio.arch.Linear;
-import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
 import java.util.List;
@@ -12,27 +11,18 @@ import java.util.List;
  * into q | k | v, gelu_new MLP, final ln_f and a head tied to wte. Conv1D weights arrive in
  * [out, in] orientation from {@link ArchiveWeights}.
  */
-final class Gpt2Model implements DecoderModel {
-  private final ArchiveWeights weights;
-  private final LinearAlgebra linalg;
-  private final ModelLayout layout;
+final class Gpt2Model extends BaseDecoderModel {
   private final int hidden;
   private final int heads;
-  private final int vocab;
-  private final int positions;
   private final double eps;
   private final String prefix;
   private final boolean exactGelu;
 
   Gpt2Model(ArchiveWeights weights, LinearAlgebra linalg) {
-    this.weights = weights;
-    this.linalg = linalg;
-    this.layout = weights.layout();
-    ModelConfig config = weights.archive().config();
+    super(weights, linalg, config(weights).requireInt("vocab_size"), config(weights).requireInt("n_positions", "max_position_embeddings"));
+    ModelConfig config = config(weights);
     this.hidden = config.requireInt("n_embd", "hidden_size");
     this.heads = config.requireInt("n_head", "num_attention_heads");
-    this.vocab = config.requireInt("vocab_size");
-    this.positions = config.requireInt("n_positions", "max_position_embeddings");
     this.eps = config.doubleValue("layer_norm_epsilon", 1e-5);
     this.exactGelu = config.stringValue("activation_function").map("gelu"::equals).orElse(false);
     String first = layout.blocks().get(0).linears().get(0).tensorName();
@@ -40,35 +30,10 @@ final class Gpt2Model implements DecoderModel {
   }
 
   @Override
-  public ModelLayout layout() {
-    return layout;
-  }
-
-  @Override
-  public int vocabSize() {
-    return vocab;
-  }
-
-  @Override
-  public int maxPositions() {
-    return positions;
-  }
-
-  @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
-    int length = Embeddings.checkTokens(tokens, vocab, positions);
-    float[] tokenEmbedding = weights.cached(prefix + "wte.weight");
-    float[] positionEmbedding = weights.cached(prefix + "wpe.weight");
-    float[] values = new float[tokens.length * length * hidden];
-    for (int s = 0; s < tokens.length; s++) {
-      for (int t = 0; t < length; t++) {
-        int row = (s * length + t) * hidden;
-        for (int i = 0; i < hidden; i++) {
-          values[row + i] = tokenEmbedding[tokens[s][t] * hidden + i] + positionEmbedding[t * hidden + i];
-        }
-      }
-    }
-    return new HiddenStates(tokens.length, length, hidden, values);
+    float[] values = lookup(tokens, weights.cached(prefix + "wte.weight"), hidden);
+    Embeddings.addPositions(values, tokens.length, tokens[0].length, hidden, weights.cached(prefix + "wpe.weight"), 0);
+    return new HiddenStates(tokens.length, tokens[0].length, hidden, values);
   }
 
   @Override
@@ -111,11 +76,6 @@ final class Gpt2Model implements DecoderModel {
     HiddenStates one = hiddenStates.slice(sequence, 1);
     float[] x = Layers.layerNorm(one.values(), one.tokens(), hidden, weights.cached(prefix + "ln_f.weight"), weights.cached(prefix + "ln_f.bias"), eps);
     float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : prefix + "wte.weight");
-    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocab, null);
-  }
-
-  @Override
-  public void close() throws IOException {
-    weights.close();
+    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocabSize(), null);
   }
 }

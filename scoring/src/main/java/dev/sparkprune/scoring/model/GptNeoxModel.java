@@ -2,7 +2,6 @@ package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.tensorio.arch.Linear;
-import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
 import java.util.List;
@@ -12,61 +11,30 @@ import java.util.List;
  * partial rotary on the first rotary_pct of each head, exact GELU MLP, and the parallel residual
  * h + attn(ln1(h)) + mlp(ln2(h)) unless use_parallel_residual is false.
  */
-final class GptNeoxModel implements DecoderModel {
-  private final ArchiveWeights weights;
-  private final LinearAlgebra linalg;
-  private final ModelLayout layout;
+final class GptNeoxModel extends BaseDecoderModel {
   private final int hidden;
   private final int heads;
   private final int headDim;
-  private final int vocab;
-  private final int positions;
   private final double eps;
   private final boolean parallelResidual;
   private final Rope rope;
 
   GptNeoxModel(ArchiveWeights weights, LinearAlgebra linalg) {
-    this.weights = weights;
-    this.linalg = linalg;
-    this.layout = weights.layout();
-    ModelConfig config = weights.archive().config();
+    super(weights, linalg, config(weights).requireInt("vocab_size"), config(weights).optionalInt("max_position_embeddings").orElse(2048));
+    ModelConfig config = config(weights);
     this.hidden = config.requireInt("hidden_size");
     this.heads = config.requireInt("num_attention_heads");
     this.headDim = hidden / heads;
-    this.vocab = config.requireInt("vocab_size");
-    this.positions = config.optionalInt("max_position_embeddings").orElse(2048);
     this.eps = config.doubleValue("layer_norm_eps", 1e-5);
     this.parallelResidual = config.booleanValue("use_parallel_residual", true);
     int rotaryDim = (int) (headDim * config.doubleValue("rotary_pct", 1.0));
-    this.rope = new Rope(config, headDim, rotaryDim, positions);
-  }
-
-  @Override
-  public ModelLayout layout() {
-    return layout;
-  }
-
-  @Override
-  public int vocabSize() {
-    return vocab;
-  }
-
-  @Override
-  public int maxPositions() {
-    return positions;
+    this.rope = new Rope(config, headDim, rotaryDim, maxPositions());
   }
 
   @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
-    int length = Embeddings.checkTokens(tokens, vocab, positions);
-    float[] embedding = weights.cached("gpt_neox.embed_in.weight");
-    float[] values = new float[tokens.length * length * hidden];
-    for (int s = 0; s < tokens.length; s++) {
-      for (int t = 0; t < length; t++) {
-        System.arraycopy(embedding, tokens[s][t] * hidden, values, (s * length + t) * hidden, hidden);
-      }
-    }
-    return new HiddenStates(tokens.length, length, hidden, values);
+    float[] values = lookup(tokens, weights.cached("gpt_neox.embed_in.weight"), hidden);
+    return new HiddenStates(tokens.length, tokens[0].length, hidden, values);
   }
 
   @Override
@@ -113,11 +81,6 @@ final class GptNeoxModel implements DecoderModel {
     float[] x = Layers.layerNorm(
         one.values(), one.tokens(), hidden, weights.cached("gpt_neox.final_layer_norm.weight"), weights.cached("gpt_neox.final_layer_norm.bias"), eps);
     float[] head = weights.cached(weights.contains("embed_out.weight") ? "embed_out.weight" : "gpt_neox.embed_in.weight");
-    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocab, null);
-  }
-
-  @Override
-  public void close() throws IOException {
-    weights.close();
+    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocabSize(), null);
   }
 }

@@ -2,7 +2,6 @@ package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.tensorio.arch.Linear;
-import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
 import java.util.HashMap;
@@ -13,65 +12,34 @@ import java.util.Map;
  * Llama, Mistral and Qwen2 as Hugging Face's modeling code computes them: RMSNorm, rotate-half
  * RoPE, grouped-query attention, SwiGLU MLP, optional q/k/v biases, tied or separate LM head.
  */
-final class LlamaModel implements DecoderModel {
-  private final ArchiveWeights weights;
-  private final LinearAlgebra linalg;
-  private final ModelLayout layout;
+final class LlamaModel extends BaseDecoderModel {
   private final int hidden;
   private final int heads;
   private final int kvHeads;
   private final int headDim;
   private final int intermediate;
-  private final int vocab;
-  private final int maxPositions;
   private final double eps;
   private final Rope rope;
   private final String bodyPrefix;
 
   LlamaModel(ArchiveWeights weights, LinearAlgebra linalg) {
-    this.weights = weights;
-    this.linalg = linalg;
-    this.layout = weights.layout();
-    ModelConfig config = weights.archive().config();
+    super(weights, linalg, config(weights).requireInt("vocab_size"), config(weights).optionalInt("max_position_embeddings").orElse(2048));
+    ModelConfig config = config(weights);
     this.hidden = config.requireInt("hidden_size");
     this.heads = config.requireInt("num_attention_heads");
     this.kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
     this.headDim = config.optionalInt("head_dim").orElse(hidden / heads);
     this.intermediate = config.requireInt("intermediate_size");
-    this.vocab = config.requireInt("vocab_size");
-    this.maxPositions = config.optionalInt("max_position_embeddings").orElse(2048);
     this.eps = config.doubleValue("rms_norm_eps", 1e-6);
-    this.rope = new Rope(config, headDim, headDim, maxPositions);
+    this.rope = new Rope(config, headDim, headDim, maxPositions());
     String firstLinear = layout.blocks().get(0).linears().get(0).tensorName();
     this.bodyPrefix = firstLinear.substring(0, firstLinear.indexOf("layers.0."));
   }
 
   @Override
-  public ModelLayout layout() {
-    return layout;
-  }
-
-  @Override
-  public int vocabSize() {
-    return vocab;
-  }
-
-  @Override
-  public int maxPositions() {
-    return maxPositions;
-  }
-
-  @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
-    int length = Embeddings.checkTokens(tokens, vocab, maxPositions);
-    float[] embedding = weights.cached(bodyPrefix + "embed_tokens.weight");
-    float[] values = new float[tokens.length * length * hidden];
-    for (int s = 0; s < tokens.length; s++) {
-      for (int t = 0; t < length; t++) {
-        System.arraycopy(embedding, tokens[s][t] * hidden, values, (s * length + t) * hidden, hidden);
-      }
-    }
-    return new HiddenStates(tokens.length, length, hidden, values);
+    float[] values = lookup(tokens, weights.cached(bodyPrefix + "embed_tokens.weight"), hidden);
+    return new HiddenStates(tokens.length, tokens[0].length, hidden, values);
   }
 
   @Override
@@ -121,12 +89,7 @@ final class LlamaModel implements DecoderModel {
     float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : bodyPrefix + "embed_tokens.weight");
     HiddenStates one = hiddenStates.slice(sequence, 1);
     float[] x = Layers.rmsNorm(one.values(), one.tokens(), hidden, finalNorm, eps);
-    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocab, null);
-  }
-
-  @Override
-  public void close() throws IOException {
-    weights.close();
+    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocabSize(), null);
   }
 
 }

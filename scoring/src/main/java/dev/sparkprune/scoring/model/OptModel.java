@@ -2,7 +2,6 @@ package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.tensorio.arch.Linear;
-import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
 import java.util.List;
@@ -12,73 +11,34 @@ import java.util.List;
  * OPT-350m, after) attention and MLP, ReLU MLP, optional project_in/project_out around the
  * decoder when word_embed_proj_dim differs from hidden_size, head tied to the embedding.
  */
-final class OptModel implements DecoderModel {
+final class OptModel extends BaseDecoderModel {
   private static final int POSITION_OFFSET = 2;
 
-  private final ArchiveWeights weights;
-  private final LinearAlgebra linalg;
-  private final ModelLayout layout;
   private final int hidden;
   private final int embedWidth;
   private final int heads;
-  private final int vocab;
-  private final int positions;
   private final boolean normBefore;
   private final String prefix;
 
   OptModel(ArchiveWeights weights, LinearAlgebra linalg) {
-    this.weights = weights;
-    this.linalg = linalg;
-    this.layout = weights.layout();
-    ModelConfig config = weights.archive().config();
+    super(weights, linalg, config(weights).requireInt("vocab_size"), config(weights).requireInt("max_position_embeddings"));
+    ModelConfig config = config(weights);
     this.hidden = config.requireInt("hidden_size");
     this.embedWidth = config.optionalInt("word_embed_proj_dim").orElse(hidden);
     this.heads = config.requireInt("num_attention_heads");
-    this.vocab = config.requireInt("vocab_size");
-    this.positions = config.requireInt("max_position_embeddings");
     this.normBefore = config.booleanValue("do_layer_norm_before", true);
     String first = layout.blocks().get(0).linears().get(0).tensorName();
     this.prefix = first.substring(0, first.indexOf("layers.0."));
   }
 
   @Override
-  public ModelLayout layout() {
-    return layout;
-  }
-
-  @Override
-  public int vocabSize() {
-    return vocab;
-  }
-
-  @Override
-  public int maxPositions() {
-    return positions;
-  }
-
-  @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
-    int length = Embeddings.checkTokens(tokens, vocab, positions);
-    float[] tokenEmbedding = weights.cached(prefix + "embed_tokens.weight");
-    int rows = tokens.length * length;
-    float[] embedded = new float[rows * embedWidth];
-    for (int s = 0; s < tokens.length; s++) {
-      for (int t = 0; t < length; t++) {
-        System.arraycopy(tokenEmbedding, tokens[s][t] * embedWidth, embedded, (s * length + t) * embedWidth, embedWidth);
-      }
-    }
+    int length = tokens[0].length;
+    float[] embedded = lookup(tokens, weights.cached(prefix + "embed_tokens.weight"), embedWidth);
     float[] values = embedWidth == hidden
         ? embedded
-        : Layers.linear(linalg, embedded, rows, embedWidth, weights.cached(prefix + "project_in.weight"), hidden, null);
-    float[] positionEmbedding = weights.cached(prefix + "embed_positions.weight");
-    for (int s = 0; s < tokens.length; s++) {
-      for (int t = 0; t < length; t++) {
-        int row = (s * length + t) * hidden;
-        for (int i = 0; i < hidden; i++) {
-          values[row + i] += positionEmbedding[(t + POSITION_OFFSET) * hidden + i];
-        }
-      }
-    }
+        : Layers.linear(linalg, embedded, tokens.length * length, embedWidth, weights.cached(prefix + "project_in.weight"), hidden, null);
+    Embeddings.addPositions(values, tokens.length, length, hidden, weights.cached(prefix + "embed_positions.weight"), POSITION_OFFSET);
     return new HiddenStates(tokens.length, length, hidden, values);
   }
 
@@ -135,11 +95,6 @@ final class OptModel implements DecoderModel {
       x = Layers.linear(linalg, x, one.tokens(), hidden, weights.cached(prefix + "project_out.weight"), embedWidth, null);
     }
     float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : prefix + "embed_tokens.weight");
-    return Layers.linear(linalg, x, one.tokens(), embedWidth, head, vocab, null);
-  }
-
-  @Override
-  public void close() throws IOException {
-    weights.close();
+    return Layers.linear(linalg, x, one.tokens(), embedWidth, head, vocabSize(), null);
   }
 }

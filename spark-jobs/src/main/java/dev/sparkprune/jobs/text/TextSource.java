@@ -35,27 +35,65 @@ public final class TextSource {
   public static List<String> read(HadoopFileIO io, String location) throws IOException {
     Path path = new Path(location);
     FileSystem fs = io.fileSystem(path);
+    List<String> documents = new ArrayList<>();
+    for (Path file : dataFiles(fs, path, location)) {
+      readFile(fs, file, documents);
+    }
+    ValidationException.check(!documents.isEmpty(), "Cannot read text %s: no documents found", location);
+    return documents;
+  }
+
+  /** The file itself, or a folder's data files in name order (skipping _SUCCESS, .crc and the like). */
+  private static List<Path> dataFiles(FileSystem fs, Path path, String location) throws IOException {
     FileStatus status;
     try {
       status = fs.getFileStatus(path);
     } catch (FileNotFoundException e) {
       throw new ValidationException("Cannot read text " + location + ": file not found");
     }
-    List<String> documents = new ArrayList<>();
-    if (status.isDirectory()) {
-      FileStatus[] children = fs.listStatus(path);
-      java.util.Arrays.sort(children, (a, b) -> a.getPath().getName().compareTo(b.getPath().getName()));
-      for (FileStatus child : children) {
-        String name = child.getPath().getName();
-        if (child.isFile() && !name.startsWith("_") && !name.startsWith(".")) {
-          readFile(fs, child.getPath(), documents);
+    List<Path> files = new ArrayList<>();
+    if (!status.isDirectory()) {
+      files.add(path);
+      return files;
+    }
+    FileStatus[] children = fs.listStatus(path);
+    java.util.Arrays.sort(children, (a, b) -> a.getPath().getName().compareTo(b.getPath().getName()));
+    for (FileStatus child : children) {
+      String name = child.getPath().getName();
+      if (child.isFile() && !name.startsWith("_") && !name.startsWith(".")) {
+        files.add(child.getPath());
+      }
+    }
+    return files;
+  }
+
+  /** Receives each non-blank JSONL line, parsed; returns false to stop reading. */
+  @FunctionalInterface
+  private interface JsonLineVisitor {
+    boolean visit(int lineNumber, JsonNode node);
+  }
+
+  /** Parses each non-blank line; a malformed one fails naming file and line. Returns false if stopped. */
+  private static boolean forEachJsonLine(FileSystem fs, Path path, JsonLineVisitor visitor) throws IOException {
+    try (BufferedReader reader = new BufferedReader(new InputStreamReader(fs.open(path), StandardCharsets.UTF_8))) {
+      int lineNumber = 0;
+      for (String line; (line = reader.readLine()) != null; ) {
+        lineNumber++;
+        if (line.isBlank()) {
+          continue;
+        }
+        JsonNode node;
+        try {
+          node = JSON.readTree(line);
+        } catch (JsonProcessingException e) {
+          throw new ValidationException("Invalid JSONL " + path + " line " + lineNumber + ": " + e.getOriginalMessage());
+        }
+        if (!visitor.visit(lineNumber, node)) {
+          return false;
         }
       }
-    } else {
-      readFile(fs, path, documents);
     }
-    ValidationException.check(!documents.isEmpty(), "Cannot read text %s: no documents found", location);
-    return documents;
+    return true;
   }
 
   private static void readFile(FileSystem fs, Path path, List<String> documents) throws IOException {
@@ -77,25 +115,13 @@ public final class TextSource {
   }
 
   private static void readJsonLines(FileSystem fs, Path path, List<String> documents) throws IOException {
-    try (BufferedReader reader = new BufferedReader(new InputStreamReader(fs.open(path), StandardCharsets.UTF_8))) {
-      int lineNumber = 0;
-      for (String line; (line = reader.readLine()) != null; ) {
-        lineNumber++;
-        if (line.isBlank()) {
-          continue;
-        }
-        JsonNode node;
-        try {
-          node = JSON.readTree(line);
-        } catch (JsonProcessingException e) {
-          throw new ValidationException("Invalid JSONL " + path + " line " + lineNumber + ": " + e.getOriginalMessage());
-        }
-        JsonNode text = node == null ? null : node.get(TEXT_FIELD);
-        ValidationException.check(
-            text != null && text.isTextual(), "Invalid JSONL %s line %d: no string field '%s'", path, lineNumber, TEXT_FIELD);
-        documents.add(text.textValue());
-      }
-    }
+    forEachJsonLine(fs, path, (lineNumber, node) -> {
+      JsonNode text = node == null ? null : node.get(TEXT_FIELD);
+      ValidationException.check(
+          text != null && text.isTextual(), "Invalid JSONL %s line %d: no string field '%s'", path, lineNumber, TEXT_FIELD);
+      documents.add(text.textValue());
+      return true;
+    });
   }
 
   /**
@@ -105,23 +131,8 @@ public final class TextSource {
   public static java.util.Optional<List<int[]>> readTokenIds(HadoopFileIO io, String location) throws IOException {
     Path path = new Path(location);
     FileSystem fs = io.fileSystem(path);
-    if (!fs.exists(path)) {
-      throw new ValidationException("Cannot read " + location + ": file not found");
-    }
-    List<Path> files = new ArrayList<>();
-    if (fs.getFileStatus(path).isDirectory()) {
-      FileStatus[] children = fs.listStatus(path);
-      java.util.Arrays.sort(children, (a, b) -> a.getPath().getName().compareTo(b.getPath().getName()));
-      for (FileStatus child : children) {
-        if (child.isFile() && !child.getPath().getName().startsWith("_") && !child.getPath().getName().startsWith(".")) {
-          files.add(child.getPath());
-        }
-      }
-    } else {
-      files.add(path);
-    }
     List<int[]> samples = new ArrayList<>();
-    for (Path file : files) {
+    for (Path file : dataFiles(fs, path, location)) {
       String name = file.getName().toLowerCase(Locale.ROOT);
       if (name.endsWith(".parquet")) {
         if (!readParquetTokens(fs, file, samples)) {
@@ -139,37 +150,22 @@ public final class TextSource {
   }
 
   private static boolean readJsonTokens(FileSystem fs, Path path, List<int[]> samples) throws IOException {
-    try (BufferedReader reader = new BufferedReader(new InputStreamReader(fs.open(path), StandardCharsets.UTF_8))) {
-      int lineNumber = 0;
-      for (String line; (line = reader.readLine()) != null; ) {
-        lineNumber++;
-        if (line.isBlank()) {
-          continue;
-        }
-        JsonNode node;
-        try {
-          node = JSON.readTree(line);
-        } catch (JsonProcessingException e) {
-          throw new ValidationException("Invalid JSONL " + path + " line " + lineNumber + ": " + e.getOriginalMessage());
-        }
-        JsonNode ids = node == null ? null : node.get(TOKENS_FIELD);
-        if (ids == null) {
-          if (samples.isEmpty()) {
-            return false;
-          }
-          throw new ValidationException("Invalid JSONL " + path + " line " + lineNumber + ": no '" + TOKENS_FIELD + "' array");
-        }
-        ValidationException.check(ids.isArray(), "Invalid JSONL %s line %d: '%s' is not an array", path, lineNumber, TOKENS_FIELD);
-        int[] sample = new int[ids.size()];
-        for (int i = 0; i < sample.length; i++) {
-          ValidationException.check(
-              ids.get(i).canConvertToInt(), "Invalid JSONL %s line %d: %s[%d] is not a token id", path, lineNumber, TOKENS_FIELD, i);
-          sample[i] = ids.get(i).intValue();
-        }
-        samples.add(sample);
+    return forEachJsonLine(fs, path, (lineNumber, node) -> {
+      JsonNode ids = node == null ? null : node.get(TOKENS_FIELD);
+      if (ids == null) {
+        ValidationException.check(samples.isEmpty(), "Invalid JSONL %s line %d: no '%s' array", path, lineNumber, TOKENS_FIELD);
+        return false;
       }
-    }
-    return true;
+      ValidationException.check(ids.isArray(), "Invalid JSONL %s line %d: '%s' is not an array", path, lineNumber, TOKENS_FIELD);
+      int[] sample = new int[ids.size()];
+      for (int i = 0; i < sample.length; i++) {
+        ValidationException.check(
+            ids.get(i).canConvertToInt(), "Invalid JSONL %s line %d: %s[%d] is not a token id", path, lineNumber, TOKENS_FIELD, i);
+        sample[i] = ids.get(i).intValue();
+      }
+      samples.add(sample);
+      return true;
+    });
   }
 
   @SuppressWarnings("deprecation")

@@ -58,7 +58,8 @@ class TestPruneJob extends SparkTestBase {
 
   @TempDir static Path dir;
 
-  static PruneOptions options(PruningMethod method, SparsityTarget target, Path out, int partitions) {
+  /** stories260K calibrated on TinyStories: 8 samples of 128 tokens, seed 7. */
+  static PruneOptions.Builder stories(PruningMethod method, SparsityTarget target, Path out) {
     return PruneOptions.builder()
         .model(SharedData.stories260K().toString())
         .out(out.toString())
@@ -67,9 +68,11 @@ class TestPruneJob extends SparkTestBase {
         .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
         .nsamples(NSAMPLES)
         .seqlen(SEQLEN)
-        .seed(7)
-        .partitions(partitions)
-        .build();
+        .seed(7);
+  }
+
+  static PruneOptions options(PruningMethod method, SparsityTarget target, Path out, int partitions) {
+    return stories(method, target, out).partitions(partitions).build();
   }
 
   static PruneReport run(PruneOptions options) throws IOException {
@@ -288,16 +291,7 @@ class TestPruneJob extends SparkTestBase {
   }
 
   static PruneOptions.Builder oneShot(PruningMethod method, SparsityTarget target, Path out) {
-    return PruneOptions.builder()
-        .model(SharedData.stories260K().toString())
-        .out(out.toString())
-        .method(method)
-        .target(target)
-        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
-        .nsamples(NSAMPLES)
-        .seqlen(SEQLEN)
-        .seed(7)
-        .mode(PruneOptions.Mode.ONE_SHOT);
+    return stories(method, target, out).mode(PruneOptions.Mode.ONE_SHOT);
   }
 
   @Test
