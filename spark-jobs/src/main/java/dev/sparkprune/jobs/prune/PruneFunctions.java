@@ -31,7 +31,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.api.java.function.Function;
 import org.apache.spark.api.java.function.PairFlatMapFunction;
@@ -266,7 +265,7 @@ final class PruneFunctions {
    * Rewrites one shard into the staged model: same tensors, order, dtypes and metadata; pruned
    * tensors from their staged files, every other tensor copied byte for byte.
    */
-  static final class WriteShard implements Function<String, Long> {
+  static final class WriteShard implements Function<String, Integer> {
     private static final long serialVersionUID = 1L;
     private final JobContext context;
     private final Set<String> prunedTensors;
@@ -279,14 +278,16 @@ final class PruneFunctions {
     }
 
     @Override
-    public Long call(String shard) throws IOException {
+    public Integer call(String shard) throws IOException {
       HadoopFileIO io = context.io();
       ModelArchive archive = context.archive();
       String target = io.resolve(modelDirectory, shard);
       // A retried attempt starts over; the run's staging folder is private to this run.
       io.delete(target);
+      int tensors;
       try (SafetensorsReader reader = archive.openShard(shard);
           OutputStream out = new BufferedOutputStream(io.newOutputFile(target).create(), 1 << 20)) {
+        tensors = reader.tensors().size();
         List<TensorSpec> specs = new ArrayList<>();
         reader.tensors().forEach(tensor -> specs.add(TensorSpec.of(tensor)));
         try (SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
@@ -300,7 +301,7 @@ final class PruneFunctions {
           }
         }
       }
-      return TaskContext.get() == null ? 0L : (long) TaskContext.get().attemptNumber();
+      return tensors;
     }
   }
 

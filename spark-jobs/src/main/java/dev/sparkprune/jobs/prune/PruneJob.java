@@ -223,8 +223,12 @@ public final class PruneJob {
     List<String> shards = new ArrayList<>();
     archive.shards().forEach(shard -> shards.add(shard.fileName()));
     jsc.parallelize(shards, shards.size()).map(new PruneFunctions.WriteShard(context, pruned, modelDirectory)).collect();
+    // Config, tokenizer and other small files; never another copy of the weights (a pickle or
+    // a second format next to the safetensors would hold the unpruned model).
     for (String file : archive.otherFiles()) {
-      copySmallFile(io, archive.io().resolve(archive.location(), file), io.resolve(modelDirectory, file));
+      if (!ModelArchive.isWeightFile(file)) {
+        copySmallFile(io, archive.io().resolve(archive.location(), file), io.resolve(modelDirectory, file));
+      }
     }
     if (archive.isSharded()) {
       copySmallFile(io, archive.io().resolve(archive.location(), ModelArchive.INDEX), io.resolve(modelDirectory, ModelArchive.INDEX));

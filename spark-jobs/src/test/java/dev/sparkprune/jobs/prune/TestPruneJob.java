@@ -243,7 +243,7 @@ class TestPruneJob extends SparkTestBase {
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     ModelArchive original = ModelArchive.open(io, SharedData.stories260K().toString());
     ModelArchive pruned = ModelArchive.open(io, model.toString());
-    assertThat(pruned.otherFiles()).containsAll(original.otherFiles());
+    assertThat(pruned.otherFiles()).containsExactlyInAnyOrderElementsOf(original.otherFiles());
     assertThat(Files.readString(model.resolve("config.json"))).isEqualTo(original.config().text());
     try (SafetensorsReader before = original.openShard("model.safetensors");
         SafetensorsReader after = pruned.openShard("model.safetensors")) {
@@ -398,6 +398,24 @@ class TestPruneJob extends SparkTestBase {
     try (Stream<Path> siblings = Files.list(dir)) {
       assertThat(siblings.map(path -> path.getFileName().toString())).noneMatch(name -> name.contains(".staging-") || name.contains(".replaced-"));
     }
+  }
+
+  @Test
+  void otherWeightFormatsBesideTheSafetensorsAreNeverCopied() throws IOException {
+    Path model = dir.resolve("with-pickle");
+    Files.createDirectories(model);
+    try (Stream<Path> files = Files.list(SharedData.stories260K())) {
+      for (Path file : (Iterable<Path>) files::iterator) {
+        Files.copy(file, model.resolve(file.getFileName()));
+      }
+    }
+    Files.write(model.resolve("pytorch_model.bin"), new byte[] {(byte) 0x80, 2, 'u', 'n', 'p', 'r', 'u', 'n', 'e', 'd'});
+    Path out = dir.resolve("without-pickle");
+    run(PruneOptions.builder().model(model.toString()).out(out.toString()).method(PruningMethod.MAGNITUDE)
+        .target(SparsityTarget.unstructured(0.5)).build());
+    assertThat(out.resolve("model/pytorch_model.bin")).doesNotExist();
+    assertThat(out.resolve("model/tokenizer.json")).exists();
+    assertThat(out.resolve("model/generation_config.json")).exists();
   }
 
   @Test

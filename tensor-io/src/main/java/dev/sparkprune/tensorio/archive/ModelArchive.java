@@ -195,6 +195,22 @@ public final class ModelArchive {
     return new String(bytes, StandardCharsets.UTF_8);
   }
 
+  /**
+   * Whether a file holds weights in some format (pickles, safetensors, TF/Flax/GGUF/ONNX): what
+   * must never be copied unchanged next to pruned safetensors.
+   */
+  public static boolean isWeightFile(String name) {
+    String lower = name.toLowerCase(Locale.ROOT);
+    return isPickle(name)
+        || lower.endsWith(".bin")
+        || lower.endsWith(".safetensors")
+        || lower.endsWith(".h5")
+        || lower.endsWith(".msgpack")
+        || lower.endsWith(".gguf")
+        || lower.endsWith(".onnx")
+        || lower.endsWith(".index.json");
+  }
+
   static boolean isPickle(String name) {
     String lower = name.toLowerCase(Locale.ROOT);
     return lower.endsWith(".bin") && lower.startsWith("pytorch_model")

@@ -191,5 +191,9 @@ class TestModelArchive {
         .hasMessageContaining("no model.safetensors or model.safetensors.index.json (found [config.json])");
     assertThat(List.of(ModelArchive.isPickle("pytorch_model-00001-of-00002.bin"), ModelArchive.isPickle("model.safetensors")))
         .containsExactly(true, false);
+    assertThat(List.of("pytorch_model.bin", "flax_model.msgpack", "tf_model.h5", "model.safetensors", "model.safetensors.index.json"))
+        .allMatch(ModelArchive::isWeightFile);
+    assertThat(List.of("config.json", "tokenizer.json", "tokenizer.model", "generation_config.json", "README.md"))
+        .noneMatch(ModelArchive::isWeightFile);
   }
 }
