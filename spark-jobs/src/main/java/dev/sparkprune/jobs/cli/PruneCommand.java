@@ -17,7 +17,7 @@ import org.apache.spark.sql.SparkSession;
 /** {@code sparkprune prune}: the distributed prune job (in-process local[*] without --master). */
 final class PruneCommand {
   static final Set<String> OPTIONS =
-      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats");
+      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep");
 
   private PruneCommand() {}
 
@@ -50,7 +50,26 @@ final class PruneCommand {
         .partitions(line.value("partitions").isPresent() ? line.positiveInt("partitions", 1) : 0)
         .saveStatistics(line.flag("save-stats"))
         .statistics(line.value("stats").orElse(null))
+        .allocation(allocation(line.value("allocation").orElse("uniform")))
+        .minKeep(minKeep(line.value("min-keep").orElse(String.valueOf(PruneOptions.MIN_KEEP_DEFAULT))))
         .build();
+  }
+
+  private static PruneOptions.Allocation allocation(String text) {
+    for (PruneOptions.Allocation allocation : PruneOptions.Allocation.values()) {
+      if (allocation.name().equalsIgnoreCase(text)) {
+        return allocation;
+      }
+    }
+    throw new ValidationException("Invalid --allocation " + text + ": use uniform, global or lamp");
+  }
+
+  private static double minKeep(String text) {
+    try {
+      return Double.parseDouble(text);
+    } catch (NumberFormatException e) {
+      throw new ValidationException("Invalid --min-keep " + text + ": must be a fraction in [0, 1)");
+    }
   }
 
   private static SparsityTarget pattern(String text) {

@@ -73,7 +73,13 @@ public final class PruneJob {
       MaskWriter masks = new MaskWriter(spark, io.resolve(publisher.staging(), "masks"));
       List<LinearResult> results = new ArrayList<>();
 
-      if (!options.method().needsCalibration()) {
+      if (options.allocation() != PruneOptions.Allocation.UNIFORM) {
+        GlobalAllocation.Outcome outcome = GlobalAllocation.run(jsc, context, plan, options, masks);
+        results.addAll(outcome.results);
+        report.allocation(options, outcome.threshold, outcome.histogramBytes);
+        log("%s allocation: threshold %s over %d linears, %,d bytes of histograms to the driver",
+            options.allocation().name().toLowerCase(Locale.ROOT), outcome.threshold, plan.size(), outcome.histogramBytes);
+      } else if (!options.method().needsCalibration()) {
         results.addAll(score(jsc, context, plan, null, masks));
         log("scored %d linears with %s (no calibration needed)", plan.size(), options.method().displayName());
       } else if (options.statistics().isPresent()) {

@@ -23,6 +23,19 @@ public final class PruneOptions implements Serializable {
     ONE_SHOT
   }
 
+  /** How a model-level sparsity becomes per-layer decisions. */
+  public enum Allocation {
+    /** Every linear at the target. */
+    UNIFORM,
+    /** One magnitude threshold over all linears. */
+    GLOBAL,
+    /** One threshold over all linears' LAMP scores. */
+    LAMP
+  }
+
+  /** Global allocations keep at least this fraction of every layer, against layer collapse. */
+  public static final double MIN_KEEP_DEFAULT = 0.01;
+
   public static final int NSAMPLES_DEFAULT = 128;
   public static final int SEQLEN_DEFAULT = 2048;
   public static final long SEED_DEFAULT = 0;
@@ -39,6 +52,8 @@ public final class PruneOptions implements Serializable {
   private final int partitions;
   private final boolean saveStatistics;
   private final String statistics;
+  private final Allocation allocation;
+  private final double minKeep;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -53,6 +68,17 @@ public final class PruneOptions implements Serializable {
     this.partitions = builder.partitions;
     this.saveStatistics = builder.saveStatistics;
     this.statistics = builder.statistics;
+    this.allocation = builder.allocation;
+    this.minKeep = builder.minKeep;
+    ValidationException.check(minKeep >= 0 && minKeep < 1, "Invalid --min-keep %s: must be in [0, 1)", minKeep);
+    ValidationException.check(
+        allocation == Allocation.UNIFORM || method == dev.sparkprune.scoring.methods.PruningMethod.MAGNITUDE,
+        "--allocation %s ranks weights across layers by magnitude scores: use it with --method magnitude",
+        allocation.name().toLowerCase(Locale.ROOT));
+    ValidationException.check(
+        allocation == Allocation.UNIFORM || !target.isStructured(),
+        "--allocation %s needs an unstructured --sparsity, not a pattern",
+        allocation.name().toLowerCase(Locale.ROOT));
     ValidationException.check(
         !saveStatistics || mode == Mode.ONE_SHOT,
         "--save-stats needs --mode one-shot: sequential statistics depend on how earlier blocks were pruned");
@@ -115,6 +141,15 @@ public final class PruneOptions implements Serializable {
     return partitions;
   }
 
+  public Allocation allocation() {
+    return allocation;
+  }
+
+  /** The fraction of each layer a global allocation keeps at least. */
+  public double minKeep() {
+    return minKeep;
+  }
+
   /** Whether to keep the dense statistics under {@code <out>/stats} for later runs. */
   public boolean saveStatistics() {
     return saveStatistics;
@@ -160,8 +195,20 @@ public final class PruneOptions implements Serializable {
     private int partitions;
     private boolean saveStatistics;
     private String statistics;
+    private Allocation allocation = Allocation.UNIFORM;
+    private double minKeep = MIN_KEEP_DEFAULT;
 
     private Builder() {}
+
+    public Builder allocation(Allocation value) {
+      this.allocation = value;
+      return this;
+    }
+
+    public Builder minKeep(double value) {
+      this.minKeep = value;
+      return this;
+    }
 
     public Builder saveStatistics(boolean value) {
       this.saveStatistics = value;

@@ -94,6 +94,7 @@ public final class PruneReport {
       config.put("method", options.method().displayName());
       config.put("target", options.target().toString());
       config.put("mode", options.mode().name().toLowerCase(Locale.ROOT));
+      config.put("allocation", options.allocation().name().toLowerCase(Locale.ROOT));
       options.calibration().ifPresent(calibration -> config.put("calibration", calibration));
       config.put("nsamples", options.nsamples());
       config.put("seqlen", options.seqlen());
@@ -111,6 +112,15 @@ public final class PruneReport {
       model.put("prunable", layout.prunableParameters());
       model.put("fingerprint", Fingerprints.model(archive));
       parameters = layout.totalParameters();
+      return this;
+    }
+
+    Builder allocation(PruneOptions options, float threshold, long histogramBytes) {
+      ObjectNode allocation = json.putObject("allocation");
+      allocation.put("kind", options.allocation().name().toLowerCase(Locale.ROOT));
+      allocation.put("min_keep", options.minKeep());
+      allocation.put("threshold", threshold);
+      allocation.put("histogram_bytes_to_driver", histogramBytes);
       return this;
     }
 

@@ -1,0 +1,196 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.scoring.PruneResult;
+import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.allocation.GlobalThreshold;
+import dev.sparkprune.scoring.allocation.Lamp;
+import dev.sparkprune.scoring.allocation.ScoreHistogram;
+import dev.sparkprune.scoring.allocation.ThresholdMask;
+import dev.sparkprune.scoring.model.ArchiveWeights;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.api.java.function.Function;
+import org.apache.spark.api.java.function.PairFunction;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.storage.StorageLevel;
+import scala.Tuple2;
+
+/**
+ * One threshold over the scores of every linear (magnitude or LAMP), computed without shipping
+ * scores to the driver: executors score each layer once and cache the scores; the driver gets
+ * each layer's sparse coarse histogram, picks the boundary bucket, gets fine histograms of that
+ * bucket, and so finds the exact threshold; a last pass prunes every layer against it, keeping
+ * at least {@code --min-keep} of each.
+ */
+final class GlobalAllocation {
+  /** The threshold and what finding it cost. */
+  static final class Outcome {
+    final float threshold;
+    final long histogramBytes;
+    final List<LinearResult> results;
+
+    Outcome(float threshold, long histogramBytes, List<LinearResult> results) {
+      this.threshold = threshold;
+      this.histogramBytes = histogramBytes;
+      this.results = results;
+    }
+  }
+
+  private GlobalAllocation() {}
+
+  static Outcome run(
+      JavaSparkContext jsc, PruneFunctions.JobContext context, List<PlannedLinear> plan, PruneOptions options, MaskWriter masks) {
+    boolean lamp = options.allocation() == PruneOptions.Allocation.LAMP;
+    long prunable = 0;
+    long maxPruned = 0;
+    for (PlannedLinear planned : plan) {
+      long numel = planned.linear.parameters();
+      prunable += numel;
+      maxPruned += numel - (long) Math.ceil(options.minKeep() * numel);
+    }
+    dev.sparkprune.tensorio.ValidationException.check(
+        (long) (prunable * options.target().ratio()) <= maxPruned,
+        "Cannot reach sparsity %s with --min-keep %s: at most %.2f%% of the prunable weights can be pruned",
+        options.target(),
+        options.minKeep(),
+        100.0 * maxPruned / prunable);
+    JavaPairRDD<String, float[]> scores = jsc.parallelize(plan, Math.max(1, plan.size()))
+        .mapToPair(new ComputeScores(context, lamp))
+        .persist(StorageLevel.MEMORY_AND_DISK_SER());
+
+    Map<String, ScoreHistogram> coarse = scores.mapValues(new Coarse()).collectAsMap();
+    long[] caps = new long[plan.size()];
+    long total = 0;
+    List<ScoreHistogram> coarseInOrder = new ArrayList<>();
+    long bytes = 0;
+    for (int l = 0; l < plan.size(); l++) {
+      long numel = plan.get(l).linear.parameters();
+      caps[l] = numel - (long) Math.ceil(options.minKeep() * numel);
+      total += numel;
+      ScoreHistogram histogram = coarse.get(plan.get(l).tensorName());
+      coarseInOrder.add(histogram);
+      bytes += histogram.bytes();
+    }
+    long target = (long) (total * options.target().ratio());
+    int boundary = GlobalThreshold.boundaryBucket(coarseInOrder, caps, target);
+    Map<String, ScoreHistogram> fine = scores.mapValues(new Fine(boundary)).collectAsMap();
+    long[] below = new long[plan.size()];
+    List<ScoreHistogram> fineInOrder = new ArrayList<>();
+    for (int l = 0; l < plan.size(); l++) {
+      below[l] = coarseInOrder.get(l).countAtOrBelow(boundary - 1);
+      ScoreHistogram histogram = fine.get(plan.get(l).tensorName());
+      fineInOrder.add(histogram);
+      bytes += histogram.bytes();
+    }
+    int key = GlobalThreshold.thresholdKey(boundary, fineInOrder, below, caps, target);
+
+    Map<String, PlannedLinear> byName = new HashMap<>();
+    Map<String, Long> capsByName = new HashMap<>();
+    for (int l = 0; l < plan.size(); l++) {
+      byName.put(plan.get(l).tensorName(), plan.get(l));
+      capsByName.put(plan.get(l).tensorName(), caps[l]);
+    }
+    Broadcast<Map<String, PlannedLinear>> planBroadcast = jsc.broadcast(byName);
+    Broadcast<Map<String, Long>> capsBroadcast = jsc.broadcast(capsByName);
+    var scored = scores.map(new PruneAtThreshold(context, planBroadcast, capsBroadcast, key)).persist(StorageLevel.MEMORY_AND_DISK());
+    masks.append(scored);
+    List<LinearResult> results = scored.map(new PruneJob.Summary()).collect();
+    scored.unpersist(false);
+    scores.unpersist(false);
+    return new Outcome(GlobalThreshold.value(key), bytes, results);
+  }
+
+  /** A layer's scores: |W|, or LAMP's normalized squares. */
+  static final class ComputeScores implements PairFunction<PlannedLinear, String, float[]> {
+    private static final long serialVersionUID = 1L;
+    private final PruneFunctions.JobContext context;
+    private final boolean lamp;
+
+    ComputeScores(PruneFunctions.JobContext context, boolean lamp) {
+      this.context = context;
+      this.lamp = lamp;
+    }
+
+    @Override
+    public Tuple2<String, float[]> call(PlannedLinear planned) throws IOException {
+      float[] weights = read(context, planned);
+      float[] scores;
+      if (lamp) {
+        scores = Lamp.scores(weights);
+      } else {
+        scores = new float[weights.length];
+        for (int i = 0; i < weights.length; i++) {
+          scores[i] = Math.abs(weights[i]);
+        }
+      }
+      return new Tuple2<>(planned.tensorName(), scores);
+    }
+  }
+
+  static float[] read(PruneFunctions.JobContext context, PlannedLinear planned) throws IOException {
+    ModelArchive archive = context.archive();
+    try (ArchiveWeights weights = new ArchiveWeights(archive, Architectures.layout(archive))) {
+      float[] values = weights.read(planned.tensorName());
+      Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), values).checkFinite(planned.tensorName(), 1);
+      return values;
+    }
+  }
+
+  static final class Coarse implements Function<float[], ScoreHistogram> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public ScoreHistogram call(float[] scores) {
+      return ScoreHistogram.coarse(scores);
+    }
+  }
+
+  static final class Fine implements Function<float[], ScoreHistogram> {
+    private static final long serialVersionUID = 1L;
+    private final int boundary;
+
+    Fine(int boundary) {
+      this.boundary = boundary;
+    }
+
+    @Override
+    public ScoreHistogram call(float[] scores) {
+      return ScoreHistogram.fine(scores, boundary);
+    }
+  }
+
+  /** Prunes one layer against the global threshold, then stages it as uniform runs do. */
+  static final class PruneAtThreshold implements Function<Tuple2<String, float[]>, LinearResult> {
+    private static final long serialVersionUID = 1L;
+    private final PruneFunctions.JobContext context;
+    private final Broadcast<Map<String, PlannedLinear>> plan;
+    private final Broadcast<Map<String, Long>> caps;
+    private final int thresholdKey;
+
+    PruneAtThreshold(
+        PruneFunctions.JobContext context, Broadcast<Map<String, PlannedLinear>> plan, Broadcast<Map<String, Long>> caps, int thresholdKey) {
+      this.context = context;
+      this.plan = plan;
+      this.caps = caps;
+      this.thresholdKey = thresholdKey;
+    }
+
+    @Override
+    public LinearResult call(Tuple2<String, float[]> layer) throws IOException {
+      long start = System.nanoTime();
+      PlannedLinear planned = plan.value().get(layer._1());
+      Weights weights = Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), read(context, planned));
+      PruneResult result = ThresholdMask.prune(weights, layer._2(), thresholdKey, caps.value().get(layer._1()));
+      StagedTensors.write(context.io(), context.staging, planned.linear, planned.dtype, result.weights());
+      return new LinearResult(planned.block(), planned.linear.name(), planned.tensorName(), result.mask(), Double.NaN, Double.NaN,
+          (System.nanoTime() - start) / 1e9);
+    }
+  }
+}
