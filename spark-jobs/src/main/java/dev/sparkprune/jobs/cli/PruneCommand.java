@@ -17,7 +17,7 @@ import org.apache.spark.sql.SparkSession;
 /** {@code sparkprune prune}: the distributed prune job (in-process local[*] without --master). */
 final class PruneCommand {
   static final Set<String> OPTIONS =
-      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep");
+      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config");
 
   private PruneCommand() {}
 
@@ -50,6 +50,7 @@ final class PruneCommand {
         .partitions(line.value("partitions").isPresent() ? line.positiveInt("partitions", 1) : 0)
         .saveStatistics(line.flag("save-stats"))
         .statistics(line.value("stats").orElse(null))
+        .config(line.value("config").orElse(null))
         .allocation(allocation(line.value("allocation").orElse("uniform")))
         .minKeep(minKeep(line.value("min-keep").orElse(String.valueOf(PruneOptions.MIN_KEEP_DEFAULT))))
         .build();

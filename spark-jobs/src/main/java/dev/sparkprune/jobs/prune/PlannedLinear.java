@@ -1,13 +1,16 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import java.io.Serializable;
 
 /**
- * One row of the plan, from headers only: which linear, where its bytes are, and the statistics
- * key it shares with the linears that read the same input.
+ * One row of the plan, from headers only: which linear, where its bytes are, how it is pruned
+ * (method and target, uniform or from an allocation or a rule), and the statistics key it
+ * shares with the linears that read the same input.
  */
 final class PlannedLinear implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -17,13 +20,27 @@ final class PlannedLinear implements Serializable {
   final long fileBegin;
   final long fileEnd;
   final DType dtype;
+  final PruningMethod method;
+  final SparsityTarget target;
 
-  PlannedLinear(Linear linear, ArchiveTensor tensor) {
+  PlannedLinear(Linear linear, ArchiveTensor tensor, PruningMethod method, SparsityTarget target) {
+    this(linear, tensor.shard(), tensor.fileBegin(), tensor.fileEnd(), tensor.dtype(), method, target);
+  }
+
+  private PlannedLinear(
+      Linear linear, String shard, long fileBegin, long fileEnd, DType dtype, PruningMethod method, SparsityTarget target) {
     this.linear = linear;
-    this.shard = tensor.shard();
-    this.fileBegin = tensor.fileBegin();
-    this.fileEnd = tensor.fileEnd();
-    this.dtype = tensor.dtype();
+    this.shard = shard;
+    this.fileBegin = fileBegin;
+    this.fileEnd = fileEnd;
+    this.dtype = dtype;
+    this.method = method;
+    this.target = target;
+    target.checkFits(linear.tensorName(), (int) linear.inFeatures());
+  }
+
+  PlannedLinear with(PruningMethod newMethod, SparsityTarget newTarget) {
+    return new PlannedLinear(linear, shard, fileBegin, fileEnd, dtype, newMethod, newTarget);
   }
 
   int block() {

@@ -1,10 +1,8 @@
 package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.scoring.PruneResult;
-import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
-import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.model.ArchiveWeights;
 import dev.sparkprune.scoring.model.BlockWeights;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -147,19 +145,20 @@ final class PruneFunctions {
   }
 
   /**
-   * Pushes a partition's chunks through block {@code block} (with its staged pruned linears when
-   * {@code pruned}), loading the block once per partition.
+   * Pushes a partition's chunks through block {@code block} with its staged pruned linears,
+   * loading the block once per partition.
    */
   static final class AdvanceChunks implements FlatMapFunction<Iterator<SampleChunk>, SampleChunk> {
     private static final long serialVersionUID = 1L;
     private final JobContext context;
     private final int block;
-    private final boolean pruned;
+    private final Set<String> prunedTensors;
 
-    AdvanceChunks(JobContext context, int block, boolean pruned) {
+    /** {@code prunedTensors}: the block's linears whose staged pruned weights replace the archive's. */
+    AdvanceChunks(JobContext context, int block, Set<String> prunedTensors) {
       this.context = context;
       this.block = block;
-      this.pruned = pruned;
+      this.prunedTensors = prunedTensors;
     }
 
     @Override
@@ -170,9 +169,9 @@ final class PruneFunctions {
       }
       try (DecoderModel model = context.openModel()) {
         BlockWeights weights = model.loadBlock(block);
-        if (pruned) {
-          HadoopFileIO io = context.io();
-          for (Linear linear : model.layout().blocks().get(block).linears()) {
+        HadoopFileIO io = context.io();
+        for (Linear linear : model.layout().blocks().get(block).linears()) {
+          if (prunedTensors.contains(linear.tensorName())) {
             weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging, linear));
           }
         }
@@ -196,14 +195,10 @@ final class PruneFunctions {
   static final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationStatistics>, LinearResult> {
     private static final long serialVersionUID = 1L;
     private final JobContext context;
-    private final PruningMethod method;
-    private final SparsityTarget target;
     private final Broadcast<Map<String, CalibrationStatistics>> channelStatistics;
 
-    ScoreLinear(JobContext context, PruningMethod method, SparsityTarget target, Broadcast<Map<String, CalibrationStatistics>> channelStatistics) {
+    ScoreLinear(JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics) {
       this.context = context;
-      this.method = method;
-      this.target = target;
       this.channelStatistics = channelStatistics;
     }
 
@@ -221,11 +216,11 @@ final class PruneFunctions {
         values = weights.read(planned.tensorName());
       }
       Linear linear = planned.linear;
-      PruneResult result = method.prune(
+      PruneResult result = planned.method.prune(
           planned.tensorName(),
           Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values),
           statistics,
-          target,
+          planned.target,
           NetlibLinearAlgebra.defaultInstance(),
           context.threads);
       StagedTensors.write(context.io(), context.staging, linear, planned.dtype, result.weights());

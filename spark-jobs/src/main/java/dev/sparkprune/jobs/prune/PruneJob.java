@@ -54,13 +54,21 @@ public final class PruneJob {
     ModelLayout layout = Architectures.layout(archive);
     List<PlannedLinear> plan = new ArrayList<>();
     for (Linear linear : layout.linears()) {
-      options.target().checkFits(linear.tensorName(), (int) linear.inFeatures());
-      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName())));
+      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName()), options.method(), options.target()));
     }
     report.model(archive, layout);
     log("plan: %s, %d blocks, %d linears, %s of %s parameters prunable (headers only)",
         layout.modelType(), layout.blocks().size(), plan.size(), String.format(Locale.ROOT, "%,d", layout.prunableParameters()),
         String.format(Locale.ROOT, "%,d", layout.totalParameters()));
+    if (options.config().isPresent()) {
+      int before = plan.size();
+      plan = PruneRules.load(io, options.config().get()).apply(plan);
+      log("config %s: %d of %d linears pruned, %d skipped", options.config().get(), plan.size(), before, before - plan.size());
+    }
+    boolean needsCalibration = plan.stream().anyMatch(planned -> planned.method.needsCalibration());
+    ValidationException.check(
+        !needsCalibration || options.calibration().isPresent() || options.statistics().isPresent(),
+        "Missing --calib: some linears are pruned with a method that scores calibration activations");
     report.stage("plan", seconds());
 
     String runId = UUID.randomUUID().toString().substring(0, 8);
@@ -79,7 +87,7 @@ public final class PruneJob {
         report.allocation(options, outcome.threshold, outcome.histogramBytes);
         log("%s allocation: threshold %s over %d linears, %,d bytes of histograms to the driver",
             options.allocation().name().toLowerCase(Locale.ROOT), outcome.threshold, plan.size(), outcome.histogramBytes);
-      } else if (!options.method().needsCalibration()) {
+      } else if (!needsCalibration) {
         results.addAll(score(jsc, context, plan, null, masks));
         log("scored %d linears with %s (no calibration needed)", plan.size(), options.method().displayName());
       } else if (options.statistics().isPresent()) {
@@ -125,7 +133,7 @@ public final class PruneJob {
         samples.length, options.seqlen(), chunks.size(), partitions, seconds());
     JavaRDD<SampleChunk> hidden = jsc.parallelize(chunks, partitions).map(new PruneFunctions.EmbedChunk(context))
         .persist(StorageLevel.MEMORY_AND_DISK());
-    CalibrationStatistics.HessianStorage storage = options.method().hessianStorage();
+    CalibrationStatistics.HessianStorage storage = hessianStorage(plan);
     boolean sequential = options.mode() == PruneOptions.Mode.SEQUENTIAL;
     List<LinearResult> results = new ArrayList<>();
     List<JavaPairRDD<String, CalibrationStatistics>> deferred = new ArrayList<>();
@@ -147,7 +155,11 @@ public final class PruneJob {
         deferred.add(statistics.persist(StorageLevel.MEMORY_AND_DISK()));
         statistics.count();
       }
-      JavaRDD<SampleChunk> next = hidden.mapPartitions(new PruneFunctions.AdvanceChunks(context, b, sequential), true)
+      Set<String> prunedInBlock = new LinkedHashSet<>();
+      if (sequential) {
+        blockPlan.forEach(planned -> prunedInBlock.add(planned.tensorName()));
+      }
+      JavaRDD<SampleChunk> next = hidden.mapPartitions(new PruneFunctions.AdvanceChunks(context, b, prunedInBlock), true)
           .persist(StorageLevel.MEMORY_AND_DISK());
       next.count();
       hidden.unpersist(false);
@@ -195,7 +207,7 @@ public final class PruneJob {
     JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> tasks;
     Broadcast<Map<String, CalibrationStatistics>> channel = null;
     // Decided by the method, not by probing the RDD: every action would rerun the block's forward pass.
-    if (statistics != null && options.method().hessianStorage() == CalibrationStatistics.HessianStorage.NONE) {
+    if (statistics != null && hessianStorage(linears) == CalibrationStatistics.HessianStorage.NONE) {
       channel = jsc.broadcast(new HashMap<>(statistics.collectAsMap()));
     }
     if (statistics == null || channel != null) {
@@ -209,7 +221,7 @@ public final class PruneJob {
           .partitionBy(new LinearPartitioner(index))
           .map(new WithPlan(planBroadcast));
     }
-    JavaRDD<LinearResult> scored = tasks.map(new PruneFunctions.ScoreLinear(context, options.method(), options.target(), channel))
+    JavaRDD<LinearResult> scored = tasks.map(new PruneFunctions.ScoreLinear(context, channel))
         .persist(StorageLevel.MEMORY_AND_DISK());
     masks.append(scored);
     List<LinearResult> summaries = scored.map(new Summary()).collect();
@@ -218,6 +230,16 @@ public final class PruneJob {
       channel.destroy();
     }
     return summaries;
+  }
+
+  /** X^T X is kept when any planned linear's method needs it (SparseGPT). */
+  private static CalibrationStatistics.HessianStorage hessianStorage(List<PlannedLinear> plan) {
+    for (PlannedLinear planned : plan) {
+      if (planned.method.hessianStorage() != CalibrationStatistics.HessianStorage.NONE) {
+        return planned.method.hessianStorage();
+      }
+    }
+    return CalibrationStatistics.HessianStorage.NONE;
   }
 
   private void writeArchive(

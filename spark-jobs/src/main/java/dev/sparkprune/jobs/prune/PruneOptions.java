@@ -54,6 +54,7 @@ public final class PruneOptions implements Serializable {
   private final String statistics;
   private final Allocation allocation;
   private final double minKeep;
+  private final String config;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -70,6 +71,9 @@ public final class PruneOptions implements Serializable {
     this.statistics = builder.statistics;
     this.allocation = builder.allocation;
     this.minKeep = builder.minKeep;
+    this.config = builder.config;
+    ValidationException.check(
+        config == null || allocation == Allocation.UNIFORM, "--config rules set per-layer targets: use them with --allocation uniform");
     ValidationException.check(minKeep >= 0 && minKeep < 1, "Invalid --min-keep %s: must be in [0, 1)", minKeep);
     ValidationException.check(
         allocation == Allocation.UNIFORM || method == dev.sparkprune.scoring.methods.PruningMethod.MAGNITUDE,
@@ -89,7 +93,7 @@ public final class PruneOptions implements Serializable {
     ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: must be at least 2", seqlen);
     ValidationException.check(partitions >= 0, "Invalid --partitions %d", partitions);
     ValidationException.check(
-        !method.needsCalibration() || calibration != null || statistics != null,
+        !method.needsCalibration() || calibration != null || statistics != null || config != null,
         "Missing --calib for --method %s: it scores layers from calibration activations",
         method.displayName());
     ValidationException.check(
@@ -139,6 +143,11 @@ public final class PruneOptions implements Serializable {
   /** Requested calibration partitions; 0 means Spark's default parallelism. */
   public int partitions() {
     return partitions;
+  }
+
+  /** A job config file of per-layer rules ({@link PruneRules}). */
+  public Optional<String> config() {
+    return Optional.ofNullable(config);
   }
 
   public Allocation allocation() {
@@ -197,8 +206,14 @@ public final class PruneOptions implements Serializable {
     private String statistics;
     private Allocation allocation = Allocation.UNIFORM;
     private double minKeep = MIN_KEEP_DEFAULT;
+    private String config;
 
     private Builder() {}
+
+    public Builder config(String value) {
+      this.config = value;
+      return this;
+    }
 
     public Builder allocation(Allocation value) {
       this.allocation = value;

@@ -419,6 +419,48 @@ class TestPruneJob extends SparkTestBase {
   }
 
   @Test
+  void configRulesSkipLayersAndSetMethodsAndPatternsPerLayer() throws IOException {
+    Path rules = dir.resolve("rules.yaml");
+    Files.writeString(rules, String.join("\n",
+        "rules:",
+        "  - match: \"model\\\\.layers\\\\.0\\\\..*\"",
+        "    skip: true",
+        "  - match: \".*mlp.*\"",
+        "    method: sparsegpt",
+        "  - match: \".*o_proj.*\"",
+        "    pattern: \"2:4\"",
+        ""));
+    Path out = dir.resolve("with-rules");
+    PruneReport report = run(stories(PruningMethod.WANDA, SparsityTarget.unstructured(0.5), out).config(rules.toString()).build());
+    assertThat(report.layerCount()).isEqualTo(28);
+    Map<String, Mask> masks = readMasks(out);
+    assertThat(masks.keySet()).noneMatch(name -> name.startsWith("model.layers.0."));
+    for (Map.Entry<String, Mask> entry : masks.entrySet()) {
+      if (entry.getKey().contains("o_proj")) {
+        for (int r = 0; r < entry.getValue().rows(); r++) {
+          for (int g = 0; g < 64; g += 4) {
+            int pruned = 0;
+            for (int c = g; c < g + 4; c++) {
+              pruned += entry.getValue().isKept(r, c) ? 0 : 1;
+            }
+            assertThat(pruned).isEqualTo(2);
+          }
+        }
+      }
+    }
+    var layers = report.json().get("layers");
+    for (var layer : layers) {
+      boolean mlp = layer.get("tensor").asText().contains(".mlp.");
+      assertThat(layer.has("reconstruction_loss")).as(layer.get("tensor").asText()).isEqualTo(mlp);
+    }
+    try (SafetensorsReader before = ModelArchive.open(new HadoopFileIO(new Configuration()), SharedData.stories260K().toString()).openShard("model.safetensors");
+        SafetensorsReader after = ModelArchive.open(new HadoopFileIO(new Configuration()), out.resolve("model").toString()).openShard("model.safetensors")) {
+      TensorInfo skipped = before.tensor("model.layers.0.mlp.up_proj.weight");
+      assertThat(after.readRawRows(after.tensor(skipped.name()), 0, (int) skipped.rows())).isEqualTo(before.readRawRows(skipped, 0, (int) skipped.rows()));
+    }
+  }
+
+  @Test
   void patternThatDoesNotDivideInFeaturesFailsBeforeAnyWork() {
     Path out = dir.resolve("bad-pattern");
     assertThatThrownBy(() -> run(options(PruningMethod.WANDA, SparsityTarget.nOfM(3, 5), out, 0)))
