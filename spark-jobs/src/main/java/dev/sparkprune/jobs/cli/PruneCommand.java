@@ -17,7 +17,7 @@ import org.apache.spark.sql.SparkSession;
 /** {@code sparkprune prune}: the distributed prune job (in-process local[*] without --master). */
 final class PruneCommand {
   static final Set<String> OPTIONS =
-      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config");
+      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config", "owl-lambda", "owl-m");
 
   private PruneCommand() {}
 
@@ -52,7 +52,9 @@ final class PruneCommand {
         .statistics(line.value("stats").orElse(null))
         .config(line.value("config").orElse(null))
         .allocation(allocation(line.value("allocation").orElse("uniform")))
-        .minKeep(minKeep(line.value("min-keep").orElse(String.valueOf(PruneOptions.MIN_KEEP_DEFAULT))))
+        .minKeep(fraction("min-keep", line.value("min-keep").orElse(String.valueOf(PruneOptions.MIN_KEEP_DEFAULT))))
+        .owlLambda(fraction("owl-lambda", line.value("owl-lambda").orElse(String.valueOf(PruneOptions.OWL_LAMBDA_DEFAULT))))
+        .owlM(fraction("owl-m", line.value("owl-m").orElse(String.valueOf(PruneOptions.OWL_M_DEFAULT))))
         .build();
   }
 
@@ -62,14 +64,14 @@ final class PruneCommand {
         return allocation;
       }
     }
-    throw new ValidationException("Invalid --allocation " + text + ": use uniform, global or lamp");
+    throw new ValidationException("Invalid --allocation " + text + ": use uniform, global, lamp or owl");
   }
 
-  private static double minKeep(String text) {
+  private static double fraction(String option, String text) {
     try {
       return Double.parseDouble(text);
     } catch (NumberFormatException e) {
-      throw new ValidationException("Invalid --min-keep " + text + ": must be a fraction in [0, 1)");
+      throw new ValidationException("Invalid --" + option + " " + text + ": must be a number");
     }
   }
 

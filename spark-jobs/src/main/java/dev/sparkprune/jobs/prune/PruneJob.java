@@ -81,7 +81,7 @@ public final class PruneJob {
       MaskWriter masks = new MaskWriter(spark, io.resolve(publisher.staging(), "masks"));
       List<LinearResult> results = new ArrayList<>();
 
-      if (options.allocation() != PruneOptions.Allocation.UNIFORM) {
+      if (options.allocation() == PruneOptions.Allocation.GLOBAL || options.allocation() == PruneOptions.Allocation.LAMP) {
         GlobalAllocation.Outcome outcome = GlobalAllocation.run(jsc, context, plan, options, masks);
         results.addAll(outcome.results);
         report.allocation(options, outcome.threshold, outcome.histogramBytes);
@@ -119,8 +119,10 @@ public final class PruneJob {
   }
 
   private List<LinearResult> calibrateAndScore(
-      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, ModelLayout layout, List<PlannedLinear> plan,
+      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, ModelLayout layout, List<PlannedLinear> initialPlan,
       PruneFunctions.JobContext context, MaskWriter masks, PruneReport.Builder report) throws IOException {
+    // OWL replaces the uniform targets with per-block ones.
+    List<PlannedLinear> plan = initialPlan;
     int[][] samples = Calibration.sample(
         io, options.calibration().get(), TokenizerLoader.load(archive), options.nsamples(), options.seqlen(), options.seed());
     report.calibrationFingerprint(Calibration.fingerprint(samples));
@@ -133,6 +135,16 @@ public final class PruneJob {
         samples.length, options.seqlen(), chunks.size(), partitions, seconds());
     JavaRDD<SampleChunk> hidden = jsc.parallelize(chunks, partitions).map(new PruneFunctions.EmbedChunk(context))
         .persist(StorageLevel.MEMORY_AND_DISK());
+    if (options.allocation() == PruneOptions.Allocation.OWL) {
+      OwlAllocation.Outcome owl = OwlAllocation.run(jsc, context, hidden, plan, layout.blocks().size(), partitions, options);
+      plan = OwlAllocation.withBlockTargets(plan, owl.targets);
+      report.owl(options, owl.outlierRatios, owl.targets);
+      StringBuilder targets = new StringBuilder();
+      for (int b = 0; b < owl.targets.length; b++) {
+        targets.append(b == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%.1f%%->%s", owl.outlierRatios[b], owl.targets[b]));
+      }
+      log("owl: outlier ratios and block targets %s (%.1f s)", targets, seconds());
+    }
     CalibrationStatistics.HessianStorage storage = hessianStorage(plan);
     boolean sequential = options.mode() == PruneOptions.Mode.SEQUENTIAL;
     List<LinearResult> results = new ArrayList<>();

@@ -30,8 +30,15 @@ public final class PruneOptions implements Serializable {
     /** One magnitude threshold over all linears. */
     GLOBAL,
     /** One threshold over all linears' LAMP scores. */
-    LAMP
+    LAMP,
+    /** Outlier-weighted layerwise sparsity: per-block targets from a dense pass. */
+    OWL
   }
+
+  /** OWL's defaults: ratios spread over [0, 2 lambda]; outliers are scores above M x the block mean. */
+  public static final double OWL_LAMBDA_DEFAULT = 0.08;
+
+  public static final double OWL_M_DEFAULT = 5;
 
   /** Global allocations keep at least this fraction of every layer, against layer collapse. */
   public static final double MIN_KEEP_DEFAULT = 0.01;
@@ -55,6 +62,8 @@ public final class PruneOptions implements Serializable {
   private final Allocation allocation;
   private final double minKeep;
   private final String config;
+  private final double owlLambda;
+  private final double owlM;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -75,14 +84,22 @@ public final class PruneOptions implements Serializable {
     ValidationException.check(
         config == null || allocation == Allocation.UNIFORM, "--config rules set per-layer targets: use them with --allocation uniform");
     ValidationException.check(minKeep >= 0 && minKeep < 1, "Invalid --min-keep %s: must be in [0, 1)", minKeep);
+    boolean global = allocation == Allocation.GLOBAL || allocation == Allocation.LAMP;
     ValidationException.check(
-        allocation == Allocation.UNIFORM || method == dev.sparkprune.scoring.methods.PruningMethod.MAGNITUDE,
+        !global || method == dev.sparkprune.scoring.methods.PruningMethod.MAGNITUDE,
         "--allocation %s ranks weights across layers by magnitude scores: use it with --method magnitude",
         allocation.name().toLowerCase(Locale.ROOT));
     ValidationException.check(
-        allocation == Allocation.UNIFORM || !target.isStructured(),
+        !global || !target.isStructured(),
         "--allocation %s needs an unstructured --sparsity, not a pattern",
         allocation.name().toLowerCase(Locale.ROOT));
+    ValidationException.check(
+        allocation != Allocation.OWL || method.needsCalibration() && statistics == null,
+        "--allocation owl measures outliers of Wanda scores on calibration text: use it with --calib and a calibrated method");
+    this.owlLambda = builder.owlLambda;
+    this.owlM = builder.owlM;
+    ValidationException.check(owlLambda > 0 && owlLambda < 0.5, "Invalid --owl-lambda %s: must be in (0, 0.5)", owlLambda);
+    ValidationException.check(owlM > 0, "Invalid --owl-m %s: must be positive", owlM);
     ValidationException.check(
         !saveStatistics || mode == Mode.ONE_SHOT,
         "--save-stats needs --mode one-shot: sequential statistics depend on how earlier blocks were pruned");
@@ -143,6 +160,14 @@ public final class PruneOptions implements Serializable {
   /** Requested calibration partitions; 0 means Spark's default parallelism. */
   public int partitions() {
     return partitions;
+  }
+
+  public double owlLambda() {
+    return owlLambda;
+  }
+
+  public double owlM() {
+    return owlM;
   }
 
   /** A job config file of per-layer rules ({@link PruneRules}). */
@@ -207,8 +232,20 @@ public final class PruneOptions implements Serializable {
     private Allocation allocation = Allocation.UNIFORM;
     private double minKeep = MIN_KEEP_DEFAULT;
     private String config;
+    private double owlLambda = OWL_LAMBDA_DEFAULT;
+    private double owlM = OWL_M_DEFAULT;
 
     private Builder() {}
+
+    public Builder owlLambda(double value) {
+      this.owlLambda = value;
+      return this;
+    }
+
+    public Builder owlM(double value) {
+      this.owlM = value;
+      return this;
+    }
 
     public Builder config(String value) {
       this.config = value;

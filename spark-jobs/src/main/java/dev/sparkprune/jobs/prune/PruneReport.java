@@ -124,6 +124,19 @@ public final class PruneReport {
       return this;
     }
 
+    Builder owl(PruneOptions options, double[] outlierRatios, dev.sparkprune.scoring.SparsityTarget[] targets) {
+      ObjectNode allocation = json.putObject("allocation");
+      allocation.put("kind", "owl");
+      allocation.put("lambda", options.owlLambda());
+      allocation.put("m", options.owlM());
+      ArrayNode blocks = allocation.putArray("blocks");
+      for (int b = 0; b < targets.length; b++) {
+        blocks.addObject().put("block", b).put("outlier_ratio_percent", outlierRatios[b]).put("target", targets[b].toString())
+            .put("sparsity", targets[b].ratio());
+      }
+      return this;
+    }
+
     Builder calibrationFingerprint(String value) {
       json.with("configuration").put("calibration_fingerprint", value);
       return this;

@@ -460,6 +460,96 @@ class TestPruneJob extends SparkTestBase {
     }
   }
 
+  /** Dense statistics of every block, one process, folded per chunk as the job folds them. */
+  static Map<String, CalibrationStatistics> denseStatistics(PruneOptions options) throws IOException {
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    ModelArchive archive = ModelArchive.open(io, options.model());
+    int[][] samples = Calibration.sample(io, options.calibration().get(), TokenizerLoader.load(archive), options.nsamples(), options.seqlen(), options.seed());
+    Map<String, CalibrationStatistics> total = new HashMap<>();
+    try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
+      HiddenStates[] hidden = new HiddenStates[samples.length];
+      for (int s = 0; s < samples.length; s++) {
+        hidden[s] = model.embed(new int[][] {samples[s]});
+      }
+      for (int b = 0; b < model.layout().blocks().size(); b++) {
+        BlockWeights weights = model.loadBlock(b);
+        for (int first = 0; first < samples.length; first += options.chunkSize()) {
+          Map<String, CalibrationStatistics> chunk = new HashMap<>();
+          final int block = b;
+          InputHook hook = (linears, input, tokens, sequences) -> chunk
+              .computeIfAbsent(PlannedLinear.statisticsKey(block, linears.get(0).inputGroup()),
+                  key -> CalibrationStatistics.create((int) linears.get(0).inFeatures(), CalibrationStatistics.HessianStorage.NONE))
+              .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
+          for (int s = first; s < Math.min(samples.length, first + options.chunkSize()); s++) {
+            hidden[s] = model.runBlock(weights, hidden[s], hook);
+          }
+          chunk.forEach((key, value) -> total.merge(key, value, CalibrationStatistics::merge));
+        }
+      }
+    }
+    return total;
+  }
+
+  @Test
+  void owlOutlierRatiosEqualADirectComputationAndSetPerBlockTargets() throws IOException {
+    Path out = dir.resolve("owl");
+    PruneOptions options = stories(PruningMethod.WANDA, SparsityTarget.unstructured(0.5), out).allocation(PruneOptions.Allocation.OWL).build();
+    PruneReport report = run(options);
+
+    Map<String, CalibrationStatistics> statistics = denseStatistics(options);
+    ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), options.model());
+    double[] sums = new double[5];
+    long[] counts = new long[5];
+    Map<Integer, List<float[]>> scores = new HashMap<>();
+    try (SafetensorsReader reader = archive.openShard("model.safetensors")) {
+      for (Linear linear : Architectures.layout(archive).linears()) {
+        float[] w = reader.readFloats(linear.tensorName());
+        float[] scaler = statistics.get(PlannedLinear.statisticsKey(linear.block(), linear.inputGroup())).scalerRow();
+        float[] s = new float[w.length];
+        for (int i = 0; i < w.length; i++) {
+          s[i] = Math.abs(w[i]) * (float) Math.sqrt(scaler[i % (int) linear.inFeatures()]);
+          sums[linear.block()] += s[i];
+        }
+        counts[linear.block()] += s.length;
+        scores.computeIfAbsent(linear.block(), key -> new java.util.ArrayList<>()).add(s);
+      }
+    }
+    double[] ratios = new double[5];
+    var blocks = report.json().get("allocation").get("blocks");
+    for (int b = 0; b < 5; b++) {
+      double threshold = 5 * sums[b] / counts[b];
+      long above = 0;
+      for (float[] s : scores.get(b)) {
+        for (float value : s) {
+          above += value > threshold ? 1 : 0;
+        }
+      }
+      ratios[b] = 100.0 * above / counts[b];
+      assertThat(blocks.get(b).get("outlier_ratio_percent").asDouble()).as("block %d", b).isCloseTo(ratios[b], org.assertj.core.data.Offset.offset(1e-9));
+    }
+    assertThat(Arrays.stream(ratios).distinct().count()).isGreaterThan(1);
+    SparsityTarget[] targets = OwlAllocation.targets(ratios, SparsityTarget.unstructured(0.5), 0.08);
+    double meanSparsity = 0;
+    for (int b = 0; b < 5; b++) {
+      assertThat(blocks.get(b).get("target").asText()).isEqualTo(targets[b].toString());
+      meanSparsity += targets[b].ratio() / 5;
+    }
+    assertThat(meanSparsity).isCloseTo(0.5, org.assertj.core.data.Offset.offset(1e-9));
+    // The block with the most outliers is pruned least.
+    int most = 0;
+    for (int b = 1; b < 5; b++) {
+      most = ratios[b] > ratios[most] ? b : most;
+    }
+    for (int b = 0; b < 5; b++) {
+      assertThat(targets[most].ratio()).isLessThanOrEqualTo(targets[b].ratio());
+    }
+    for (var layer : report.json().get("layers")) {
+      int cols = layer.get("cols").asInt();
+      double expected = Math.floor(cols * targets[layer.get("block").asInt()].ratio()) / cols;
+      assertThat(layer.get("sparsity").asDouble()).as(layer.get("tensor").asText()).isCloseTo(expected, org.assertj.core.data.Offset.offset(1e-12));
+    }
+  }
+
   @Test
   void patternThatDoesNotDivideInFeaturesFailsBeforeAnyWork() {
     Path out = dir.resolve("bad-pattern");

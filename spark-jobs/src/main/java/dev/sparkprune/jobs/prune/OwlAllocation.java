@@ -1,0 +1,188 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.model.ArchiveWeights;
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.api.java.function.Function;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.storage.StorageLevel;
+
+/**
+ * OWL, outlier-weighted layerwise sparsity (Yin et al., "Outlier Weighed Layerwise Sparsity"):
+ * a dense calibration pass gives each block's Wanda scores |W_ij| * sqrt(scaler_row_j); a
+ * block's outlier ratio D_b is the percentage of its scores above M x their mean. The ratios are
+ * rescaled to [0, 2 lambda], shifted so their mean is the target density 1 - s, and block b is
+ * pruned to 1 - density_b (clamped to [0.01, 0.99]); for N:M, to the nearest N of M.
+ */
+final class OwlAllocation {
+  static final double MIN_SPARSITY = 0.01;
+  static final double MAX_SPARSITY = 0.99;
+
+  /** Per-block outlier ratios (percent) and the targets chosen from them. */
+  static final class Outcome {
+    final double[] outlierRatios;
+    final SparsityTarget[] targets;
+
+    Outcome(double[] outlierRatios, SparsityTarget[] targets) {
+      this.outlierRatios = outlierRatios;
+      this.targets = targets;
+    }
+  }
+
+  private OwlAllocation() {}
+
+  /** The dense pass: Wanda statistics of every block, advancing hidden states through dense blocks. */
+  static Outcome run(JavaSparkContext jsc, PruneFunctions.JobContext context, JavaRDD<SampleChunk> embedded, List<PlannedLinear> plan,
+      int blocks, int partitions, PruneOptions options) {
+    Map<String, CalibrationStatistics> statistics = new HashMap<>();
+    JavaRDD<SampleChunk> hidden = embedded;
+    for (int b = 0; b < blocks; b++) {
+      statistics.putAll(hidden.mapPartitionsToPair(new PruneFunctions.CollectStatistics(context, b, CalibrationStatistics.HessianStorage.NONE))
+          .groupByKey(partitions)
+          .mapValues(new PruneJob.FoldChunks())
+          .collectAsMap());
+      if (b + 1 < blocks) {
+        JavaRDD<SampleChunk> next = hidden.mapPartitions(new PruneFunctions.AdvanceChunks(context, b, new LinkedHashSet<>()), true)
+            .persist(StorageLevel.MEMORY_AND_DISK());
+        next.count();
+        if (hidden != embedded) {
+          hidden.unpersist(false);
+        }
+        hidden = next;
+      }
+    }
+    if (hidden != embedded) {
+      hidden.unpersist(false);
+    }
+    Broadcast<Map<String, CalibrationStatistics>> broadcast = jsc.broadcast(statistics);
+    JavaRDD<PlannedLinear> linears = jsc.parallelize(plan, Math.max(1, plan.size()));
+    double[] sums = new double[blocks];
+    long[] counts = new long[blocks];
+    for (double[] moment : linears.map(new ScoreMoments(context, broadcast)).collect()) {
+      sums[(int) moment[0]] += moment[1];
+      counts[(int) moment[0]] += (long) moment[2];
+    }
+    double[] thresholds = new double[blocks];
+    for (int b = 0; b < blocks; b++) {
+      thresholds[b] = counts[b] == 0 ? 0 : options.owlM() * sums[b] / counts[b];
+    }
+    long[] above = new long[blocks];
+    for (long[] count : linears.map(new CountAbove(context, broadcast, thresholds)).collect()) {
+      above[(int) count[0]] += count[1];
+    }
+    broadcast.destroy();
+    double[] ratios = new double[blocks];
+    for (int b = 0; b < blocks; b++) {
+      ratios[b] = counts[b] == 0 ? 0 : 100.0 * above[b] / counts[b];
+    }
+    return new Outcome(ratios, targets(ratios, options.target(), options.owlLambda()));
+  }
+
+  /** The OWL rule from outlier ratios to per-block targets. */
+  static SparsityTarget[] targets(double[] ratios, SparsityTarget target, double lambda) {
+    int blocks = ratios.length;
+    double min = Double.POSITIVE_INFINITY;
+    double max = Double.NEGATIVE_INFINITY;
+    for (double ratio : ratios) {
+      min = Math.min(min, ratio);
+      max = Math.max(max, ratio);
+    }
+    double[] density = new double[blocks];
+    double mean = 0;
+    for (int b = 0; b < blocks; b++) {
+      density[b] = max > min ? (ratios[b] - min) / (max - min) * 2 * lambda : 0;
+      mean += density[b] / blocks;
+    }
+    SparsityTarget[] targets = new SparsityTarget[blocks];
+    for (int b = 0; b < blocks; b++) {
+      double sparsity = 1 - (density[b] - mean + (1 - target.ratio()));
+      sparsity = Math.min(MAX_SPARSITY, Math.max(MIN_SPARSITY, sparsity));
+      if (target.isStructured()) {
+        int groupSize = target.groupSize();
+        int pruned = (int) Math.max(1, Math.min(groupSize - 1, Math.round(sparsity * groupSize)));
+        targets[b] = SparsityTarget.nOfM(pruned, groupSize);
+      } else {
+        targets[b] = SparsityTarget.unstructured(sparsity);
+      }
+    }
+    return targets;
+  }
+
+  /** Wanda scores of one linear, from the dense statistics of its input. */
+  static float[] wandaScores(PruneFunctions.JobContext context, Broadcast<Map<String, CalibrationStatistics>> statistics, PlannedLinear planned)
+      throws IOException {
+    ModelArchive archive = context.archive();
+    float[] weights;
+    try (ArchiveWeights reader = new ArchiveWeights(archive, Architectures.layout(archive))) {
+      weights = reader.read(planned.tensorName());
+    }
+    float[] scaler = statistics.value().get(planned.statisticsKey()).scalerRow();
+    int cols = (int) planned.linear.inFeatures();
+    float[] scores = new float[weights.length];
+    for (int i = 0; i < weights.length; i++) {
+      scores[i] = Math.abs(weights[i]) * (float) Math.sqrt(scaler[i % cols]);
+    }
+    return scores;
+  }
+
+  /** {block, sum of scores, count} of one linear. */
+  static final class ScoreMoments implements Function<PlannedLinear, double[]> {
+    private static final long serialVersionUID = 1L;
+    private final PruneFunctions.JobContext context;
+    private final Broadcast<Map<String, CalibrationStatistics>> statistics;
+
+    ScoreMoments(PruneFunctions.JobContext context, Broadcast<Map<String, CalibrationStatistics>> statistics) {
+      this.context = context;
+      this.statistics = statistics;
+    }
+
+    @Override
+    public double[] call(PlannedLinear planned) throws IOException {
+      double sum = 0;
+      float[] scores = wandaScores(context, statistics, planned);
+      for (float score : scores) {
+        sum += score;
+      }
+      return new double[] {planned.block(), sum, scores.length};
+    }
+  }
+
+  /** {block, scores above the block's threshold} of one linear. */
+  static final class CountAbove implements Function<PlannedLinear, long[]> {
+    private static final long serialVersionUID = 1L;
+    private final PruneFunctions.JobContext context;
+    private final Broadcast<Map<String, CalibrationStatistics>> statistics;
+    private final double[] thresholds;
+
+    CountAbove(PruneFunctions.JobContext context, Broadcast<Map<String, CalibrationStatistics>> statistics, double[] thresholds) {
+      this.context = context;
+      this.statistics = statistics;
+      this.thresholds = thresholds;
+    }
+
+    @Override
+    public long[] call(PlannedLinear planned) throws IOException {
+      long above = 0;
+      for (float score : wandaScores(context, statistics, planned)) {
+        above += score > thresholds[planned.block()] ? 1 : 0;
+      }
+      return new long[] {planned.block(), above};
+    }
+  }
+
+  static List<PlannedLinear> withBlockTargets(List<PlannedLinear> plan, SparsityTarget[] targets) {
+    List<PlannedLinear> out = new ArrayList<>();
+    plan.forEach(planned -> out.add(planned.with(planned.method, targets[planned.block()])));
+    return out;
+  }
+}
