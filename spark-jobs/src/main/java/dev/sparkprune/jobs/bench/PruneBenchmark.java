@@ -32,7 +32,7 @@ import org.apache.spark.sql.SparkSession;
 public final class PruneBenchmark {
   private PruneBenchmark() {}
 
-  public static void run(Path directory, int blocks, int nsamples, int seqlen, PrintStream out) throws IOException {
+  public static void run(Path directory, int blocks, int nsamples, int seqlen, boolean global, PrintStream out) throws IOException {
     Path model = directory.resolve("model-1b");
     Path text = directory.resolve("calibration.txt");
     long generateStart = System.nanoTime();
@@ -57,15 +57,18 @@ public final class PruneBenchmark {
       pool.resetPeakUsage();
     }
     SparkSession spark = SparkSessions.getOrCreate("local[2]");
-    PruneOptions options = PruneOptions.builder()
-        .model(model.toString())
-        .out(directory.resolve("out").toString())
-        .method(PruningMethod.WANDA)
-        .target(SparsityTarget.unstructured(0.5))
-        .calibration(text.toString())
-        .nsamples(nsamples)
-        .seqlen(seqlen)
-        .build();
+    PruneOptions options = global
+        ? PruneOptions.builder().model(model.toString()).out(directory.resolve("out").toString()).method(PruningMethod.MAGNITUDE)
+            .target(SparsityTarget.unstructured(0.5)).allocation(PruneOptions.Allocation.GLOBAL).build()
+        : PruneOptions.builder()
+            .model(model.toString())
+            .out(directory.resolve("out").toString())
+            .method(PruningMethod.WANDA)
+            .target(SparsityTarget.unstructured(0.5))
+            .calibration(text.toString())
+            .nsamples(nsamples)
+            .seqlen(seqlen)
+            .build();
     long start = System.nanoTime();
     PruneReport report = new PruneJob(spark, options, out).run();
     double wall = (System.nanoTime() - start) / 1e9;
@@ -81,6 +84,12 @@ public final class PruneBenchmark {
       scoring += layer.get("seconds").asDouble();
     }
     JsonNode seconds = json.get("seconds");
+    if (global) {
+      out.printf(Locale.ROOT, "prune: %,d parameters, global magnitude 50%%, local[2]: wall %.1f s; %,d bytes of histograms to the driver;"
+              + " peak heap %.2f GB%n",
+          json.get("model").get("parameters").asLong(), wall, json.get("allocation").get("histogram_bytes_to_driver").asLong(), peakHeap / 1e9);
+      return;
+    }
     out.printf(Locale.ROOT,
         "prune: %,d parameters, Wanda 50%%, %d samples x %d tokens, local[2]: wall %.1f s; plan %.1f s, calibrate+score %.1f s, "
             + "archive write %.1f s; scoring tasks %.1f s summed (read + kernel + staged write, 2 at a time); peak heap %.2f GB "

@@ -30,7 +30,7 @@ final class BenchCommand {
 
   static int run(List<String> args, PrintStream out) throws IOException {
     CommandLine line =
-        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads", "blocks", "nsamples", "seqlen"), Set.of("java-blas"));
+        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads", "blocks", "nsamples", "seqlen"), Set.of("java-blas", "global"));
     String name = line.requirePositional("benchmark name (" + BENCHMARKS + ")");
     int rounds = line.positiveInt("rounds", 5);
     int threads = line.positiveInt("threads", RowParallel.defaultThreads());
@@ -53,7 +53,8 @@ final class BenchCommand {
       case "prune": {
         Path directory = Files.createTempDirectory(line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir"))), "sparkprune-bench-");
         try {
-          PruneBenchmark.run(directory, line.positiveInt("blocks", 18), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 512), out);
+          PruneBenchmark.run(directory, line.positiveInt("blocks", 18), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 512),
+              line.flag("global"), out);
         } finally {
           deleteRecursively(directory);
         }

@@ -24,10 +24,11 @@ import scala.Tuple2;
 
 /**
  * One threshold over the scores of every linear (magnitude or LAMP), computed without shipping
- * scores to the driver: executors score each layer once and cache the scores; the driver gets
- * each layer's sparse coarse histogram, picks the boundary bucket, gets fine histograms of that
- * bucket, and so finds the exact threshold; a last pass prunes every layer against it, keeping
- * at least {@code --min-keep} of each.
+ * scores to the driver: executors score each layer once, building its sparse coarse histogram in
+ * the same pass, and cache the scores; the driver picks the boundary bucket from the coarse
+ * histograms and gets fine histograms of that bucket (the one extra pass, over cached scores),
+ * and so finds the exact threshold; the pruning pass then cuts every layer at it, keeping at
+ * least {@code --min-keep} of each.
  */
 final class GlobalAllocation {
   /** The threshold and what finding it cost. */
@@ -61,7 +62,8 @@ final class GlobalAllocation {
         options.target(),
         options.minKeep(),
         100.0 * maxPruned / prunable);
-    JavaPairRDD<String, float[]> scores = jsc.parallelize(plan, Math.max(1, plan.size()))
+    // Scores are computed once, with their coarse histogram, and cached on the executors.
+    JavaPairRDD<String, LayerScores> scores = jsc.parallelize(plan, Math.max(1, plan.size()))
         .mapToPair(new ComputeScores(context, lamp))
         .persist(StorageLevel.MEMORY_AND_DISK_SER());
 
@@ -107,8 +109,20 @@ final class GlobalAllocation {
     return new Outcome(GlobalThreshold.value(key), bytes, results);
   }
 
+  /** A layer's cached scores and the coarse histogram built in the same pass. */
+  static final class LayerScores implements java.io.Serializable {
+    private static final long serialVersionUID = 1L;
+    final float[] scores;
+    final ScoreHistogram coarse;
+
+    LayerScores(float[] scores) {
+      this.scores = scores;
+      this.coarse = ScoreHistogram.coarse(scores);
+    }
+  }
+
   /** A layer's scores: |W|, or LAMP's normalized squares. */
-  static final class ComputeScores implements PairFunction<PlannedLinear, String, float[]> {
+  static final class ComputeScores implements PairFunction<PlannedLinear, String, LayerScores> {
     private static final long serialVersionUID = 1L;
     private final PruneFunctions.JobContext context;
     private final boolean lamp;
@@ -119,7 +133,7 @@ final class GlobalAllocation {
     }
 
     @Override
-    public Tuple2<String, float[]> call(PlannedLinear planned) throws IOException {
+    public Tuple2<String, LayerScores> call(PlannedLinear planned) throws IOException {
       float[] weights = read(context, planned);
       float[] scores;
       if (lamp) {
@@ -130,7 +144,7 @@ final class GlobalAllocation {
           scores[i] = Math.abs(weights[i]);
         }
       }
-      return new Tuple2<>(planned.tensorName(), scores);
+      return new Tuple2<>(planned.tensorName(), new LayerScores(scores));
     }
   }
 
@@ -143,16 +157,16 @@ final class GlobalAllocation {
     }
   }
 
-  static final class Coarse implements Function<float[], ScoreHistogram> {
+  static final class Coarse implements Function<LayerScores, ScoreHistogram> {
     private static final long serialVersionUID = 1L;
 
     @Override
-    public ScoreHistogram call(float[] scores) {
-      return ScoreHistogram.coarse(scores);
+    public ScoreHistogram call(LayerScores layer) {
+      return layer.coarse;
     }
   }
 
-  static final class Fine implements Function<float[], ScoreHistogram> {
+  static final class Fine implements Function<LayerScores, ScoreHistogram> {
     private static final long serialVersionUID = 1L;
     private final int boundary;
 
@@ -161,13 +175,13 @@ final class GlobalAllocation {
     }
 
     @Override
-    public ScoreHistogram call(float[] scores) {
-      return ScoreHistogram.fine(scores, boundary);
+    public ScoreHistogram call(LayerScores layer) {
+      return ScoreHistogram.fine(layer.scores, boundary);
     }
   }
 
   /** Prunes one layer against the global threshold, then stages it as uniform runs do. */
-  static final class PruneAtThreshold implements Function<Tuple2<String, float[]>, LinearResult> {
+  static final class PruneAtThreshold implements Function<Tuple2<String, LayerScores>, LinearResult> {
     private static final long serialVersionUID = 1L;
     private final PruneFunctions.JobContext context;
     private final Broadcast<Map<String, PlannedLinear>> plan;
@@ -183,11 +197,11 @@ final class GlobalAllocation {
     }
 
     @Override
-    public LinearResult call(Tuple2<String, float[]> layer) throws IOException {
+    public LinearResult call(Tuple2<String, LayerScores> layer) throws IOException {
       long start = System.nanoTime();
       PlannedLinear planned = plan.value().get(layer._1());
       Weights weights = Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), read(context, planned));
-      PruneResult result = ThresholdMask.prune(weights, layer._2(), thresholdKey, caps.value().get(layer._1()));
+      PruneResult result = ThresholdMask.prune(weights, layer._2().scores, thresholdKey, caps.value().get(layer._1()));
       StagedTensors.write(context.io(), context.staging, planned.linear, planned.dtype, result.weights());
       return new LinearResult(planned.block(), planned.linear.name(), planned.tensorName(), result.mask(), Double.NaN, Double.NaN,
           (System.nanoTime() - start) / 1e9);
