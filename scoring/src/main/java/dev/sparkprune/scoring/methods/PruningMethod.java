@@ -53,11 +53,18 @@ public enum PruningMethod {
   /** Prunes with the reference defaults: Wanda per row, magnitude per matrix, SparseGPT 1% / 128, RIA a = 0.5. */
   public PruneResult prune(
       String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, LinearAlgebra linalg, int threads) {
+    return prune(layer, weights, statistics, target, linalg, threads, Wanda.Group.ROW);
+  }
+
+  /** As the reference defaults, with Wanda's comparison group chosen (row, or the whole layer). */
+  public PruneResult prune(
+      String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, LinearAlgebra linalg, int threads,
+      Wanda.Group wandaGroup) {
     switch (this) {
       case MAGNITUDE:
         return Magnitude.prune(layer, weights, target, Magnitude.Scope.MATRIX, threads);
       case WANDA:
-        return Wanda.prune(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, Wanda.Group.ROW, threads);
+        return Wanda.prune(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, wandaGroup, threads);
       case SPARSEGPT:
         return SparseGpt.prune(
             layer,

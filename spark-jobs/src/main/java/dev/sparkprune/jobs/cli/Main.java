@@ -27,7 +27,7 @@ public final class Main {
           "        [--sparsity 0.5 | --pattern 2:4] [--calib URI] [--nsamples 128] [--seqlen 2048]",
           "        [--seed 0] [--mode sequential|one-shot] [--save-stats | --stats URI]",
           "        [--allocation uniform|global|lamp|owl] [--min-keep 0.01] [--owl-lambda 0.08] [--owl-m 5]",
-          "        [--config rules.yaml]",
+          "        [--group row|layer] [--config rules.yaml]",
           "        [--partitions N] [--master URL]",
           "                                   Prune every linear; masks as Parquet, a pruned archive, report.json.",
           "  inspect <archive-uri> [--json]   Describe a model archive from its headers: architecture,",

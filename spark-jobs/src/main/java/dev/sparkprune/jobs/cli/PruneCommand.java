@@ -17,7 +17,7 @@ import org.apache.spark.sql.SparkSession;
 /** {@code sparkprune prune}: the distributed prune job (in-process local[*] without --master). */
 final class PruneCommand {
   static final Set<String> OPTIONS =
-      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config", "owl-lambda", "owl-m");
+      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config", "owl-lambda", "owl-m", "group");
 
   private PruneCommand() {}
 
@@ -51,6 +51,7 @@ final class PruneCommand {
         .saveStatistics(line.flag("save-stats"))
         .statistics(line.value("stats").orElse(null))
         .config(line.value("config").orElse(null))
+        .wandaGroup(group(line.value("group").orElse("row")))
         .allocation(allocation(line.value("allocation").orElse("uniform")))
         .minKeep(fraction("min-keep", line.value("min-keep").orElse(String.valueOf(PruneOptions.MIN_KEEP_DEFAULT))))
         .owlLambda(fraction("owl-lambda", line.value("owl-lambda").orElse(String.valueOf(PruneOptions.OWL_LAMBDA_DEFAULT))))
@@ -65,6 +66,17 @@ final class PruneCommand {
       }
     }
     throw new ValidationException("Invalid --allocation " + text + ": use uniform, global, lamp or owl");
+  }
+
+  private static dev.sparkprune.scoring.methods.Wanda.Group group(String text) {
+    switch (text.toLowerCase(Locale.ROOT)) {
+      case "row":
+        return dev.sparkprune.scoring.methods.Wanda.Group.ROW;
+      case "layer":
+        return dev.sparkprune.scoring.methods.Wanda.Group.MATRIX;
+      default:
+        throw new ValidationException("Invalid --group " + text + ": use row or layer");
+    }
   }
 
   private static double fraction(String option, String text) {

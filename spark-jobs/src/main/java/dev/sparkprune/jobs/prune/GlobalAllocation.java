@@ -46,8 +46,13 @@ final class GlobalAllocation {
 
   private GlobalAllocation() {}
 
+  /**
+   * @param wandaStatistics dense statistics by key when the scores are Wanda's (|W| sqrt(scaler_row),
+   *     compared per layer), or null for magnitude and LAMP
+   */
   static Outcome run(
-      JavaSparkContext jsc, PruneFunctions.JobContext context, List<PlannedLinear> plan, PruneOptions options, MaskWriter masks) {
+      JavaSparkContext jsc, PruneFunctions.JobContext context, List<PlannedLinear> plan, PruneOptions options, MaskWriter masks,
+      Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics> wandaStatistics) {
     boolean lamp = options.allocation() == PruneOptions.Allocation.LAMP;
     long prunable = 0;
     long maxPruned = 0;
@@ -64,7 +69,7 @@ final class GlobalAllocation {
         100.0 * maxPruned / prunable);
     // Scores are computed once, with their coarse histogram, and cached on the executors.
     JavaPairRDD<String, LayerScores> scores = jsc.parallelize(plan, Math.max(1, plan.size()))
-        .mapToPair(new ComputeScores(context, lamp))
+        .mapToPair(new ComputeScores(context, lamp, wandaStatistics == null ? null : jsc.broadcast(new HashMap<>(wandaStatistics))))
         .persist(StorageLevel.MEMORY_AND_DISK_SER());
 
     Map<String, ScoreHistogram> coarse = scores.mapValues(new Coarse()).collectAsMap();
@@ -121,19 +126,25 @@ final class GlobalAllocation {
     }
   }
 
-  /** A layer's scores: |W|, or LAMP's normalized squares. */
+  /** A layer's scores: |W|, LAMP's normalized squares, or Wanda's |W| sqrt(scaler_row). */
   static final class ComputeScores implements PairFunction<PlannedLinear, String, LayerScores> {
     private static final long serialVersionUID = 1L;
     private final PruneFunctions.JobContext context;
     private final boolean lamp;
+    private final Broadcast<Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics>> wanda;
 
-    ComputeScores(PruneFunctions.JobContext context, boolean lamp) {
+    ComputeScores(PruneFunctions.JobContext context, boolean lamp, Broadcast<Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics>> wanda) {
       this.context = context;
       this.lamp = lamp;
+      this.wanda = wanda;
     }
 
     @Override
     public Tuple2<String, LayerScores> call(PlannedLinear planned) throws IOException {
+      if (wanda != null) {
+        read(context, planned);
+        return new Tuple2<>(planned.tensorName(), new LayerScores(OwlAllocation.wandaScores(context, wanda, planned)));
+      }
       float[] weights = read(context, planned);
       float[] scores;
       if (lamp) {

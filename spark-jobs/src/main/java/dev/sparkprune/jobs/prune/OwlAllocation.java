@@ -42,8 +42,8 @@ final class OwlAllocation {
   private OwlAllocation() {}
 
   /** The dense pass: Wanda statistics of every block, advancing hidden states through dense blocks. */
-  static Outcome run(JavaSparkContext jsc, PruneFunctions.JobContext context, JavaRDD<SampleChunk> embedded, List<PlannedLinear> plan,
-      int blocks, int partitions, PruneOptions options) {
+  static Map<String, CalibrationStatistics> denseStatistics(
+      PruneFunctions.JobContext context, JavaRDD<SampleChunk> embedded, int blocks, int partitions) {
     Map<String, CalibrationStatistics> statistics = new HashMap<>();
     JavaRDD<SampleChunk> hidden = embedded;
     for (int b = 0; b < blocks; b++) {
@@ -64,6 +64,12 @@ final class OwlAllocation {
     if (hidden != embedded) {
       hidden.unpersist(false);
     }
+    return statistics;
+  }
+
+  static Outcome run(JavaSparkContext jsc, PruneFunctions.JobContext context, JavaRDD<SampleChunk> embedded, List<PlannedLinear> plan,
+      int blocks, int partitions, PruneOptions options) {
+    Map<String, CalibrationStatistics> statistics = denseStatistics(context, embedded, blocks, partitions);
     Broadcast<Map<String, CalibrationStatistics>> broadcast = jsc.broadcast(statistics);
     JavaRDD<PlannedLinear> linears = jsc.parallelize(plan, Math.max(1, plan.size()));
     double[] sums = new double[blocks];

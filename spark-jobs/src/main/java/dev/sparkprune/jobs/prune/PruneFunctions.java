@@ -3,6 +3,7 @@ package dev.sparkprune.jobs.prune;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.model.ArchiveWeights;
 import dev.sparkprune.scoring.model.BlockWeights;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -196,10 +197,12 @@ final class PruneFunctions {
     private static final long serialVersionUID = 1L;
     private final JobContext context;
     private final Broadcast<Map<String, CalibrationStatistics>> channelStatistics;
+    private final Wanda.Group wandaGroup;
 
-    ScoreLinear(JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics) {
+    ScoreLinear(JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup) {
       this.context = context;
       this.channelStatistics = channelStatistics;
+      this.wandaGroup = wandaGroup;
     }
 
     @Override
@@ -222,7 +225,8 @@ final class PruneFunctions {
           statistics,
           planned.target,
           NetlibLinearAlgebra.defaultInstance(),
-          context.threads);
+          context.threads,
+          wandaGroup);
       StagedTensors.write(context.io(), context.staging, linear, planned.dtype, result.weights());
       return new LinearResult(
           planned.block(),

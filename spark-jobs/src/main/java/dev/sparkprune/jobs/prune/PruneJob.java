@@ -38,6 +38,8 @@ public final class PruneJob {
   private final PruneOptions options;
   private final PrintStream progress;
   private final long start = System.nanoTime();
+  /** SHA-256 of the calibration token windows, once sampled. */
+  private String calibrationFingerprint = "";
 
   public PruneJob(SparkSession spark, PruneOptions options, PrintStream progress) {
     this.spark = spark;
@@ -82,7 +84,13 @@ public final class PruneJob {
       List<LinearResult> results = new ArrayList<>();
 
       if (options.allocation() == PruneOptions.Allocation.GLOBAL || options.allocation() == PruneOptions.Allocation.LAMP) {
-        GlobalAllocation.Outcome outcome = GlobalAllocation.run(jsc, context, plan, options, masks);
+        Map<String, CalibrationStatistics> wanda = null;
+        if (options.method() == dev.sparkprune.scoring.methods.PruningMethod.WANDA) {
+          JavaRDD<SampleChunk> embedded = embed(jsc, io, archive, context, report);
+          wanda = OwlAllocation.denseStatistics(context, embedded, layout.blocks().size(), embedded.getNumPartitions());
+          embedded.unpersist(false);
+        }
+        GlobalAllocation.Outcome outcome = GlobalAllocation.run(jsc, context, plan, options, masks, wanda);
         results.addAll(outcome.results);
         report.allocation(options, outcome.threshold, outcome.histogramBytes);
         log("%s allocation: threshold %s over %d linears, %,d bytes of histograms to the driver",
@@ -123,18 +131,8 @@ public final class PruneJob {
       PruneFunctions.JobContext context, MaskWriter masks, PruneReport.Builder report) throws IOException {
     // OWL replaces the uniform targets with per-block ones.
     List<PlannedLinear> plan = initialPlan;
-    int[][] samples = Calibration.sample(
-        io, options.calibration().get(), TokenizerLoader.load(archive), options.nsamples(), options.seqlen(), options.seed());
-    report.calibrationFingerprint(Calibration.fingerprint(samples));
-    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
-    for (int first = 0, index = 0; first < samples.length; first += options.chunkSize(), index++) {
-      chunks.add(new Tuple2<>(index, java.util.Arrays.copyOfRange(samples, first, Math.min(samples.length, first + options.chunkSize()))));
-    }
-    int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
-    log("calibration: %d samples x %d tokens in %d chunks on %d partitions (%.1f s)",
-        samples.length, options.seqlen(), chunks.size(), partitions, seconds());
-    JavaRDD<SampleChunk> hidden = jsc.parallelize(chunks, partitions).map(new PruneFunctions.EmbedChunk(context))
-        .persist(StorageLevel.MEMORY_AND_DISK());
+    JavaRDD<SampleChunk> hidden = embed(jsc, io, archive, context, report);
+    int partitions = hidden.getNumPartitions();
     if (options.allocation() == PruneOptions.Allocation.OWL) {
       OwlAllocation.Outcome owl = OwlAllocation.run(jsc, context, hidden, plan, layout.blocks().size(), partitions, options);
       plan = OwlAllocation.withBlockTargets(plan, owl.targets);
@@ -192,7 +190,7 @@ public final class PruneJob {
         all.foreach(new StatisticsFiles.Save(context, directory));
         List<String> keys = new ArrayList<>(all.keys().collect());
         keys.sort(null);
-        StatisticsFiles.writeManifest(io, directory, Fingerprints.model(archive), options, keys, storage, Calibration.fingerprint(samples));
+        StatisticsFiles.writeManifest(io, directory, Fingerprints.model(archive), options, keys, storage, calibrationFingerprint);
         log("saved dense statistics of %d inputs under stats/", keys.size());
       }
       results.addAll(score(jsc, context, plan, all, masks));
@@ -200,6 +198,24 @@ public final class PruneJob {
       log("scored %d linears in one stage from dense statistics", plan.size());
     }
     return results;
+  }
+
+  /** Samples calibration windows and embeds them on the executors, chunk by chunk. */
+  private JavaRDD<SampleChunk> embed(
+      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, PruneFunctions.JobContext context, PruneReport.Builder report)
+      throws IOException {
+    int[][] samples = Calibration.sample(
+        io, options.calibration().get(), TokenizerLoader.load(archive), options.nsamples(), options.seqlen(), options.seed());
+    calibrationFingerprint = Calibration.fingerprint(samples);
+    report.calibrationFingerprint(calibrationFingerprint);
+    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
+    for (int first = 0, index = 0; first < samples.length; first += options.chunkSize(), index++) {
+      chunks.add(new Tuple2<>(index, java.util.Arrays.copyOfRange(samples, first, Math.min(samples.length, first + options.chunkSize()))));
+    }
+    int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
+    log("calibration: %d samples x %d tokens in %d chunks on %d partitions (%.1f s)",
+        samples.length, options.seqlen(), chunks.size(), partitions, seconds());
+    return jsc.parallelize(chunks, partitions).map(new PruneFunctions.EmbedChunk(context)).persist(StorageLevel.MEMORY_AND_DISK());
   }
 
   /**
@@ -233,7 +249,7 @@ public final class PruneJob {
           .partitionBy(new LinearPartitioner(index))
           .map(new WithPlan(planBroadcast));
     }
-    JavaRDD<LinearResult> scored = tasks.map(new PruneFunctions.ScoreLinear(context, channel))
+    JavaRDD<LinearResult> scored = tasks.map(new PruneFunctions.ScoreLinear(context, channel, options.wandaGroup()))
         .persist(StorageLevel.MEMORY_AND_DISK());
     masks.append(scored);
     List<LinearResult> summaries = scored.map(new Summary()).collect();

@@ -64,6 +64,7 @@ public final class PruneOptions implements Serializable {
   private final String config;
   private final double owlLambda;
   private final double owlM;
+  private final dev.sparkprune.scoring.methods.Wanda.Group wandaGroup;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -84,11 +85,19 @@ public final class PruneOptions implements Serializable {
     ValidationException.check(
         config == null || allocation == Allocation.UNIFORM, "--config rules set per-layer targets: use them with --allocation uniform");
     ValidationException.check(minKeep >= 0 && minKeep < 1, "Invalid --min-keep %s: must be in [0, 1)", minKeep);
+    this.wandaGroup = builder.wandaGroup;
+    boolean layerWanda = method == dev.sparkprune.scoring.methods.PruningMethod.WANDA && wandaGroup == dev.sparkprune.scoring.methods.Wanda.Group.MATRIX;
+    ValidationException.check(
+        wandaGroup == dev.sparkprune.scoring.methods.Wanda.Group.ROW || method == dev.sparkprune.scoring.methods.PruningMethod.WANDA,
+        "--group layer is Wanda's per-layer comparison group: use it with --method wanda");
     boolean global = allocation == Allocation.GLOBAL || allocation == Allocation.LAMP;
     ValidationException.check(
-        !global || method == dev.sparkprune.scoring.methods.PruningMethod.MAGNITUDE,
-        "--allocation %s ranks weights across layers by magnitude scores: use it with --method magnitude",
+        !global || method == dev.sparkprune.scoring.methods.PruningMethod.MAGNITUDE || allocation == Allocation.GLOBAL && layerWanda,
+        "--allocation %s compares scores across layers: use it with --method magnitude (or, for global, --method wanda --group layer)",
         allocation.name().toLowerCase(Locale.ROOT));
+    ValidationException.check(
+        !(global && layerWanda) || statistics == null && calibration != null,
+        "--allocation global with Wanda scores needs --calib: the scores come from a dense calibration pass");
     ValidationException.check(
         !global || !target.isStructured(),
         "--allocation %s needs an unstructured --sparsity, not a pattern",
@@ -160,6 +169,11 @@ public final class PruneOptions implements Serializable {
   /** Requested calibration partitions; 0 means Spark's default parallelism. */
   public int partitions() {
     return partitions;
+  }
+
+  /** Wanda's comparison group: each output row (the paper's), or the whole layer. */
+  public dev.sparkprune.scoring.methods.Wanda.Group wandaGroup() {
+    return wandaGroup;
   }
 
   public double owlLambda() {
@@ -234,8 +248,14 @@ public final class PruneOptions implements Serializable {
     private String config;
     private double owlLambda = OWL_LAMBDA_DEFAULT;
     private double owlM = OWL_M_DEFAULT;
+    private dev.sparkprune.scoring.methods.Wanda.Group wandaGroup = dev.sparkprune.scoring.methods.Wanda.Group.ROW;
 
     private Builder() {}
+
+    public Builder wandaGroup(dev.sparkprune.scoring.methods.Wanda.Group value) {
+      this.wandaGroup = value;
+      return this;
+    }
 
     public Builder owlLambda(double value) {
       this.owlLambda = value;

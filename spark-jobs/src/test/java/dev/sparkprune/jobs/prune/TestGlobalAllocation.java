@@ -50,7 +50,7 @@ class TestGlobalAllocation extends SparkTestBase {
   }
 
   /** Smallest t with sum_l min(#{s <= t}, cap_l) >= target, by sorting all (score, layer) pairs. */
-  private static float bruteForce(Map<String, float[]> scores, Map<String, Long> caps, long target) {
+  static float bruteForce(Map<String, float[]> scores, Map<String, Long> caps, long target) {
     List<String> layers = new ArrayList<>(scores.keySet());
     List<long[]> all = new ArrayList<>();
     for (int l = 0; l < layers.size(); l++) {

@@ -551,6 +551,50 @@ class TestPruneJob extends SparkTestBase {
   }
 
   @Test
+  void wandaComparedPerLayerUniformlyAndGloballyFromDenseStatistics() throws IOException {
+    Path uniform = dir.resolve("wanda-layer");
+    PruneReport perLayer = run(stories(PruningMethod.WANDA, SparsityTarget.unstructured(0.5), uniform)
+        .wandaGroup(dev.sparkprune.scoring.methods.Wanda.Group.MATRIX).build());
+    for (var layer : perLayer.json().get("layers")) {
+      // One threshold per matrix, the threshold value itself included.
+      assertThat(layer.get("sparsity").asDouble()).isBetween(0.5, 0.5 + 1.0 / (layer.get("rows").asInt() * layer.get("cols").asInt()) + 1e-9);
+    }
+
+    Path out = dir.resolve("wanda-global");
+    PruneOptions options = stories(PruningMethod.WANDA, SparsityTarget.unstructured(0.5), out)
+        .wandaGroup(dev.sparkprune.scoring.methods.Wanda.Group.MATRIX).allocation(PruneOptions.Allocation.GLOBAL).build();
+    PruneReport report = run(options);
+    Map<String, CalibrationStatistics> statistics = denseStatistics(options);
+    ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), options.model());
+    Map<String, float[]> scores = new LinkedHashMap<>();
+    Map<String, Long> caps = new LinkedHashMap<>();
+    long total = 0;
+    try (SafetensorsReader reader = archive.openShard("model.safetensors")) {
+      for (Linear linear : Architectures.layout(archive).linears()) {
+        float[] w = reader.readFloats(linear.tensorName());
+        float[] scaler = statistics.get(PlannedLinear.statisticsKey(linear.block(), linear.inputGroup())).scalerRow();
+        float[] s = new float[w.length];
+        for (int i = 0; i < w.length; i++) {
+          s[i] = Math.abs(w[i]) * (float) Math.sqrt(scaler[i % (int) linear.inFeatures()]);
+        }
+        scores.put(linear.tensorName(), s);
+        caps.put(linear.tensorName(), s.length - (long) Math.ceil(0.01 * s.length));
+        total += s.length;
+      }
+    }
+    float threshold = TestGlobalAllocation.bruteForce(scores, caps, (long) (total * 0.5));
+    assertThat((float) report.json().get("allocation").get("threshold").asDouble()).isEqualTo(threshold);
+    Map<String, Mask> masks = readMasks(out);
+    for (Map.Entry<String, float[]> layer : scores.entrySet()) {
+      long atOrBelow = 0;
+      for (float value : layer.getValue()) {
+        atOrBelow += value <= threshold ? 1 : 0;
+      }
+      assertThat(masks.get(layer.getKey()).prunedCount()).isEqualTo(Math.min(atOrBelow, caps.get(layer.getKey())));
+    }
+  }
+
+  @Test
   void patternThatDoesNotDivideInFeaturesFailsBeforeAnyWork() {
     Path out = dir.resolve("bad-pattern");
     assertThatThrownBy(() -> run(options(PruningMethod.WANDA, SparsityTarget.nOfM(3, 5), out, 0)))
