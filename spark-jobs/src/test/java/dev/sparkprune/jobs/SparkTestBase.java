@@ -4,7 +4,7 @@ import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 
-/** One local[2] SparkSession per suite, on loopback, with the UI and progress bar off. */
+/** One local[2] SparkSession per suite, on loopback, with the UI and progress bar off, and Kryo as in conf/. */
 public abstract class SparkTestBase {
   protected static SparkSession spark;
 
@@ -19,6 +19,9 @@ public abstract class SparkTestBase {
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
+            .config("spark.kryo.registrator", "dev.sparkprune.jobs.prune.SparkpruneKryoRegistrator")
+            .config("spark.kryoserializer.buffer.max", "1g")
             .getOrCreate();
   }
 

@@ -11,7 +11,12 @@ public final class SparkSessions {
   private SparkSessions() {}
 
   public static SparkSession getOrCreate(String master) {
-    SparkSession.Builder builder = SparkSession.builder().appName("sparkprune").config("spark.ui.showConsoleProgress", "false");
+    SparkSession.Builder builder = SparkSession.builder()
+        .appName("sparkprune")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
+        .config("spark.kryo.registrator", SparkpruneKryoRegistrator.class.getName())
+        .config("spark.kryoserializer.buffer.max", "1g");
     String resolved = master != null ? master : System.getProperty("spark.master", "local[*]");
     builder.master(resolved);
     if (resolved.startsWith("local")) {

@@ -1,0 +1,76 @@
+package dev.sparkprune.jobs.prune;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.scoring.model.HiddenStates;
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.LocalFileIO;
+import dev.sparkprune.tensorio.mask.Mask;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import org.apache.spark.SparkConf;
+import org.apache.spark.serializer.JavaSerializer;
+import org.apache.spark.serializer.KryoSerializer;
+import org.apache.spark.serializer.SerializerInstance;
+import org.junit.jupiter.api.Test;
+import scala.reflect.ClassTag;
+
+/** Everything cached, shuffled or shipped to executors survives Java and Kryo serialization. */
+class TestSerialization {
+
+  private static List<SerializerInstance> serializers() {
+    SparkConf conf = new SparkConf()
+        .set("spark.kryo.registrator", SparkpruneKryoRegistrator.class.getName())
+        .set("spark.kryo.registrationRequired", "false");
+    return List.of(new JavaSerializer(conf).newInstance(), new KryoSerializer(conf).newInstance());
+  }
+
+  @SuppressWarnings("unchecked")
+  private static <T> T roundTrip(SerializerInstance serializer, T value) {
+    ClassTag<T> tag = (ClassTag<T>) scala.reflect.ClassTag$.MODULE$.apply(value.getClass());
+    ByteBuffer bytes = serializer.serialize(value, tag);
+    return serializer.deserialize(bytes, tag);
+  }
+
+  @Test
+  void jobDataRoundTrips() throws IOException {
+    ModelArchive archive = ModelArchive.open(new LocalFileIO(), SharedData.stories260K().toString());
+    Linear linear = Architectures.layout(archive).linears().get(4);
+    PlannedLinear planned = new PlannedLinear(linear, archive.tensor(linear.tensorName()), PruningMethod.SPARSEGPT, SparsityTarget.nOfM(2, 4));
+    CalibrationStatistics statistics = CalibrationStatistics.create(3, CalibrationStatistics.HessianStorage.DOUBLE);
+    statistics.add(new float[] {1, 2, 3, 4, 5, 6}, 0, 2, 1, dev.sparkprune.scoring.linalg.NetlibLinearAlgebra.defaultInstance());
+    Mask mask = Mask.builder(2, 9).prune(1, 8).build();
+    HiddenStates hidden = new HiddenStates(1, 2, 3, new float[] {1, 2, 3, 4, 5, 6});
+    for (SerializerInstance serializer : serializers()) {
+      PlannedLinear plannedCopy = roundTrip(serializer, planned);
+      assertThat(plannedCopy.tensorName()).isEqualTo(linear.tensorName());
+      assertThat(plannedCopy.target).isEqualTo(SparsityTarget.nOfM(2, 4));
+      assertThat(plannedCopy.method).isEqualTo(PruningMethod.SPARSEGPT);
+      assertThat(plannedCopy.statisticsKey()).isEqualTo(planned.statisticsKey());
+
+      ChunkStatistics chunk = roundTrip(serializer, new ChunkStatistics(7, statistics));
+      assertThat(chunk.chunk).isEqualTo(7);
+      assertThat(chunk.statistics.hessian()).isEqualTo(statistics.hessian());
+      chunk.statistics.add(new float[] {1, 1, 1}, 0, 1, 1, dev.sparkprune.scoring.linalg.NetlibLinearAlgebra.defaultInstance());
+
+      SampleChunk samples = roundTrip(serializer, new SampleChunk(2, new int[][] {{1, 5}}, new HiddenStates[] {hidden}));
+      assertThat(samples.tokens[0]).containsExactly(1, 5);
+      assertThat(samples.hidden[0].values()).containsExactly(1, 2, 3, 4, 5, 6);
+
+      LinearResult result = roundTrip(serializer, new LinearResult(3, "mlp.up_proj", "t", mask, 1.5, 0.01, 0.2));
+      assertThat(result.mask).isEqualTo(mask);
+      assertThat(result.kept).isEqualTo(17);
+      assertThat(roundTrip(serializer, result.summary()).mask).isNull();
+
+      GlobalAllocation.LayerScores scores = roundTrip(serializer, new GlobalAllocation.LayerScores(new float[] {0.5f, 0.25f}));
+      assertThat(scores.coarse.countAtOrBelow(0xFFFF)).isEqualTo(2);
+    }
+  }
+}
