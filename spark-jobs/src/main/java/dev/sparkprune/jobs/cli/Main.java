@@ -30,6 +30,8 @@ public final class Main {
           "        [--group row|layer] [--config rules.yaml]",
           "        [--partitions N] [--master URL]",
           "                                   Prune every linear; masks as Parquet, a pruned archive, report.json.",
+          "  batch --manifest URI --out-root URI [--master URL]",
+          "                                   Prune every model of a manifest; Parquet status table in _status.",
           "  inspect <archive-uri> [--json]   Describe a model archive from its headers: architecture,",
           "                                   blocks, prunable linears, parameters, dtypes, shards.",
           "  eval --model URI --text URI [--seqlen 2048] [--max-windows K] [--batch 4]",
@@ -74,10 +76,12 @@ public final class Main {
           return PruneCommand.run(rest, out);
         case "eval":
           return EvalCommand.run(rest, out);
+        case "batch":
+          return BatchCommand.run(rest, out);
         case "bench":
           return BenchCommand.run(rest, out);
         default:
-          throw new ValidationException("Unknown command '" + command + "' (commands: prune, inspect, eval, demo, bench, help)");
+          throw new ValidationException("Unknown command '" + command + "' (commands: prune, batch, inspect, eval, demo, bench, help)");
       }
     } catch (ValidationException | IllegalArgumentException e) {
       return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);

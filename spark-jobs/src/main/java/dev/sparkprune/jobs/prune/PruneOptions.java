@@ -217,6 +217,29 @@ public final class PruneOptions implements Serializable {
     return Math.max(1, (nsamples + 15) / 16);
   }
 
+  /**
+   * Every setting that changes the output, as one string: a batch rerun skips a model whose
+   * committed report has the same key and model fingerprint.
+   */
+  public String settingsKey() {
+    return String.join(
+        "|",
+        method.displayName(),
+        target.toString(),
+        mode.name(),
+        allocation.name(),
+        Double.toString(minKeep),
+        wandaGroup.name(),
+        Double.toString(owlLambda),
+        Double.toString(owlM),
+        calibration == null ? "" : calibration,
+        statistics == null ? "" : statistics,
+        config == null ? "" : config,
+        Integer.toString(nsamples),
+        Integer.toString(seqlen),
+        Long.toString(seed));
+  }
+
   @Override
   public String toString() {
     return String.format(

@@ -101,6 +101,7 @@ public final class PruneReport {
       config.put("seed", options.seed());
       config.put("chunk_size", options.chunkSize());
       config.put("master", master);
+      config.put("settings_key", options.settingsKey());
       seconds = json.putObject("seconds");
       blocks = json.putArray("blocks");
     }

@@ -1,0 +1,202 @@
+package dev.sparkprune.jobs.prune;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.io.InputFile;
+import dev.sparkprune.tensorio.io.SeekableInput;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.sql.Timestamp;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.UUID;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+
+/**
+ * Prunes every model of a manifest (JSONL, CSV with a header, or Parquet; one row per model),
+ * each into {@code <out-root>/<name>} as the prune job writes it. A model that fails is recorded
+ * as FAILED with its error and the batch goes on; a model whose committed output has the same
+ * model fingerprint and settings is SKIPPED. Every run appends one row per model to the
+ * Parquet status table {@code <out-root>/_status} (partitioned by run_id).
+ */
+public final class BatchJob {
+  /** Manifest columns; only {@code model} and {@code method} are required. */
+  static final List<String> COLUMNS =
+      List.of("model", "name", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "allocation", "min_keep");
+
+  static final StructType STATUS_SCHEMA = new StructType()
+      .add("name", DataTypes.StringType, false)
+      .add("model", DataTypes.StringType, false)
+      .add("status", DataTypes.StringType, false)
+      .add("error", DataTypes.StringType, true)
+      .add("seconds", DataTypes.DoubleType, false)
+      .add("model_fingerprint", DataTypes.StringType, true)
+      .add("settings", DataTypes.StringType, true)
+      .add("output", DataTypes.StringType, false)
+      .add("finished_at", DataTypes.TimestampType, false)
+      .add("run_id", DataTypes.StringType, false);
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final SparkSession spark;
+  private final String manifest;
+  private final String outRoot;
+  private final PrintStream progress;
+
+  public BatchJob(SparkSession spark, String manifest, String outRoot, PrintStream progress) {
+    this.spark = spark;
+    this.manifest = manifest;
+    this.outRoot = outRoot.replaceAll("/+$", "");
+    this.progress = progress;
+  }
+
+  /** Runs the batch and returns its status rows (also appended to the status table). */
+  public List<Row> run() throws IOException {
+    HadoopFileIO io = new HadoopFileIO(spark.sparkContext().hadoopConfiguration());
+    List<Row> entries = readManifest(io);
+    String runId = UUID.randomUUID().toString().substring(0, 8);
+    List<Row> statuses = new ArrayList<>();
+    Set<String> names = new HashSet<>();
+    for (int i = 0; i < entries.size(); i++) {
+      Row entry = entries.get(i);
+      String model = text(entry, "model");
+      String name = text(entry, "name");
+      if (name == null && model != null) {
+        name = model.replaceAll("/+$", "").replaceAll(".*/", "");
+      }
+      name = name == null ? "row-" + (i + 1) : name;
+      ValidationException.check(names.add(name), "Invalid manifest %s: two rows are named '%s'; give them distinct name values", manifest, name);
+      String out = io.resolve(outRoot, name);
+      long start = System.nanoTime();
+      String status;
+      String error = null;
+      String fingerprint = null;
+      String settings = null;
+      try {
+        PruneOptions options = options(entry, out);
+        settings = options.settingsKey();
+        fingerprint = Fingerprints.model(ModelArchive.open(io, options.model()));
+        if (committed(io, out, fingerprint, settings)) {
+          status = "SKIPPED";
+        } else {
+          new PruneJob(spark, options, progress).run();
+          status = "SUCCEEDED";
+        }
+      } catch (Exception e) {
+        status = "FAILED";
+        error = rootMessage(e);
+      }
+      double seconds = (System.nanoTime() - start) / 1e9;
+      progress.printf(Locale.ROOT, "batch %d/%d %s: %s (%.1f s)%s%n", i + 1, entries.size(), name, status, seconds,
+          error == null ? "" : ": " + error);
+      statuses.add(RowFactory.create(name, model == null ? "" : model, status, error, seconds, fingerprint, settings, out,
+          new Timestamp(System.currentTimeMillis()), runId));
+    }
+    spark.createDataFrame(statuses, STATUS_SCHEMA).coalesce(1).write().mode(SaveMode.Append).partitionBy("run_id")
+        .parquet(io.resolve(outRoot, "_status"));
+    return statuses;
+  }
+
+  private List<Row> readManifest(HadoopFileIO io) throws IOException {
+    ValidationException.check(io.exists(manifest), "Cannot read --manifest %s: file not found", manifest);
+    String lower = manifest.toLowerCase(Locale.ROOT);
+    Dataset<Row> rows;
+    if (lower.endsWith(".parquet")) {
+      rows = spark.read().parquet(manifest);
+    } else if (lower.endsWith(".csv")) {
+      rows = spark.read().option("header", "true").csv(manifest);
+    } else {
+      rows = spark.read().option("mode", "FAILFAST").json(manifest);
+    }
+    Set<String> unknown = new java.util.TreeSet<>(List.of(rows.columns()));
+    unknown.removeAll(COLUMNS);
+    ValidationException.check(unknown.isEmpty(), "Invalid manifest %s: unknown columns %s (known: %s)", manifest, unknown, COLUMNS);
+    ValidationException.check(List.of(rows.columns()).contains("model"), "Invalid manifest %s: no 'model' column", manifest);
+    List<Row> entries = rows.collectAsList();
+    ValidationException.check(!entries.isEmpty(), "Invalid manifest %s: no rows", manifest);
+    return entries;
+  }
+
+  /** One manifest row as prune options; bad values fail that row only. */
+  private static PruneOptions options(Row entry, String out) {
+    String model = text(entry, "model");
+    ValidationException.check(model != null, "Invalid manifest row: no model");
+    String method = text(entry, "method");
+    ValidationException.check(method != null, "Invalid manifest row for %s: no method", model);
+    String pattern = text(entry, "pattern");
+    String sparsity = text(entry, "sparsity");
+    PruneOptions.Builder builder = PruneOptions.builder()
+        .model(model)
+        .out(out)
+        .method(PruningMethod.parse(method))
+        .target(pattern != null ? SparsityTarget.parse(pattern) : SparsityTarget.parse(sparsity == null ? "0.5" : sparsity))
+        .calibration(text(entry, "calib"));
+    if (text(entry, "nsamples") != null) {
+      builder.nsamples(Integer.parseInt(text(entry, "nsamples")));
+    }
+    if (text(entry, "seqlen") != null) {
+      builder.seqlen(Integer.parseInt(text(entry, "seqlen")));
+    }
+    if (text(entry, "seed") != null) {
+      builder.seed(Long.parseLong(text(entry, "seed")));
+    }
+    if (text(entry, "mode") != null) {
+      builder.mode(text(entry, "mode").equalsIgnoreCase("one-shot") ? PruneOptions.Mode.ONE_SHOT : PruneOptions.Mode.SEQUENTIAL);
+    }
+    if (text(entry, "allocation") != null) {
+      builder.allocation(PruneOptions.Allocation.valueOf(text(entry, "allocation").toUpperCase(Locale.ROOT)));
+    }
+    if (text(entry, "min_keep") != null) {
+      builder.minKeep(Double.parseDouble(text(entry, "min_keep")));
+    }
+    return builder.build();
+  }
+
+  private static String text(Row row, String column) {
+    if (!List.of(row.schema().fieldNames()).contains(column)) {
+      return null;
+    }
+    Object value = row.get(row.fieldIndex(column));
+    return value == null ? null : value.toString();
+  }
+
+  /** Whether {@code out} holds a committed output of the same model and settings. */
+  private static boolean committed(HadoopFileIO io, String out, String fingerprint, String settings) throws IOException {
+    String report = io.resolve(out, "report.json");
+    if (!io.exists(report)) {
+      return false;
+    }
+    InputFile file = io.newInputFile(report);
+    byte[] bytes = new byte[(int) Math.min(file.length(), 64L << 20)];
+    try (SeekableInput input = file.open()) {
+      input.readFully(0, bytes, 0, bytes.length);
+    }
+    JsonNode json = JSON.readTree(bytes);
+    return fingerprint.equals(json.path("model").path("fingerprint").asText())
+        && settings.equals(json.path("configuration").path("settings_key").asText());
+  }
+
+  private static String rootMessage(Throwable error) {
+    for (Throwable cause = error; cause != null; cause = cause.getCause()) {
+      if (cause instanceof ValidationException) {
+        return cause.getMessage();
+      }
+    }
+    String message = error.getMessage();
+    return error.getClass().getSimpleName() + (message == null ? "" : ": " + message.lines().findFirst().orElse(""));
+  }
+}
