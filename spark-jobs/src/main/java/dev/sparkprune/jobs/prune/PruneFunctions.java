@@ -57,12 +57,23 @@ final class PruneFunctions {
     final String staging;
     final Broadcast<SerializableConfiguration> conf;
     final int threads;
+    /** Test-only: task kinds whose first attempt throws (see {@link PruneJob#INJECT_FAILURES}). */
+    final Set<String> injectedFailures;
 
-    JobContext(String model, String staging, Broadcast<SerializableConfiguration> conf, int threads) {
+    JobContext(String model, String staging, Broadcast<SerializableConfiguration> conf, int threads, Set<String> injectedFailures) {
       this.model = model;
       this.staging = staging;
       this.conf = conf;
       this.threads = threads;
+      this.injectedFailures = injectedFailures;
+    }
+
+    /** Throws on the first attempt of a task of this kind when a test asked for it. */
+    void maybeFail(String kind) {
+      org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
+      if (injectedFailures.contains(kind) && task != null && task.attemptNumber() == 0) {
+        throw new IllegalStateException("Injected failure of the first attempt of a " + kind + " task");
+      }
     }
 
     HadoopFileIO io() {
@@ -89,6 +100,7 @@ final class PruneFunctions {
 
     @Override
     public SampleChunk call(Tuple2<Integer, int[][]> chunk) throws IOException {
+      context.maybeFail("embed");
       int[][] tokens = chunk._2();
       HiddenStates[] hidden = new HiddenStates[tokens.length];
       try (DecoderModel model = context.openModel()) {
@@ -118,6 +130,7 @@ final class PruneFunctions {
 
     @Override
     public Iterator<Tuple2<String, ChunkStatistics>> call(Iterator<SampleChunk> chunks) throws IOException {
+      context.maybeFail("statistics");
       List<Tuple2<String, ChunkStatistics>> out = new ArrayList<>();
       if (!chunks.hasNext()) {
         return out.iterator();
@@ -185,6 +198,7 @@ final class PruneFunctions {
           out.add(new SampleChunk(chunk.index, chunk.tokens, next));
         }
       }
+      context.maybeFail("advance");
       return out.iterator();
     }
   }
@@ -228,6 +242,8 @@ final class PruneFunctions {
           context.threads,
           wandaGroup);
       StagedTensors.write(context.io(), context.staging, linear, planned.dtype, result.weights());
+      // After the side effect: a retried attempt must overwrite what the failed one staged.
+      context.maybeFail("score");
       return new LinearResult(
           planned.block(),
           linear.name(),
@@ -291,7 +307,13 @@ final class PruneFunctions {
         reader.tensors().forEach(tensor -> specs.add(TensorSpec.of(tensor)));
         try (SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
           OutputStream sink = new WriterSink(writer);
+          boolean first = true;
           for (TensorInfo tensor : reader.tensors()) {
+            if (!first) {
+              // Mid-file: a retried attempt must start the shard over.
+              context.maybeFail("write");
+            }
+            first = false;
             if (prunedTensors.contains(tensor.name())) {
               StagedTensors.copyRaw(io, context.staging, tensor.name(), sink);
             } else {

@@ -34,6 +34,12 @@ import scala.Tuple2;
  * statistics vectors it broadcasts.
  */
 public final class PruneJob {
+  /**
+   * Test-only Spark setting: comma-separated task kinds (embed, statistics, advance, score,
+   * write) whose first attempt throws, to check that retries give bit-identical output.
+   */
+  public static final String INJECT_FAILURES = "spark.sparkprune.test.failFirstAttempt";
+
   private final SparkSession spark;
   private final PruneOptions options;
   private final PrintStream progress;
@@ -79,7 +85,14 @@ public final class PruneJob {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
       Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
       int threads = spark.sparkContext().conf().getInt("spark.task.cpus", 1);
-      PruneFunctions.JobContext context = new PruneFunctions.JobContext(archive.location(), publisher.staging(), confBroadcast, threads);
+      Set<String> injected = new LinkedHashSet<>();
+      for (String kind : spark.conf().get(INJECT_FAILURES, "").split(",")) {
+        if (!kind.isBlank()) {
+          injected.add(kind.trim());
+        }
+      }
+      PruneFunctions.JobContext context =
+          new PruneFunctions.JobContext(archive.location(), publisher.staging(), confBroadcast, threads, injected);
       MaskWriter masks = new MaskWriter(spark, io.resolve(publisher.staging(), "masks"));
       List<LinearResult> results = new ArrayList<>();
 

@@ -94,26 +94,7 @@ class TestPruneJob extends SparkTestBase {
 
   /** Masks as the Parquet output holds them, read back with Spark SQL. */
   static Map<String, Mask> readMasks(Path out) {
-    Map<String, Map<Integer, Row>> records = new HashMap<>();
-    for (Row row : spark.read().parquet(out.resolve("masks").toString()).collectAsList()) {
-      records.computeIfAbsent(row.getString(row.fieldIndex("tensor")), key -> new java.util.TreeMap<>())
-          .put(row.getInt(row.fieldIndex("row_start")), row);
-    }
-    Map<String, Mask> masks = new HashMap<>();
-    records.forEach((tensor, byStart) -> {
-      ByteArrayOutputStream bits = new ByteArrayOutputStream();
-      int rows = 0;
-      int cols = 0;
-      for (Row row : byStart.values()) {
-        assertThat(row.getInt(row.fieldIndex("row_start"))).isEqualTo(rows);
-        byte[] part = (byte[]) row.get(row.fieldIndex("bits"));
-        bits.write(part, 0, part.length);
-        rows += row.getInt(row.fieldIndex("rows"));
-        cols = row.getInt(row.fieldIndex("cols"));
-      }
-      masks.put(tensor, Mask.fromBits(rows, cols, bits.toByteArray()));
-    });
-    return masks;
+    return TestPruneJobMasks.read(spark, out);
   }
 
   /**

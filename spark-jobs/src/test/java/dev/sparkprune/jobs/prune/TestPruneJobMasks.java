@@ -1,0 +1,39 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.tensorio.mask.Mask;
+import java.io.ByteArrayOutputStream;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+
+/** Reads a prune output's Parquet masks back into masks by tensor. */
+final class TestPruneJobMasks {
+  private TestPruneJobMasks() {}
+
+  static Map<String, Mask> read(SparkSession spark, Path out) {
+    Map<String, Map<Integer, Row>> records = new HashMap<>();
+    for (Row row : spark.read().parquet(out.resolve("masks").toString()).collectAsList()) {
+      records.computeIfAbsent(row.getString(row.fieldIndex("tensor")), key -> new TreeMap<>()).put(row.getInt(row.fieldIndex("row_start")), row);
+    }
+    Map<String, Mask> masks = new HashMap<>();
+    records.forEach((tensor, byStart) -> {
+      ByteArrayOutputStream bits = new ByteArrayOutputStream();
+      int rows = 0;
+      int cols = 0;
+      for (Row row : byStart.values()) {
+        if (row.getInt(row.fieldIndex("row_start")) != rows) {
+          throw new AssertionError("Mask records of " + tensor + " do not tile the rows");
+        }
+        byte[] part = (byte[]) row.get(row.fieldIndex("bits"));
+        bits.write(part, 0, part.length);
+        rows += row.getInt(row.fieldIndex("rows"));
+        cols = row.getInt(row.fieldIndex("cols"));
+      }
+      masks.put(tensor, Mask.fromBits(rows, cols, bits.toByteArray()));
+    });
+    return masks;
+  }
+}
