@@ -13,17 +13,24 @@ import org.apache.hadoop.fs.Path;
  * ({@code <out>.replaced-<run id>}), renames the staging folder to {@code <out>} and deletes the
  * replaced one. Directory renames are atomic on HDFS and local file systems, so readers see
  * the old output or the new one, never a mix. A crash between the two renames leaves the old
- * output under its replaced name; the next run restores it before anything else. Object stores
- * (s3a) have no atomic rename: there the publish is a copy and is not atomic.
+ * output under its replaced name; the next run restores it before anything else. Concurrent
+ * runs on one output serialize their publish through {@code <out>.publish-lock}, created
+ * exclusively and held only for the renames: the last to publish wins and neither output is
+ * ever nested in or mixed with the other. Object stores (s3a) have no atomic rename: there the
+ * publish is a copy and is not atomic.
  */
 final class Publisher {
   private static final String STAGING = ".staging-";
   private static final String REPLACED = ".replaced-";
+  private static final String LOCK = ".publish-lock";
+  private static final int LOCK_ATTEMPTS = 200;
+  private static final long LOCK_WAIT_MILLIS = 50;
 
   private final FileSystem fs;
   private final Path out;
   private final Path staging;
   private final String runId;
+  private int lockAttempts = LOCK_ATTEMPTS;
 
   private Publisher(FileSystem fs, Path out, Path staging, String runId) {
     this.fs = fs;
@@ -41,7 +48,8 @@ final class Publisher {
     if (fs.exists(parent)) {
       ValidationException.check(
           !fs.exists(out) || fs.getFileStatus(out).isDirectory(), "Invalid --out %s: it exists and is not a folder", outLocation);
-      if (!fs.exists(out)) {
+      // A missing output with a replaced sibling and no publish in progress: a crashed publish.
+      if (!fs.exists(out) && !fs.exists(new Path(parent, out.getName() + LOCK))) {
         for (FileStatus sibling : fs.listStatus(parent)) {
           if (sibling.getPath().getName().startsWith(out.getName() + REPLACED)) {
             fs.rename(sibling.getPath(), out);
@@ -57,6 +65,12 @@ final class Publisher {
     return new Publisher(fs, out, staging, runId);
   }
 
+  /** Tests shorten the wait for a held lock. */
+  Publisher withLockAttempts(int attempts) {
+    this.lockAttempts = attempts;
+    return this;
+  }
+
   String staging() {
     return staging.toString();
   }
@@ -67,6 +81,48 @@ final class Publisher {
 
   /** Moves the staged output into place; an earlier output is replaced only after this run succeeded. */
   void publish() throws IOException {
+    Path lock = new Path(out.getParent(), out.getName() + LOCK);
+    acquire(lock);
+    try {
+      swap();
+    } finally {
+      fs.delete(lock, false);
+    }
+  }
+
+  private void acquire(Path lock) throws IOException {
+    for (int attempt = 0; attempt < lockAttempts; attempt++) {
+      try {
+        createExclusively(lock);
+        return;
+      } catch (org.apache.hadoop.fs.FileAlreadyExistsException | java.nio.file.FileAlreadyExistsException e) {
+        try {
+          Thread.sleep(LOCK_WAIT_MILLIS);
+        } catch (InterruptedException interrupted) {
+          Thread.currentThread().interrupt();
+          throw new IOException("Interrupted waiting to publish " + out, interrupted);
+        }
+      }
+    }
+    throw new IOException("Cannot publish " + out + ": another run holds " + lock + "; if no run is publishing, delete that file");
+  }
+
+  /**
+   * Creates the lock file or fails if it exists, atomically: HDFS's create without overwrite is
+   * atomic at the NameNode; Hadoop's local file system checks then creates, so local paths use
+   * NIO's exclusive create.
+   */
+  private void createExclusively(Path lock) throws IOException {
+    if ("file".equals(fs.getScheme())) {
+      java.nio.file.Files.createFile(java.nio.file.Paths.get(fs.makeQualified(lock).toUri()));
+      return;
+    }
+    try (var stream = fs.create(lock, false)) {
+      stream.write(runId.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+  }
+
+  private void swap() throws IOException {
     Path replaced = new Path(out.getParent(), out.getName() + REPLACED + runId);
     boolean hadOutput = fs.exists(out);
     if (hadOutput && !fs.rename(out, replaced)) {
