@@ -69,10 +69,6 @@ public final class ArchiveWeights implements Closeable {
     return values;
   }
 
-  public Optional<float[]> readIfPresent(String name) throws IOException {
-    return contains(name) ? Optional.of(read(name)) : Optional.empty();
-  }
-
   /** Row-major [rows x cols] to [cols x rows]. */
   public static float[] transpose(float[] values, int rows, int cols) {
     float[] out = new float[values.length];

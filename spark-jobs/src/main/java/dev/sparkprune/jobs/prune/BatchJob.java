@@ -7,8 +7,7 @@ import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
-import dev.sparkprune.tensorio.io.InputFile;
-import dev.sparkprune.tensorio.io.SeekableInput;
+import dev.sparkprune.tensorio.io.InputFiles;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.sql.Timestamp;
@@ -180,12 +179,7 @@ public final class BatchJob {
     if (!io.exists(report)) {
       return false;
     }
-    InputFile file = io.newInputFile(report);
-    byte[] bytes = new byte[(int) Math.min(file.length(), 64L << 20)];
-    try (SeekableInput input = file.open()) {
-      input.readFully(0, bytes, 0, bytes.length);
-    }
-    JsonNode json = JSON.readTree(bytes);
+    JsonNode json = JSON.readTree(InputFiles.readAll(io.newInputFile(report), 64L << 20));
     return fingerprint.equals(json.path("model").path("fingerprint").asText())
         && settings.equals(json.path("configuration").path("settings_key").asText());
   }

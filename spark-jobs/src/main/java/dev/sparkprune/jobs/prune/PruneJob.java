@@ -7,6 +7,7 @@ import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.io.InputFiles;
 import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -306,12 +307,8 @@ public final class PruneJob {
   }
 
   private static void copySmallFile(HadoopFileIO io, String from, String to) throws IOException {
-    var input = io.newInputFile(from);
-    long length = input.length();
-    ValidationException.check(length < (256L << 20), "Cannot copy %s: %d bytes is too large for a config or tokenizer file", from, length);
-    byte[] bytes = new byte[(int) length];
-    try (var in = input.open(); var out = io.newOutputFile(to).create()) {
-      in.readFully(0, bytes, 0, bytes.length);
+    byte[] bytes = InputFiles.readAll(io.newInputFile(from), 256L << 20);
+    try (var out = io.newOutputFile(to).create()) {
       out.write(bytes);
     }
   }

@@ -7,8 +7,7 @@ import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.io.FileIO;
-import dev.sparkprune.tensorio.io.InputFile;
-import dev.sparkprune.tensorio.io.SeekableInput;
+import dev.sparkprune.tensorio.io.InputFiles;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -66,13 +65,8 @@ public final class PruneRules {
   }
 
   public static PruneRules load(FileIO io, String location) throws IOException {
-    InputFile file = io.newInputFile(location);
     ValidationException.check(io.exists(location), "Cannot read --config %s: file not found", location);
-    ValidationException.check(file.length() < (16 << 20), "Cannot read --config %s: too large for a config file", location);
-    byte[] bytes = new byte[(int) file.length()];
-    try (SeekableInput input = file.open()) {
-      input.readFully(0, bytes, 0, bytes.length);
-    }
+    byte[] bytes = InputFiles.readAll(io.newInputFile(location), 16 << 20);
     String lower = location.toLowerCase(Locale.ROOT);
     ObjectMapper mapper = lower.endsWith(".yaml") || lower.endsWith(".yml") ? new ObjectMapper(new YAMLFactory()) : new ObjectMapper();
     JsonNode root;

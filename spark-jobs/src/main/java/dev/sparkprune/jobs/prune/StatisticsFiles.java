@@ -6,8 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
-import dev.sparkprune.tensorio.io.InputFile;
-import dev.sparkprune.tensorio.io.SeekableInput;
+import dev.sparkprune.tensorio.io.InputFiles;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -70,14 +69,7 @@ final class StatisticsFiles {
     public Tuple2<String, CalibrationStatistics> call(String key) throws IOException {
       HadoopFileIO io = context.io();
       String location = io.resolve(directory, fileName(key));
-      InputFile file = io.newInputFile(location);
-      long length = file.length();
-      ValidationException.check(length < Integer.MAX_VALUE, "Cannot read statistics %s: %d bytes", location, length);
-      byte[] bytes = new byte[(int) length];
-      try (SeekableInput input = file.open()) {
-        input.readFully(0, bytes, 0, bytes.length);
-      }
-      return new Tuple2<>(key, CalibrationStatistics.fromBytes(location, bytes));
+      return new Tuple2<>(key, CalibrationStatistics.fromBytes(location, InputFiles.readAll(io.newInputFile(location), Integer.MAX_VALUE)));
     }
   }
 
@@ -103,12 +95,7 @@ final class StatisticsFiles {
   static List<String> checkManifest(HadoopFileIO io, String directory, String modelFingerprint, boolean needsHessian) throws IOException {
     String location = io.resolve(directory, MANIFEST);
     ValidationException.check(io.exists(location), "Invalid --stats %s: no %s (was it written with --save-stats?)", directory, MANIFEST);
-    InputFile file = io.newInputFile(location);
-    byte[] bytes = new byte[(int) Math.min(file.length(), 64L << 20)];
-    try (SeekableInput input = file.open()) {
-      input.readFully(0, bytes, 0, bytes.length);
-    }
-    JsonNode manifest = JSON.readTree(bytes);
+    JsonNode manifest = JSON.readTree(InputFiles.readAll(io.newInputFile(location), 64L << 20));
     ValidationException.check(
         "sparkprune-statistics-set".equals(manifest.path("format").asText()), "Invalid --stats %s: not a sparkprune statistics set", directory);
     ValidationException.check(

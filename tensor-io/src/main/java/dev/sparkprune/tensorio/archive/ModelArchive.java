@@ -7,8 +7,7 @@ import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.io.FileIO;
-import dev.sparkprune.tensorio.io.InputFile;
-import dev.sparkprune.tensorio.io.SeekableInput;
+import dev.sparkprune.tensorio.io.InputFiles;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -184,15 +183,7 @@ public final class ModelArchive {
   }
 
   private static String readText(FileIO io, String location) throws IOException {
-    InputFile file = io.newInputFile(location);
-    long length = file.length();
-    ValidationException.check(
-        length <= MAX_JSON_BYTES, "Cannot read %s: %d bytes is over the %d-byte limit for JSON files", location, length, MAX_JSON_BYTES);
-    byte[] bytes = new byte[(int) length];
-    try (SeekableInput input = file.open()) {
-      input.readFully(0, bytes, 0, bytes.length);
-    }
-    return new String(bytes, StandardCharsets.UTF_8);
+    return new String(InputFiles.readAll(io.newInputFile(location), MAX_JSON_BYTES), StandardCharsets.UTF_8);
   }
 
   /**

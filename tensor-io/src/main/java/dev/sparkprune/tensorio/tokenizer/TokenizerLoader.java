@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.InputFile;
-import dev.sparkprune.tensorio.io.SeekableInput;
+import dev.sparkprune.tensorio.io.InputFiles;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.text.Normalizer;
@@ -51,13 +51,7 @@ public final class TokenizerLoader {
   }
 
   private static String read(InputFile file) throws IOException {
-    long length = file.length();
-    ValidationException.check(length <= MAX_BYTES, "Cannot read %s: %d bytes is over the limit", file.location(), length);
-    byte[] bytes = new byte[(int) length];
-    try (SeekableInput input = file.open()) {
-      input.readFully(0, bytes, 0, bytes.length);
-    }
-    return new String(bytes, StandardCharsets.UTF_8);
+    return new String(InputFiles.readAll(file, MAX_BYTES), StandardCharsets.UTF_8);
   }
 
   public static BpeTokenizer parse(String location, String tokenizerJson, String configJson) {
