@@ -6,9 +6,6 @@ import dev.sparkprune.scoring.allocation.GlobalThreshold;
 import dev.sparkprune.scoring.allocation.Lamp;
 import dev.sparkprune.scoring.allocation.ScoreHistogram;
 import dev.sparkprune.scoring.allocation.ThresholdMask;
-import dev.sparkprune.scoring.model.ArchiveWeights;
-import dev.sparkprune.tensorio.arch.Architectures;
-import dev.sparkprune.tensorio.archive.ModelArchive;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -141,11 +138,10 @@ final class GlobalAllocation {
 
     @Override
     public Tuple2<String, LayerScores> call(PlannedLinear planned) throws IOException {
-      if (wanda != null) {
-        read(context, planned);
-        return new Tuple2<>(planned.tensorName(), new LayerScores(OwlAllocation.wandaScores(context, wanda, planned)));
-      }
       float[] weights = read(context, planned);
+      if (wanda != null) {
+        return new Tuple2<>(planned.tensorName(), new LayerScores(OwlAllocation.wandaScores(wanda, planned, weights)));
+      }
       float[] scores;
       if (lamp) {
         scores = Lamp.scores(weights);
@@ -159,13 +155,11 @@ final class GlobalAllocation {
     }
   }
 
+  /** The linear's weights, refusing NaN and infinities as the kernels do. */
   static float[] read(PruneFunctions.JobContext context, PlannedLinear planned) throws IOException {
-    ModelArchive archive = context.archive();
-    try (ArchiveWeights weights = new ArchiveWeights(archive, Architectures.layout(archive))) {
-      float[] values = weights.read(planned.tensorName());
-      Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), values).checkFinite(planned.tensorName(), 1);
-      return values;
-    }
+    float[] values = context.readLinear(planned);
+    Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), values).checkFinite(planned.tensorName(), 1);
+    return values;
   }
 
   static final class Coarse implements Function<LayerScores, ScoreHistogram> {

@@ -1,10 +1,7 @@
 package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.scoring.SparsityTarget;
-import dev.sparkprune.scoring.model.ArchiveWeights;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
-import dev.sparkprune.tensorio.arch.Architectures;
-import dev.sparkprune.tensorio.archive.ModelArchive;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -124,14 +121,8 @@ final class OwlAllocation {
     return targets;
   }
 
-  /** Wanda scores of one linear, from the dense statistics of its input. */
-  static float[] wandaScores(PruneFunctions.JobContext context, Broadcast<Map<String, CalibrationStatistics>> statistics, PlannedLinear planned)
-      throws IOException {
-    ModelArchive archive = context.archive();
-    float[] weights;
-    try (ArchiveWeights reader = new ArchiveWeights(archive, Architectures.layout(archive))) {
-      weights = reader.read(planned.tensorName());
-    }
+  /** Wanda scores |W| sqrt(scaler_row) of one linear's [out, in] weights, from the dense statistics of its input. */
+  static float[] wandaScores(Broadcast<Map<String, CalibrationStatistics>> statistics, PlannedLinear planned, float[] weights) {
     float[] scaler = statistics.value().get(planned.statisticsKey()).scalerRow();
     int cols = (int) planned.linear.inFeatures();
     float[] scores = new float[weights.length];
@@ -155,7 +146,7 @@ final class OwlAllocation {
     @Override
     public double[] call(PlannedLinear planned) throws IOException {
       double sum = 0;
-      float[] scores = wandaScores(context, statistics, planned);
+      float[] scores = wandaScores(statistics, planned, context.readLinear(planned));
       for (float score : scores) {
         sum += score;
       }
@@ -179,7 +170,7 @@ final class OwlAllocation {
     @Override
     public long[] call(PlannedLinear planned) throws IOException {
       long above = 0;
-      for (float score : wandaScores(context, statistics, planned)) {
+      for (float score : wandaScores(statistics, planned, context.readLinear(planned))) {
         above += score > thresholds[planned.block()] ? 1 : 0;
       }
       return new long[] {planned.block(), above};

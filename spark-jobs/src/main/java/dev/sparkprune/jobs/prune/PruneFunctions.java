@@ -15,7 +15,6 @@ import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.SafetensorsWriter;
 import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.TensorSpec;
-import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -86,6 +85,19 @@ final class PruneFunctions {
 
     DecoderModel openModel() throws IOException {
       return Models.open(archive(), NetlibLinearAlgebra.defaultInstance());
+    }
+
+    /**
+     * One linear's weights in [out, in], read from its own shard with positioned reads: the
+     * plan row already names the shard and the orientation, so no other header is read.
+     */
+    float[] readLinear(PlannedLinear planned) throws IOException {
+      HadoopFileIO io = io();
+      try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(io.resolve(model, planned.shard)))) {
+        float[] stored = reader.readFloats(planned.tensorName());
+        Linear linear = planned.linear;
+        return linear.storedTransposed() ? ArchiveWeights.transpose(stored, (int) linear.inFeatures(), (int) linear.outFeatures()) : stored;
+      }
     }
   }
 
@@ -227,11 +239,7 @@ final class PruneFunctions {
         statistics = channelStatistics.value().get(planned.statisticsKey());
       }
       long start = System.nanoTime();
-      ModelArchive archive = context.archive();
-      float[] values;
-      try (ArchiveWeights weights = new ArchiveWeights(archive, Architectures.layout(archive))) {
-        values = weights.read(planned.tensorName());
-      }
+      float[] values = context.readLinear(planned);
       Linear linear = planned.linear;
       PruneResult result = planned.method.prune(
           planned.tensorName(),
