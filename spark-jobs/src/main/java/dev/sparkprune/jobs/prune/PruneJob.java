@@ -47,6 +47,8 @@ public final class PruneJob {
   private final long start = System.nanoTime();
   /** SHA-256 of the calibration token windows, once sampled. */
   private String calibrationFingerprint = "";
+  /** The model's fingerprint (config and every shard header), read once per run. */
+  private String modelFingerprint = "";
 
   public PruneJob(SparkSession spark, PruneOptions options, PrintStream progress) {
     this.spark = spark;
@@ -65,7 +67,8 @@ public final class PruneJob {
     for (Linear linear : layout.linears()) {
       plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName()), options.method(), options.target()));
     }
-    report.model(archive, layout);
+    modelFingerprint = Fingerprints.model(archive);
+    report.model(layout, modelFingerprint);
     log("plan: %s, %d blocks, %d linears, %s of %s parameters prunable (headers only)",
         layout.modelType(), layout.blocks().size(), plan.size(), String.format(Locale.ROOT, "%,d", layout.prunableParameters()),
         String.format(Locale.ROOT, "%,d", layout.totalParameters()));
@@ -114,7 +117,7 @@ public final class PruneJob {
         log("scored %d linears with %s (no calibration needed)", plan.size(), options.method().displayName());
       } else if (options.statistics().isPresent()) {
         String directory = options.statistics().get();
-        List<String> keys = StatisticsFiles.checkManifest(io, directory, Fingerprints.model(archive), options.method().hessianStorage()
+        List<String> keys = StatisticsFiles.checkManifest(io, directory, modelFingerprint, options.method().hessianStorage()
             != CalibrationStatistics.HessianStorage.NONE);
         JavaPairRDD<String, CalibrationStatistics> saved =
             jsc.parallelize(keys, Math.max(1, keys.size())).mapToPair(new StatisticsFiles.Load(context, directory));
@@ -204,7 +207,7 @@ public final class PruneJob {
         all.foreach(new StatisticsFiles.Save(context, directory));
         List<String> keys = new ArrayList<>(all.keys().collect());
         keys.sort(null);
-        StatisticsFiles.writeManifest(io, directory, Fingerprints.model(archive), options, keys, storage, calibrationFingerprint);
+        StatisticsFiles.writeManifest(io, directory, modelFingerprint, options, keys, storage, calibrationFingerprint);
         log("saved dense statistics of %d inputs under stats/", keys.size());
       }
       results.addAll(score(jsc, context, plan, all, masks));

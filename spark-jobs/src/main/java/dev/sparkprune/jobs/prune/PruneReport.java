@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.tensorio.arch.ModelLayout;
-import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.FileIO;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -106,12 +105,12 @@ public final class PruneReport {
       blocks = json.putArray("blocks");
     }
 
-    Builder model(ModelArchive archive, ModelLayout layout) throws IOException {
+    Builder model(ModelLayout layout, String fingerprint) {
       ObjectNode model = json.putObject("model");
       model.put("model_type", layout.modelType());
       model.put("parameters", layout.totalParameters());
       model.put("prunable", layout.prunableParameters());
-      model.put("fingerprint", Fingerprints.model(archive));
+      model.put("fingerprint", fingerprint);
       parameters = layout.totalParameters();
       return this;
     }
