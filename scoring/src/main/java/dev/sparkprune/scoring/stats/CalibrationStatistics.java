@@ -186,13 +186,9 @@ public final class CalibrationStatistics implements Serializable {
     checkHasSequences();
     ValidationException.check(storage != HessianStorage.NONE, "Cannot build a Hessian: statistics were collected without X^T X");
     double scale = 2.0 / sequences;
-    double[] h = new double[channels * channels];
-    for (int i = 0; i < channels; i++) {
-      for (int j = 0; j <= i; j++) {
-        double value = scale * (xtxDouble != null ? xtxDouble[i * channels + j] : xtxFloat[i * channels + j]);
-        h[i * channels + j] = value;
-        h[j * channels + i] = value;
-      }
+    double[] h = fullXtx();
+    for (int i = 0; i < h.length; i++) {
+      h[i] *= scale;
     }
     return h;
   }
@@ -276,6 +272,7 @@ public final class CalibrationStatistics implements Serializable {
     }
   }
 
+  /** X^T X as a full symmetric matrix, from the accumulated lower triangle. */
   private double[] fullXtx() {
     double[] full = new double[channels * channels];
     for (int i = 0; i < channels; i++) {
