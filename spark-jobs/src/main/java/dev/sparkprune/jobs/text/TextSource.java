@@ -179,7 +179,10 @@ public final class TextSource {
         collectIntegers(row, row.getType().getFieldIndex(TOKENS_FIELD), ids);
         int[] sample = new int[ids.size()];
         for (int i = 0; i < sample.length; i++) {
-          sample[i] = Math.toIntExact(ids.get(i));
+          long id = ids.get(i);
+          ValidationException.check(
+              id >= Integer.MIN_VALUE && id <= Integer.MAX_VALUE, "Invalid Parquet %s: %s[%d] = %d is not a token id", path, TOKENS_FIELD, i, id);
+          sample[i] = (int) id;
         }
         samples.add(sample);
       }

@@ -344,6 +344,13 @@ class TestPruneJob extends SparkTestBase {
     run(options);
     assertThat(readMasks(out)).isEqualTo(referenceMasks(options));
 
+    Path huge = dir.resolve("calib-huge-id");
+    var longSchema = new org.apache.spark.sql.types.StructType().add("input_ids",
+        org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.LongType));
+    spark.createDataFrame(List.of(org.apache.spark.sql.RowFactory.create((Object) new Long[] {1L, 1L << 40})), longSchema)
+        .coalesce(1).write().parquet(huge.toString());
+    assertThatThrownBy(() -> Calibration.sample(io, huge.toString(), tokenizer, 1, 2, 0))
+        .isInstanceOf(ValidationException.class).hasMessageContaining("input_ids[1] = 1099511627776 is not a token id");
     assertThatThrownBy(() -> Calibration.sample(io, jsonl.toString(), tokenizer, 10, SEQLEN, 0))
         .isInstanceOf(ValidationException.class).hasMessageContaining("9 input_ids rows, fewer than --nsamples 10");
     assertThatThrownBy(() -> Calibration.sample(io, jsonl.toString(), tokenizer, 2, 64, 0))
