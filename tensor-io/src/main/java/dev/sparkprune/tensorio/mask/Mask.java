@@ -187,10 +187,6 @@ public final class Mask implements Serializable {
       return this;
     }
 
-    public boolean isKept(int row, int col) {
-      return (bits[row * rowBytes + (col >>> 3)] >>> (col & 7) & 1) != 0;
-    }
-
     /** Replaces a whole row with packed keep bits in the mask layout (padding bits must be 0). */
     public Builder setRow(int row, byte[] rowBits) {
       System.arraycopy(rowBits, 0, bits, row * rowBytes, rowBytes);
