@@ -156,7 +156,9 @@ class TestGlobalAllocation extends SparkTestBase {
     assertThatThrownBy(() -> PruneOptions.builder().model("m").out("o").method(PruningMethod.MAGNITUDE)
             .target(SparsityTarget.nOfM(2, 4)).allocation(PruneOptions.Allocation.LAMP).build())
         .isInstanceOf(ValidationException.class).hasMessageContaining("needs an unstructured --sparsity");
-    assertThatThrownBy(() -> options(PruneOptions.Allocation.GLOBAL, 0.5, 1.0, dir.resolve("bad")))
+    // No shared data needed: options are checked before any model is opened.
+    assertThatThrownBy(() -> PruneOptions.builder().model("m").out("o").method(PruningMethod.MAGNITUDE)
+            .target(SparsityTarget.unstructured(0.5)).allocation(PruneOptions.Allocation.GLOBAL).minKeep(1.0).build())
         .isInstanceOf(ValidationException.class).hasMessageContaining("Invalid --min-keep 1.0");
   }
 }
