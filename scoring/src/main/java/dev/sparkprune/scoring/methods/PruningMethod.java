@@ -3,7 +3,7 @@ package dev.sparkprune.scoring.methods;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
-import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.scoring.backend.ComputeBackend;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
 import java.util.List;
@@ -52,28 +52,27 @@ public enum PruningMethod {
 
   /** Prunes with the reference defaults: Wanda per row, magnitude per matrix, SparseGPT 1% / 128, RIA a = 0.5. */
   public PruneResult prune(
-      String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, LinearAlgebra linalg, int threads) {
-    return prune(layer, weights, statistics, target, linalg, threads, Wanda.Group.ROW);
+      String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, ComputeBackend backend, int threads) {
+    return prune(layer, weights, statistics, target, backend, threads, Wanda.Group.ROW);
   }
 
   /** As the reference defaults, with Wanda's comparison group chosen (row, or the whole layer). */
   public PruneResult prune(
-      String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, LinearAlgebra linalg, int threads,
+      String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, ComputeBackend backend, int threads,
       Wanda.Group wandaGroup) {
     switch (this) {
       case MAGNITUDE:
         return Magnitude.prune(layer, weights, target, Magnitude.Scope.MATRIX, threads);
       case WANDA:
-        return Wanda.prune(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, wandaGroup, threads);
+        return backend.wanda(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, wandaGroup, threads);
       case SPARSEGPT:
-        return SparseGpt.prune(
+        return backend.sparseGpt(
             layer,
             weights,
             requireStatistics(layer, statistics).hessian(),
             target,
             SparseGpt.DEFAULT_PERCDAMP,
             SparseGpt.DEFAULT_BLOCK_SIZE,
-            linalg,
             threads);
       case RIA:
         return Ria.prune(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, Ria.DEFAULT_EXPONENT, threads);

@@ -29,6 +29,7 @@ public final class Main {
           "        [--allocation uniform|global|lamp|owl] [--min-keep 0.01] [--owl-lambda 0.08] [--owl-m 5]",
           "        [--group row|layer] [--config rules.yaml]",
           "        [--partitions N] [--master URL]",
+          "        [--gpus-per-task A] [--gpus-per-executor N] [--gpu-discovery-script PATH] [--gpu-vendor V]",
           "                                   Prune every linear; masks as Parquet, a pruned archive, report.json.",
           "  batch --manifest URI --out-root URI [--master URL]",
           "                                   Prune every model of a manifest; Parquet status table in _status.",

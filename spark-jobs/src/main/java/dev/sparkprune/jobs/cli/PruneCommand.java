@@ -17,7 +17,8 @@ import org.apache.spark.sql.SparkSession;
 /** {@code sparkprune prune}: the distributed prune job (in-process local[*] without --master). */
 final class PruneCommand {
   static final Set<String> OPTIONS =
-      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config", "owl-lambda", "owl-m", "group");
+      Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config", "owl-lambda", "owl-m", "group",
+          "gpus-per-task", "gpus-per-executor", "gpu-discovery-script", "gpu-vendor");
 
   private PruneCommand() {}
 
@@ -56,6 +57,10 @@ final class PruneCommand {
         .minKeep(fraction("min-keep", line.value("min-keep").orElse(String.valueOf(PruneOptions.MIN_KEEP_DEFAULT))))
         .owlLambda(fraction("owl-lambda", line.value("owl-lambda").orElse(String.valueOf(PruneOptions.OWL_LAMBDA_DEFAULT))))
         .owlM(fraction("owl-m", line.value("owl-m").orElse(String.valueOf(PruneOptions.OWL_M_DEFAULT))))
+        .gpusPerTask(fraction("gpus-per-task", line.value("gpus-per-task").orElse("0")))
+        .gpusPerExecutor(line.value("gpus-per-executor").isPresent() ? line.positiveInt("gpus-per-executor", 1) : 0)
+        .gpuDiscoveryScript(line.value("gpu-discovery-script").orElse(null))
+        .gpuVendor(line.value("gpu-vendor").orElse(null))
         .build();
   }
 

@@ -209,7 +209,7 @@ final class GlobalAllocation {
       PruneResult result = ThresholdMask.prune(weights, layer._2().scores, thresholdKey, caps.value().get(layer._1()));
       StagedTensors.write(context.io(), context.staging, planned.linear, planned.dtype, result.weights());
       return new LinearResult(planned.block(), planned.linear.name(), planned.tensorName(), result.mask(), Double.NaN, Double.NaN,
-          (System.nanoTime() - start) / 1e9);
+          (System.nanoTime() - start) / 1e9, Placement.of(context.backend()));
     }
   }
 }

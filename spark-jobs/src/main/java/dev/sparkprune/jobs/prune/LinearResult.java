@@ -16,16 +16,18 @@ final class LinearResult implements Serializable {
   final double reconstructionLoss;
   final double damping;
   final double seconds;
+  final Placement placement;
   /** Null in summaries that travel to the driver. */
   final Mask mask;
 
-  LinearResult(int block, String linear, String tensor, Mask mask, double reconstructionLoss, double damping, double seconds) {
-    this(block, linear, tensor, mask.rows(), mask.cols(), mask.keptCount(), reconstructionLoss, damping, seconds, mask);
+  LinearResult(
+      int block, String linear, String tensor, Mask mask, double reconstructionLoss, double damping, double seconds, Placement placement) {
+    this(block, linear, tensor, mask.rows(), mask.cols(), mask.keptCount(), reconstructionLoss, damping, seconds, placement, mask);
   }
 
   private LinearResult(
       int block, String linear, String tensor, int rows, int cols, long kept, double reconstructionLoss, double damping,
-      double seconds, Mask mask) {
+      double seconds, Placement placement, Mask mask) {
     this.block = block;
     this.linear = linear;
     this.tensor = tensor;
@@ -35,12 +37,13 @@ final class LinearResult implements Serializable {
     this.reconstructionLoss = reconstructionLoss;
     this.damping = damping;
     this.seconds = seconds;
+    this.placement = placement;
     this.mask = mask;
   }
 
   /** The same figures without the mask bits, for the driver. */
   LinearResult summary() {
-    return new LinearResult(block, linear, tensor, rows, cols, kept, reconstructionLoss, damping, seconds, null);
+    return new LinearResult(block, linear, tensor, rows, cols, kept, reconstructionLoss, damping, seconds, placement, null);
   }
 
   double sparsity() {

@@ -2,7 +2,8 @@ package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.Weights;
-import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.ComputeBackends;
 import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.model.ArchiveWeights;
 import dev.sparkprune.scoring.model.BlockWeights;
@@ -46,6 +47,8 @@ final class PruneFunctions {
   /** Rows of one Parquet mask record: bounds a record to 1024 rows' packed bits. */
   static final int MASK_ROWS_PER_RECORD = 1024;
 
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(PruneFunctions.class);
+
   private PruneFunctions() {}
 
   /** Settings every executor function shares. */
@@ -83,8 +86,28 @@ final class PruneFunctions {
       return ModelArchive.open(io(), model);
     }
 
-    DecoderModel openModel() throws IOException {
-      return Models.open(archive(), NetlibLinearAlgebra.defaultInstance());
+    DecoderModel openModel(ComputeBackend backend) throws IOException {
+      return Models.open(archive(), backend.linearAlgebra());
+    }
+
+    /**
+     * The backend for this task: on the GPU Spark assigned to it when the stage carries a GPU
+     * resource profile (see {@link GpuScheduling}), else the CPU.
+     */
+    ComputeBackends.Choice backend() {
+      return ComputeBackends.forDevices(taskGpus(), LOG::warn);
+    }
+
+    /** The GPU addresses Spark assigned to the running task; none outside a GPU stage. */
+    static List<String> taskGpus() {
+      org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
+      if (task != null) {
+        org.apache.spark.resource.ResourceInformation gpu = task.resourcesJMap().get(GpuScheduling.GPU);
+        if (gpu != null) {
+          return List.of(gpu.addresses());
+        }
+      }
+      return List.of();
     }
 
     /**
@@ -115,7 +138,7 @@ final class PruneFunctions {
       context.maybeFail("embed");
       int[][] tokens = chunk._2();
       HiddenStates[] hidden = new HiddenStates[tokens.length];
-      try (DecoderModel model = context.openModel()) {
+      try (DecoderModel model = context.openModel(context.backend().backend())) {
         for (int i = 0; i < tokens.length; i++) {
           hidden[i] = model.embed(new int[][] {tokens[i]});
         }
@@ -147,7 +170,8 @@ final class PruneFunctions {
       if (!chunks.hasNext()) {
         return out.iterator();
       }
-      try (DecoderModel model = context.openModel()) {
+      ComputeBackend backend = context.backend().backend();
+      try (DecoderModel model = context.openModel(backend)) {
         BlockWeights weights = model.loadBlock(block);
         while (chunks.hasNext()) {
           SampleChunk chunk = chunks.next();
@@ -158,7 +182,7 @@ final class PruneFunctions {
                 .computeIfAbsent(
                     PlannedLinear.statisticsKey(block, first.inputGroup()),
                     key -> CalibrationStatistics.create((int) first.inFeatures(), storage))
-                .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
+                .add(input, 0, tokens, sequences, backend.linearAlgebra());
           };
           for (HiddenStates sample : chunk.hidden) {
             model.runBlock(weights, sample, hook);
@@ -193,7 +217,7 @@ final class PruneFunctions {
       if (!chunks.hasNext()) {
         return out.iterator();
       }
-      try (DecoderModel model = context.openModel()) {
+      try (DecoderModel model = context.openModel(context.backend().backend())) {
         BlockWeights weights = model.loadBlock(block);
         HadoopFileIO io = context.io();
         for (Linear linear : model.layout().blocks().get(block).linears()) {
@@ -241,12 +265,13 @@ final class PruneFunctions {
       long start = System.nanoTime();
       float[] values = context.readLinear(planned);
       Linear linear = planned.linear;
+      ComputeBackends.Choice backend = context.backend();
       PruneResult result = planned.method.prune(
           planned.tensorName(),
           Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values),
           statistics,
           planned.target,
-          NetlibLinearAlgebra.defaultInstance(),
+          backend.backend(),
           context.threads,
           wandaGroup);
       StagedTensors.write(context.io(), context.staging, linear, planned.dtype, result.weights());
@@ -259,7 +284,8 @@ final class PruneFunctions {
           result.mask(),
           result.reconstructionLoss().orElse(Double.NaN),
           result.damping().orElse(Double.NaN),
-          (System.nanoTime() - start) / 1e9);
+          (System.nanoTime() - start) / 1e9,
+          Placement.of(backend));
     }
   }
 

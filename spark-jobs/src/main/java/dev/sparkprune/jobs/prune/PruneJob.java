@@ -17,6 +17,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.UUID;
 import org.apache.hadoop.conf.Configuration;
@@ -24,6 +25,7 @@ import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.resource.ResourceProfile;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.storage.StorageLevel;
 import scala.Tuple2;
@@ -49,6 +51,8 @@ public final class PruneJob {
   private String calibrationFingerprint = "";
   /** The model's fingerprint (config and every shard header), read once per run. */
   private String modelFingerprint = "";
+  /** The calibration and scoring stages' GPU profile, when --gpus-per-task asked for one. */
+  private Optional<ResourceProfile> gpuProfile = Optional.empty();
 
   public PruneJob(SparkSession spark, PruneOptions options, PrintStream progress) {
     this.spark = spark;
@@ -81,6 +85,8 @@ public final class PruneJob {
     ValidationException.check(
         !needsCalibration || options.calibration().isPresent() || options.statistics().isPresent(),
         "Missing --calib: some linears are pruned with a method that scores calibration activations");
+    gpuProfile = GpuScheduling.profile(spark.sparkContext().conf(), spark.sparkContext().master(), options);
+    gpuProfile.ifPresent(profile -> log("GPU stages: calibration and scoring tasks request %s", profile.taskResources().get(GpuScheduling.GPU).get()));
     report.stage("plan", seconds());
 
     String runId = UUID.randomUUID().toString().substring(0, 8);
@@ -166,8 +172,8 @@ public final class PruneJob {
     List<JavaPairRDD<String, CalibrationStatistics>> deferred = new ArrayList<>();
     for (int b = 0; b < layout.blocks().size(); b++) {
       long blockStart = System.nanoTime();
-      JavaPairRDD<String, CalibrationStatistics> statistics = hidden
-          .mapPartitionsToPair(new PruneFunctions.CollectStatistics(context, b, storage))
+      JavaPairRDD<String, CalibrationStatistics> statistics = onGpus(hidden
+          .mapPartitionsToPair(new PruneFunctions.CollectStatistics(context, b, storage)))
           .groupByKey(partitions)
           .mapValues(new FoldChunks());
       List<PlannedLinear> blockPlan = new ArrayList<>();
@@ -186,7 +192,7 @@ public final class PruneJob {
       if (sequential) {
         blockPlan.forEach(planned -> prunedInBlock.add(planned.tensorName()));
       }
-      JavaRDD<SampleChunk> next = hidden.mapPartitions(new PruneFunctions.AdvanceChunks(context, b, prunedInBlock), true)
+      JavaRDD<SampleChunk> next = onGpus(hidden.mapPartitions(new PruneFunctions.AdvanceChunks(context, b, prunedInBlock), true))
           .persist(StorageLevel.MEMORY_AND_DISK());
       next.count();
       hidden.unpersist(false);
@@ -232,7 +238,7 @@ public final class PruneJob {
     int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
     log("calibration: %d samples x %d tokens in %d chunks on %d partitions (%.1f s)",
         samples.length, options.seqlen(), chunks.size(), partitions, seconds());
-    return jsc.parallelize(chunks, partitions).map(new PruneFunctions.EmbedChunk(context)).persist(StorageLevel.MEMORY_AND_DISK());
+    return onGpus(jsc.parallelize(chunks, partitions).map(new PruneFunctions.EmbedChunk(context))).persist(StorageLevel.MEMORY_AND_DISK());
   }
 
   /**
@@ -266,7 +272,7 @@ public final class PruneJob {
           .partitionBy(new LinearPartitioner(index))
           .map(new WithPlan(planBroadcast));
     }
-    JavaRDD<LinearResult> scored = tasks.map(new PruneFunctions.ScoreLinear(context, channel, options.wandaGroup()))
+    JavaRDD<LinearResult> scored = onGpus(tasks.map(new PruneFunctions.ScoreLinear(context, channel, options.wandaGroup())))
         .persist(StorageLevel.MEMORY_AND_DISK());
     masks.append(scored);
     List<LinearResult> summaries = scored.map(new Summary()).collect();
@@ -275,6 +281,17 @@ public final class PruneJob {
       channel.destroy();
     }
     return summaries;
+  }
+
+  /** Marks a calibration or scoring RDD's stage with the GPU profile, when there is one. */
+  private <T> JavaRDD<T> onGpus(JavaRDD<T> rdd) {
+    gpuProfile.ifPresent(profile -> rdd.rdd().withResources(profile));
+    return rdd;
+  }
+
+  private <K, V> JavaPairRDD<K, V> onGpus(JavaPairRDD<K, V> rdd) {
+    gpuProfile.ifPresent(profile -> rdd.rdd().withResources(profile));
+    return rdd;
   }
 
   /** X^T X is kept when any planned linear's method needs it (SparseGPT). */

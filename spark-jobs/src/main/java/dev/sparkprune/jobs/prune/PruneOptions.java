@@ -65,6 +65,10 @@ public final class PruneOptions implements Serializable {
   private final double owlLambda;
   private final double owlM;
   private final dev.sparkprune.scoring.methods.Wanda.Group wandaGroup;
+  private final double gpusPerTask;
+  private final int gpusPerExecutor;
+  private final String gpuDiscoveryScript;
+  private final String gpuVendor;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -118,6 +122,17 @@ public final class PruneOptions implements Serializable {
     ValidationException.check(nsamples > 0, "Invalid --nsamples %d: must be positive", nsamples);
     ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: must be at least 2", seqlen);
     ValidationException.check(partitions >= 0, "Invalid --partitions %d", partitions);
+    this.gpusPerTask = builder.gpusPerTask;
+    this.gpusPerExecutor = builder.gpusPerExecutor;
+    this.gpuDiscoveryScript = builder.gpuDiscoveryScript;
+    this.gpuVendor = builder.gpuVendor;
+    ValidationException.check(
+        gpusPerTask == 0 || gpusPerTask > 0 && (gpusPerTask <= 0.5 || gpusPerTask % 1 == 0),
+        "Invalid --gpus-per-task %s: use a whole number, or a fraction of at most 0.5 to share a GPU among tasks", gpusPerTask);
+    ValidationException.check(gpusPerExecutor >= 0, "Invalid --gpus-per-executor %d", gpusPerExecutor);
+    ValidationException.check(
+        gpusPerExecutor == 0 || gpusPerExecutor >= gpusPerTask,
+        "Invalid --gpus-per-executor %d: less than --gpus-per-task %s", gpusPerExecutor, gpusPerTask);
     ValidationException.check(
         !method.needsCalibration() || calibration != null || statistics != null || config != null,
         "Missing --calib for --method %s: it scores layers from calibration activations",
@@ -169,6 +184,26 @@ public final class PruneOptions implements Serializable {
   /** Requested calibration partitions; 0 means Spark's default parallelism. */
   public int partitions() {
     return partitions;
+  }
+
+  /** GPUs per calibration and scoring task; 0 means no GPU scheduling (see {@link GpuScheduling}). */
+  public double gpusPerTask() {
+    return gpusPerTask;
+  }
+
+  /** GPUs per executor of the GPU stages when they request new executors; 0 means the conf's or ceil(gpusPerTask). */
+  public int gpusPerExecutor() {
+    return gpusPerExecutor;
+  }
+
+  /** The GPU discovery script for new executors; empty means the conf's. */
+  public Optional<String> gpuDiscoveryScript() {
+    return Optional.ofNullable(gpuDiscoveryScript);
+  }
+
+  /** The GPU vendor for new executors (Kubernetes: nvidia.com); empty means the conf's. */
+  public Optional<String> gpuVendor() {
+    return Optional.ofNullable(gpuVendor);
   }
 
   /** Wanda's comparison group: each output row (the paper's), or the whole layer. */
@@ -272,8 +307,32 @@ public final class PruneOptions implements Serializable {
     private double owlLambda = OWL_LAMBDA_DEFAULT;
     private double owlM = OWL_M_DEFAULT;
     private dev.sparkprune.scoring.methods.Wanda.Group wandaGroup = dev.sparkprune.scoring.methods.Wanda.Group.ROW;
+    private double gpusPerTask;
+    private int gpusPerExecutor;
+    private String gpuDiscoveryScript;
+    private String gpuVendor;
 
     private Builder() {}
+
+    public Builder gpusPerTask(double value) {
+      this.gpusPerTask = value;
+      return this;
+    }
+
+    public Builder gpusPerExecutor(int value) {
+      this.gpusPerExecutor = value;
+      return this;
+    }
+
+    public Builder gpuDiscoveryScript(String value) {
+      this.gpuDiscoveryScript = value;
+      return this;
+    }
+
+    public Builder gpuVendor(String value) {
+      this.gpuVendor = value;
+      return this;
+    }
 
     public Builder wandaGroup(dev.sparkprune.scoring.methods.Wanda.Group value) {
       this.wandaGroup = value;

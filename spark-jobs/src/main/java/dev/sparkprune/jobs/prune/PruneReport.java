@@ -181,6 +181,14 @@ public final class PruneReport {
           node.put("damping", layer.damping);
         }
         node.put("seconds", layer.seconds);
+        node.put("executor", layer.placement.executor);
+        node.put("backend", layer.placement.backend);
+        if (!layer.placement.gpu.isEmpty()) {
+          node.put("gpu", layer.placement.gpu);
+        }
+        if (!layer.placement.fallbackReason.isEmpty()) {
+          node.put("gpu_fallback", layer.placement.fallbackReason);
+        }
         prunable += (long) layer.rows * layer.cols;
         pruned += (long) layer.rows * layer.cols - layer.kept;
       }

@@ -14,6 +14,7 @@ public final class SparkpruneKryoRegistrator implements KryoRegistrator {
     kryo.register(SampleChunk.class);
     kryo.register(ChunkStatistics.class);
     kryo.register(LinearResult.class);
+    kryo.register(Placement.class);
     kryo.register(PlannedLinear.class);
     kryo.register(GlobalAllocation.LayerScores.class);
     kryo.register(dev.sparkprune.scoring.model.HiddenStates.class);

@@ -7,6 +7,7 @@ import dev.sparkprune.jobs.SparkTestBase;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.model.BlockWeights;
@@ -140,7 +141,7 @@ class TestPruneJob extends SparkTestBase {
               Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), weights.tensor(linear.tensorName())),
               total.get(PlannedLinear.statisticsKey(b, linear.inputGroup())),
               options.target(),
-              NetlibLinearAlgebra.defaultInstance(),
+              CpuBackend.defaultInstance(),
               1);
           masks.put(linear.tensorName(), result.mask());
           pruned = pruned.withTensor(linear.tensorName(), result.weights());
@@ -213,7 +214,7 @@ class TestPruneJob extends SparkTestBase {
     try (SafetensorsReader reader = archive.openShard("model.safetensors")) {
       for (Linear linear : Architectures.layout(archive).linears()) {
         Weights weights = Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), reader.readFloats(linear.tensorName()));
-        masks.put(linear.tensorName(), PruningMethod.MAGNITUDE.prune(linear.tensorName(), weights, null, target, NetlibLinearAlgebra.defaultInstance(), 1).mask());
+        masks.put(linear.tensorName(), PruningMethod.MAGNITUDE.prune(linear.tensorName(), weights, null, target, CpuBackend.defaultInstance(), 1).mask());
       }
     }
     return masks;

@@ -64,10 +64,18 @@ class TestSerialization {
       assertThat(samples.tokens[0]).containsExactly(1, 5);
       assertThat(samples.hidden[0].values()).containsExactly(1, 2, 3, 4, 5, 6);
 
-      LinearResult result = roundTrip(serializer, new LinearResult(3, "mlp.up_proj", "t", mask, 1.5, 0.01, 0.2));
+      LinearResult result = roundTrip(serializer, new LinearResult(3, "mlp.up_proj", "t", mask, 1.5, 0.01, 0.2,
+          new Placement("7", "1", "cpu: native", "no GPU backend")));
       assertThat(result.mask).isEqualTo(mask);
+      assertThat(result.placement.gpu).isEqualTo("1");
+      assertThat(result.placement.fallbackReason).isEqualTo("no GPU backend");
       assertThat(result.kept).isEqualTo(17);
       assertThat(roundTrip(serializer, result.summary()).mask).isNull();
+
+      org.apache.hadoop.conf.Configuration hadoop = new org.apache.hadoop.conf.Configuration(false);
+      hadoop.set("fs.s3a.endpoint", "http://127.0.0.1:9000");
+      SerializableConfiguration conf = roundTrip(serializer, new SerializableConfiguration(hadoop));
+      assertThat(conf.get().get("fs.s3a.endpoint")).as(serializer.getClass().getSimpleName()).isEqualTo("http://127.0.0.1:9000");
 
       GlobalAllocation.LayerScores scores = roundTrip(serializer, new GlobalAllocation.LayerScores(new float[] {0.5f, 0.25f}));
       assertThat(scores.coarse.countAtOrBelow(0xFFFF)).isEqualTo(2);

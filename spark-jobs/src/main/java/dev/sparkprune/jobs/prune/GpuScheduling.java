@@ -1,0 +1,78 @@
+package dev.sparkprune.jobs.prune;
+
+import dev.sparkprune.tensorio.ValidationException;
+import java.util.Optional;
+import org.apache.spark.SparkConf;
+import org.apache.spark.resource.ExecutorResourceRequests;
+import org.apache.spark.resource.ResourceProfile;
+import org.apache.spark.resource.ResourceProfileBuilder;
+import org.apache.spark.resource.TaskResourceRequests;
+
+/**
+ * Stage-level GPU scheduling: the calibration and scoring stages carry a resource profile asking
+ * for {@code --gpus-per-task} GPUs per task; the archive write and the reductions keep the
+ * default profile.
+ *
+ * <p>Two shapes, as Spark supports them on YARN, Kubernetes and standalone:
+ *
+ * <ul>
+ *   <li>with dynamic allocation on, a full profile: new executors with {@code gpusPerExecutor}
+ *       GPUs found by the discovery script, of the vendor given (Kubernetes needs
+ *       {@code nvidia.com}), released when the stages end;
+ *   <li>with it off, a task-only profile: the existing executors, which must already have GPUs
+ *       ({@code spark.executor.resource.gpu.amount}), run the GPU stages' tasks with GPU slots.
+ * </ul>
+ *
+ * A fractional amount (at most 0.5) shares one GPU among 1/A concurrent tasks.
+ */
+public final class GpuScheduling {
+  /** Spark's resource name for GPUs, in confs and in {@code TaskContext.resources()}. */
+  public static final String GPU = "gpu";
+
+  /** The conf equivalent of {@code --gpus-per-task}, for clusters that set it in spark-defaults. */
+  public static final String GPUS_PER_TASK = "spark.sparkprune.gpusPerTask";
+
+  private static final String EXECUTOR_GPU = "spark.executor.resource.gpu.";
+
+  private GpuScheduling() {}
+
+  /** The profile for the GPU stages, or empty when no GPUs were asked for. */
+  public static Optional<ResourceProfile> profile(SparkConf conf, String master, PruneOptions options) {
+    double perTask = options.gpusPerTask() > 0 ? options.gpusPerTask() : conf.getDouble(GPUS_PER_TASK, 0);
+    if (perTask == 0) {
+      return Optional.empty();
+    }
+    ValidationException.check(
+        perTask > 0 && (perTask <= 0.5 || perTask % 1 == 0),
+        "Invalid %s %s: use a whole number, or a fraction of at most 0.5 to share a GPU among tasks", GPUS_PER_TASK, perTask);
+    ValidationException.check(
+        !(master.equals("local") || master.startsWith("local[")),
+        "--gpus-per-task needs a cluster master (yarn, k8s://..., spark://..., local-cluster[...]): Spark local mode "
+            + "gives tasks no GPU resources and the job would wait forever; run without --gpus-per-task locally");
+    TaskResourceRequests task = new TaskResourceRequests().cpus(conf.getInt("spark.task.cpus", 1)).resource(GPU, perTask);
+    ResourceProfileBuilder builder = new ResourceProfileBuilder().require(task);
+    double executorGpus = conf.getDouble(EXECUTOR_GPU + "amount", 0);
+    if (conf.getBoolean("spark.dynamicAllocation.enabled", false)) {
+      int perExecutor = options.gpusPerExecutor() > 0
+          ? options.gpusPerExecutor()
+          : (int) Math.max(Math.ceil(perTask), executorGpus);
+      ValidationException.check(
+          perExecutor >= perTask, "Invalid --gpus-per-executor %d: less than --gpus-per-task %s", perExecutor, perTask);
+      String script = options.gpuDiscoveryScript().orElse(conf.get(EXECUTOR_GPU + "discoveryScript", ""));
+      String vendor = options.gpuVendor().orElse(conf.get(EXECUTOR_GPU + "vendor", ""));
+      ValidationException.check(
+          !script.isEmpty() || !conf.get("spark.resources.discoveryPlugin", "").isEmpty(),
+          "GPU executors need a discovery script: give --gpu-discovery-script (conf/getGpusResources.sh) or set %s",
+          EXECUTOR_GPU + "discoveryScript");
+      builder.require(new ExecutorResourceRequests().resource(GPU, perExecutor, script, vendor));
+    } else {
+      ValidationException.check(
+          executorGpus >= perTask,
+          "--gpus-per-task %s without dynamic allocation runs on the existing executors, but they have %s GPUs: set "
+              + "spark.executor.resource.gpu.amount (and its discoveryScript), or enable spark.dynamicAllocation.enabled "
+              + "so the GPU stages get executors of their own",
+          perTask, executorGpus);
+    }
+    return Optional.of(builder.build());
+  }
+}

@@ -1,0 +1,87 @@
+package dev.sparkprune.jobs.prune;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.jobs.LocalClusterSessions;
+import dev.sparkprune.jobs.cluster.FakeGpuDiscoveryPlugin;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.SharedData;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Stage-level GPU scheduling on a real standalone cluster without GPUs: two workers, one core
+ * and one (fake-discovered) GPU each, executors in their own JVMs. Without dynamic allocation
+ * the calibration and scoring stages carry a task-only profile that asks each task for one GPU.
+ */
+class TestGpuStagesOnLocalCluster {
+  private static SparkSession spark;
+
+  @TempDir Path dir;
+
+  @BeforeAll
+  static void start() {
+    spark = LocalClusterSessions.start("local-cluster[2,1,1024]", Map.of(
+        "spark.resources.discoveryPlugin", FakeGpuDiscoveryPlugin.class.getName(),
+        "spark.worker.resource.gpu.amount", "1",
+        "spark.executor.resource.gpu.amount", "1"));
+  }
+
+  @AfterAll
+  static void stop() {
+    spark.stop();
+  }
+
+  private Path run(String name, double gpusPerTask) throws IOException {
+    Path out = dir.resolve(name);
+    PruneOptions options = PruneOptions.builder().model(SharedData.stories260K().toString()).out(out.toString())
+        .method(PruningMethod.SPARSEGPT).target(SparsityTarget.unstructured(0.5))
+        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString()).nsamples(4).seqlen(64).seed(3)
+        .gpusPerTask(gpusPerTask).build();
+    new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    return out;
+  }
+
+  @Test
+  void eachScoringTaskSeesOneGpuBothGpusAreUsedAndMasksEqualACpuRun() throws IOException {
+    Path cpu = run("cpu", 0);
+    Path gpu = run("gpu", 1);
+
+    JsonNode layers = new ObjectMapper().readTree(gpu.resolve("report.json").toFile()).get("layers");
+    assertThat(layers.size()).isEqualTo(35);
+    Set<String> gpus = new TreeSet<>();
+    Set<String> executors = new TreeSet<>();
+    for (JsonNode layer : layers) {
+      String assigned = layer.path("gpu").asText();
+      assertThat(assigned).as("GPU addresses of the task scoring %s", layer.get("tensor").asText()).matches("[01]");
+      gpus.add(assigned);
+      executors.add(layer.get("executor").asText());
+      // No CUDA backend in this build: the task says so and scores on the CPU.
+      assertThat(layer.get("backend").asText()).startsWith("cpu: ");
+      assertThat(layer.get("gpu_fallback").asText()).contains("no GPU backend on the classpath");
+    }
+    assertThat(gpus).containsExactly("0", "1");
+    assertThat(executors).hasSize(2).doesNotContain("driver");
+
+    for (JsonNode layer : new ObjectMapper().readTree(cpu.resolve("report.json").toFile()).get("layers")) {
+      assertThat(layer.has("gpu")).isFalse();
+    }
+    assertThat(TestPruneJobMasks.read(spark, gpu)).isEqualTo(TestPruneJobMasks.read(spark, cpu));
+    assertThat(Files.readAllBytes(gpu.resolve("model/model.safetensors"))).isEqualTo(Files.readAllBytes(cpu.resolve("model/model.safetensors")));
+  }
+}
