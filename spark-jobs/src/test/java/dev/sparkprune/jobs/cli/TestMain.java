@@ -154,6 +154,11 @@ class TestMain {
         "Invalid sparsity 1.2: must be in [0, 1)");
     assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--pattern", "0.5"),
         "Invalid --pattern 0.5");
+    // Spark local mode has no task GPU resources: a GPU stage would wait forever.
+    assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--gpus-per-task", "1"),
+        "--gpus-per-task needs a cluster master");
+    assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--gpus-per-task", "0.7"),
+        "Invalid --gpus-per-task 0.7: use a whole number, or a fraction of at most 0.5");
 
     // A NaN inside a weight is found by the scoring task on an executor; it still reads as one line.
     Path poisoned = dir.resolve("poisoned");
