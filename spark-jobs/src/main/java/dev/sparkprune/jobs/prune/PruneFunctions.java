@@ -62,19 +62,39 @@ final class PruneFunctions {
     /** Test-only: task kinds whose first attempt throws (see {@link PruneJob#INJECT_FAILURES}). */
     final Set<String> injectedFailures;
 
-    JobContext(String model, String staging, Broadcast<SerializableConfiguration> conf, int threads, Set<String> injectedFailures) {
+    /** Test-only: "kind@marker-path": the first task of this kind on an executor JVM to create the marker kills that JVM. */
+    final String exitExecutorOnce;
+
+    JobContext(
+        String model, String staging, Broadcast<SerializableConfiguration> conf, int threads, Set<String> injectedFailures,
+        String exitExecutorOnce) {
       this.model = model;
       this.staging = staging;
       this.conf = conf;
       this.threads = threads;
       this.injectedFailures = injectedFailures;
+      this.exitExecutorOnce = exitExecutorOnce;
     }
 
-    /** Throws on the first attempt of a task of this kind when a test asked for it. */
+    /**
+     * Throws on the first attempt of a task of this kind when a test asked for it; or, once per
+     * job, halts the executor running it (never the driver), as a lost machine would.
+     */
     void maybeFail(String kind) {
       org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
       if (injectedFailures.contains(kind) && task != null && task.attemptNumber() == 0) {
         throw new IllegalStateException("Injected failure of the first attempt of a " + kind + " task");
+      }
+      if (!exitExecutorOnce.isEmpty() && exitExecutorOnce.startsWith(kind + "@")) {
+        org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
+        if (env != null && !"driver".equals(env.executorId())) {
+          try {
+            java.nio.file.Files.createFile(java.nio.file.Path.of(exitExecutorOnce.substring(kind.length() + 1)));
+          } catch (IOException e) {
+            return; // Another task already took the executor down once.
+          }
+          Runtime.getRuntime().halt(52);
+        }
       }
     }
 

@@ -43,6 +43,12 @@ public final class PruneJob {
    */
   public static final String INJECT_FAILURES = "spark.sparkprune.test.failFirstAttempt";
 
+  /**
+   * Test-only Spark setting {@code kind@marker-path}: the first task of that kind (see above) to
+   * create the marker file halts its executor JVM, as a lost machine would. Never the driver.
+   */
+  public static final String EXIT_EXECUTOR_ONCE = "spark.sparkprune.test.exitExecutorOnce";
+
   private final SparkSession spark;
   private final PruneOptions options;
   private final PrintStream progress;
@@ -102,7 +108,8 @@ public final class PruneJob {
         }
       }
       PruneFunctions.JobContext context =
-          new PruneFunctions.JobContext(archive.location(), publisher.staging(), confBroadcast, threads, injected);
+          new PruneFunctions.JobContext(
+              archive.location(), publisher.staging(), confBroadcast, threads, injected, spark.conf().get(EXIT_EXECUTOR_ONCE, ""));
       MaskWriter masks = new MaskWriter(spark, io.resolve(publisher.staging(), "masks"));
       List<LinearResult> results = new ArrayList<>();
 

@@ -25,14 +25,14 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Stage-level GPU scheduling on a real standalone cluster without GPUs: two workers, one core
- * and one (fake-discovered) GPU each, executors in their own JVMs. Without dynamic allocation
- * the calibration and scoring stages carry a task-only profile that asks each task for one GPU.
+ * The prune job on a real standalone cluster in this JVM: two workers with one core and one
+ * (fake-discovered) GPU each, executors in JVMs of their own, so broadcasts, shuffles and cached
+ * blocks cross process boundaries and an executor can be lost.
  */
-class TestGpuStagesOnLocalCluster {
+class TestOnLocalCluster {
   private static SparkSession spark;
 
-  @TempDir Path dir;
+  @TempDir static Path SHARED_DIR;
 
   @BeforeAll
   static void start() {
@@ -47,8 +47,18 @@ class TestGpuStagesOnLocalCluster {
     spark.stop();
   }
 
+  /** A clean CPU run, shared by the tests that compare against one. */
+  private static Path cpuRun;
+
+  private Path cpuRun() throws IOException {
+    if (cpuRun == null) {
+      cpuRun = run("cpu", 0);
+    }
+    return cpuRun;
+  }
+
   private Path run(String name, double gpusPerTask) throws IOException {
-    Path out = dir.resolve(name);
+    Path out = SHARED_DIR.resolve(name);
     PruneOptions options = PruneOptions.builder().model(SharedData.stories260K().toString()).out(out.toString())
         .method(PruningMethod.SPARSEGPT).target(SparsityTarget.unstructured(0.5))
         .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString()).nsamples(4).seqlen(64).seed(3)
@@ -59,7 +69,7 @@ class TestGpuStagesOnLocalCluster {
 
   @Test
   void eachScoringTaskSeesOneGpuBothGpusAreUsedAndMasksEqualACpuRun() throws IOException {
-    Path cpu = run("cpu", 0);
+    Path cpu = cpuRun();
     Path gpu = run("gpu", 1);
 
     JsonNode layers = new ObjectMapper().readTree(gpu.resolve("report.json").toFile()).get("layers");
@@ -83,5 +93,31 @@ class TestGpuStagesOnLocalCluster {
     }
     assertThat(TestPruneJobMasks.read(spark, gpu)).isEqualTo(TestPruneJobMasks.read(spark, cpu));
     assertThat(Files.readAllBytes(gpu.resolve("model/model.safetensors"))).isEqualTo(Files.readAllBytes(cpu.resolve("model/model.safetensors")));
+  }
+
+  /**
+   * The first calibration task to push hidden states through a block halts its executor: the
+   * cached hidden states and shuffle files on it are gone. Spark replaces the executor, recomputes
+   * the lost partitions from lineage, and the output is byte for byte the clean run's.
+   */
+  @Test
+  void anExecutorLostMidStageIsSurvivedWithIdenticalOutput() throws IOException {
+    Path cpu = cpuRun();
+    Path marker = SHARED_DIR.resolve("executor-exited");
+    spark.conf().set(PruneJob.EXIT_EXECUTOR_ONCE, "advance@" + marker);
+    Path survived;
+    try {
+      survived = run("survived", 0);
+    } finally {
+      spark.conf().unset(PruneJob.EXIT_EXECUTOR_ONCE);
+    }
+    assertThat(marker).as("an executor was halted").exists();
+    Set<String> executors = new TreeSet<>();
+    for (JsonNode layer : new ObjectMapper().readTree(survived.resolve("report.json").toFile()).get("layers")) {
+      executors.add(layer.get("executor").asText());
+    }
+    assertThat(executors).as("scoring ran on a replacement executor too").hasSizeGreaterThanOrEqualTo(2);
+    assertThat(Files.readAllBytes(survived.resolve("model/model.safetensors"))).isEqualTo(Files.readAllBytes(cpu.resolve("model/model.safetensors")));
+    assertThat(TestPruneJobMasks.read(spark, survived)).isEqualTo(TestPruneJobMasks.read(spark, cpu));
   }
 }
