@@ -64,16 +64,19 @@ final class PruneFunctions {
 
     /** Test-only: "kind@marker-path": the first task of this kind on an executor JVM to create the marker kills that JVM. */
     final String exitExecutorOnce;
+    /** Test-only: the task kind at which the JVM running it halts, as kill -9 would (the driver too, in local mode). */
+    final String haltJvmAt;
 
     JobContext(
         String model, String staging, Broadcast<SerializableConfiguration> conf, int threads, Set<String> injectedFailures,
-        String exitExecutorOnce) {
+        String exitExecutorOnce, String haltJvmAt) {
       this.model = model;
       this.staging = staging;
       this.conf = conf;
       this.threads = threads;
       this.injectedFailures = injectedFailures;
       this.exitExecutorOnce = exitExecutorOnce;
+      this.haltJvmAt = haltJvmAt;
     }
 
     /**
@@ -84,6 +87,9 @@ final class PruneFunctions {
       org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
       if (injectedFailures.contains(kind) && task != null && task.attemptNumber() == 0) {
         throw new IllegalStateException("Injected failure of the first attempt of a " + kind + " task");
+      }
+      if (kind.equals(haltJvmAt)) {
+        Runtime.getRuntime().halt(137);
       }
       if (!exitExecutorOnce.isEmpty() && exitExecutorOnce.startsWith(kind + "@")) {
         org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();

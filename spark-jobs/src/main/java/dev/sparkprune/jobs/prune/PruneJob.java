@@ -49,6 +49,12 @@ public final class PruneJob {
    */
   public static final String EXIT_EXECUTOR_ONCE = "spark.sparkprune.test.exitExecutorOnce";
 
+  /**
+   * Test-only Spark setting: "write" halts the JVM in the middle of writing a shard, "publish"
+   * between renaming the earlier output aside and moving the new one in; as kill -9 would.
+   */
+  public static final String HALT_JVM_AT = "spark.sparkprune.test.haltJvmAt";
+
   private final SparkSession spark;
   private final PruneOptions options;
   private final PrintStream progress;
@@ -109,7 +115,8 @@ public final class PruneJob {
       }
       PruneFunctions.JobContext context =
           new PruneFunctions.JobContext(
-              archive.location(), publisher.staging(), confBroadcast, threads, injected, spark.conf().get(EXIT_EXECUTOR_ONCE, ""));
+              archive.location(), publisher.staging(), confBroadcast, threads, injected, spark.conf().get(EXIT_EXECUTOR_ONCE, ""),
+              spark.conf().get(HALT_JVM_AT, ""));
       MaskWriter masks = new MaskWriter(spark, io.resolve(publisher.staging(), "masks"));
       List<LinearResult> results = new ArrayList<>();
 
@@ -146,6 +153,9 @@ public final class PruneJob {
       deleteRecursively(conf, io.resolve(publisher.staging(), StagedTensors.DIRECTORY));
       PruneReport finished = report.layers(results).total(seconds()).build();
       finished.write(io, io.resolve(publisher.staging(), "report.json"));
+      if (spark.conf().get(HALT_JVM_AT, "").equals("publish")) {
+        publisher.haltAfterSettingAside();
+      }
       publisher.publish();
       log("published %s", publisher.out());
       return finished;

@@ -26,11 +26,20 @@ final class Publisher {
   private static final int LOCK_ATTEMPTS = 200;
   private static final long LOCK_WAIT_MILLIS = 50;
 
+  /**
+   * Hadoop setting (Spark: {@code spark.hadoop.sparkprune.publish.staleLockSeconds}): a publish
+   * lock older than this was left by a run killed while publishing, which takes two renames, so
+   * it is removed. Default ten minutes.
+   */
+  static final String STALE_LOCK_SECONDS = "sparkprune.publish.staleLockSeconds";
+
   private final FileSystem fs;
   private final Path out;
   private final Path staging;
   private final String runId;
   private int lockAttempts = LOCK_ATTEMPTS;
+  /** Test-only: halt the JVM between the two renames, as a crash there would. */
+  private boolean haltAfterSettingAside;
 
   private Publisher(FileSystem fs, Path out, Path staging, String runId) {
     this.fs = fs;
@@ -48,8 +57,10 @@ final class Publisher {
     if (fs.exists(parent)) {
       ValidationException.check(
           !fs.exists(out) || fs.getFileStatus(out).isDirectory(), "Invalid --out %s: it exists and is not a folder", outLocation);
+      Path lock = new Path(parent, out.getName() + LOCK);
+      removeIfStale(fs, lock, conf.getLong(STALE_LOCK_SECONDS, 600));
       // A missing output with a replaced sibling and no publish in progress: a crashed publish.
-      if (!fs.exists(out) && !fs.exists(new Path(parent, out.getName() + LOCK))) {
+      if (!fs.exists(out) && !fs.exists(lock)) {
         for (FileStatus sibling : fs.listStatus(parent)) {
           if (sibling.getPath().getName().startsWith(out.getName() + REPLACED)) {
             fs.rename(sibling.getPath(), out);
@@ -65,10 +76,26 @@ final class Publisher {
     return new Publisher(fs, out, staging, runId);
   }
 
+  private static void removeIfStale(FileSystem fs, Path lock, long staleSeconds) throws IOException {
+    try {
+      long age = System.currentTimeMillis() - fs.getFileStatus(lock).getModificationTime();
+      if (age >= staleSeconds * 1000) {
+        fs.delete(lock, false);
+      }
+    } catch (java.io.FileNotFoundException e) {
+      // No lock: nothing to do.
+    }
+  }
+
   /** Tests shorten the wait for a held lock. */
   Publisher withLockAttempts(int attempts) {
     this.lockAttempts = attempts;
     return this;
+  }
+
+  /** Test-only: the next publish halts the JVM right after renaming the earlier output aside. */
+  void haltAfterSettingAside() {
+    this.haltAfterSettingAside = true;
   }
 
   String staging() {
@@ -127,6 +154,9 @@ final class Publisher {
     boolean hadOutput = fs.exists(out);
     if (hadOutput && !fs.rename(out, replaced)) {
       throw new IOException("Cannot publish: renaming the earlier output " + out + " aside failed; it is untouched");
+    }
+    if (haltAfterSettingAside) {
+      Runtime.getRuntime().halt(137);
     }
     if (!fs.rename(staging, out)) {
       if (hadOutput) {
