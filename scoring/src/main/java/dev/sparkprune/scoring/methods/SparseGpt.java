@@ -44,6 +44,67 @@ public final class SparseGpt {
   private SparseGpt() {}
 
   /**
+   * Where W lives during the sweep. The block's columns come to the host for the mask choice and
+   * the column sweep (so every backend chooses masks with this class's code); the lazy batch
+   * update, the bulk of the flops, runs wherever W lives: in place on the host, or on a GPU.
+   */
+  public interface Workspace extends AutoCloseable {
+    /** Copies W[:, i1:i1+count] into {@code block}, row-major [rows x count]. */
+    void readBlock(int i1, int count, float[] block);
+
+    /** Copies {@code block} back into W[:, i1:i1+count]. */
+    void writeBlock(int i1, int count, float[] block);
+
+    /** W[:, i2:] -= Err1 Hinv[i1:i2, i2:], with Err1 row-major [rows x (i2 - i1)]. */
+    void lazyUpdate(float[] err1, int i1, int i2);
+
+    /** The updated W, row-major [rows x cols]. */
+    float[] weights();
+
+    @Override
+    void close();
+  }
+
+  /** Opens a workspace on W (row-major, may be taken over) and the float Hinv factor. */
+  @FunctionalInterface
+  public interface WorkspaceFactory {
+    Workspace open(float[] w, int rows, int columns, float[] hinv);
+  }
+
+  /** W in a host array, updated in place with the given GEMM. */
+  public static WorkspaceFactory onHost(LinearAlgebra linalg) {
+    return (w, rows, columns, hinv) -> new Workspace() {
+      @Override
+      public void readBlock(int i1, int count, float[] block) {
+        for (int r = 0; r < rows; r++) {
+          System.arraycopy(w, r * columns + i1, block, r * count, count);
+        }
+      }
+
+      @Override
+      public void writeBlock(int i1, int count, float[] block) {
+        for (int r = 0; r < rows; r++) {
+          System.arraycopy(block, r * count, w, r * columns + i1, count);
+        }
+      }
+
+      @Override
+      public void lazyUpdate(float[] err1, int i1, int i2) {
+        int count = i2 - i1;
+        linalg.gemm(rows, columns - i2, count, -1f, err1, 0, count, hinv, i1 * columns + i2, columns, 1f, w, i2, columns);
+      }
+
+      @Override
+      public float[] weights() {
+        return w;
+      }
+
+      @Override
+      public void close() {}
+    };
+  }
+
+  /**
    * @param hessian H = (2 / nsamples) X^T X, row-major [cols x cols], not modified
    */
   public static PruneResult prune(
@@ -54,6 +115,23 @@ public final class SparseGpt {
       double percdamp,
       int blockSize,
       LinearAlgebra linalg,
+      int threads) {
+    return prune(layer, weights, hessian, target, percdamp, blockSize, linalg, onHost(linalg), threads);
+  }
+
+  /**
+   * As above, with Hinv factored by {@code linalg} and W held by {@code workspaces} (a GPU
+   * backend passes its own for both).
+   */
+  public static PruneResult prune(
+      String layer,
+      Weights weights,
+      double[] hessian,
+      SparsityTarget target,
+      double percdamp,
+      int blockSize,
+      LinearAlgebra linalg,
+      WorkspaceFactory workspaces,
       int threads) {
     weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
@@ -114,30 +192,39 @@ public final class SparseGpt {
     for (int j = 0; j < columns; j++) {
       hinvDiagonal[j] = hinv[j * columns + j];
     }
+    float[] w1 = new float[rows * blockSize];
     float[] err1 = new float[rows * blockSize];
     float[] blockScores = target.isStructured() ? null : new float[rows * blockSize];
     Selection selection = new Selection();
-    for (int i1 = 0; i1 < columns; i1 += blockSize) {
-      int i2 = Math.min(i1 + blockSize, columns);
-      int count = i2 - i1;
-      if (!target.isStructured() && target.ratio() > 0) {
-        chooseBlockMask(w, columns, rows, i1, count, hinvDiagonal, target.ratio(), blockScores, selection, keep);
-      }
-      final int blockStart = i1;
-      RowParallel.forEach(rows, threads, (start, end) -> {
-        float[] groupScores = target.isStructured() ? new float[columns] : null;
-        for (int r = start; r < end; r++) {
-          rowLosses[r] += sweepRow(w, r, columns, blockStart, count, hinv, hinvDiagonal, target, keep, err1, groupScores);
+    float[] pruned;
+    try (Workspace workspace = workspaces.open(w, rows, columns, hinv)) {
+      for (int i1 = 0; i1 < columns; i1 += blockSize) {
+        int i2 = Math.min(i1 + blockSize, columns);
+        int count = i2 - i1;
+        workspace.readBlock(i1, count, w1);
+        if (!target.isStructured() && target.ratio() > 0) {
+          chooseBlockMask(w1, rows, i1, count, hinvDiagonal, target.ratio(), blockScores, selection, keep, columns);
         }
-      });
-      // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
-      linalg.gemm(rows, columns - i2, count, -1f, err1, 0, count, hinv, i1 * columns + i2, columns, 1f, w, i2, columns);
+        final int blockStart = i1;
+        RowParallel.forEach(rows, threads, (start, end) -> {
+          float[] groupScores = target.isStructured() ? new float[columns] : null;
+          for (int r = start; r < end; r++) {
+            rowLosses[r] += sweepRow(w1, r, columns, blockStart, count, hinv, hinvDiagonal, target, keep, err1, groupScores);
+          }
+        });
+        workspace.writeBlock(i1, count, w1);
+        // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
+        if (i2 < columns) {
+          workspace.lazyUpdate(err1, i1, i2);
+        }
+      }
+      pruned = workspace.weights();
     }
     double loss = 0;
     for (double rowLoss : rowLosses) {
       loss += rowLoss;
     }
-    return PruneResult.reconstructed(Mask.fromBits(rows, columns, keep), w, loss, damping);
+    return PruneResult.reconstructed(Mask.fromBits(rows, columns, keep), pruned, loss, damping);
   }
 
   /**
@@ -161,12 +248,12 @@ public final class SparseGpt {
 
   /** Unstructured block mask: tmp = W1^2 / diag(Hinv1)^2 over rows x count, prune tmp <= thresh. */
   private static void chooseBlockMask(
-      float[] w, int columns, int rows, int i1, int count, float[] hinvDiagonal, double sparsity,
-      float[] scores, Selection selection, byte[] keep) {
+      float[] w1, int rows, int i1, int count, float[] hinvDiagonal, double sparsity,
+      float[] scores, Selection selection, byte[] keep, int columns) {
     int numel = rows * count;
     for (int r = 0; r < rows; r++) {
       for (int i = 0; i < count; i++) {
-        float value = w[r * columns + i1 + i];
+        float value = w1[r * count + i];
         float d = hinvDiagonal[i1 + i];
         scores[r * count + i] = value * value / (d * d) + 0f;
       }
@@ -185,13 +272,13 @@ public final class SparseGpt {
   }
 
   /**
-   * The column sweep of one row within block [i1, i1 + count): returns the row's loss, leaves
-   * q in W and err in err1[r, :].
+   * The column sweep of one row within block [i1, i1 + count) of W1 (row-major [rows x count]):
+   * returns the row's loss, leaves q in W1 and err in err1[r, :].
    */
   private static double sweepRow(
       float[] w, int r, int columns, int i1, int count, float[] hinv, float[] hinvDiagonal,
       SparsityTarget target, byte[] keep, float[] err1, float[] groupScores) {
-    int row = r * columns + i1;
+    int row = r * count;
     int keepOffset = r * Mask.rowBytes(columns);
     double loss = 0;
     for (int i = 0; i < count; i++) {
