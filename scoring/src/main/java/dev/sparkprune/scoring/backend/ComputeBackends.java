@@ -1,8 +1,10 @@
 package dev.sparkprune.scoring.backend;
 
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.ServiceConfigurationError;
 import java.util.ServiceLoader;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
@@ -58,7 +60,19 @@ public final class ComputeBackends {
 
   static Choice open(String address, Iterable<ComputeBackendProvider> providers, Consumer<String> warn) {
     List<String> failures = new ArrayList<>();
-    for (ComputeBackendProvider provider : providers) {
+    Iterator<ComputeBackendProvider> iterator = providers.iterator();
+    while (true) {
+      ComputeBackendProvider provider;
+      try {
+        if (!iterator.hasNext()) {
+          break;
+        }
+        provider = iterator.next();
+      } catch (ServiceConfigurationError e) {
+        // A broken registration (a provider class missing from the classpath) must not fail the task.
+        failures.add(e.getMessage());
+        continue;
+      }
       try {
         return new Choice(provider.open(address), address, "");
       } catch (Exception | LinkageError e) {

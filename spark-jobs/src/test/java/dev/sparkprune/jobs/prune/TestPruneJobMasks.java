@@ -14,8 +14,13 @@ final class TestPruneJobMasks {
   private TestPruneJobMasks() {}
 
   static Map<String, Mask> read(SparkSession spark, Path out) {
+    return read(spark, out.toString());
+  }
+
+  /** As above for any Hadoop URI of an output folder. */
+  static Map<String, Mask> read(SparkSession spark, String out) {
     Map<String, Map<Integer, Row>> records = new HashMap<>();
-    for (Row row : spark.read().parquet(out.resolve("masks").toString()).collectAsList()) {
+    for (Row row : spark.read().parquet(out.replaceAll("/+$", "") + "/masks").collectAsList()) {
       records.computeIfAbsent(row.getString(row.fieldIndex("tensor")), key -> new TreeMap<>()).put(row.getInt(row.fieldIndex("row_start")), row);
     }
     Map<String, Mask> masks = new HashMap<>();
