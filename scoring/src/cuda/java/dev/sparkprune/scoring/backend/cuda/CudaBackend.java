@@ -127,8 +127,16 @@ public final class CudaBackend implements ComputeBackend {
     }
   }
 
+  /**
+   * {@code floats} elements into a device array, as a plain Pointer: JavaCPP reads a pointer's
+   * position in bytes where the parameter is void* (cudaMemcpy*), in elements where it is float*.
+   */
+  private static Pointer floatsInto(FloatPointer base, long floats) {
+    return new Pointer(base).position(floats * Float.BYTES);
+  }
+
   /** Host [rows x width] at hostOffset (row stride hostStride) to device (row stride deviceStride), in floats. */
-  private static void upload(float[] host, int hostOffset, int hostStride, FloatPointer device, int rows, int width, int deviceStride) {
+  private static void upload(float[] host, int hostOffset, int hostStride, Pointer device, int rows, int width, int deviceStride) {
     try (FloatPointer staging = new FloatPointer((long) rows * width)) {
       for (int r = 0; r < rows; r++) {
         staging.position((long) r * width).put(host, hostOffset + r * hostStride, width);
@@ -139,7 +147,7 @@ public final class CudaBackend implements ComputeBackend {
     }
   }
 
-  private static void download(FloatPointer device, int deviceStride, float[] host, int hostOffset, int hostStride, int rows, int width) {
+  private static void download(Pointer device, int deviceStride, float[] host, int hostOffset, int hostStride, int rows, int width) {
     try (FloatPointer staging = new FloatPointer((long) rows * width)) {
       check(cudart.cudaMemcpy2D(staging, (long) width * Float.BYTES, device, (long) deviceStride * Float.BYTES,
           (long) width * Float.BYTES, rows, cudaMemcpyDeviceToHost), "cudaMemcpy2D to host");
@@ -335,7 +343,7 @@ public final class CudaBackend implements ComputeBackend {
     public void readBlock(int i1, int count, float[] block) {
       synchronized (CudaBackend.this) {
         check(cudart.cudaSetDevice(device), "cudaSetDevice");
-        download(dW.getPointer(i1), columns, block, 0, count, rows, count);
+        download(floatsInto(dW, i1), columns, block, 0, count, rows, count);
       }
     }
 
@@ -343,7 +351,7 @@ public final class CudaBackend implements ComputeBackend {
     public void writeBlock(int i1, int count, float[] block) {
       synchronized (CudaBackend.this) {
         check(cudart.cudaSetDevice(device), "cudaSetDevice");
-        upload(block, 0, count, dW.getPointer(i1), rows, count, columns);
+        upload(block, 0, count, floatsInto(dW, i1), rows, count, columns);
       }
     }
 
@@ -357,7 +365,8 @@ public final class CudaBackend implements ComputeBackend {
         check(cudart.cudaSetDevice(device), "cudaSetDevice");
         upload(err1, 0, count, dErr, rows, count, count);
         try (FloatPointer minusOne = new FloatPointer(-1f); FloatPointer one = new FloatPointer(1f)) {
-          // Row-major W[:, i2:] (ld columns) -= Err1 (ld count) Hinv[i1:i2, i2:] (ld columns).
+          // Row-major W[:, i2:] (ld columns) -= Err1 (ld count) Hinv[i1:i2, i2:] (ld columns); float*
+          // parameters, so positions count floats.
           checkBlas(cublas.cublasSgemm_v2(blas, CUBLAS_OP_N, CUBLAS_OP_N, columns - i2, rows, count, minusOne,
               dHinv.getPointer((long) i1 * columns + i2), columns, dErr, count, one, dW.getPointer(i2), columns), "cublasSgemm");
         }
