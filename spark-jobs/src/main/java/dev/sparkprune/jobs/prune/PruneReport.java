@@ -75,6 +75,17 @@ public final class PruneReport {
     out.printf(Locale.ROOT, "total: %,d of %,d prunable weights pruned (%.2f%%), %,d parameters in the model; %.1f s%n",
         totals.get("pruned").asLong(), totals.get("prunable").asLong(), 100 * totals.get("sparsity").asDouble(),
         totals.get("parameters").asLong(), json.get("seconds").get("total").asDouble());
+    Map<String, Integer> byBackend = new java.util.TreeMap<>();
+    Map<String, Integer> fallbacks = new java.util.TreeMap<>();
+    for (LinearResult layer : layers) {
+      byBackend.merge(layer.placement.backend, 1, Integer::sum);
+      if (!layer.placement.fallbackReason.isEmpty()) {
+        fallbacks.merge(layer.placement.fallbackReason, 1, Integer::sum);
+      }
+    }
+    byBackend.forEach((backend, count) -> out.printf(Locale.ROOT, "scored on %s: %d linears%n", backend, count));
+    fallbacks.forEach((reason, count) ->
+        out.printf(Locale.ROOT, "warning: %d linears were given a GPU but scored on the CPU: %s%n", count, reason));
   }
 
   static final class Builder {

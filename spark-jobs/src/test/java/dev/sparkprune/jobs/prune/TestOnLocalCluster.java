@@ -63,7 +63,10 @@ class TestOnLocalCluster {
         .method(PruningMethod.SPARSEGPT).target(SparsityTarget.unstructured(0.5))
         .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString()).nsamples(4).seqlen(64).seed(3)
         .gpusPerTask(gpusPerTask).build();
-    new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    PruneReport report = new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    ByteArrayOutputStream summary = new ByteArrayOutputStream();
+    report.printSummary(new PrintStream(summary, true, StandardCharsets.UTF_8));
+    Files.writeString(out.resolveSibling(name + ".summary"), summary.toString(StandardCharsets.UTF_8));
     return out;
   }
 
@@ -86,6 +89,11 @@ class TestOnLocalCluster {
       assertThat(layer.get("gpu_fallback").asText()).matches("no GPU backend on the classpath.*|the GPU backend did not start \\(cuda: .*");
     }
     assertThat(gpus).containsExactly("0", "1");
+    // The printed summary tells the operator the GPUs went unused, and why.
+    assertThat(Files.readString(gpu.resolveSibling("gpu.summary")))
+        .containsPattern("scored on cpu: .*: 35 linears")
+        .containsPattern("warning: 35 linears were given a GPU but scored on the CPU: (no GPU backend|the GPU backend did not start)");
+    assertThat(Files.readString(cpu.resolveSibling("cpu.summary"))).doesNotContain("warning:");
     assertThat(executors).hasSize(2).doesNotContain("driver");
 
     for (JsonNode layer : new ObjectMapper().readTree(cpu.resolve("report.json").toFile()).get("layers")) {
