@@ -1,7 +1,9 @@
 package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.tensorio.ValidationException;
+import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
 import org.apache.spark.SparkConf;
 import org.apache.spark.resource.ExecutorResourceRequests;
 import org.apache.spark.resource.ResourceProfile;
@@ -34,6 +36,8 @@ public final class GpuScheduling {
 
   private static final String EXECUTOR_GPU = "spark.executor.resource.gpu.";
 
+  private static final Map<String, ResourceProfile> PROFILES = new ConcurrentHashMap<>();
+
   private GpuScheduling() {}
 
   /** The profile for the GPU stages, or empty when no GPUs were asked for. */
@@ -49,9 +53,11 @@ public final class GpuScheduling {
         !(master.equals("local") || master.startsWith("local[")),
         "--gpus-per-task needs a cluster master (yarn, k8s://..., spark://..., local-cluster[...]): Spark local mode "
             + "gives tasks no GPU resources and the job would wait forever; run without --gpus-per-task locally");
-    TaskResourceRequests task = new TaskResourceRequests().cpus(conf.getInt("spark.task.cpus", 1)).resource(GPU, perTask);
+    int taskCpus = conf.getInt("spark.task.cpus", 1);
+    TaskResourceRequests task = new TaskResourceRequests().cpus(taskCpus).resource(GPU, perTask);
     ResourceProfileBuilder builder = new ResourceProfileBuilder().require(task);
     double executorGpus = conf.getDouble(EXECUTOR_GPU + "amount", 0);
+    String key;
     if (conf.getBoolean("spark.dynamicAllocation.enabled", false)) {
       int perExecutor = options.gpusPerExecutor() > 0
           ? options.gpusPerExecutor()
@@ -65,6 +71,8 @@ public final class GpuScheduling {
           "GPU executors need a discovery script: give --gpu-discovery-script (conf/getGpusResources.sh) or set %s",
           EXECUTOR_GPU + "discoveryScript");
       builder.require(new ExecutorResourceRequests().resource(GPU, perExecutor, script, vendor));
+      key = String.join("|", conf.get("spark.app.id", ""), "executors", Double.toString(perTask), Integer.toString(taskCpus),
+          Integer.toString(perExecutor), script, vendor);
     } else {
       ValidationException.check(
           executorGpus >= perTask,
@@ -72,7 +80,10 @@ public final class GpuScheduling {
               + "spark.executor.resource.gpu.amount (and its discoveryScript), or enable spark.dynamicAllocation.enabled "
               + "so the GPU stages get executors of their own",
           perTask, executorGpus);
+      key = String.join("|", conf.get("spark.app.id", ""), "tasks", Double.toString(perTask), Integer.toString(taskCpus));
     }
-    return Optional.of(builder.build());
+    // One profile per application and settings: each new profile would get executors of its own
+    // under dynamic allocation, so the models of a batch share one.
+    return Optional.of(PROFILES.computeIfAbsent(key, ignored -> builder.build()));
   }
 }

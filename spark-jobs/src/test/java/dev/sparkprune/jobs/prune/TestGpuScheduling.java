@@ -53,6 +53,11 @@ class TestGpuScheduling {
         .gpuDiscoveryScript("/opt/sparkprune/conf/getGpusResources.sh").gpuVendor("nvidia.com").build()).orElseThrow();
     ExecutorResourceRequest gpu = profile.executorResourcesJMap().get("gpu");
     assertThat(gpu.amount()).isEqualTo(2);
+    // The same settings in the same application give the same profile: a batch's models share executors.
+    assertThat(GpuScheduling.profile(conf, "k8s://https://k8s:6443", options().gpusPerTask(1).gpusPerExecutor(2)
+        .gpuDiscoveryScript("/opt/sparkprune/conf/getGpusResources.sh").gpuVendor("nvidia.com").build()).orElseThrow()).isSameAs(profile);
+    assertThat(GpuScheduling.profile(conf, "k8s://https://k8s:6443", options().gpusPerTask(0.5).gpusPerExecutor(2)
+        .gpuDiscoveryScript("/opt/sparkprune/conf/getGpusResources.sh").gpuVendor("nvidia.com").build()).orElseThrow()).isNotSameAs(profile);
     assertThat(gpu.discoveryScript()).isEqualTo("/opt/sparkprune/conf/getGpusResources.sh");
     assertThat(gpu.vendor()).isEqualTo("nvidia.com");
     assertThat(profile.taskResourcesJMap().get("gpu").amount()).isEqualTo(1.0);
