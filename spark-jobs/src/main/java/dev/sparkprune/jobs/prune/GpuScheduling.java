@@ -40,9 +40,18 @@ public final class GpuScheduling {
 
   private GpuScheduling() {}
 
+  private static double number(SparkConf conf, String key) {
+    String value = conf.get(key, "0").trim();
+    try {
+      return Double.parseDouble(value);
+    } catch (NumberFormatException e) {
+      throw new ValidationException("Invalid " + key + " '" + value + "': must be a number");
+    }
+  }
+
   /** The profile for the GPU stages, or empty when no GPUs were asked for. */
   public static Optional<ResourceProfile> profile(SparkConf conf, String master, PruneOptions options) {
-    double perTask = options.gpusPerTask() > 0 ? options.gpusPerTask() : conf.getDouble(GPUS_PER_TASK, 0);
+    double perTask = options.gpusPerTask() > 0 ? options.gpusPerTask() : number(conf, GPUS_PER_TASK);
     if (perTask == 0) {
       return Optional.empty();
     }
@@ -56,7 +65,7 @@ public final class GpuScheduling {
     int taskCpus = conf.getInt("spark.task.cpus", 1);
     TaskResourceRequests task = new TaskResourceRequests().cpus(taskCpus).resource(GPU, perTask);
     ResourceProfileBuilder builder = new ResourceProfileBuilder().require(task);
-    double executorGpus = conf.getDouble(EXECUTOR_GPU + "amount", 0);
+    double executorGpus = number(conf, EXECUTOR_GPU + "amount");
     String key;
     if (conf.getBoolean("spark.dynamicAllocation.enabled", false)) {
       int perExecutor = options.gpusPerExecutor() > 0

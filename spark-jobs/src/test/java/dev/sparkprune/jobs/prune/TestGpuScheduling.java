@@ -85,6 +85,10 @@ class TestGpuScheduling {
     }
     assertThat(GpuScheduling.profile(conf, "local-cluster[2,1,1024]", options().gpusPerTask(1).build())).isPresent();
     assertThatThrownBy(() -> options().gpusPerTask(0.75).build()).hasMessageContaining("Invalid --gpus-per-task 0.75");
+    assertThatThrownBy(() -> GpuScheduling.profile(conf().set(GpuScheduling.GPUS_PER_TASK, "one"), "yarn", options().build()))
+        .isInstanceOf(ValidationException.class).hasMessage("Invalid spark.sparkprune.gpusPerTask 'one': must be a number");
+    assertThatThrownBy(() -> GpuScheduling.profile(conf().set(GpuScheduling.GPUS_PER_TASK, "0.7"), "yarn", options().build()))
+        .isInstanceOf(ValidationException.class).hasMessageContaining("Invalid spark.sparkprune.gpusPerTask 0.7");
     assertThatThrownBy(() -> options().gpusPerTask(-1).build()).hasMessageContaining("Invalid --gpus-per-task -1");
     assertThatThrownBy(() -> options().gpusPerTask(2).gpusPerExecutor(1).build()).hasMessageContaining("less than --gpus-per-task 2");
   }
