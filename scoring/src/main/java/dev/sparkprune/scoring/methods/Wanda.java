@@ -26,20 +26,31 @@ public final class Wanda {
       String layer, Weights weights, float[] scalerRow, SparsityTarget target, Group group, int threads) {
     weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
+    int cols = weights.cols();
+    if (group == Group.MATRIX && !target.isStructured()) {
+      return RowMasks.pruneAtOrBelowMatrixThreshold(weights, scores(layer, weights, scalerRow, threads), target.ratio(), threads);
+    }
+    float[] norms = RowMasks.channelNorms(layer, "Wanda", scalerRow, cols);
+    float[] w = weights.values();
+    return RowMasks.pruneLowestPerRow(weights, (row, scores) -> score(w, row * cols, norms, scores, 0, cols), target, threads);
+  }
+
+  /**
+   * The whole score matrix S = |W| * sqrt(scaler_row), row-major like W: for comparisons across
+   * a layer (or, in the job, across layers and blocks). Checks the statistics, not the weights.
+   */
+  public static float[] scores(String layer, Weights weights, float[] scalerRow, int threads) {
     int rows = weights.rows();
     int cols = weights.cols();
     float[] norms = RowMasks.channelNorms(layer, "Wanda", scalerRow, cols);
     float[] w = weights.values();
-    if (group == Group.MATRIX && !target.isStructured()) {
-      float[] scores = new float[w.length];
-      RowParallel.forEach(rows, threads, (start, end) -> {
-        for (int r = start; r < end; r++) {
-          score(w, r * cols, norms, scores, r * cols, cols);
-        }
-      });
-      return RowMasks.pruneAtOrBelowMatrixThreshold(weights, scores, target.ratio(), threads);
-    }
-    return RowMasks.pruneLowestPerRow(weights, (row, scores) -> score(w, row * cols, norms, scores, 0, cols), target, threads);
+    float[] scores = new float[w.length];
+    RowParallel.forEach(rows, threads, (start, end) -> {
+      for (int r = start; r < end; r++) {
+        score(w, r * cols, norms, scores, r * cols, cols);
+      }
+    });
+    return scores;
   }
 
   /** S = |W| * sqrt(scaler_row) for one row; + 0f turns -0 into +0 so ties compare as equal. */

@@ -1,6 +1,8 @@
 package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -124,12 +126,7 @@ final class OwlAllocation {
   /** Wanda scores |W| sqrt(scaler_row) of one linear's [out, in] weights, from the dense statistics of its input. */
   static float[] wandaScores(Broadcast<Map<String, CalibrationStatistics>> statistics, PlannedLinear planned, float[] weights) {
     float[] scaler = statistics.value().get(planned.statisticsKey()).scalerRow();
-    int cols = (int) planned.linear.inFeatures();
-    float[] scores = new float[weights.length];
-    for (int i = 0; i < weights.length; i++) {
-      scores[i] = Math.abs(weights[i]) * (float) Math.sqrt(scaler[i % cols]);
-    }
-    return scores;
+    return Wanda.scores(planned.tensorName(), Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), weights), scaler, 1);
   }
 
   /** {block, sum of scores, count} of one linear. */
