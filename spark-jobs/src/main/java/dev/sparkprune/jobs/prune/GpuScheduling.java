@@ -40,6 +40,11 @@ public final class GpuScheduling {
 
   private GpuScheduling() {}
 
+  /** What Spark accepts as a task's GPU amount: a whole number, or a fraction of at most 0.5 (1/A tasks share a GPU). */
+  static boolean isTaskAmount(double amount) {
+    return amount > 0 && (amount <= 0.5 || amount % 1 == 0);
+  }
+
   private static double number(SparkConf conf, String key) {
     String value = conf.get(key, "0").trim();
     try {
@@ -56,7 +61,7 @@ public final class GpuScheduling {
       return Optional.empty();
     }
     ValidationException.check(
-        perTask > 0 && (perTask <= 0.5 || perTask % 1 == 0),
+        isTaskAmount(perTask),
         "Invalid %s %s: use a whole number, or a fraction of at most 0.5 to share a GPU among tasks", GPUS_PER_TASK, perTask);
     ValidationException.check(
         !(master.equals("local") || master.startsWith("local[")),

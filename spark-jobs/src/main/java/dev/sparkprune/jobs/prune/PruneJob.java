@@ -107,6 +107,7 @@ public final class PruneJob {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
       Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
       int threads = spark.sparkContext().conf().getInt("spark.task.cpus", 1);
+      String haltJvmAt = spark.conf().get(HALT_JVM_AT, "");
       Set<String> injected = new LinkedHashSet<>();
       for (String kind : spark.conf().get(INJECT_FAILURES, "").split(",")) {
         if (!kind.isBlank()) {
@@ -116,7 +117,7 @@ public final class PruneJob {
       PruneFunctions.JobContext context =
           new PruneFunctions.JobContext(
               archive.location(), publisher.staging(), confBroadcast, threads, injected, spark.conf().get(EXIT_EXECUTOR_ONCE, ""),
-              spark.conf().get(HALT_JVM_AT, ""));
+              haltJvmAt);
       MaskWriter masks = new MaskWriter(spark, io.resolve(publisher.staging(), "masks"));
       List<LinearResult> results = new ArrayList<>();
 
@@ -153,7 +154,7 @@ public final class PruneJob {
       deleteRecursively(conf, io.resolve(publisher.staging(), StagedTensors.DIRECTORY));
       PruneReport finished = report.layers(results).total(seconds()).build();
       finished.write(io, io.resolve(publisher.staging(), "report.json"));
-      if (spark.conf().get(HALT_JVM_AT, "").equals("publish")) {
+      if (haltJvmAt.equals("publish")) {
         publisher.haltAfterSettingAside();
       }
       publisher.publish();

@@ -127,7 +127,7 @@ public final class PruneOptions implements Serializable {
     this.gpuDiscoveryScript = builder.gpuDiscoveryScript;
     this.gpuVendor = builder.gpuVendor;
     ValidationException.check(
-        gpusPerTask == 0 || gpusPerTask > 0 && (gpusPerTask <= 0.5 || gpusPerTask % 1 == 0),
+        gpusPerTask == 0 || GpuScheduling.isTaskAmount(gpusPerTask),
         "Invalid --gpus-per-task %s: use a whole number, or a fraction of at most 0.5 to share a GPU among tasks", gpusPerTask);
     ValidationException.check(gpusPerExecutor >= 0, "Invalid --gpus-per-executor %d", gpusPerExecutor);
     ValidationException.check(
