@@ -594,4 +594,51 @@ class TestPruneJob extends SparkTestBase {
     assertThat(Files.exists(out)).isFalse();
     assertThat(Arrays.asList(dir.toFile().list())).noneMatch(name -> name.startsWith("bad-pattern"));
   }
+
+  /**
+   * GPT-2 stores its Conv1D weights [in, out]. The job prunes them as [out, in] and writes them
+   * back in the stored orientation: every stored weight is either unchanged (its mask bit kept)
+   * or zero, and the pruned ones are the smaller half by magnitude. Needs no ../shared.
+   */
+  @Test
+  void transposedConv1DWeightsArePrunedAndWrittenBackInTheirStoredOrientation() throws IOException {
+    Path model = dir.resolve("gpt2-synthetic");
+    dev.sparkprune.tensorio.synthetic.SyntheticArchive.builder(dev.sparkprune.tensorio.synthetic.SyntheticArchive.gpt2Config(16, 2, 2, 40, 16))
+        .dtype(dev.sparkprune.tensorio.DType.F32).seed(5).build().write(new dev.sparkprune.tensorio.io.LocalFileIO(), model.toString());
+    Path out = dir.resolve("gpt2-pruned");
+    new PruneJob(spark, PruneOptions.builder().model(model.toString()).out(out.toString()).method(PruningMethod.MAGNITUDE)
+        .target(SparsityTarget.unstructured(0.5)).build(), new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    Map<String, Mask> masks = TestPruneJobMasks.read(spark, out);
+    ModelLayout layout = Architectures.layout(ModelArchive.open(new dev.sparkprune.tensorio.io.LocalFileIO(), model.toString()));
+    int transposed = 0;
+    try (SafetensorsReader original = SafetensorsReader.open(new dev.sparkprune.tensorio.io.LocalFileIO().newInputFile(model.resolve("model.safetensors").toString()));
+        SafetensorsReader pruned = SafetensorsReader.open(new dev.sparkprune.tensorio.io.LocalFileIO().newInputFile(out.resolve("model/model.safetensors").toString()))) {
+      for (Linear linear : layout.linears()) {
+        transposed += linear.storedTransposed() ? 1 : 0;
+        int outFeatures = (int) linear.outFeatures();
+        int inFeatures = (int) linear.inFeatures();
+        Mask mask = masks.get(linear.tensorName());
+        assertThat(mask.rows()).isEqualTo(outFeatures);
+        assertThat(mask.cols()).isEqualTo(inFeatures);
+        float[] before = original.readFloats(linear.tensorName());
+        float[] after = pruned.readFloats(linear.tensorName());
+        float largestPruned = 0;
+        float smallestKept = Float.POSITIVE_INFINITY;
+        for (int o = 0; o < outFeatures; o++) {
+          for (int i = 0; i < inFeatures; i++) {
+            int stored = linear.storedTransposed() ? i * outFeatures + o : o * inFeatures + i;
+            if (mask.isKept(o, i)) {
+              assertThat(after[stored]).isEqualTo(before[stored]);
+              smallestKept = Math.min(smallestKept, Math.abs(before[stored]));
+            } else {
+              assertThat(after[stored]).isZero();
+              largestPruned = Math.max(largestPruned, Math.abs(before[stored]));
+            }
+          }
+        }
+        assertThat(largestPruned).as(linear.tensorName()).isLessThanOrEqualTo(smallestKept);
+      }
+    }
+    assertThat(transposed).as("GPT-2's Conv1D linears").isPositive();
+  }
 }
