@@ -50,10 +50,17 @@ public final class ArchiveWeights implements Closeable {
     }
     float[] values = reader.readFloats(name);
     Optional<Linear> linear = layout.linear(name);
-    if (linear.isPresent() && linear.get().storedTransposed()) {
-      return transpose(values, (int) linear.get().inFeatures(), (int) linear.get().outFeatures());
-    }
-    return values;
+    return linear.isPresent() ? outByIn(linear.get(), values) : values;
+  }
+
+  /** A linear's weights as stored (GPT-2's Conv1D stores [in, out]) to [out, in]. */
+  public static float[] outByIn(Linear linear, float[] stored) {
+    return linear.storedTransposed() ? transpose(stored, (int) linear.inFeatures(), (int) linear.outFeatures()) : stored;
+  }
+
+  /** A linear's [out, in] weights in the orientation its archive stores them. */
+  public static float[] asStored(Linear linear, float[] outByIn) {
+    return linear.storedTransposed() ? transpose(outByIn, (int) linear.outFeatures(), (int) linear.inFeatures()) : outByIn;
   }
 
   /**
@@ -70,7 +77,7 @@ public final class ArchiveWeights implements Closeable {
   }
 
   /** Row-major [rows x cols] to [cols x rows]. */
-  public static float[] transpose(float[] values, int rows, int cols) {
+  private static float[] transpose(float[] values, int rows, int cols) {
     float[] out = new float[values.length];
     for (int r = 0; r < rows; r++) {
       for (int c = 0; c < cols; c++) {

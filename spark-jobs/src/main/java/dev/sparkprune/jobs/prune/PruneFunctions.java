@@ -143,9 +143,7 @@ final class PruneFunctions {
     float[] readLinear(PlannedLinear planned) throws IOException {
       HadoopFileIO io = io();
       try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(io.resolve(model, planned.shard)))) {
-        float[] stored = reader.readFloats(planned.tensorName());
-        Linear linear = planned.linear;
-        return linear.storedTransposed() ? ArchiveWeights.transpose(stored, (int) linear.inFeatures(), (int) linear.outFeatures()) : stored;
+        return ArchiveWeights.outByIn(planned.linear, reader.readFloats(planned.tensorName()));
       }
     }
   }

@@ -30,9 +30,7 @@ final class StagedTensors {
 
   /** Writes [out, in] float weights, transposing back when the archive stores [in, out]. */
   static void write(FileIO io, String staging, Linear linear, DType dtype, float[] weights) throws IOException {
-    int out = (int) linear.outFeatures();
-    int in = (int) linear.inFeatures();
-    float[] stored = linear.storedTransposed() ? ArchiveWeights.transpose(weights, out, in) : weights;
+    float[] stored = ArchiveWeights.asStored(linear, weights);
     String location = location(io, staging, linear.tensorName());
     // A retried task attempt overwrites its own earlier output: same inputs, same bytes.
     io.delete(location);
@@ -45,8 +43,7 @@ final class StagedTensors {
   /** The staged weights as [out, in] floats. */
   static float[] readOutByIn(FileIO io, String staging, Linear linear) throws IOException {
     try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(location(io, staging, linear.tensorName())))) {
-      float[] stored = reader.readFloats(linear.tensorName());
-      return linear.storedTransposed() ? ArchiveWeights.transpose(stored, (int) linear.inFeatures(), (int) linear.outFeatures()) : stored;
+      return ArchiveWeights.outByIn(linear, reader.readFloats(linear.tensorName()));
     }
   }
 
