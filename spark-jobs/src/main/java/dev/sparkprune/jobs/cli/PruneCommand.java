@@ -29,9 +29,7 @@ final class PruneCommand {
     SparsityTarget target = line.value("pattern").map(PruneCommand::pattern)
         .orElseGet(() -> SparsityTarget.parse(line.value("sparsity").orElse("0.5")));
     // Saved statistics are dense ones: --stats alone means one-shot.
-    String mode = line.value("mode").orElse(line.value("stats").isPresent() ? "one-shot" : "sequential").toLowerCase(Locale.ROOT);
-    ValidationException.check(
-        mode.equals("sequential") || mode.equals("one-shot"), "Invalid --mode %s: use sequential or one-shot", mode);
+    PruneOptions.Mode mode = PruneOptions.Mode.parse(line.value("mode").orElse(line.value("stats").isPresent() ? "one-shot" : "sequential"));
     long seed;
     try {
       seed = Long.parseLong(line.value("seed").orElse("0"));
@@ -47,13 +45,13 @@ final class PruneCommand {
         .nsamples(line.positiveInt("nsamples", PruneOptions.NSAMPLES_DEFAULT))
         .seqlen(line.positiveInt("seqlen", PruneOptions.SEQLEN_DEFAULT))
         .seed(seed)
-        .mode(mode.equals("sequential") ? PruneOptions.Mode.SEQUENTIAL : PruneOptions.Mode.ONE_SHOT)
+        .mode(mode)
         .partitions(line.value("partitions").isPresent() ? line.positiveInt("partitions", 1) : 0)
         .saveStatistics(line.flag("save-stats"))
         .statistics(line.value("stats").orElse(null))
         .config(line.value("config").orElse(null))
         .wandaGroup(group(line.value("group").orElse("row")))
-        .allocation(allocation(line.value("allocation").orElse("uniform")))
+        .allocation(PruneOptions.Allocation.parse(line.value("allocation").orElse("uniform")))
         .minKeep(fraction("min-keep", line.value("min-keep").orElse(String.valueOf(PruneOptions.MIN_KEEP_DEFAULT))))
         .owlLambda(fraction("owl-lambda", line.value("owl-lambda").orElse(String.valueOf(PruneOptions.OWL_LAMBDA_DEFAULT))))
         .owlM(fraction("owl-m", line.value("owl-m").orElse(String.valueOf(PruneOptions.OWL_M_DEFAULT))))
@@ -62,15 +60,6 @@ final class PruneCommand {
         .gpuDiscoveryScript(line.value("gpu-discovery-script").orElse(null))
         .gpuVendor(line.value("gpu-vendor").orElse(null))
         .build();
-  }
-
-  private static PruneOptions.Allocation allocation(String text) {
-    for (PruneOptions.Allocation allocation : PruneOptions.Allocation.values()) {
-      if (allocation.name().equalsIgnoreCase(text)) {
-        return allocation;
-      }
-    }
-    throw new ValidationException("Invalid --allocation " + text + ": use uniform, global, lamp or owl");
   }
 
   private static dev.sparkprune.scoring.methods.Wanda.Group group(String text) {

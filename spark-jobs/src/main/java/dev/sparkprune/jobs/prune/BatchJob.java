@@ -154,10 +154,10 @@ public final class BatchJob {
       builder.seed(Long.parseLong(text(entry, "seed")));
     }
     if (text(entry, "mode") != null) {
-      builder.mode(text(entry, "mode").equalsIgnoreCase("one-shot") ? PruneOptions.Mode.ONE_SHOT : PruneOptions.Mode.SEQUENTIAL);
+      builder.mode(PruneOptions.Mode.parse(text(entry, "mode")));
     }
     if (text(entry, "allocation") != null) {
-      builder.allocation(PruneOptions.Allocation.valueOf(text(entry, "allocation").toUpperCase(Locale.ROOT)));
+      builder.allocation(PruneOptions.Allocation.parse(text(entry, "allocation")));
     }
     if (text(entry, "min_keep") != null) {
       builder.minKeep(Double.parseDouble(text(entry, "min_keep")));

@@ -20,7 +20,19 @@ public final class PruneOptions implements Serializable {
     /** Block by block on the pruned model's activations, as the references do. */
     SEQUENTIAL,
     /** Statistics of the dense model for every block from one pass; faster, slightly worse. */
-    ONE_SHOT
+    ONE_SHOT;
+
+    /** "sequential" or "one-shot", any case. */
+    public static Mode parse(String text) {
+      switch (text.toLowerCase(Locale.ROOT)) {
+        case "sequential":
+          return SEQUENTIAL;
+        case "one-shot":
+          return ONE_SHOT;
+        default:
+          throw new ValidationException("Invalid --mode " + text + ": use sequential or one-shot");
+      }
+    }
   }
 
   /** How a model-level sparsity becomes per-layer decisions. */
@@ -32,7 +44,17 @@ public final class PruneOptions implements Serializable {
     /** One threshold over all linears' LAMP scores. */
     LAMP,
     /** Outlier-weighted layerwise sparsity: per-block targets from a dense pass. */
-    OWL
+    OWL;
+
+    /** uniform, global, lamp or owl, any case. */
+    public static Allocation parse(String text) {
+      for (Allocation allocation : values()) {
+        if (allocation.name().equalsIgnoreCase(text)) {
+          return allocation;
+        }
+      }
+      throw new ValidationException("Invalid --allocation " + text + ": use uniform, global, lamp or owl");
+    }
   }
 
   /** OWL's defaults: ratios spread over [0, 2 lambda]; outliers are scores above M x the block mean. */

@@ -87,5 +87,13 @@ class TestBatchJob extends SparkTestBase {
     org.assertj.core.api.Assertions.assertThatThrownBy(() -> run(duplicate, dir.resolve("out")))
         .isInstanceOf(dev.sparkprune.tensorio.ValidationException.class)
         .hasMessageContaining("two rows are named 'x'");
+
+    // A bad setting fails its row with the same message as the prune command, never a silent default.
+    Path settings = dir.resolve("settings.csv");
+    Files.writeString(settings, "model,name,method,mode,allocation\na,m,magnitude,oneshot,uniform\nb,a,magnitude,sequential,globl\n");
+    List<Row> rows = run(settings, dir.resolve("settings-out"));
+    assertThat(statuses(rows)).containsExactly("m=FAILED", "a=FAILED");
+    assertThat(rows.get(0).getString(3)).isEqualTo("Invalid --mode oneshot: use sequential or one-shot");
+    assertThat(rows.get(1).getString(3)).isEqualTo("Invalid --allocation globl: use uniform, global, lamp or owl");
   }
 }
