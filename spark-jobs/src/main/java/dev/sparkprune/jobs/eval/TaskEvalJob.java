@@ -38,6 +38,17 @@ public final class TaskEvalJob {
   /** Scores every task; results in the order of {@code tasks}. */
   public static List<TaskResult> run(
       SparkSession spark, Configuration conf, String model, Tokenizer tokenizer, List<TaskSet> tasks, int maxLength, int partitions) {
+    List<List<double[]>> scores = logLikelihoods(spark, conf, model, tokenizer, tasks, maxLength, partitions);
+    List<TaskResult> results = new ArrayList<>();
+    for (int t = 0; t < tasks.size(); t++) {
+      results.add(TaskResult.of(tasks.get(t), scores.get(t)));
+    }
+    return results;
+  }
+
+  /** The log-likelihood of every choice: per task, per document (in file order), per choice. */
+  static List<List<double[]>> logLikelihoods(
+      SparkSession spark, Configuration conf, String model, Tokenizer tokenizer, List<TaskSet> tasks, int maxLength, int partitions) {
     List<EncodedDocument> encoded = encode(tokenizer, tasks, maxLength);
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
@@ -54,11 +65,7 @@ public final class TaskEvalJob {
     for (DocumentScores document : scores) {
       byTask.get(document.task).set(document.index, document.logLikelihoods);
     }
-    List<TaskResult> results = new ArrayList<>();
-    for (int t = 0; t < tasks.size(); t++) {
-      results.add(TaskResult.of(tasks.get(t), byTask.get(t)));
-    }
-    return results;
+    return byTask;
   }
 
   /** Every document's requests as lm-evaluation-harness encodes them; a request that cannot be scored names its file and line. */
