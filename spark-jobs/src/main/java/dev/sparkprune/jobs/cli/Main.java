@@ -38,7 +38,7 @@ public final class Main {
           "  eval --model URI --text URI [--seqlen 2048] [--max-windows K] [--batch 4]",
           "                                   Perplexity on a text (plain, JSONL or Parquet 'text').",
           "  eval --model URI --tasks a.jsonl[,b.jsonl] [--task-format F] [--max-length N] [--partitions N]",
-          "       [--master URL] [--report URI] [--json]",
+          "       [--pass-size 64] [--master URL] [--report URI] [--json]",
           "                                   Zero-shot multiple-choice accuracy as lm-evaluation-harness scores it",
           "                                   (HellaSwag, PIQA, ARC, WinoGrande, BoolQ or generic JSONL).",
           "  demo [--out DIR] [--shared DIR]  Prune with Wanda and SparseGPT and compare perplexity: stories260K",

@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.eval.TaskEvalJob;
+import dev.sparkprune.jobs.eval.TaskEvalOptions;
 import dev.sparkprune.jobs.eval.TaskReport;
 import dev.sparkprune.jobs.eval.TaskResult;
 import dev.sparkprune.jobs.eval.TaskSet;
@@ -31,7 +32,7 @@ import org.apache.spark.sql.SparkSession;
  * table, or the JSON report with {@code --json}; {@code --report URI} also writes the JSON.
  */
 final class TaskEvalCommand {
-  static final Set<String> OPTIONS = Set.of("model", "tasks", "task-format", "max-length", "partitions", "master", "report");
+  static final Set<String> OPTIONS = Set.of("model", "tasks", "task-format", "max-length", "partitions", "pass-size", "master", "report");
   static final Set<String> FLAGS = Set.of("json");
 
   private TaskEvalCommand() {}
@@ -74,10 +75,14 @@ final class TaskEvalCommand {
 
     long start = System.nanoTime();
     SparkSession spark = SparkSessions.getOrCreate(line.value("master").orElse(null));
-    int partitions = line.positiveInt("partitions", spark.sparkContext().defaultParallelism());
-    List<TaskResult> results = TaskEvalJob.run(spark, io.conf(), model, tokenizer, tasks, maxLength, partitions);
+    TaskEvalOptions options = new TaskEvalOptions(
+        model,
+        maxLength,
+        line.positiveInt("partitions", spark.sparkContext().defaultParallelism()),
+        line.positiveInt("pass-size", TaskEvalOptions.REQUESTS_PER_PASS_DEFAULT));
+    List<TaskResult> results = TaskEvalJob.run(spark, io.conf(), tokenizer, tasks, options);
     double seconds = (System.nanoTime() - start) / 1e9;
-    String json = TaskReport.json(archive.location(), maxLength, partitions, seconds, results);
+    String json = TaskReport.json(options, seconds, results);
     if (report.isPresent()) {
       TaskReport.write(io, report.get(), json);
     }
@@ -96,7 +101,7 @@ final class TaskEvalCommand {
           result.normalizedAccuracy().map(TaskEvalCommand::format).orElse("-"));
     }
     table.print(out);
-    out.printf(Locale.ROOT, "time    %.1f s, %d partitions%s%n", seconds, partitions, report.map(r -> "; report " + r).orElse(""));
+    out.printf(Locale.ROOT, "time    %.1f s, %d partitions%s%n", seconds, options.partitions(), report.map(r -> "; report " + r).orElse(""));
     return Main.EXIT_OK;
   }
 

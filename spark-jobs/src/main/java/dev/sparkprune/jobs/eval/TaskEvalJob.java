@@ -25,20 +25,17 @@ import org.apache.spark.sql.SparkSession;
  * Zero-shot multiple-choice evaluation on Spark. The driver reads the task files and encodes
  * every request with the archive's tokenizer (so a bad row fails before any work, naming its
  * file and line); documents go to the executors in contiguous ranges; each partition opens the
- * model once and reads every block's weights once per pass of up to {@link #REQUESTS_PER_PASS}
- * requests; only the log-likelihoods come back. Every request runs alone through the model, so
+ * model once and reads every block's weights once per pass of up to
+ * {@link TaskEvalOptions#requestsPerPass()} requests; only the log-likelihoods come back. Every request runs alone through the model, so
  * the metrics are bit-identical for any number of partitions.
  */
 public final class TaskEvalJob {
-  /** Requests per pass over the weights: bounds an executor's activations (requests x tokens x hidden). */
-  static final int REQUESTS_PER_PASS = 64;
-
   private TaskEvalJob() {}
 
   /** Scores every task; results in the order of {@code tasks}. */
   public static List<TaskResult> run(
-      SparkSession spark, Configuration conf, String model, Tokenizer tokenizer, List<TaskSet> tasks, int maxLength, int partitions) {
-    List<List<double[]>> scores = logLikelihoods(spark, conf, model, tokenizer, tasks, maxLength, partitions);
+      SparkSession spark, Configuration conf, Tokenizer tokenizer, List<TaskSet> tasks, TaskEvalOptions options) {
+    List<List<double[]>> scores = logLikelihoods(spark, conf, tokenizer, tasks, options);
     List<TaskResult> results = new ArrayList<>();
     for (int t = 0; t < tasks.size(); t++) {
       results.add(TaskResult.of(tasks.get(t), scores.get(t)));
@@ -48,13 +45,13 @@ public final class TaskEvalJob {
 
   /** The log-likelihood of every choice: per task, per document (in file order), per choice. */
   static List<List<double[]>> logLikelihoods(
-      SparkSession spark, Configuration conf, String model, Tokenizer tokenizer, List<TaskSet> tasks, int maxLength, int partitions) {
-    List<EncodedDocument> encoded = encode(tokenizer, tasks, maxLength);
+      SparkSession spark, Configuration conf, Tokenizer tokenizer, List<TaskSet> tasks, TaskEvalOptions options) {
+    List<EncodedDocument> encoded = encode(tokenizer, tasks, options.maxLength());
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
-    int slices = Math.max(1, Math.min(partitions, encoded.size()));
+    int slices = Math.max(1, Math.min(options.partitions(), encoded.size()));
     List<DocumentScores> scores = jsc.parallelize(encoded, slices)
-        .mapPartitions(new ScoreDocuments(model, confBroadcast, maxLength))
+        .mapPartitions(new ScoreDocuments(options, confBroadcast))
         .collect();
     List<List<double[]>> byTask = new ArrayList<>();
     for (TaskSet task : tasks) {
@@ -103,14 +100,12 @@ public final class TaskEvalJob {
   static final class ScoreDocuments implements FlatMapFunction<Iterator<EncodedDocument>, DocumentScores>, Serializable {
     private static final long serialVersionUID = 1L;
 
-    private final String model;
+    private final TaskEvalOptions options;
     private final Broadcast<SerializableConfiguration> conf;
-    private final int maxLength;
 
-    ScoreDocuments(String model, Broadcast<SerializableConfiguration> conf, int maxLength) {
-      this.model = model;
+    ScoreDocuments(TaskEvalOptions options, Broadcast<SerializableConfiguration> conf) {
+      this.options = options;
       this.conf = conf;
-      this.maxLength = maxLength;
     }
 
     @Override
@@ -119,7 +114,7 @@ public final class TaskEvalJob {
       if (!documents.hasNext()) {
         return results.iterator();
       }
-      ModelArchive archive = ModelArchive.open(new HadoopFileIO(conf.value().get()), model);
+      ModelArchive archive = ModelArchive.open(new HadoopFileIO(conf.value().get()), options.model());
       try (DecoderModel decoder = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
         List<EncodedDocument> pass = new ArrayList<>();
         int requests = 0;
@@ -127,7 +122,7 @@ public final class TaskEvalJob {
           EncodedDocument document = documents.next();
           pass.add(document);
           requests += document.contexts.length;
-          if (requests >= REQUESTS_PER_PASS || !documents.hasNext()) {
+          if (requests >= options.requestsPerPass() || !documents.hasNext()) {
             score(decoder, pass, results);
             pass.clear();
             requests = 0;
@@ -144,7 +139,7 @@ public final class TaskEvalJob {
           requests.add(new ContinuationRequest(document.contexts[c], document.continuations[c]));
         }
       }
-      double[] logLikelihoods = ContinuationLogLikelihood.score(decoder, requests, maxLength);
+      double[] logLikelihoods = ContinuationLogLikelihood.score(decoder, requests, options.maxLength());
       int next = 0;
       for (EncodedDocument document : pass) {
         double[] scores = new double[document.contexts.length];

@@ -25,11 +25,12 @@ public final class TaskReport {
 
   private TaskReport() {}
 
-  public static String json(String model, int maxLength, int partitions, double seconds, List<TaskResult> results) {
+  public static String json(TaskEvalOptions options, double seconds, List<TaskResult> results) {
     ObjectNode root = JSON.createObjectNode();
-    root.put("model", model);
-    root.put("max_length", maxLength);
-    root.put("partitions", partitions);
+    root.put("model", options.model());
+    root.put("max_length", options.maxLength());
+    root.put("partitions", options.partitions());
+    root.put("pass_size", options.requestsPerPass());
     root.put("seconds", Math.round(seconds * 1000) / 1000.0);
     ObjectNode tasks = root.putObject("tasks");
     for (TaskResult result : results) {

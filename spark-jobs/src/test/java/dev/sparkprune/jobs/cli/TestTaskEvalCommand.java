@@ -47,12 +47,13 @@ class TestTaskEvalCommand {
   void printsAndWritesTheJsonReportPerTask() throws Exception {
     Path report = dir.resolve("report.json");
     Result result = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", sample("generic") + "," + sample("boolq"),
-        "--partitions", "2", "--master", "local[2]", "--json", "--report", report.toString());
+        "--partitions", "2", "--pass-size", "3", "--master", "local[2]", "--json", "--report", report.toString());
     assertThat(result.code()).as(result.err()).isZero();
     JsonNode json = new ObjectMapper().readTree(result.out());
     assertThat(new ObjectMapper().readTree(report.toFile())).isEqualTo(json);
     assertThat(json.get("max_length").asInt()).isEqualTo(512);
     assertThat(json.get("partitions").asInt()).isEqualTo(2);
+    assertThat(json.get("pass_size").asInt()).isEqualTo(3);
     JsonNode generic = json.get("tasks").get("generic");
     assertThat(generic.get("format").asText()).isEqualTo("generic");
     assertThat(generic.get("documents").asInt()).isEqualTo(2);

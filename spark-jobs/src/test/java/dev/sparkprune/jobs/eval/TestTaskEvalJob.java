@@ -33,7 +33,7 @@ class TestTaskEvalJob extends SparkTestBase {
   @TempDir static Path dir;
 
   @Test
-  void scoresMatchAnIndependentComputationOnAnyPartitioning() throws IOException {
+  void scoresMatchAnIndependentComputationOnAnyPartitioningAndPassSize() throws IOException {
     Path file = NextSentenceSet.write(SharedData.path("data/tinystories/tinystories_val_sample.txt"), dir.resolve("next_sentence.jsonl"), DOCUMENTS);
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     String model = SharedData.stories260K().toString();
@@ -43,8 +43,8 @@ class TestTaskEvalJob extends SparkTestBase {
     assertThat(task.format()).isEqualTo(TaskFormat.GENERIC);
     assertThat(task.documents()).hasSize(DOCUMENTS);
 
-    List<double[]> onOne = TaskEvalJob.logLikelihoods(spark, io.conf(), model, tokenizer, List.of(task), 512, 1).get(0);
-    List<double[]> onThree = TaskEvalJob.logLikelihoods(spark, io.conf(), model, tokenizer, List.of(task), 512, 3).get(0);
+    List<double[]> onOne = TaskEvalJob.logLikelihoods(spark, io.conf(), tokenizer, List.of(task), new TaskEvalOptions(model, 512, 1, 64)).get(0);
+    List<double[]> onThree = TaskEvalJob.logLikelihoods(spark, io.conf(), tokenizer, List.of(task), new TaskEvalOptions(model, 512, 3, 5)).get(0);
     double correct = 0;
     double correctNormalized = 0;
     try (DecoderModel decoder = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
@@ -62,7 +62,7 @@ class TestTaskEvalJob extends SparkTestBase {
         correctNormalized += argmax(normalized) == document.gold() ? 1 : 0;
       }
     }
-    TaskResult result = TaskEvalJob.run(spark, io.conf(), model, tokenizer, List.of(task), 512, 2).get(0);
+    TaskResult result = TaskEvalJob.run(spark, io.conf(), tokenizer, List.of(task), new TaskEvalOptions(model, 512, 2, 64)).get(0);
     double acc = correct / DOCUMENTS;
     double accNorm = correctNormalized / DOCUMENTS;
     assertThat(result.accuracy().mean()).isEqualTo(acc);

@@ -40,6 +40,6 @@ class TestTaskSerialization {
     }
     // The partition function travels in the task closure, always with Java serialization.
     SerializerInstance java = new JavaSerializer(conf).newInstance();
-    assertThat(roundTrip(java, new TaskEvalJob.ScoreDocuments("m", null, 8))).isNotNull();
+    assertThat(roundTrip(java, new TaskEvalJob.ScoreDocuments(new TaskEvalOptions("m", 8, 2, 16), null))).isNotNull();
   }
 }
