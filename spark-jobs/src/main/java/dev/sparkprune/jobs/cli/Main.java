@@ -40,7 +40,7 @@ public final class Main {
           "  eval --model URI --tasks a.jsonl[,b.jsonl] [--task-format F] [--max-length N] [--partitions N]",
           "       [--pass-size 64] [--master URL] [--report URI] [--json]",
           "                                   Zero-shot multiple-choice accuracy as lm-evaluation-harness scores it",
-          "                                   (HellaSwag, PIQA, ARC, WinoGrande, BoolQ or generic JSONL).",
+          "                                   (HellaSwag, PIQA, ARC, WinoGrande, BoolQ, OpenBookQA, RTE, generic JSONL).",
           "  demo [--out DIR] [--shared DIR]  Prune with Wanda and SparseGPT and compare perplexity: stories260K",
           "                                   from ../shared when present, else a generated model and text.",
           "  bench read [--size-mb N] [--passes N] [--dir DIR]",

@@ -26,6 +26,10 @@ public enum TaskFormat {
   WINOGRANDE("winogrande", false),
   /** {@code passage}, {@code question}, {@code answer} (boolean) or {@code label} (0/1). */
   BOOLQ("boolq", false),
+  /** {@code question_stem}, {@code choices.text}, {@code choices.label}, {@code answerKey}: the stem alone as context. */
+  OPENBOOKQA("openbookqa", true),
+  /** {@code premise}/{@code hypothesis} (SuperGLUE) or {@code sentence1}/{@code sentence2} (GLUE), {@code label} 0 = entailment. */
+  RTE("rte", false),
   /** {@code context}, {@code choices} (strings), {@code label}. */
   GENERIC("generic", true);
 
@@ -68,6 +72,10 @@ public enum TaskFormat {
       return WINOGRANDE;
     } else if (document.has("passage") && document.has("question")) {
       return BOOLQ;
+    } else if (document.has("question_stem")) {
+      return OPENBOOKQA;
+    } else if ((document.has("premise") && document.has("hypothesis")) || (document.has("sentence1") && document.has("sentence2"))) {
+      return RTE;
     } else if (document.has("question") && document.has("answerKey")) {
       return ARC;
     } else if (document.has("context") && document.has("choices")) {
@@ -77,7 +85,8 @@ public enum TaskFormat {
     document.fieldNames().forEachRemaining(fields::add);
     throw new ValidationException(
         "Cannot detect the task format from fields " + fields + ": expected HellaSwag (endings), PIQA (goal, sol1), "
-            + "WinoGrande (sentence, option1), BoolQ (passage, question), ARC (question, answerKey) or generic "
+            + "WinoGrande (sentence, option1), BoolQ (passage, question), ARC (question, answerKey), OpenBookQA "
+            + "(question_stem), RTE (premise, hypothesis) or generic "
             + "(context, choices, label); or pass --task-format " + ids());
   }
 
@@ -102,6 +111,10 @@ public enum TaskFormat {
         return winogrande(line, doc);
       case BOOLQ:
         return boolq(line, doc);
+      case OPENBOOKQA:
+        return openbookqa(line, doc);
+      case RTE:
+        return rte(line, doc);
       default:
         return shared(line, text(doc, "context"), texts(doc, "choices"), index(doc, "label"));
     }
@@ -163,17 +176,46 @@ public enum TaskFormat {
         labels[i] = text(choices.get(i), "label");
       }
     } else {
-      JsonNode choices = doc.get("choices");
-      ValidationException.check(choices != null && choices.isObject(), "Invalid field 'choices': expected an object with 'text' and 'label' lists");
+      JsonNode choices = labelledChoices(doc);
       texts = texts(choices, "text");
       labels = texts(choices, "label");
-      ValidationException.check(
-          texts.length == labels.length, "Invalid field 'choices': %d texts but %d labels", texts.length, labels.length);
     }
+    return shared(line, "Question: " + stem + "\nAnswer:", texts, answerIndex(labels, text(doc, "answerKey")));
+  }
+
+  /** lm-eval's openbookqa: the question stem alone, gold = choices.label.index(answerKey.lstrip()). */
+  private static TaskDocument openbookqa(int line, JsonNode doc) {
+    JsonNode choices = labelledChoices(doc);
     String answerKey = text(doc, "answerKey");
+    int start = 0;
+    while (start < answerKey.length() && ContinuationRequest.isPythonWhitespace(answerKey.codePointAt(start))) {
+      start += Character.charCount(answerKey.codePointAt(start));
+    }
+    return shared(line, text(doc, "question_stem"), texts(choices, "text"), answerIndex(texts(choices, "label"), answerKey.substring(start)));
+  }
+
+  /** lm-eval's rte (GLUE) and sglue_rte (SuperGLUE): "s1\nQuestion: s2 True or False?\nAnswer:". */
+  private static TaskDocument rte(int line, JsonNode doc) {
+    boolean superGlue = doc.has("premise");
+    String first = text(doc, superGlue ? "premise" : "sentence1");
+    String second = text(doc, superGlue ? "hypothesis" : "sentence2");
+    return shared(line, first + "\nQuestion: " + second + " True or False?\nAnswer:", new String[] {"True", "False"}, index(doc, "label"));
+  }
+
+  /** The Hugging Face layout of lettered choices: {@code choices: {text: [...], label: [...]}}. */
+  private static JsonNode labelledChoices(JsonNode doc) {
+    JsonNode choices = doc.get("choices");
+    ValidationException.check(choices != null && choices.isObject(), "Invalid field 'choices': expected an object with 'text' and 'label' lists");
+    int texts = array(choices, "text").size();
+    int labels = array(choices, "label").size();
+    ValidationException.check(texts == labels, "Invalid field 'choices': %d texts but %d labels", texts, labels);
+    return choices;
+  }
+
+  private static int answerIndex(String[] labels, String answerKey) {
     int gold = List.of(labels).indexOf(answerKey);
     ValidationException.check(gold >= 0, "Invalid answerKey '%s': not among choices.label %s", answerKey, List.of(labels));
-    return shared(line, "Question: " + stem + "\nAnswer:", texts, gold);
+    return gold;
   }
 
   /**

@@ -80,6 +80,24 @@ class TestTaskFormat {
   }
 
   @Test
+  void openbookqaAndRteUseTheirTemplates() throws Exception {
+    TaskSet obqa = sample("openbookqa");
+    assertThat(obqa.format()).isEqualTo(TaskFormat.OPENBOOKQA);
+    assertShared(obqa.documents().get(0), "The sun is responsible for", 1,
+        "puppies learning new tricks", "plants sprouting, blooming and wilting", "children growing up", "the moon spinning");
+    // answerKey.lstrip(): " A" is label A.
+    assertShared(obqa.documents().get(1), "Water turns to ice when it is", 0, "cold", "hot");
+
+    TaskSet rte = sample("rte");
+    assertThat(rte.format()).isEqualTo(TaskFormat.RTE);
+    assertThat(rte.format().normalized()).isFalse();
+    assertShared(rte.documents().get(0),
+        "The dog ran across the yard to catch the ball.\nQuestion: A dog is chasing a ball. True or False?\nAnswer:", 0, "True", "False");
+    // GLUE's field names in the same format.
+    assertShared(rte.documents().get(1), "Lily ate all of her soup.\nQuestion: Lily did not eat. True or False?\nAnswer:", 1, "True", "False");
+  }
+
+  @Test
   void winograndePutsTheOptionsInTheContextAndScoresTheRest() throws Exception {
     TaskSet task = sample("winogrande");
     assertThat(task.format()).isEqualTo(TaskFormat.WINOGRANDE);
@@ -122,7 +140,7 @@ class TestTaskFormat {
     assertThatThrownBy(() -> TaskSet.read(IO, unknown.toString(), Optional.empty()))
         .isInstanceOf(ValidationException.class)
         .hasMessageStartingWith("Invalid task file " + unknown + " line 1: Cannot detect the task format from fields [prompt]")
-        .hasMessageEndingWith("or pass --task-format hellaswag|piqa|arc|winogrande|boolq|generic");
+        .hasMessageEndingWith("or pass --task-format hellaswag|piqa|arc|winogrande|boolq|openbookqa|rte|generic");
     Path malformed = write("malformed.jsonl", "{\"context\": ");
     assertThatThrownBy(() -> TaskSet.read(IO, malformed.toString(), Optional.empty()))
         .isInstanceOf(ValidationException.class)
@@ -137,7 +155,7 @@ class TestTaskFormat {
         .hasMessage("Invalid task file " + path + " line 1: Missing field 'goal'");
     assertThatThrownBy(() -> TaskSet.read(IO, path.toString(), Optional.of("mmlu")))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Invalid --task-format: mmlu (expected one of hellaswag|piqa|arc|winogrande|boolq|generic)");
+        .hasMessage("Invalid --task-format: mmlu (expected one of hellaswag|piqa|arc|winogrande|boolq|openbookqa|rte|generic)");
   }
 
   private Path write(String name, String content) throws IOException {
