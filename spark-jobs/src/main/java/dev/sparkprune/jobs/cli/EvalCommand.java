@@ -24,6 +24,9 @@ final class EvalCommand {
   private EvalCommand() {}
 
   static int run(List<String> args, PrintStream out) throws IOException {
+    if (TaskEvalCommand.requested(args)) {
+      return TaskEvalCommand.run(args, out);
+    }
     CommandLine line = CommandLine.parse("eval", args, Set.of("model", "text", "seqlen", "max-windows", "batch"), Set.of());
     line.requireNoPositionals();
     String modelLocation = line.require("model");

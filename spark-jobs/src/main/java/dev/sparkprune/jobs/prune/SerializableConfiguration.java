@@ -18,16 +18,16 @@ import org.apache.hadoop.conf.Configuration;
  * configured serializer, so both Java serialization and Kryo (whose field serializer would skip
  * the transient field) write the configuration's own Writable form.
  */
-final class SerializableConfiguration implements Serializable, KryoSerializable {
+public final class SerializableConfiguration implements Serializable, KryoSerializable {
   private static final long serialVersionUID = 1L;
 
   private transient Configuration conf;
 
-  SerializableConfiguration(Configuration conf) {
+  public SerializableConfiguration(Configuration conf) {
     this.conf = conf;
   }
 
-  Configuration get() {
+  public Configuration get() {
     return conf;
   }
 

@@ -69,12 +69,12 @@ public final class TextSource {
 
   /** Receives each non-blank JSONL line, parsed; returns false to stop reading. */
   @FunctionalInterface
-  private interface JsonLineVisitor {
+  public interface JsonLineVisitor {
     boolean visit(int lineNumber, JsonNode node);
   }
 
   /** Parses each non-blank line; a malformed one fails naming file and line. Returns false if stopped. */
-  private static boolean forEachJsonLine(FileSystem fs, Path path, JsonLineVisitor visitor) throws IOException {
+  public static boolean forEachJsonLine(FileSystem fs, Path path, JsonLineVisitor visitor) throws IOException {
     try (BufferedReader reader = new BufferedReader(new InputStreamReader(fs.open(path), StandardCharsets.UTF_8))) {
       int lineNumber = 0;
       for (String line; (line = reader.readLine()) != null; ) {

@@ -1,0 +1,90 @@
+package dev.sparkprune.jobs.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.tensorio.SharedData;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.apache.spark.sql.SparkSession;
+import org.assertj.core.data.Offset;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code sparkprune eval --tasks} through the CLI: the JSON report, and bad input refused before any work. */
+class TestTaskEvalCommand {
+  @TempDir Path dir;
+
+  private record Result(int code, String out, String err) {}
+
+  private static Result run(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+    return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+  }
+
+  private static String sample(String name) throws URISyntaxException {
+    return Path.of(TestTaskEvalCommand.class.getResource("/tasks/" + name + ".jsonl").toURI()).toString();
+  }
+
+  @AfterAll
+  static void stopSpark() {
+    SparkSession.getActiveSession().foreach(session -> {
+      session.stop();
+      return null;
+    });
+  }
+
+  @Test
+  void printsAndWritesTheJsonReportPerTask() throws Exception {
+    Path report = dir.resolve("report.json");
+    Result result = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", sample("generic") + "," + sample("boolq"),
+        "--partitions", "2", "--pass-size", "3", "--master", "local[2]", "--json", "--report", report.toString());
+    assertThat(result.code()).as(result.err()).isZero();
+    JsonNode json = new ObjectMapper().readTree(result.out());
+    assertThat(new ObjectMapper().readTree(report.toFile())).isEqualTo(json);
+    assertThat(json.get("max_length").asInt()).isEqualTo(512);
+    assertThat(json.get("partitions").asInt()).isEqualTo(2);
+    assertThat(json.get("pass_size").asInt()).isEqualTo(3);
+    JsonNode generic = json.get("tasks").get("generic");
+    assertThat(generic.get("format").asText()).isEqualTo("generic");
+    assertThat(generic.get("documents").asInt()).isEqualTo(2);
+    assertThat(generic.get("requests").asInt()).isEqualTo(5);
+    assertThat(generic.get("acc").asDouble()).isIn(0.0, 0.5, 1.0);
+    assertThat(generic.has("acc_norm")).isTrue();
+    // Two documents: sqrt(p (1 - p) / (n - 1)).
+    double acc = generic.get("acc").asDouble();
+    assertThat(generic.get("acc_stderr").asDouble()).isCloseTo(Math.sqrt(acc * (1 - acc)), Offset.offset(1e-12));
+    JsonNode boolq = json.get("tasks").get("boolq");
+    assertThat(boolq.get("format").asText()).isEqualTo("boolq");
+    assertThat(boolq.has("acc")).isTrue();
+    assertThat(boolq.has("acc_norm")).as("lm-eval reports acc only for boolq").isFalse();
+  }
+
+  @Test
+  void badRowsAndReportPathsAreOneLineErrorsWithNothingWritten() throws IOException {
+    Path bad = Files.writeString(dir.resolve("bad.jsonl"), "{\"context\": \"c\", \"choices\": [\"a\", \"b\"], \"label\": 2}\n");
+    Path report = dir.resolve("report.json");
+    Result result = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--report", report.toString());
+    assertThat(result.code()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(result.err().strip())
+        .isEqualTo("sparkprune: error: Invalid task file " + bad + " line 1: Invalid label 2: the document has 2 choices (labels 0 to 1)");
+    assertThat(report).doesNotExist();
+
+    Result folder = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--report", dir.toString());
+    assertThat(folder.code()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(folder.err().strip()).isEqualTo("sparkprune: error: Invalid --report " + dir + ": it is a folder (give a file path)");
+
+    Result format = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--max-length", "600");
+    assertThat(format.code()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(format.err().strip()).isEqualTo("sparkprune: error: Invalid --max-length 600: the model supports at most 512 positions");
+  }
+}

@@ -1,0 +1,98 @@
+package dev.sparkprune.jobs.eval;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.sparkprune.jobs.SparkTestBase;
+import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.model.DecoderModel;
+import dev.sparkprune.scoring.model.Models;
+import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.tokenizer.Tokenizer;
+import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import org.apache.hadoop.conf.Configuration;
+import org.assertj.core.data.Offset;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The task job on stories260K and a TinyStories next-sentence set, against log-likelihoods
+ * computed here another way: the summed NLL of context ++ continuation minus that of the context
+ * alone, both from the model's own mean-NLL of a full forward pass, then acc, acc_norm and the
+ * binomial form of the standard error, sqrt(p (1 - p) / (n - 1)), worked out here.
+ */
+class TestTaskEvalJob extends SparkTestBase {
+  private static final int DOCUMENTS = 24;
+
+  @TempDir static Path dir;
+
+  @Test
+  void scoresMatchAnIndependentComputationOnAnyPartitioningAndPassSize() throws IOException {
+    Path file = NextSentenceSet.write(SharedData.path("data/tinystories/tinystories_val_sample.txt"), dir.resolve("next_sentence.jsonl"), DOCUMENTS);
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    String model = SharedData.stories260K().toString();
+    ModelArchive archive = ModelArchive.open(io, model);
+    Tokenizer tokenizer = TokenizerLoader.load(archive);
+    TaskSet task = TaskSet.read(io, file.toString(), Optional.empty());
+    assertThat(task.format()).isEqualTo(TaskFormat.GENERIC);
+    assertThat(task.documents()).hasSize(DOCUMENTS);
+
+    List<double[]> onOne = TaskEvalJob.logLikelihoods(spark, io.conf(), tokenizer, List.of(task), new TaskEvalOptions(model, 512, 1, 64)).get(0);
+    List<double[]> onThree = TaskEvalJob.logLikelihoods(spark, io.conf(), tokenizer, List.of(task), new TaskEvalOptions(model, 512, 3, 5)).get(0);
+    double correct = 0;
+    double correctNormalized = 0;
+    try (DecoderModel decoder = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
+      for (int d = 0; d < DOCUMENTS; d++) {
+        TaskDocument document = task.documents().get(d);
+        assertThat(onThree.get(d)).as("document %d on 3 partitions", d).isEqualTo(onOne.get(d));
+        double[] reference = new double[NextSentenceSet.CHOICES];
+        double[] normalized = new double[NextSentenceSet.CHOICES];
+        for (int c = 0; c < reference.length; c++) {
+          reference[c] = differenceOfSums(decoder, tokenizer, document.contexts()[c], document.continuations()[c]);
+          normalized[c] = reference[c] / document.choices()[c].codePointCount(0, document.choices()[c].length());
+          assertThat(onOne.get(d)[c]).as("document %d choice %d", d, c).isCloseTo(reference[c], Offset.offset(2e-3));
+        }
+        correct += argmax(reference) == document.gold() ? 1 : 0;
+        correctNormalized += argmax(normalized) == document.gold() ? 1 : 0;
+      }
+    }
+    TaskResult result = TaskEvalJob.run(spark, io.conf(), tokenizer, List.of(task), new TaskEvalOptions(model, 512, 2, 64)).get(0);
+    double acc = correct / DOCUMENTS;
+    double accNorm = correctNormalized / DOCUMENTS;
+    assertThat(result.accuracy().mean()).isEqualTo(acc);
+    assertThat(result.accuracy().stderr()).isCloseTo(Math.sqrt(acc * (1 - acc) / (DOCUMENTS - 1)), Offset.offset(1e-12));
+    assertThat(result.normalizedAccuracy()).isPresent();
+    assertThat(result.normalizedAccuracy().get().mean()).isEqualTo(accNorm);
+    assertThat(result.normalizedAccuracy().get().stderr()).isCloseTo(Math.sqrt(accNorm * (1 - accNorm) / (DOCUMENTS - 1)), Offset.offset(1e-12));
+    // A model trained on TinyStories picks the true next sentence more often than chance (1 in 4).
+    assertThat(acc).isGreaterThan(0.25);
+  }
+
+  /** log P(continuation | context) = NLL sum of the context alone - NLL sum of the whole. */
+  private static double differenceOfSums(DecoderModel decoder, Tokenizer tokenizer, String context, String continuation) throws IOException {
+    assertThat(context).isEqualTo(context.strip());
+    int[] whole = tokenizer.encode(context + continuation, false);
+    int[] contextTokens = Arrays.copyOf(whole, tokenizer.encode(context, false).length);
+    assertThat(whole.length).isLessThanOrEqualTo(512);
+    return nllSum(decoder, contextTokens) - nllSum(decoder, whole);
+  }
+
+  private static double nllSum(DecoderModel decoder, int[] tokens) throws IOException {
+    int[][] batch = {tokens};
+    return decoder.meanNll(decoder.forward(batch), batch)[0] * (tokens.length - 1);
+  }
+
+  private static int argmax(double[] values) {
+    int best = 0;
+    for (int i = 1; i < values.length; i++) {
+      best = values[i] > values[best] ? i : best;
+    }
+    return best;
+  }
+}
