@@ -5,15 +5,26 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.DType;
+import dev.sparkprune.tensorio.SafetensorsWriter;
 import dev.sparkprune.tensorio.TensorInfo;
+import dev.sparkprune.tensorio.TensorSpec;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.TensorRole;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.LocalFileIO;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import org.assertj.core.data.Offset;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -25,6 +36,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class TestGemmaPhi3Fixtures {
   private static final LocalFileIO IO = new LocalFileIO();
+
+  @TempDir Path dir;
 
   static Path fixture(String name) {
     return SharedData.path("fixtures/models/" + name);
@@ -95,6 +108,48 @@ class TestGemmaPhi3Fixtures {
       float[] prefix = model.logits(model.forward(new int[][] {Arrays.copyOf(tokens, 20)}), 0);
       for (int i = 0; i < prefix.length; i++) {
         assertThat(prefix[i]).as("%s 20-token prefix %d", name, i).isCloseTo(a[i], Offset.offset(1e-4f));
+      }
+    }
+  }
+
+  /**
+   * The gemma3 fixture rewritten as a multimodal checkpoint: settings under text_config, the
+   * decoder under language_model.model., plus a vision tensor. Same golden logits.
+   */
+  @Test
+  void aMultimodalGemma3CheckpointRunsItsTextDecoder() throws IOException {
+    Path source = fixture("gemma3");
+    Path archive = Files.createDirectories(dir.resolve("gemma3-multimodal"));
+    String text = Files.readString(source.resolve("config.json"));
+    Files.writeString(archive.resolve("config.json"), "{\"model_type\": \"gemma3\", \"architectures\": [\"Gemma3ForConditionalGeneration\"], \"text_config\": " + text + "}");
+    for (String file : new String[] {"tokenizer.json", "tokenizer_config.json"}) {
+      Files.copy(source.resolve(file), archive.resolve(file));
+    }
+    try (SafetensorsReader reader = SafetensorsReader.open(IO.newInputFile(source.resolve("model.safetensors").toString()));
+        var out = Files.newOutputStream(archive.resolve("model.safetensors"))) {
+      List<TensorSpec> specs = new ArrayList<>();
+      specs.add(new TensorSpec("vision_tower.patch_embedding.weight", DType.F32, 4));
+      for (TensorInfo tensor : reader.tensors()) {
+        specs.add(new TensorSpec("language_model." + tensor.name(), tensor.dtype(), tensor.shape()));
+      }
+      try (SafetensorsWriter writer = SafetensorsWriter.create(out, specs, Map.of())) {
+        writer.writeFloats(new float[] {1, 2, 3, 4}, 0, 4);
+        for (TensorInfo tensor : reader.tensors()) {
+          float[] values = reader.readFloats(tensor.name());
+          writer.writeFloats(values, 0, values.length);
+        }
+      }
+    }
+    ModelArchive opened = ModelArchive.open(IO, archive.toString());
+    assertThat(Architectures.layout(opened).roles()).containsEntry("vision_tower.patch_embedding.weight", TensorRole.OTHER)
+        .containsEntry("language_model.model.layers.0.self_attn.q_norm.weight", TensorRole.NORM);
+    int[] tokens = goldenTokens("gemma3");
+    float[] expected = goldenLogits("gemma3");
+    try (DecoderModel model = Models.open(opened, NetlibLinearAlgebra.defaultInstance())) {
+      assertThat(model.layout().modelType()).isEqualTo("gemma3");
+      float[] logits = model.logits(model.forward(new int[][] {tokens}), 0);
+      for (int i = 0; i < logits.length; i++) {
+        assertThat(logits[i]).as("logit %d", i).isCloseTo(expected[i], Offset.offset(1e-4f));
       }
     }
   }

@@ -103,7 +103,7 @@ public final class GemmaConfig {
       String type = types.get(i).asText("");
       ValidationException.check(
           type.equals("sliding_attention") || type.equals("full_attention"),
-          "Invalid model config %s: layer_types[%d] is '%s'; expected sliding_attention or full_attention",
+          "Invalid model config %s: layer_types[%d] is %s; expected sliding_attention or full_attention",
           decoder.location(),
           i,
           types.get(i));
