@@ -82,6 +82,23 @@ class TestNewArchitecturesJob extends SparkTestBase {
     }
   }
 
+  @org.junit.jupiter.api.Test
+  void aConfigTheForwardPassCannotComputeIsOneLineExitTwo() throws IOException {
+    Path archive = java.nio.file.Files.createDirectories(dir.resolve("phi3-relu"));
+    for (String file : new String[] {"model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
+      java.nio.file.Files.copy(fixture("phi3").resolve(file), archive.resolve(file));
+    }
+    String config = java.nio.file.Files.readString(fixture("phi3").resolve("config.json")).replace("\"silu\"", "\"relu\"");
+    java.nio.file.Files.writeString(archive.resolve("config.json"), config);
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = Main.run(new String[] {"inspect", archive.toString()}, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8));
+    assertThat(code).isEqualTo(2);
+    assertThat(err.toString(StandardCharsets.UTF_8)).isEqualTo(
+        "sparkprune: error: Cannot run model_type phi3: hidden_act \"relu\" in " + archive.resolve("config.json")
+            + " is not implemented; its forward pass computes [silu, swish]" + System.lineSeparator());
+  }
+
   @ParameterizedTest(name = "{0} {1} {2}")
   @MethodSource("cases")
   void pruneMeetsTheTargetAndEvalRunsOnTheOutput(String name, PruningMethod method, String target) throws IOException {

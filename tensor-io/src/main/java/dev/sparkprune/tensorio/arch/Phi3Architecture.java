@@ -1,6 +1,5 @@
 package dev.sparkprune.tensorio.arch;
 
-import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.util.List;
 
@@ -22,20 +21,13 @@ final class Phi3Architecture implements Architecture {
 
   @Override
   public Blueprint blueprint(ModelConfig config, String prefix) {
-    int hidden = config.requireInt("hidden_size");
-    int layers = config.requireInt("num_hidden_layers");
-    int heads = config.requireInt("num_attention_heads");
-    int kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
-    ValidationException.check(
-        heads % kvHeads == 0,
-        "Invalid model config %s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
-        config.location(),
-        heads,
-        kvHeads);
-    int headDim = config.optionalInt("head_dim").orElse(hidden / heads);
-    int intermediate = config.requireInt("intermediate_size");
-    int vocab = config.requireInt("vocab_size");
-    long qkvRows = (long) (heads + 2 * kvHeads) * headDim;
+    DecoderShape shape = DecoderShape.of(config);
+    int hidden = shape.hidden();
+    int layers = shape.layers();
+    int intermediate = shape.intermediate();
+    int vocab = shape.vocab();
+    long qWidth = (long) shape.heads() * shape.headDim();
+    long qkvRows = qWidth + 2L * shape.kvHeads() * shape.headDim();
 
     Blueprint.Builder blueprint = Blueprint.builder("phi3", layers);
     blueprint.tensor(prefix + "embed_tokens.weight", TensorRole.EMBEDDING, vocab, hidden);
@@ -43,7 +35,7 @@ final class Phi3Architecture implements Architecture {
       String block = prefix + "layers." + b + ".";
       blueprint.norm(block + "input_layernorm", hidden, false);
       blueprint.linear(b, block, "self_attn.qkv_proj", qkvRows, hidden, false, "attention_input", false);
-      blueprint.linear(b, block, "self_attn.o_proj", hidden, (long) heads * headDim, false, "attention_output", false);
+      blueprint.linear(b, block, "self_attn.o_proj", hidden, qWidth, false, "attention_output", false);
       blueprint.norm(block + "post_attention_layernorm", hidden, false);
       blueprint.linear(b, block, "mlp.gate_up_proj", 2L * intermediate, hidden, false, "mlp_input", false);
       blueprint.linear(b, block, "mlp.down_proj", hidden, intermediate, false, "mlp_hidden", false);
