@@ -63,7 +63,7 @@ final class ForwardChecks {
     }
     ValidationException.check(
         scaling.isObject(), "Invalid model config %s: rope_scaling must be an object or null, found %s", decoder.location(), scaling);
-    String type = scaling.path("rope_type").asText(scaling.path("type").asText(""));
+    String type = ropeScalingType(decoder);
     ValidationException.check(
         ROPE_SCALING_TYPES.contains(type),
         "Cannot run model_type %s: rope_scaling type '%s' in %s is not implemented; sparkprune implements %s",
@@ -71,12 +71,46 @@ final class ForwardChecks {
         type,
         decoder.location(),
         new TreeSet<>(ROPE_SCALING_TYPES));
+    if (type.equals("longrope")) {
+      checkLongrope(decoder, scaling);
+    }
     JsonNode factor = scaling.get("factor");
     ValidationException.check(
         factor == null || factor.isNull() || (factor.isNumber() && factor.doubleValue() > 0),
         "Invalid model config %s: rope_scaling.factor must be a positive number, found %s",
         decoder.location(),
         factor);
+  }
+
+  /** rope_scaling's {@code rope_type} (or the older {@code type}); empty without rope_scaling. */
+  static String ropeScalingType(ModelConfig decoder) {
+    JsonNode scaling = decoder.json().path("rope_scaling");
+    return scaling.path("rope_type").asText(scaling.path("type").asText(""));
+  }
+
+  /** longrope's factor lists must hold one positive number per rotated pair: head_dim * partial_rotary_factor / 2. */
+  private static void checkLongrope(ModelConfig decoder, JsonNode scaling) {
+    int hidden = decoder.requireInt("hidden_size");
+    int headDim = decoder.optionalInt("head_dim").orElse(hidden / decoder.requireInt("num_attention_heads"));
+    int pairs = (int) (headDim * decoder.doubleValue("partial_rotary_factor", 1.0)) / 2;
+    for (String key : new String[] {"short_factor", "long_factor"}) {
+      JsonNode factors = scaling.get(key);
+      ValidationException.check(
+          factors != null && factors.isArray() && factors.size() == pairs,
+          "Invalid model config %s: rope_scaling.%s must be a list of %d numbers (rotary dimensions / 2), found %s",
+          decoder.location(),
+          key,
+          pairs,
+          factors);
+      for (JsonNode value : factors) {
+        ValidationException.check(
+            value.isNumber() && value.doubleValue() > 0,
+            "Invalid model config %s: rope_scaling.%s holds %s; every factor must be a positive number",
+            decoder.location(),
+            key,
+            value);
+      }
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.sparkprune.tensorio.arch;
 
+import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.util.List;
 
@@ -22,6 +23,12 @@ final class Phi3Architecture implements Architecture {
   @Override
   public Blueprint blueprint(ModelConfig config, String prefix) {
     DecoderShape shape = DecoderShape.of(config);
+    // Phi3Config defaults original_max_position_embeddings to 4096 where longrope reads it; a
+    // checkpoint without the key is refused rather than run on a guessed value.
+    ValidationException.check(
+        !ForwardChecks.ropeScalingType(config).equals("longrope") || config.optionalInt("original_max_position_embeddings").isPresent(),
+        "Cannot run model_type phi3: longrope rope_scaling in %s needs original_max_position_embeddings; add the pretrained context length",
+        config.location());
     int hidden = shape.hidden();
     int layers = shape.layers();
     int intermediate = shape.intermediate();

@@ -117,4 +117,23 @@ class TestGemmaPhi3Layouts {
         .isInstanceOf(ValidationException.class)
         .hasMessage("Cannot run model_type gemma2: hidden_activation \"gelu\" in config.json is not implemented; its forward pass computes [gelu_new, gelu_pytorch_tanh]");
   }
+
+  @Test
+  void phi3LongropeIsCheckedOnTheDriver() throws IOException {
+    ModelArchive archive = fixture("phi3");
+    ObjectNode config = (ObjectNode) archive.config().json().deepCopy();
+    ObjectNode scaling = config.putObject("rope_scaling").put("type", "longrope");
+    // head_dim 16, all of it rotated: 8 factors each.
+    scaling.putArray("short_factor").add(1.0).add(1.0).add(1.0).add(1.0).add(1.0).add(1.0).add(1.0).add(1.0);
+    scaling.putArray("long_factor").add(2.0).add(2.0).add(2.0);
+    assertThatThrownBy(() -> Architectures.layout(ModelConfig.parse("config.json", config.toString()), archive.tensorInfos(), "phi3"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Invalid model config config.json: rope_scaling.long_factor must be a list of 8 numbers (rotary dimensions / 2), found [2.0,2.0,2.0]");
+    scaling.putArray("long_factor").add(2.0).add(2.0).add(2.0).add(2.0).add(2.0).add(2.0).add(2.0).add(2.0);
+    assertThat(Architectures.layout(ModelConfig.parse("config.json", config.toString()), archive.tensorInfos(), "phi3").blocks()).hasSize(3);
+    config.remove("original_max_position_embeddings");
+    assertThatThrownBy(() -> Architectures.layout(ModelConfig.parse("config.json", config.toString()), archive.tensorInfos(), "phi3"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot run model_type phi3: longrope rope_scaling in config.json needs original_max_position_embeddings; add the pretrained context length");
+  }
 }
