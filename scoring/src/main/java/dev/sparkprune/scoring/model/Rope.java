@@ -17,12 +17,17 @@ final class Rope {
   private final int headDim;
   private final int rotaryDim;
   private final int maxPositions;
-  private final float[] cos;
-  private final float[] sin;
-  /** longrope's long-factor tables, used for sequences longer than {@link #longFrom}; else the same as cos/sin. */
-  private final float[] longCos;
-  private final float[] longSin;
+  private final double[] frequencies;
+  /** longrope's long-factor frequencies, used for sequences longer than {@link #longFrom}. */
+  private final double[] longFrequencies;
   private final int longFrom;
+  private final double magnitude;
+  /**
+   * cos and sin tables [positions x half], built as far as the longest sequence seen so far
+   * (never for all max_position_embeddings up front: 131k positions of a 256-wide head are 134 MB).
+   */
+  private float[][] tables = new float[4][0];
+  private int tabled;
 
   Rope(ModelConfig config, int headDim, int rotaryDim, int maxPositions) {
     this(config, config.doubleValue("rope_theta", config.doubleValue("rotary_emb_base", 10000.0)), true, headDim, rotaryDim, maxPositions);
@@ -40,12 +45,10 @@ final class Rope {
     double[] inverseFrequency = baseFrequencies(theta, rotaryDim);
     if (scaling == null || scaling.isNull() || !type(scaling).equals("longrope")) {
       scale(config, scaling, inverseFrequency);
-      float[][] table = table(inverseFrequency, 1.0, maxPositions);
-      this.cos = table[0];
-      this.sin = table[1];
-      this.longCos = cos;
-      this.longSin = sin;
+      this.frequencies = inverseFrequency;
+      this.longFrequencies = inverseFrequency;
       this.longFrom = Integer.MAX_VALUE;
+      this.magnitude = 1.0;
       return;
     }
     // Hugging Face's longrope: with original_max_position_embeddings in the config (Phi-3) the
@@ -56,16 +59,29 @@ final class Rope {
     double factor = config.optionalInt("original_max_position_embeddings").isPresent()
         ? (double) configuredMax / original
         : scaling.path("factor").asDouble(1.0);
-    double attentionFactor = scaling.hasNonNull("attention_factor")
+    this.magnitude = scaling.hasNonNull("attention_factor")
         ? scaling.get("attention_factor").asDouble()
         : factor <= 1.0 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(original));
-    float[][] shortTable = table(divide(inverseFrequency, factors(config, scaling, "short_factor", rotaryDim / 2)), attentionFactor, maxPositions);
-    float[][] longTable = table(divide(inverseFrequency, factors(config, scaling, "long_factor", rotaryDim / 2)), attentionFactor, maxPositions);
-    this.cos = shortTable[0];
-    this.sin = shortTable[1];
-    this.longCos = longTable[0];
-    this.longSin = longTable[1];
+    this.frequencies = divide(inverseFrequency, factors(config, scaling, "short_factor", rotaryDim / 2));
+    this.longFrequencies = divide(inverseFrequency, factors(config, scaling, "long_factor", rotaryDim / 2));
     this.longFrom = original;
+  }
+
+  /** {cos, sin, long cos, long sin} covering at least {@code length} positions. */
+  private synchronized float[][] tables(int length) {
+    if (length > tabled) {
+      int positions = (int) Math.min(maxPositions, Math.max(length, 2L * tabled));
+      float[][] grown = new float[4][];
+      float[][] base = table(frequencies, magnitude, positions);
+      float[][] extended = longFrequencies == frequencies ? base : table(longFrequencies, magnitude, positions);
+      grown[0] = base[0];
+      grown[1] = base[1];
+      grown[2] = extended[0];
+      grown[3] = extended[1];
+      tables = grown;
+      tabled = positions;
+    }
+    return tables;
   }
 
   /** rope_scaling's type: {@code rope_type}, or the older {@code type}. */
@@ -169,8 +185,9 @@ final class Rope {
     int half = rotaryDim / 2;
     int width = heads * headDim;
     // Hugging Face picks longrope's table by the batch's largest position + 1, the sequence length.
-    float[] cosines = length > longFrom ? longCos : cos;
-    float[] sines = length > longFrom ? longSin : sin;
+    float[][] table = tables(length);
+    float[] cosines = length > longFrom ? table[2] : table[0];
+    float[] sines = length > longFrom ? table[3] : table[1];
     for (int s = 0; s < sequences; s++) {
       for (int p = 0; p < length; p++) {
         int row = (s * length + p) * width;
