@@ -153,4 +153,13 @@ class TestGemmaPhi3Fixtures {
       }
     }
   }
+
+  /** Hugging Face multiplies by torch.tensor(sqrt(hidden), dtype=embedding dtype): 55.4256... for hidden 3072. */
+  @Test
+  void theEmbeddingScaleIsRoundedToTheEmbeddingsDtype() {
+    assertThat(GemmaModel.roundTo(DType.BF16, Math.sqrt(3072))).isEqualTo(55.5f);
+    assertThat(GemmaModel.roundTo(DType.F16, Math.sqrt(3072))).isEqualTo(55.4375f);
+    assertThat(GemmaModel.roundTo(DType.F32, Math.sqrt(3072))).isEqualTo((float) Math.sqrt(3072));
+    assertThat(GemmaModel.roundTo(DType.BF16, Math.sqrt(2304))).isEqualTo(48f);
+  }
 }
