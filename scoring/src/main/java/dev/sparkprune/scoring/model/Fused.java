@@ -24,6 +24,25 @@ final class Fused {
   }
 
   /**
+   * Splits [tokens x sum(widths)] into column blocks of the given widths, in order (Phi-3's
+   * qkv_proj rows [q; k; v] and gate_up_proj rows [gate; up] give such outputs).
+   */
+  static float[][] splitWidths(float[] fused, int tokens, int... widths) {
+    int total = 0;
+    for (int width : widths) {
+      total += width;
+    }
+    float[][] out = new float[widths.length][];
+    for (int p = 0, offset = 0; p < widths.length; offset += widths[p], p++) {
+      out[p] = new float[tokens * widths[p]];
+      for (int t = 0; t < tokens; t++) {
+        System.arraycopy(fused, t * total + offset, out[p], t * widths[p], widths[p]);
+      }
+    }
+    return out;
+  }
+
+  /**
    * Splits GPT-NeoX's query_key_value output, laid out per head as [q_h | k_h | v_h], into
    * q, k, v of [tokens x heads*headDim] each.
    */

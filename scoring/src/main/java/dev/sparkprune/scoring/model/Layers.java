@@ -109,16 +109,25 @@ final class Layers {
   }
 
   /**
-   * Causal multi-head attention per sequence: softmax(Q_h K_g^T * scale) V_g with kv group
-   * g = h / (heads / kvHeads). q [tokens x heads*headDim], k and v [tokens x kvHeads*headDim];
-   * returns [tokens x heads*headDim].
+   * Causal multi-head attention per sequence: softmax(Q_h K_g^T / sqrt(headDim)) V_g with kv
+   * group g = h / (heads / kvHeads). q [tokens x heads*headDim], k and v [tokens x
+   * kvHeads*headDim]; returns [tokens x heads*headDim].
    */
   static float[] causalAttention(
       LinearAlgebra linalg, float[] q, float[] k, float[] v, int sequences, int length, int heads, int kvHeads, int headDim) {
+    return attention(linalg, q, k, v, sequences, length, heads, kvHeads, headDim, AttentionShape.causal(headDim));
+  }
+
+  /**
+   * Attention as {@link #causalAttention} with the score scale, tanh soft-capping and sliding
+   * window of {@code shape}: query i sees keys j with i - window < j <= i (Hugging Face's
+   * sliding-window mask); capped scores are cap * tanh(score / cap), applied before the mask.
+   */
+  static float[] attention(
+      LinearAlgebra linalg, float[] q, float[] k, float[] v, int sequences, int length, int heads, int kvHeads, int headDim, AttentionShape shape) {
     int qWidth = heads * headDim;
     int kvWidth = kvHeads * headDim;
     int groupSize = heads / kvHeads;
-    float scale = (float) (1.0 / Math.sqrt(headDim));
     float[] out = new float[sequences * length * qWidth];
     float[] scores = new float[length * length];
     for (int s = 0; s < sequences; s++) {
@@ -126,27 +135,48 @@ final class Layers {
       for (int h = 0; h < heads; h++) {
         int g = h / groupSize;
         linalg.gemmTransposedB(
-            length, length, headDim, scale, q, base * qWidth + h * headDim, qWidth, k, base * kvWidth + g * headDim, kvWidth, 0f, scores, 0, length);
+            length, length, headDim, shape.scale(), q, base * qWidth + h * headDim, qWidth, k, base * kvWidth + g * headDim, kvWidth, 0f, scores, 0, length);
         for (int i = 0; i < length; i++) {
           int row = i * length;
+          int first = shape.window() > 0 ? Math.max(0, i - shape.window() + 1) : 0;
+          if (shape.softcap() > 0) {
+            softcap(scores, row + first, i + 1 - first, shape.softcap());
+          }
           float max = Float.NEGATIVE_INFINITY;
-          for (int j = 0; j <= i; j++) {
+          for (int j = first; j <= i; j++) {
             max = Math.max(max, scores[row + j]);
           }
           float sum = 0;
-          for (int j = 0; j <= i; j++) {
+          for (int j = first; j <= i; j++) {
             float e = (float) Math.exp(scores[row + j] - max);
             scores[row + j] = e;
             sum += e;
           }
           float inverse = 1f / sum;
-          for (int j = 0; j <= i; j++) {
+          for (int j = first; j <= i; j++) {
             scores[row + j] *= inverse;
           }
+          java.util.Arrays.fill(scores, row, row + first, 0f);
           java.util.Arrays.fill(scores, row + i + 1, row + length, 0f);
         }
         linalg.gemm(length, headDim, length, 1f, scores, 0, length, v, base * kvWidth + g * headDim, kvWidth, 0f, out, base * qWidth + h * headDim, qWidth);
       }
+    }
+    return out;
+  }
+
+  /** Gemma's soft-capping in place: x = cap * tanh(x / cap) over {@code count} values. */
+  static void softcap(float[] x, int offset, int count, double cap) {
+    for (int i = offset; i < offset + count; i++) {
+      x[i] = (float) (cap * Math.tanh(x[i] / cap));
+    }
+  }
+
+  /** Gemma's RMSNorm scale (1 + w), computed in float as Hugging Face does. */
+  static float[] onePlus(float[] weight) {
+    float[] out = new float[weight.length];
+    for (int i = 0; i < weight.length; i++) {
+      out[i] = 1f + weight[i];
     }
     return out;
   }

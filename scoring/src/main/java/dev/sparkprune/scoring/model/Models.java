@@ -24,6 +24,12 @@ public final class Models {
         return new OptModel(weights, linalg);
       case "gpt_neox":
         return new GptNeoxModel(weights, linalg);
+      case "gemma2":
+      case "gemma3_text":
+      case "gemma3":
+        return GemmaModel.open(weights, linalg);
+      case "phi3":
+        return new Phi3Model(weights, linalg);
       default:
         throw new ValidationException("Cannot run model_type '" + layout.modelType() + "'");
     }

@@ -14,7 +14,13 @@ public final class Architectures {
 
   static {
     for (Architecture architecture :
-        List.of(new LlamaArchitecture(), new Gpt2Architecture(), new OptArchitecture(), new GptNeoxArchitecture())) {
+        List.of(
+            new LlamaArchitecture(),
+            new Gpt2Architecture(),
+            new OptArchitecture(),
+            new GptNeoxArchitecture(),
+            new GemmaArchitecture(),
+            new Phi3Architecture())) {
       architecture.modelTypes().forEach(type -> BY_MODEL_TYPE.put(type, architecture));
     }
   }
@@ -41,21 +47,30 @@ public final class Architectures {
     return layout(archive.config(), archive.tensorInfos(), archive.location());
   }
 
-  /** Resolves the layout, picking the name prefix under which the archive stores the decoder. */
+  /**
+   * Resolves the layout, picking the name prefix under which the archive stores the decoder. The
+   * forward checks run first, so a config the forward pass cannot compute is refused here, on
+   * the driver, before anything per-block is built.
+   */
   public static ModelLayout layout(ModelConfig config, Map<String, TensorInfo> tensors, String archiveLocation) {
     Architecture architecture = forConfig(config);
-    Blueprint chosen = null;
-    for (String prefix : architecture.namePrefixes()) {
-      Blueprint candidate = architecture.blueprint(config, prefix);
-      if (chosen == null) {
-        chosen = candidate;
-      }
-      if (!candidate.linears().isEmpty() && tensors.containsKey(candidate.linears().get(0).tensorName())) {
-        chosen = candidate;
+    ModelConfig decoder = architecture.decoderConfig(config);
+    ForwardChecks.checkSettings(architecture, config.modelType(), decoder);
+    String prefix = architecture.namePrefixes().get(0);
+    for (String candidate : architecture.namePrefixes()) {
+      String firstBlock = architecture.blocksPrefix(candidate) + "0.";
+      if (tensors.keySet().stream().anyMatch(name -> name.startsWith(firstBlock))) {
+        prefix = candidate;
         break;
       }
     }
-    return ModelLayout.resolve(chosen, tensors, archiveLocation);
+    ForwardChecks.checkBlockCount(architecture, decoder, tensors.keySet(), architecture.blocksPrefix(prefix), archiveLocation);
+    return ModelLayout.resolve(architecture.blueprint(config, prefix), tensors, archiveLocation);
+  }
+
+  /** The decoder's part of a config: Gemma-3's text_config for multimodal checkpoints, else the config. */
+  public static ModelConfig decoderConfig(ModelConfig config) {
+    return forConfig(config).decoderConfig(config);
   }
 
   /** The blueprint under the canonical prefix, for writing new archives of this architecture. */

@@ -2,6 +2,8 @@ package dev.sparkprune.tensorio.arch;
 
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 /**
  * GPT-2: LayerNorm, learned positions, fused c_attn. Its {@code Conv1D} weights are stored
@@ -16,6 +18,27 @@ final class Gpt2Architecture implements Architecture {
   @Override
   public List<String> namePrefixes() {
     return List.of("transformer.", "");
+  }
+
+  @Override
+  public String blocksPrefix(String namePrefix) {
+    return namePrefix + "h.";
+  }
+
+  @Override
+  public List<String> blockCountKeys() {
+    return List.of("n_layer", "num_hidden_layers");
+  }
+
+  @Override
+  public Map<String, Set<String>> activations() {
+    // Gpt2Model runs exact GELU for "gelu" and the tanh form (gelu_new) otherwise.
+    return Map.of("activation_function", Set.of("gelu_new", "gelu_pytorch_tanh", "gelu"));
+  }
+
+  @Override
+  public boolean rotary() {
+    return false;
   }
 
   @Override

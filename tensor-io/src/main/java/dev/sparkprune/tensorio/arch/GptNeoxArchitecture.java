@@ -2,6 +2,8 @@ package dev.sparkprune.tensorio.arch;
 
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 /**
  * GPT-NeoX (Pythia): parallel residual, partial rotary, and one fused query_key_value linear whose
@@ -16,6 +18,11 @@ final class GptNeoxArchitecture implements Architecture {
   @Override
   public List<String> namePrefixes() {
     return List.of("gpt_neox.");
+  }
+
+  @Override
+  public Map<String, Set<String>> activations() {
+    return Map.of("hidden_act", Set.of("gelu"));
   }
 
   @Override

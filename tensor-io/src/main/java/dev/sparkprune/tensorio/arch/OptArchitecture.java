@@ -2,6 +2,8 @@ package dev.sparkprune.tensorio.arch;
 
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 /**
  * OPT: LayerNorm before or after attention, ReLU MLP, learned positions offset by 2, and for
@@ -19,6 +21,16 @@ final class OptArchitecture implements Architecture {
   @Override
   public List<String> namePrefixes() {
     return List.of("model.decoder.", "decoder.");
+  }
+
+  @Override
+  public Map<String, Set<String>> activations() {
+    return Map.of("activation_function", Set.of("relu"));
+  }
+
+  @Override
+  public boolean rotary() {
+    return false;
   }
 
   @Override

@@ -101,4 +101,22 @@ public final class ModelConfig implements Serializable {
     JsonNode node = json().get(key);
     return node != null && node.isTextual() ? Optional.of(node.textValue()) : Optional.empty();
   }
+
+  /**
+   * A nested object as a config of its own ({@code text_config} of multimodal checkpoints), or
+   * empty when the key is absent or null.
+   */
+  public Optional<ModelConfig> section(String key) {
+    JsonNode node = json().get(key);
+    if (node == null || node.isNull()) {
+      return Optional.empty();
+    }
+    ValidationException.check(node.isObject(), "Invalid model config %s: %s must be a JSON object, found %s", location, key, node);
+    return Optional.of(new ModelConfig(location + " (" + key + ")", node.toString(), node));
+  }
+
+  /** Whether the key is present, even with a null value (Gemma's null soft-cap means none). */
+  public boolean has(String key) {
+    return json().has(key);
+  }
 }

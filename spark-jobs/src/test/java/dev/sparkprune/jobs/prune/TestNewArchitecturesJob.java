@@ -1,0 +1,167 @@
+package dev.sparkprune.jobs.prune;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.sparkprune.jobs.SparkTestBase;
+import dev.sparkprune.jobs.cli.Main;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.LocalFileIO;
+import dev.sparkprune.tensorio.mask.Mask;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Gemma-2, Gemma-3 and Phi-3 fixtures through inspect, prune (Wanda and SparseGPT, 50% and
+ * 2:4) and eval: masks meet their targets on every linear, fused ones included, and the rewritten
+ * archive holds zeros exactly where the masks prune.
+ */
+class TestNewArchitecturesJob extends SparkTestBase {
+  private static final LocalFileIO IO = new LocalFileIO();
+
+  @TempDir static Path dir;
+
+  static Path fixture(String name) {
+    return SharedData.path("fixtures/models/" + name);
+  }
+
+  /**
+   * Every method and target on Phi-3 (fused linears, 3 small blocks); on each Gemma the two
+   * methods with the two targets crossed, to keep the suite quick (each Gemma run is a
+   * sequential job over 4-6 blocks).
+   */
+  static Stream<Arguments> cases() {
+    return Stream.of(
+        Arguments.of("phi3", PruningMethod.WANDA, "0.5"),
+        Arguments.of("phi3", PruningMethod.WANDA, "2:4"),
+        Arguments.of("phi3", PruningMethod.SPARSEGPT, "0.5"),
+        Arguments.of("phi3", PruningMethod.SPARSEGPT, "2:4"),
+        Arguments.of("gemma2", PruningMethod.WANDA, "0.5"),
+        Arguments.of("gemma2", PruningMethod.SPARSEGPT, "2:4"),
+        Arguments.of("gemma3", PruningMethod.WANDA, "2:4"),
+        Arguments.of("gemma3", PruningMethod.SPARSEGPT, "0.5"));
+  }
+
+  private static String cli(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+    assertThat(code).as("exit code; stderr: %s", err.toString(StandardCharsets.UTF_8)).isZero();
+    return out.toString(StandardCharsets.UTF_8);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"gemma2", "gemma3", "phi3"})
+  void inspectListsEveryLinearWithItsShape(String name) throws IOException {
+    String table = cli("inspect", fixture(name).toString());
+    ModelLayout layout = Architectures.layout(ModelArchive.open(IO, fixture(name).toString()));
+    int perBlock = name.equals("phi3") ? 4 : 7;
+    assertThat(table).contains("Linears        " + layout.blocks().size() * perBlock + " prunable (" + perBlock + " per block)");
+    if (name.equals("phi3")) {
+      assertThat(table).containsPattern("0 +self_attn\\.qkv_proj +128 x 64 +attention_input")
+          .containsPattern("0 +mlp\\.gate_up_proj +256 x 64 +mlp_input")
+          .doesNotContain("q_proj ");
+    } else {
+      assertThat(table).containsPattern("0 +self_attn\\.q_proj +128 x 64 +attention_input").containsPattern("0 +mlp\\.down_proj +64 x 128 +mlp_hidden");
+    }
+  }
+
+  @org.junit.jupiter.api.Test
+  void aConfigTheForwardPassCannotComputeIsOneLineExitTwo() throws IOException {
+    Path archive = java.nio.file.Files.createDirectories(dir.resolve("phi3-relu"));
+    for (String file : new String[] {"model.safetensors", "tokenizer.json", "tokenizer_config.json"}) {
+      java.nio.file.Files.copy(fixture("phi3").resolve(file), archive.resolve(file));
+    }
+    String config = java.nio.file.Files.readString(fixture("phi3").resolve("config.json")).replace("\"silu\"", "\"relu\"");
+    java.nio.file.Files.writeString(archive.resolve("config.json"), config);
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = Main.run(new String[] {"inspect", archive.toString()}, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8));
+    assertThat(code).isEqualTo(2);
+    assertThat(err.toString(StandardCharsets.UTF_8)).isEqualTo(
+        "sparkprune: error: Cannot run model_type phi3: hidden_act \"relu\" in " + archive.resolve("config.json")
+            + " is not implemented; its forward pass computes [silu, swish]" + System.lineSeparator());
+  }
+
+  @ParameterizedTest(name = "{0} {1} {2}")
+  @MethodSource("cases")
+  void pruneMeetsTheTargetAndEvalRunsOnTheOutput(String name, PruningMethod method, String target) throws IOException {
+    Path out = dir.resolve(name + "-" + method + "-" + target.replace(":", "of"));
+    PruneOptions options = PruneOptions.builder()
+        .model(fixture(name).toString())
+        .out(out.toString())
+        .method(method)
+        .target(SparsityTarget.parse(target))
+        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
+        .nsamples(4)
+        .seqlen(32)
+        .seed(3)
+        .build();
+    new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+
+    ModelLayout layout = Architectures.layout(ModelArchive.open(IO, fixture(name).toString()));
+    Map<String, Mask> masks = TestPruneJobMasks.read(spark, out);
+    assertThat(masks.keySet()).containsExactlyInAnyOrderElementsOf(layout.linears().stream().map(Linear::tensorName).toList());
+    try (SafetensorsReader dense = SafetensorsReader.open(IO.newInputFile(fixture(name).resolve("model.safetensors").toString()));
+        SafetensorsReader pruned = SafetensorsReader.open(IO.newInputFile(out.resolve("model/model.safetensors").toString()))) {
+      for (Linear linear : layout.linears()) {
+        Mask mask = masks.get(linear.tensorName());
+        assertThat(mask.rows()).isEqualTo(linear.outFeatures());
+        assertThat(mask.cols()).isEqualTo(linear.inFeatures());
+        assertMeetsTarget(linear, mask, method, target);
+        float[] before = dense.readFloats(linear.tensorName());
+        float[] after = pruned.readFloats(linear.tensorName());
+        for (int i = 0; i < after.length; i++) {
+          boolean kept = mask.isKept(i / mask.cols(), i % mask.cols());
+          if (!kept) {
+            assertThat(after[i]).as("%s pruned weight %d", linear, i).isZero();
+          } else if (method == PruningMethod.WANDA) {
+            assertThat(after[i]).as("%s kept weight %d", linear, i).isEqualTo(before[i]);
+          }
+        }
+      }
+    }
+    String eval = cli("eval", "--model", out.resolve("model").toString(), "--text",
+        SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--seqlen", "32", "--max-windows", "4");
+    assertThat(eval).contains("evaluated   128 tokens in 4 windows of 32").containsPattern("perplexity  [0-9.]+ \\(mean NLL [0-9.]+\\)");
+  }
+
+  private static void assertMeetsTarget(Linear linear, Mask mask, PruningMethod method, String target) {
+    if (target.equals("2:4")) {
+      for (int r = 0; r < mask.rows(); r++) {
+        for (int g = 0; g < mask.cols(); g += 4) {
+          int kept = 0;
+          for (int c = g; c < g + 4; c++) {
+            kept += mask.isKept(r, c) ? 1 : 0;
+          }
+          assertThat(kept).as("%s row %d group at %d", linear, r, g).isEqualTo(2);
+        }
+      }
+    } else if (method == PruningMethod.WANDA) {
+      // Wanda's comparison group is each output row, fused or not: exactly floor(cols / 2) pruned per row.
+      for (int r = 0; r < mask.rows(); r++) {
+        assertThat(mask.keptInRow(r)).as("%s row %d", linear, r).isEqualTo(mask.cols() - mask.cols() / 2);
+      }
+    } else {
+      // SparseGPT thresholds each 128-column block over all rows at index floor(numel / 2): one more per block.
+      long blocks = (mask.cols() + 127) / 128;
+      assertThat(mask.prunedCount()).as("%s pruned", linear).isBetween((long) mask.rows() * mask.cols() / 2, (long) mask.rows() * mask.cols() / 2 + blocks);
+    }
+  }
+}

@@ -1,0 +1,151 @@
+package dev.sparkprune.tensorio.arch;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ModelConfig;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Refuses, from config.json and the tensor names alone, what a forward pass would compute
+ * wrongly or could not allocate: activations and rope settings it does not implement, and a
+ * block count that disagrees with the archive. Every architecture goes through these checks in
+ * {@link Architectures#layout} before its blueprint is built, so a huge {@code
+ * num_hidden_layers} fails here instead of allocating per-block lists.
+ */
+final class ForwardChecks {
+  /** The rope_scaling types the forward passes' rotary embedding implements. */
+  static final Set<String> ROPE_SCALING_TYPES = Set.of("default", "linear", "llama3", "longrope");
+  /** Block indices longer than this many digits are not block indices (and would overflow). */
+  private static final int MAX_INDEX_DIGITS = 9;
+
+  private ForwardChecks() {}
+
+  static void checkSettings(Architecture architecture, String modelType, ModelConfig decoder) {
+    for (Map.Entry<String, Set<String>> entry : architecture.activations().entrySet()) {
+      JsonNode value = decoder.json().get(entry.getKey());
+      if (value != null && !value.isNull()) {
+        ValidationException.check(
+            value.isTextual() && entry.getValue().contains(value.textValue()),
+            "Cannot run model_type %s: %s %s in %s is not implemented; its forward pass computes %s",
+            modelType,
+            entry.getKey(),
+            value,
+            decoder.location(),
+            new TreeSet<>(entry.getValue()));
+      }
+    }
+    // optionalInt refuses zero, negative and non-integral values, naming the key.
+    for (String key : new String[] {"max_position_embeddings", "n_positions", "original_max_position_embeddings"}) {
+      decoder.optionalInt(key);
+    }
+    if (architecture.rotary()) {
+      checkRope(modelType, decoder);
+    }
+  }
+
+  private static void checkRope(String modelType, ModelConfig decoder) {
+    for (String key : new String[] {"rope_theta", "rotary_emb_base"}) {
+      double theta = decoder.doubleValue(key, 10000.0);
+      ValidationException.check(
+          theta > 0 && Double.isFinite(theta), "Invalid model config %s: %s must be a positive number, found %s", decoder.location(), key, decoder.json().get(key));
+    }
+    double partial = decoder.doubleValue("partial_rotary_factor", 1.0);
+    ValidationException.check(
+        partial > 0 && partial <= 1,
+        "Invalid model config %s: partial_rotary_factor must be in (0, 1], found %s",
+        decoder.location(),
+        decoder.json().get("partial_rotary_factor"));
+    JsonNode scaling = decoder.json().get("rope_scaling");
+    if (scaling == null || scaling.isNull()) {
+      return;
+    }
+    ValidationException.check(
+        scaling.isObject(), "Invalid model config %s: rope_scaling must be an object or null, found %s", decoder.location(), scaling);
+    String type = ropeScalingType(decoder);
+    ValidationException.check(
+        ROPE_SCALING_TYPES.contains(type),
+        "Cannot run model_type %s: rope_scaling type '%s' in %s is not implemented; sparkprune implements %s",
+        modelType,
+        type,
+        decoder.location(),
+        new TreeSet<>(ROPE_SCALING_TYPES));
+    if (type.equals("longrope")) {
+      checkLongrope(decoder, scaling);
+    }
+    JsonNode factor = scaling.get("factor");
+    ValidationException.check(
+        factor == null || factor.isNull() || (factor.isNumber() && factor.doubleValue() > 0),
+        "Invalid model config %s: rope_scaling.factor must be a positive number, found %s",
+        decoder.location(),
+        factor);
+  }
+
+  /** rope_scaling's {@code rope_type} (or the older {@code type}); empty without rope_scaling. */
+  static String ropeScalingType(ModelConfig decoder) {
+    JsonNode scaling = decoder.json().path("rope_scaling");
+    return scaling.path("rope_type").asText(scaling.path("type").asText(""));
+  }
+
+  /** longrope's factor lists must hold one positive number per rotated pair: head_dim * partial_rotary_factor / 2. */
+  private static void checkLongrope(ModelConfig decoder, JsonNode scaling) {
+    int hidden = decoder.requireInt("hidden_size");
+    int headDim = decoder.optionalInt("head_dim").orElse(hidden / decoder.requireInt("num_attention_heads"));
+    int pairs = (int) (headDim * decoder.doubleValue("partial_rotary_factor", 1.0)) / 2;
+    for (String key : new String[] {"short_factor", "long_factor"}) {
+      JsonNode factors = scaling.get(key);
+      ValidationException.check(
+          factors != null && factors.isArray() && factors.size() == pairs,
+          "Invalid model config %s: rope_scaling.%s must be a list of %d numbers (rotary dimensions / 2), found %s",
+          decoder.location(),
+          key,
+          pairs,
+          factors);
+      for (JsonNode value : factors) {
+        ValidationException.check(
+            value.isNumber() && value.doubleValue() > 0,
+            "Invalid model config %s: rope_scaling.%s holds %s; every factor must be a positive number",
+            decoder.location(),
+            key,
+            value);
+      }
+    }
+  }
+
+  /**
+   * The declared block count must equal the archive's: blocks named {@code blocksPrefix + b + "."}
+   * for b in [0, n). Counted from names before anything per-block is built.
+   */
+  static void checkBlockCount(Architecture architecture, ModelConfig decoder, Iterable<String> tensorNames, String blocksPrefix, String archiveLocation) {
+    String[] keys = architecture.blockCountKeys().toArray(new String[0]);
+    int declared = decoder.requireInt(keys);
+    int found = 0;
+    for (String name : tensorNames) {
+      if (name.startsWith(blocksPrefix)) {
+        int end = name.indexOf('.', blocksPrefix.length());
+        String digits = end < 0 ? "" : name.substring(blocksPrefix.length(), end);
+        if (!digits.isEmpty() && digits.length() <= MAX_INDEX_DIGITS && digits.chars().allMatch(Character::isDigit)) {
+          found = Math.max(found, Integer.parseInt(digits) + 1);
+        }
+      }
+    }
+    String key = keys[0];
+    for (String candidate : keys) {
+      if (decoder.optionalInt(candidate).isPresent()) {
+        key = candidate;
+        break;
+      }
+    }
+    ValidationException.check(
+        declared == found,
+        "Invalid model config %s: %s is %d but archive %s holds %s; set %s to %d",
+        decoder.location(),
+        key,
+        declared,
+        archiveLocation,
+        found == 0 ? "no blocks (no tensors named " + blocksPrefix + "N.*)" : found + " blocks (" + blocksPrefix + "0 to " + blocksPrefix + (found - 1) + ")",
+        key,
+        found);
+  }
+}
