@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.prune.ValidationFailureLogs;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.FileNotFoundException;
 import java.io.PrintStream;
@@ -58,6 +59,7 @@ public final class Main {
   public static int run(String[] args, PrintStream out, PrintStream err) {
     List<String> rest = new ArrayList<>(Arrays.asList(args));
     boolean verbose = rest.remove("--verbose");
+    ValidationFailureLogs.configure(verbose);
     try {
       if (rest.isEmpty() || rest.get(0).equals("help") || rest.get(0).equals("--help") || rest.get(0).equals("-h")) {
         out.println(USAGE);

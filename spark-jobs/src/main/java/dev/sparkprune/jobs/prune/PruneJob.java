@@ -73,6 +73,7 @@ public final class PruneJob {
   }
 
   public PruneReport run() throws IOException {
+    ValidationFailureLogs.nextJob();
     Configuration conf = spark.sparkContext().hadoopConfiguration();
     HadoopFileIO io = new HadoopFileIO(conf);
     PruneReport.Builder report = PruneReport.builder(options, spark.sparkContext().master());

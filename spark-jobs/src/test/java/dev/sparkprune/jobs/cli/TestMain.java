@@ -161,18 +161,7 @@ class TestMain {
         "Invalid --gpus-per-task 0.7: use a whole number, or a fraction of at most 0.5");
 
     // A NaN inside a weight is found by the scoring task on an executor; it still reads as one line.
-    Path poisoned = dir.resolve("poisoned");
-    Files.createDirectories(poisoned);
-    try (Stream<Path> files = Files.list(SharedData.stories260K())) {
-      for (Path file : (Iterable<Path>) files::iterator) {
-        Files.copy(file, poisoned.resolve(file.getFileName()));
-      }
-    }
-    var archive = dev.sparkprune.tensorio.archive.ModelArchive.open(new dev.sparkprune.tensorio.io.LocalFileIO(), poisoned.toString());
-    long offset = archive.tensor("model.layers.2.mlp.up_proj.weight").fileBegin() + 4L * (3 * 64 + 5);
-    try (var channel = java.nio.channels.FileChannel.open(poisoned.resolve("model.safetensors"), java.nio.file.StandardOpenOption.WRITE)) {
-      channel.write(java.nio.ByteBuffer.wrap(new byte[] {0, 0, (byte) 0xC0, 0x7F}), offset);
-    }
+    Path poisoned = TestConsoleErrors.poisonedStories260K(dir);
     Result nan = run("prune", "--model", poisoned.toString(), "--out", out.toString(), "--method", "magnitude");
     assertOneLineError(nan, "Cannot prune layer model.layers.2.mlp.up_proj.weight: weight [3, 5] is NaN");
     assertThat(out).doesNotExist();
