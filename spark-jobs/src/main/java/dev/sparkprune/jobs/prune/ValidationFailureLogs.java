@@ -14,15 +14,19 @@ import org.apache.logging.log4j.core.filter.AbstractFilter;
 import org.apache.logging.log4j.core.filter.CompositeFilter;
 
 /**
- * Keeps Spark's task-failure logging off the console when the failure is bad input: a
+ * Keeps Spark's task-failure logging off the console when the failure is the user's to fix: a
  * {@link ValidationException} thrown in a task (a NaN weight, a token id outside the vocabulary)
+ * or a full disk
  * makes Spark log the task's stack trace, the aborted job, every killed sibling task and the
  * aborted Parquet write, 100 to 600 lines before the CLI's own one-line error. Once a Spark or
- * Hadoop log event names a ValidationException, this filter drops it and every later event of a
+ * Hadoop log event names either, this filter drops it and every later event of a
  * library logger until the next job starts ({@link #nextJob()}): all of those are the failed
  * job winding down. Other failures keep Spark's log; {@code --verbose} keeps everything.
  */
 public final class ValidationFailureLogs {
+  /** What a full disk says (ENOSPC), whichever layer reports it: the user's to fix, like bad input. */
+  public static final String DISK_FULL = "No space left on device";
+
   private static final String VALIDATION = ValidationException.class.getName();
   private static final String OWN_LOGGERS = "dev.sparkprune";
   private static final AtomicBoolean ENABLED = new AtomicBoolean();
@@ -80,13 +84,30 @@ public final class ValidationFailureLogs {
     return FAILING.get();
   }
 
-  /** Spark quotes an executor's exception as text ("...: dev.sparkprune...ValidationException: ..."). */
+  /**
+   * Whether an event names a validation failure or a full disk. Spark quotes an executor's
+   * exception as text ("...: dev.sparkprune...ValidationException: ..."), so the text counts.
+   */
   private static boolean names(String message, Throwable thrown) {
-    if (message != null && message.contains(VALIDATION)) {
+    if (isUsersToFix(message)) {
       return true;
     }
     for (Throwable cause = thrown; cause != null; cause = cause.getCause()) {
-      if (cause instanceof ValidationException || String.valueOf(cause.getMessage()).contains(VALIDATION)) {
+      if (cause instanceof ValidationException || isUsersToFix(cause.getMessage())) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static boolean isUsersToFix(String message) {
+    return message != null && (message.contains(VALIDATION) || message.contains(DISK_FULL));
+  }
+
+  /** Whether a failure, or any of its causes, is a full disk. */
+  public static boolean isDiskFull(Throwable error) {
+    for (Throwable cause = error; cause != null; cause = cause.getCause()) {
+      if (cause.getMessage() != null && cause.getMessage().contains(DISK_FULL)) {
         return true;
       }
     }

@@ -34,6 +34,10 @@ class TestConsoleErrors {
   private record Run(int code, String out, String err) {}
 
   private static Run sparkprune(Path work, String... args) throws IOException, InterruptedException {
+    return sparkprune(work, List.of(), args);
+  }
+
+  private static Run sparkprune(Path work, List<String> properties, String... args) throws IOException, InterruptedException {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     // The surefire JVM's module options are the ones Spark needs on Java 17+.
@@ -44,6 +48,7 @@ class TestConsoleErrors {
       }
     }
     command.add("-Xmx2g");
+    command.addAll(properties);
     command.add("-Dlog4j2.configurationFile=" + ROOT.resolve("conf/log4j2.properties"));
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
@@ -95,6 +100,19 @@ class TestConsoleErrors {
     assertThat(verbose.err().lines().count()).isGreaterThan(20);
     try (Stream<Path> siblings = Files.list(dir)) {
       assertThat(siblings.map(path -> path.getFileName().toString())).noneMatch(name -> name.startsWith("out"));
+    }
+  }
+
+  @Test
+  void aFullDiskInsideASparkTaskIsOneLineAndLeavesNothing() throws IOException, InterruptedException {
+    Path work = Files.createDirectories(dir.resolve("full"));
+    String out = "fulldisk://" + dir.resolve("pruned");
+    Run full = sparkprune(work, List.of("-Dspark.hadoop.fs.fulldisk.impl=" + FullDiskFileSystem.class.getName()),
+        "prune", "--model", SharedData.stories260K().toString(), "--out", out, "--method", "magnitude");
+    assertThat(full.code()).as(full.err()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(full.err()).isEqualTo("sparkprune: error: " + Main.DISK_FULL + System.lineSeparator());
+    try (Stream<Path> siblings = Files.list(dir)) {
+      assertThat(siblings.map(path -> path.getFileName().toString())).noneMatch(name -> name.startsWith("pruned"));
     }
   }
 }

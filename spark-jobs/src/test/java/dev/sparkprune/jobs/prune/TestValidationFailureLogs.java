@@ -50,6 +50,15 @@ class TestValidationFailureLogs {
   }
 
   @Test
+  void aFullDiskIsQuietedAsBadInputIs() {
+    ValidationFailureLogs.configure(false);
+    Throwable full = new SparkException("Job aborted", new IOException("No space left on device"));
+    assertThat(ValidationFailureLogs.isDiskFull(full)).isTrue();
+    assertThat(ValidationFailureLogs.isDiskFull(new IOException("Connection reset"))).isFalse();
+    assertThat(ValidationFailureLogs.quiets("org.apache.spark.executor.Executor", Level.ERROR, "Exception in task 3.0", full)).isTrue();
+  }
+
+  @Test
   void verboseKeepsEverything() {
     ValidationFailureLogs.configure(true);
     assertThat(ValidationFailureLogs.quiets(TASK_SET, Level.WARN, "Lost task 1.0: dev.sparkprune.tensorio.ValidationException: x", null))
