@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.jobs.text.TextTokens;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -44,6 +45,9 @@ final class EvalCommand {
     long start = System.nanoTime();
     // With --max-windows only the text those windows need is read and tokenized.
     long needed = maxWindows == Integer.MAX_VALUE ? Long.MAX_VALUE : (long) maxWindows * seqlen;
+    if (needed == Long.MAX_VALUE) {
+      TextSource.check(io, textLocation);
+    }
     TextTokens.Corpus corpus = TextTokens.tokenize(io, textLocation, tokenizer, needed);
     try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
       Perplexity result = Perplexity.evaluate(model, corpus.ids(), seqlen, maxWindows, batch);

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.jobs.prune.PruneOptions;
+import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.tensorio.SharedData;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -104,6 +105,15 @@ class TestFailFast {
         "--seqlen", "64", "--nsamples", "2");
     assertRefusedBeforeSpark("Cannot read text /dev/zero: file:/dev/zero is not a regular file", "--model", model, "--method", "wanda",
         "--calib", "/dev/zero", "--seqlen", "64", "--nsamples", "2");
+
+    // A sparse file: 1 GiB and a byte long, beyond what 256 Mi characters can take even at 4 bytes each; nothing is read.
+    Path huge = dir.resolve("huge.txt");
+    try (java.io.RandomAccessFile file = new java.io.RandomAccessFile(huge.toFile(), "rw")) {
+      file.setLength(4 * TextSource.MAX_CHARS + 1);
+    }
+    assertRefusedBeforeSpark("Cannot read text " + huge + ": " + (4 * TextSource.MAX_CHARS + 1) + " bytes, over the limit of "
+        + TextSource.MAX_CHARS + " characters", "--model", model, "--method", "wanda", "--calib", huge.toString(), "--seqlen", "64",
+        "--nsamples", "2");
   }
 
   @Test
