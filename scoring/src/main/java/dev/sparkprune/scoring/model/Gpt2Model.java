@@ -19,7 +19,7 @@ final class Gpt2Model extends BaseDecoderModel {
   private final boolean exactGelu;
 
   Gpt2Model(ArchiveWeights weights, LinearAlgebra linalg) {
-    super(weights, linalg, config(weights).requireInt("vocab_size"), config(weights).requireInt("n_positions", "max_position_embeddings"));
+    super(weights, linalg, config(weights).requireInt("vocab_size"), Models.maxPositions(config(weights), weights.layout().modelType()));
     ModelConfig config = config(weights);
     this.hidden = config.requireInt("n_embd", "hidden_size");
     this.heads = config.requireInt("n_head", "num_attention_heads");

@@ -23,7 +23,7 @@ final class LlamaModel extends BaseDecoderModel {
   private final String bodyPrefix;
 
   LlamaModel(ArchiveWeights weights, LinearAlgebra linalg) {
-    super(weights, linalg, config(weights).requireInt("vocab_size"), config(weights).optionalInt("max_position_embeddings").orElse(2048));
+    super(weights, linalg, config(weights).requireInt("vocab_size"), Models.maxPositions(config(weights), weights.layout().modelType()));
     ModelConfig config = config(weights);
     this.hidden = config.requireInt("hidden_size");
     this.heads = config.requireInt("num_attention_heads");

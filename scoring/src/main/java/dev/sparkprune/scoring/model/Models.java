@@ -5,6 +5,8 @@ import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.archive.ModelConfig;
+import dev.sparkprune.tensorio.tokenizer.Tokenizer;
 
 /** Opens the forward pass that matches an archive's {@code model_type}. */
 public final class Models {
@@ -33,5 +35,36 @@ public final class Models {
       default:
         throw new ValidationException("Cannot run model_type '" + layout.modelType() + "'");
     }
+  }
+
+  /**
+   * The longest sequence a model of this {@code model_type} accepts, from {@code config.json}
+   * alone: what the driver checks {@code --seqlen} against before any weight is read.
+   */
+  public static int maxPositions(ModelConfig config, String modelType) {
+    switch (modelType) {
+      case "gpt2":
+        return config.requireInt("n_positions", "max_position_embeddings");
+      case "opt":
+        return config.requireInt("max_position_embeddings");
+      default:
+        // Llama-family and GPT-NeoX configs may leave it out; their rotary tables then hold 2048.
+        return config.optionalInt("max_position_embeddings").orElse(2048);
+    }
+  }
+
+  /**
+   * Checks that every id the tokenizer can produce has an embedding row: a tokenizer.json from
+   * another model would otherwise fail inside a Spark task, or read the wrong rows.
+   */
+  public static void checkTokenizer(ModelArchive archive, Tokenizer tokenizer) {
+    int rows = archive.config().requireInt("vocab_size");
+    ValidationException.check(
+        tokenizer.vocabSize() <= rows,
+        "Invalid tokenizer %s/tokenizer.json: it has token ids up to %d, but the model has %d embedding rows (vocab_size in config.json);"
+            + " use the tokenizer that came with the model",
+        archive.location(),
+        tokenizer.vocabSize() - 1,
+        rows);
   }
 }

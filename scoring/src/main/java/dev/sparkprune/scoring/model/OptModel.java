@@ -21,7 +21,7 @@ final class OptModel extends BaseDecoderModel {
   private final String prefix;
 
   OptModel(ArchiveWeights weights, LinearAlgebra linalg) {
-    super(weights, linalg, config(weights).requireInt("vocab_size"), config(weights).requireInt("max_position_embeddings"));
+    super(weights, linalg, config(weights).requireInt("vocab_size"), Models.maxPositions(config(weights), weights.layout().modelType()));
     ModelConfig config = config(weights);
     this.hidden = config.requireInt("hidden_size");
     this.embedWidth = config.optionalInt("word_embed_proj_dim").orElse(hidden);

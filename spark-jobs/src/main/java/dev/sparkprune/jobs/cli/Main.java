@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.prune.ValidationFailureLogs;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.FileNotFoundException;
 import java.io.PrintStream;
@@ -7,6 +8,7 @@ import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.apache.hadoop.fs.FSError;
 
 /**
  * The {@code sparkprune} command. Exit codes: 0 success, 1 internal failure, 2 bad input (a
@@ -16,6 +18,7 @@ public final class Main {
   static final int EXIT_OK = 0;
   static final int EXIT_FAILURE = 1;
   static final int EXIT_BAD_INPUT = 2;
+  static final String DISK_FULL = "Cannot write the output: no space left on device; free some space or choose another --out";
 
   private static final String USAGE =
       String.join(
@@ -62,6 +65,7 @@ public final class Main {
   public static int run(String[] args, PrintStream out, PrintStream err) {
     List<String> rest = new ArrayList<>(Arrays.asList(args));
     boolean verbose = rest.remove("--verbose");
+    ValidationFailureLogs.configure(verbose);
     try {
       if (rest.isEmpty() || rest.get(0).equals("help") || rest.get(0).equals("--help") || rest.get(0).equals("-h")) {
         out.println(USAGE);
@@ -92,9 +96,19 @@ public final class Main {
       return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);
     } catch (FileNotFoundException e) {
       return fail(err, e, "File not found: " + e.getMessage(), EXIT_BAD_INPUT, verbose);
-    } catch (UncheckedIOException e) {
-      return fail(err, e, e.getMessage() + ": " + e.getCause().getMessage(), EXIT_FAILURE, verbose);
+    } catch (FSError e) {
+      // Hadoop's local file system reports a failed write, such as a full disk, as an Error.
+      if (ValidationFailureLogs.isDiskFull(e)) {
+        return fail(err, e, DISK_FULL, EXIT_BAD_INPUT, verbose);
+      }
+      throw e;
     } catch (Exception e) {
+      if (ValidationFailureLogs.isDiskFull(e)) {
+        return fail(err, e, DISK_FULL, EXIT_BAD_INPUT, verbose);
+      }
+      if (e instanceof UncheckedIOException) {
+        return fail(err, e, e.getMessage() + ": " + e.getCause().getMessage(), EXIT_FAILURE, verbose);
+      }
       // Bad input found inside a Spark task arrives wrapped in a SparkException.
       for (Throwable cause = e.getCause(); cause != null; cause = cause.getCause()) {
         if (cause instanceof ValidationException) {

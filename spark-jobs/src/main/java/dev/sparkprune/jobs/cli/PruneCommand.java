@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.prune.JobInputs;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneReport;
@@ -7,6 +8,7 @@ import dev.sparkprune.jobs.prune.SparkSessions;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.List;
@@ -89,8 +91,12 @@ final class PruneCommand {
   static int run(List<String> args, PrintStream out) throws IOException {
     CommandLine line = CommandLine.parse("prune", args, OPTIONS, Set.of("save-stats"));
     PruneOptions options = options(line);
-    SparkSession spark = SparkSessions.getOrCreate(line.value("master").orElse(null));
-    PruneReport report = new PruneJob(spark, options, out).run();
+    String master = line.value("master").orElse(null);
+    SparkSessions.checkMaster(master);
+    // The model, plan, tokenizer and calibration source are checked before Spark starts.
+    JobInputs inputs = JobInputs.open(new HadoopFileIO(SparkSessions.hadoopConfiguration()), options);
+    SparkSession spark = SparkSessions.getOrCreate(master);
+    PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);
     return Main.EXIT_OK;
   }

@@ -1,14 +1,11 @@
 package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
-import dev.sparkprune.tensorio.ValidationException;
-import dev.sparkprune.tensorio.arch.Architectures;
-import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.io.InputFiles;
-import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
+import dev.sparkprune.tensorio.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -73,30 +70,29 @@ public final class PruneJob {
   }
 
   public PruneReport run() throws IOException {
+    return run(JobInputs.open(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options));
+  }
+
+  /** Runs on inputs already opened and checked: the CLI opens them before it starts Spark. */
+  public PruneReport run(JobInputs inputs) throws IOException {
+    ValidationFailureLogs.nextJob();
     Configuration conf = spark.sparkContext().hadoopConfiguration();
     HadoopFileIO io = new HadoopFileIO(conf);
     PruneReport.Builder report = PruneReport.builder(options, spark.sparkContext().master());
 
-    ModelArchive archive = ModelArchive.open(io, options.model());
-    ModelLayout layout = Architectures.layout(archive);
-    List<PlannedLinear> plan = new ArrayList<>();
-    for (Linear linear : layout.linears()) {
-      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName()), options.method(), options.target()));
-    }
+    ModelArchive archive = inputs.archive;
+    ModelLayout layout = inputs.layout;
+    List<PlannedLinear> plan = inputs.plan;
     modelFingerprint = Fingerprints.model(archive);
     report.model(layout, modelFingerprint);
     log("plan: %s, %d blocks, %d linears, %s of %s parameters prunable (headers only)",
-        layout.modelType(), layout.blocks().size(), plan.size(), String.format(Locale.ROOT, "%,d", layout.prunableParameters()),
+        layout.modelType(), layout.blocks().size(), inputs.prunableLinears, String.format(Locale.ROOT, "%,d", layout.prunableParameters()),
         String.format(Locale.ROOT, "%,d", layout.totalParameters()));
     if (options.config().isPresent()) {
-      int before = plan.size();
-      plan = PruneRules.load(io, options.config().get()).apply(plan);
-      log("config %s: %d of %d linears pruned, %d skipped", options.config().get(), plan.size(), before, before - plan.size());
+      log("config %s: %d of %d linears pruned, %d skipped", options.config().get(), plan.size(), inputs.prunableLinears,
+          inputs.prunableLinears - plan.size());
     }
-    boolean needsCalibration = plan.stream().anyMatch(planned -> planned.method.needsCalibration());
-    ValidationException.check(
-        !needsCalibration || options.calibration().isPresent() || options.statistics().isPresent(),
-        "Missing --calib: some linears are pruned with a method that scores calibration activations");
+    boolean needsCalibration = inputs.needsCalibration;
     gpuProfile = GpuScheduling.profile(spark.sparkContext().conf(), spark.sparkContext().master(), options);
     gpuProfile.ifPresent(profile -> log("GPU stages: calibration and scoring tasks request %s", profile.taskResources().get(GpuScheduling.GPU).get()));
     report.stage("plan", seconds());
@@ -124,7 +120,7 @@ public final class PruneJob {
       if (options.allocation() == PruneOptions.Allocation.GLOBAL || options.allocation() == PruneOptions.Allocation.LAMP) {
         Map<String, CalibrationStatistics> wanda = null;
         if (options.method() == dev.sparkprune.scoring.methods.PruningMethod.WANDA) {
-          JavaRDD<SampleChunk> embedded = embed(jsc, io, archive, context, report);
+          JavaRDD<SampleChunk> embedded = embed(jsc, io, inputs.tokenizer.orElseThrow(), context, report);
           wanda = OwlAllocation.denseStatistics(context, embedded, layout.blocks().size(), embedded.getNumPartitions());
           embedded.unpersist(false);
         }
@@ -145,7 +141,7 @@ public final class PruneJob {
         results.addAll(score(jsc, context, plan, saved, masks));
         log("scored %d linears from the saved statistics in %s", plan.size(), directory);
       } else {
-        results.addAll(calibrateAndScore(jsc, io, archive, layout, plan, context, masks, report));
+        results.addAll(calibrateAndScore(jsc, io, inputs.tokenizer.orElseThrow(), layout, plan, context, masks, report));
       }
       report.stage("prune", seconds());
 
@@ -168,11 +164,11 @@ public final class PruneJob {
   }
 
   private List<LinearResult> calibrateAndScore(
-      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, ModelLayout layout, List<PlannedLinear> initialPlan,
+      JavaSparkContext jsc, HadoopFileIO io, Tokenizer tokenizer, ModelLayout layout, List<PlannedLinear> initialPlan,
       PruneFunctions.JobContext context, MaskWriter masks, PruneReport.Builder report) throws IOException {
     // OWL replaces the uniform targets with per-block ones.
     List<PlannedLinear> plan = initialPlan;
-    JavaRDD<SampleChunk> hidden = embed(jsc, io, archive, context, report);
+    JavaRDD<SampleChunk> hidden = embed(jsc, io, tokenizer, context, report);
     int partitions = hidden.getNumPartitions();
     if (options.allocation() == PruneOptions.Allocation.OWL) {
       OwlAllocation.Outcome owl = OwlAllocation.run(jsc, context, hidden, plan, layout.blocks().size(), partitions, options);
@@ -243,10 +239,10 @@ public final class PruneJob {
 
   /** Samples calibration windows and embeds them on the executors, chunk by chunk. */
   private JavaRDD<SampleChunk> embed(
-      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, PruneFunctions.JobContext context, PruneReport.Builder report)
+      JavaSparkContext jsc, HadoopFileIO io, Tokenizer tokenizer, PruneFunctions.JobContext context, PruneReport.Builder report)
       throws IOException {
     int[][] samples = Calibration.sample(
-        io, options.calibration().get(), TokenizerLoader.load(archive), options.nsamples(), options.seqlen(), options.seed());
+        io, options.calibration().get(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
     calibrationFingerprint = Calibration.fingerprint(samples);
     report.calibrationFingerprint(calibrationFingerprint);
     List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();

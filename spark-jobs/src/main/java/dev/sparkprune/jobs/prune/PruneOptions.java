@@ -69,6 +69,13 @@ public final class PruneOptions implements Serializable {
   public static final int SEQLEN_DEFAULT = 2048;
   public static final long SEED_DEFAULT = 0;
 
+  /**
+   * Most calibration tokens (--nsamples x --seqlen) a run may ask for: 2^26 ids take 256 MB on
+   * the driver and 256x the references' 128 x 2048; beyond it a typo would end in an
+   * OutOfMemoryError minutes later instead of an error now.
+   */
+  public static final long MAX_CALIBRATION_TOKENS = 1L << 26;
+
   private final String model;
   private final String out;
   private final PruningMethod method;
@@ -143,6 +150,10 @@ public final class PruneOptions implements Serializable {
     ValidationException.check(statistics == null || !saveStatistics, "Give either --stats or --save-stats, not both");
     ValidationException.check(nsamples > 0, "Invalid --nsamples %d: must be positive", nsamples);
     ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: must be at least 2", seqlen);
+    ValidationException.check(
+        (long) nsamples * seqlen <= MAX_CALIBRATION_TOKENS,
+        "Invalid --nsamples %d: %d samples x --seqlen %d = %d calibration tokens, over the limit of %d; use fewer or shorter samples",
+        nsamples, nsamples, seqlen, (long) nsamples * seqlen, MAX_CALIBRATION_TOKENS);
     ValidationException.check(partitions >= 0, "Invalid --partitions %d", partitions);
     this.gpusPerTask = builder.gpusPerTask;
     this.gpusPerExecutor = builder.gpusPerExecutor;

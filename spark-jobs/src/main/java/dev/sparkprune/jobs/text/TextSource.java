@@ -10,15 +10,21 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.OptionalLong;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.parquet.example.data.Group;
+import org.apache.parquet.hadoop.ParquetFileReader;
 import org.apache.parquet.hadoop.ParquetReader;
 import org.apache.parquet.hadoop.example.GroupReadSupport;
+import org.apache.parquet.hadoop.metadata.ParquetMetadata;
+import org.apache.parquet.schema.MessageType;
 
 /**
  * Documents from a text file or folder on any Hadoop URI: plain text (one document), JSONL
@@ -28,19 +34,124 @@ import org.apache.parquet.hadoop.example.GroupReadSupport;
 public final class TextSource {
   public static final String TEXT_FIELD = "text";
   public static final String TOKENS_FIELD = "input_ids";
+  /**
+   * Most characters one text source may supply (256 Mi; WikiText-2's test split has 1.3 M):
+   * sources are tokenized in memory on the driver, so a larger one would end in an
+   * OutOfMemoryError rather than a message.
+   */
+  public static final long MAX_CHARS = 256L << 20;
+
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private TextSource() {}
 
+  /** Every document of the source, in order (at most {@link #MAX_CHARS} characters in all). */
   public static List<String> read(HadoopFileIO io, String location) throws IOException {
+    return readPrefix(io, location, Long.MAX_VALUE).documents();
+  }
+
+  /**
+   * The documents in order until about {@code chars} characters (counting a blank line between
+   * documents) are in hand: whole documents, and the last one cut just before a whitespace
+   * character that follows a word, so that only the last word's tokens can differ from those of
+   * the whole text. {@link Documents#complete()} says whether the source ended first.
+   */
+  public static Documents readPrefix(HadoopFileIO io, String location, long chars) throws IOException {
     Path path = new Path(location);
     FileSystem fs = io.fileSystem(path);
-    List<String> documents = new ArrayList<>();
+    Reading reading = new Reading(location, chars);
     for (Path file : dataFiles(fs, path, location)) {
-      readFile(fs, file, documents);
+      if (!readFile(fs, file, reading)) {
+        break;
+      }
     }
-    ValidationException.check(!documents.isEmpty(), "Cannot read text %s: no documents found", location);
-    return documents;
+    ValidationException.check(!reading.documents.isEmpty(), "Cannot read text %s: no documents found", location);
+    return new Documents(reading.documents, reading.complete);
+  }
+
+  /**
+   * Checks a source before any job starts: it exists, holds only regular files (a device such
+   * as /dev/zero never ends), its Parquet files have readable footers with a text or input_ids
+   * column, and read whole it fits {@link #MAX_CHARS}. Nothing but footers is read.
+   */
+  public static Checked check(HadoopFileIO io, String location) throws IOException {
+    Path path = new Path(location);
+    FileSystem fs = io.fileSystem(path);
+    long bytes = 0;
+    long tokenRows = 0;
+    boolean allTokens = true;
+    for (Path file : dataFiles(fs, path, location)) {
+      if (file.getName().toLowerCase(Locale.ROOT).endsWith(".parquet")) {
+        ParquetMetadata footer = parquet(file, () -> ParquetFileReader.readFooter(fs.getConf(), file));
+        MessageType schema = footer.getFileMetaData().getSchema();
+        ValidationException.check(
+            schema.containsField(TEXT_FIELD) || schema.containsField(TOKENS_FIELD),
+            "Invalid Parquet %s: no column '%s' or '%s'", file, TEXT_FIELD, TOKENS_FIELD);
+        allTokens &= schema.containsField(TOKENS_FIELD);
+        tokenRows += footer.getBlocks().stream().mapToLong(block -> block.getRowCount()).sum();
+      } else {
+        allTokens = false;
+        bytes += fs.getFileStatus(file).getLen();
+      }
+    }
+    // A character takes at most 4 bytes of UTF-8: beyond 4 x the limit a source surely holds too
+    // many; one below it may still stop while being read.
+    ValidationException.check(
+        bytes <= 4 * MAX_CHARS, "Cannot read text %s: %d bytes, over the limit of %d characters for a text source; use a sample of it",
+        location, bytes, MAX_CHARS);
+    return new Checked(allTokens ? OptionalLong.of(tokenRows) : OptionalLong.empty());
+  }
+
+  /** What checking a source learned from its footers: the input_ids rows of a pre-tokenized Parquet source. */
+  public record Checked(OptionalLong tokenRows) {}
+
+  /** Documents read from a source, and whether the source ended before the reading stopped. */
+  public record Documents(List<String> documents, boolean complete) {
+    public Documents {
+      documents = List.copyOf(documents);
+    }
+  }
+
+  /** The documents read so far, their characters, and where to stop. */
+  private static final class Reading {
+    final String location;
+    final long stopAt;
+    final List<String> documents = new ArrayList<>();
+    long chars;
+    boolean complete = true;
+
+    Reading(String location, long stopAt) {
+      this.location = location;
+      this.stopAt = stopAt;
+    }
+
+    /** Adds a document; false once enough characters are in hand. */
+    boolean add(String document) {
+      chars += document.length() + (documents.isEmpty() ? 0 : 2);
+      documents.add(document);
+      ValidationException.check(
+          chars <= MAX_CHARS, "Cannot read text %s: over the limit of %d characters for a text source; use a sample of it", location, MAX_CHARS);
+      if (chars >= stopAt) {
+        complete = false;
+        return false;
+      }
+      return true;
+    }
+
+    /** Where a document that runs past the stop may be cut, or -1 to read on. */
+    int cut(StringBuilder text) {
+      long before = chars + (documents.isEmpty() ? 0 : 2);
+      int from = (int) Math.max(1, Math.min(text.length(), stopAt - before));
+      for (int i = from; i < text.length(); i++) {
+        if (Character.isWhitespace(text.charAt(i)) && !Character.isWhitespace(text.charAt(i - 1))) {
+          return i;
+        }
+      }
+      ValidationException.check(
+          before + text.length() <= MAX_CHARS,
+          "Cannot read text %s: over the limit of %d characters for a text source; use a sample of it", location, MAX_CHARS);
+      return -1;
+    }
   }
 
   /** The file itself, or a folder's data files in name order (skipping _SUCCESS, .crc and the like). */
@@ -53,7 +164,7 @@ public final class TextSource {
     }
     List<Path> files = new ArrayList<>();
     if (!status.isDirectory()) {
-      files.add(path);
+      files.add(checkRegular(fs, status, location));
       return files;
     }
     FileStatus[] children = fs.listStatus(path);
@@ -61,10 +172,38 @@ public final class TextSource {
     for (FileStatus child : children) {
       String name = child.getPath().getName();
       if (child.isFile() && !name.startsWith("_") && !name.startsWith(".")) {
-        files.add(child.getPath());
+        files.add(checkRegular(fs, child, location));
       }
     }
     return files;
+  }
+
+  /** Hadoop's local file system reports devices and pipes as files; a device may never end. */
+  private static Path checkRegular(FileSystem fs, FileStatus status, String location) {
+    boolean regular = status.isFile();
+    if (regular && "file".equals(fs.getUri().getScheme())) {
+      regular = Files.isRegularFile(Paths.get(fs.makeQualified(status.getPath()).toUri()));
+    }
+    ValidationException.check(
+        regular, "Cannot read text %s: %s is not a regular file (a device or pipe); give a file or a folder of files", location,
+        status.getPath());
+    return status.getPath();
+  }
+
+  /** A Parquet call whose failure on a file that is not Parquet (bad magic, a huge footer) is bad input. */
+  private static <T> T parquet(Path file, ParquetCall<T> call) throws IOException {
+    try {
+      return call.run();
+    } catch (ValidationException e) {
+      throw e;
+    } catch (RuntimeException e) {
+      throw new ValidationException("Invalid Parquet " + file + ": " + e.getMessage() + " (is it a Parquet file?)", e);
+    }
+  }
+
+  @FunctionalInterface
+  private interface ParquetCall<T> {
+    T run() throws IOException;
   }
 
   /** Receives each non-blank JSONL line, parsed; returns false to stop reading. */
@@ -96,31 +235,38 @@ public final class TextSource {
     return true;
   }
 
-  private static void readFile(FileSystem fs, Path path, List<String> documents) throws IOException {
+  /** Reads one data file's documents; false once enough characters are in hand. */
+  private static boolean readFile(FileSystem fs, Path path, Reading reading) throws IOException {
     String name = path.getName().toLowerCase(Locale.ROOT);
     if (name.endsWith(".parquet")) {
-      readParquet(fs, path, documents);
-    } else if (name.endsWith(".jsonl") || name.endsWith(".json")) {
-      readJsonLines(fs, path, documents);
-    } else {
-      try (BufferedReader reader = new BufferedReader(new InputStreamReader(fs.open(path), StandardCharsets.UTF_8))) {
-        StringBuilder text = new StringBuilder();
-        char[] buffer = new char[1 << 16];
-        for (int read; (read = reader.read(buffer)) > 0; ) {
-          text.append(buffer, 0, read);
+      return readParquet(fs, path, reading);
+    }
+    if (name.endsWith(".jsonl") || name.endsWith(".json")) {
+      return readJsonLines(fs, path, reading);
+    }
+    try (BufferedReader reader = new BufferedReader(new InputStreamReader(fs.open(path), StandardCharsets.UTF_8))) {
+      StringBuilder text = new StringBuilder();
+      char[] buffer = new char[1 << 16];
+      for (int read; (read = reader.read(buffer)) > 0; ) {
+        text.append(buffer, 0, read);
+        int cut = reading.cut(text);
+        if (cut >= 0) {
+          text.setLength(cut);
+          reading.add(text.toString());
+          reading.complete = false;
+          return false;
         }
-        documents.add(text.toString());
       }
+      return reading.add(text.toString());
     }
   }
 
-  private static void readJsonLines(FileSystem fs, Path path, List<String> documents) throws IOException {
-    forEachJsonLine(fs, path, (lineNumber, node) -> {
+  private static boolean readJsonLines(FileSystem fs, Path path, Reading reading) throws IOException {
+    return forEachJsonLine(fs, path, (lineNumber, node) -> {
       JsonNode text = node == null ? null : node.get(TEXT_FIELD);
       ValidationException.check(
           text != null && text.isTextual(), "Invalid JSONL %s line %d: no string field '%s'", path, lineNumber, TEXT_FIELD);
-      documents.add(text.textValue());
-      return true;
+      return reading.add(text.textValue());
     });
   }
 
@@ -170,8 +316,8 @@ public final class TextSource {
 
   @SuppressWarnings("deprecation")
   private static boolean readParquetTokens(FileSystem fs, Path path, List<int[]> samples) throws IOException {
-    try (ParquetReader<Group> reader = ParquetReader.builder(new GroupReadSupport(), path).withConf(fs.getConf()).build()) {
-      for (Group row; (row = reader.read()) != null; ) {
+    try (ParquetReader<Group> reader = parquet(path, () -> ParquetReader.builder(new GroupReadSupport(), path).withConf(fs.getConf()).build())) {
+      for (Group row; (row = parquet(path, reader::read)) != null; ) {
         if (!row.getType().containsField(TOKENS_FIELD)) {
           return false;
         }
@@ -207,15 +353,16 @@ public final class TextSource {
   }
 
   @SuppressWarnings("deprecation")
-  private static void readParquet(FileSystem fs, Path path, List<String> documents) throws IOException {
-    try (ParquetReader<Group> reader = ParquetReader.builder(new GroupReadSupport(), path).withConf(fs.getConf()).build()) {
-      for (Group row; (row = reader.read()) != null; ) {
+  private static boolean readParquet(FileSystem fs, Path path, Reading reading) throws IOException {
+    try (ParquetReader<Group> reader = parquet(path, () -> ParquetReader.builder(new GroupReadSupport(), path).withConf(fs.getConf()).build())) {
+      for (Group row; (row = parquet(path, reader::read)) != null; ) {
         ValidationException.check(
             row.getType().containsField(TEXT_FIELD), "Invalid Parquet %s: no column '%s'", path, TEXT_FIELD);
-        if (row.getFieldRepetitionCount(TEXT_FIELD) > 0) {
-          documents.add(row.getString(TEXT_FIELD, 0));
+        if (row.getFieldRepetitionCount(TEXT_FIELD) > 0 && !reading.add(row.getString(TEXT_FIELD, 0))) {
+          return false;
         }
       }
     }
+    return true;
   }
 }

@@ -354,6 +354,10 @@ class TestPruneJob extends SparkTestBase {
         .isInstanceOf(ValidationException.class).hasMessageContaining("input_ids[1] = 1099511627776 is not a token id");
     assertThatThrownBy(() -> Calibration.sample(io, jsonl.toString(), tokenizer, 10, SEQLEN, 0))
         .isInstanceOf(ValidationException.class).hasMessageContaining("9 input_ids rows, fewer than --nsamples 10");
+    // From Parquet footers, before Spark would start: the rows are counted, not read.
+    assertThatThrownBy(() -> JobInputs.open(io, PruneOptions.builder().model(SharedData.stories260K().toString()).out(out.toString())
+        .method(PruningMethod.WANDA).target(SparsityTarget.unstructured(0.5)).calibration(parquet.toString()).nsamples(10).seqlen(SEQLEN).build()))
+        .isInstanceOf(ValidationException.class).hasMessageContaining("9 input_ids rows, fewer than --nsamples 10");
     assertThatThrownBy(() -> Calibration.sample(io, jsonl.toString(), tokenizer, 2, 64, 0))
         .isInstanceOf(ValidationException.class).hasMessageContaining("row 0").hasMessageContaining("128 input_ids, expected --seqlen 64");
   }
