@@ -27,16 +27,9 @@ final class Routing {
     float[] probabilities = new float[experts];
     for (int t = 0; t < tokens; t++) {
       int row = t * experts;
-      double max = Double.NEGATIVE_INFINITY;
+      double logSum = Layers.logSumExp(logits, row, experts);
       for (int e = 0; e < experts; e++) {
-        max = Math.max(max, logits[row + e]);
-      }
-      double sum = 0;
-      for (int e = 0; e < experts; e++) {
-        sum += Math.exp(logits[row + e] - max);
-      }
-      for (int e = 0; e < experts; e++) {
-        probabilities[e] = (float) (Math.exp(logits[row + e] - max) / sum);
+        probabilities[e] = (float) Math.exp(logits[row + e] - logSum);
       }
       float total = 0;
       for (int j = 0; j < k; j++) {

@@ -3,14 +3,10 @@ package dev.sparkprune.scoring.model;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
-import dev.sparkprune.tensorio.SafetensorsReader;
-import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.ModelFixtures;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.LocalFileIO;
-import dev.sparkprune.tensorio.TensorInfo;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import java.util.ArrayList;
@@ -30,32 +26,18 @@ class TestFixtureModels {
   static final LocalFileIO IO = new LocalFileIO();
 
   static DecoderModel open(String arch) throws IOException {
-    return Models.open(ModelArchive.open(IO, SharedData.path("fixtures/models/" + arch).toString()), NetlibLinearAlgebra.defaultInstance());
+    return Models.open(ModelArchive.open(IO, ModelFixtures.path(arch).toString()), NetlibLinearAlgebra.defaultInstance());
   }
 
   static int[] goldenTokens(String arch) throws IOException {
-    try (SafetensorsReader golden = SafetensorsReader.open(IO.newInputFile(SharedData.path("fixtures/models/" + arch + "/golden.safetensors").toString()))) {
-      TensorInfo info = golden.tensor("tokens");
-      ByteBuffer bytes = ByteBuffer.wrap(golden.readRawRows(info, 0, (int) info.rows())).order(ByteOrder.LITTLE_ENDIAN);
-      int[] tokens = new int[(int) info.numel()];
-      for (int i = 0; i < tokens.length; i++) {
-        tokens[i] = bytes.getInt();
-      }
-      return tokens;
-    }
-  }
-
-  static float[] goldenLogits(String arch) throws IOException {
-    try (SafetensorsReader golden = SafetensorsReader.open(IO.newInputFile(SharedData.path("fixtures/models/" + arch + "/golden.safetensors").toString()))) {
-      return golden.readFloats("logits");
-    }
+    return ModelFixtures.goldenTokens(arch);
   }
 
   @ParameterizedTest(name = "{0}")
   @ValueSource(strings = {"llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"})
   void logitsMatchTheGoldenForwardPass(String arch) throws IOException {
     int[] tokens = goldenTokens(arch);
-    float[] expected = goldenLogits(arch);
+    float[] expected = ModelFixtures.goldenLogits(arch);
     assertThat(tokens).hasSize(64);
     try (DecoderModel model = open(arch)) {
       float[] logits = model.logits(model.forward(new int[][] {tokens}), 0);
@@ -110,7 +92,7 @@ class TestFixtureModels {
       HiddenStates hidden = model.embed(new int[][] {goldenTokens(arch)});
       for (int b = 0; b < model.layout().blocks().size(); b++) {
         BlockWeights weights = model.loadBlock(b);
-        int[][] routed = RoutingByHand.route(moeInput(model, weights, hidden), weights.tensor(routerName(model, b, moe)), 64, moe);
+        int[][] routed = ModelFixtures.routedRows(moeInput(model, weights, hidden), weights.tensor(routerName(model, b, moe)), 64, moe);
         int[] counts = new int[moe.experts()];
         int[] hiddenCounts = new int[moe.experts()];
         List<Linear> seen = new ArrayList<>();
@@ -145,7 +127,7 @@ class TestFixtureModels {
       int[] tokens = goldenTokens(arch);
       BlockWeights weights = model.loadBlock(0);
       HiddenStates input = model.embed(new int[][] {tokens});
-      int[][] routed = RoutingByHand.route(moeInput(model, weights, input), weights.tensor(routerName(model, 0, moe)), 64, moe);
+      int[][] routed = ModelFixtures.routedRows(moeInput(model, weights, input), weights.tensor(routerName(model, 0, moe)), 64, moe);
       float[] dense = model.runBlock(weights, input, InputHook.NONE).values();
 
       // Zeroing a chosen expert changes exactly the tokens routed to it.
@@ -168,7 +150,7 @@ class TestFixtureModels {
 
       // An expert no token of a prefix routes to changes nothing for that prefix.
       for (int length = 64; length >= 2; length--) {
-        int[][] prefixRouting = RoutingByHand.route(
+        int[][] prefixRouting = ModelFixtures.routedRows(
             Arrays.copyOf(moeInput(model, weights, input), length * 64), weights.tensor(routerName(model, 0, moe)), length, moe);
         for (int e = 0; e < moe.experts(); e++) {
           if (prefixRouting[e].length == 0) {

@@ -17,8 +17,8 @@ import dev.sparkprune.scoring.model.HiddenStates;
 import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.ModelFixtures;
 import dev.sparkprune.tensorio.SharedData;
-import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import dev.sparkprune.tensorio.archive.ModelArchive;
@@ -27,8 +27,6 @@ import dev.sparkprune.tensorio.mask.Mask;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,20 +52,11 @@ class TestPruneMoe extends SparkTestBase {
   @TempDir static Path dir;
 
   static Path fixture(String arch) {
-    return SharedData.path("fixtures/models/" + arch);
+    return ModelFixtures.path(arch);
   }
 
-  /** The golden 64 tokens (BOS first); their routing margins are at least 7e-5. */
   static int[] goldenTokens(String arch) throws IOException {
-    try (SafetensorsReader golden = SafetensorsReader.open(IO.newInputFile(fixture(arch).resolve("golden.safetensors").toString()))) {
-      TensorInfo info = golden.tensor("tokens");
-      ByteBuffer bytes = ByteBuffer.wrap(golden.readRawRows(info, 0, (int) info.rows())).order(ByteOrder.LITTLE_ENDIAN);
-      int[] tokens = new int[(int) info.numel()];
-      for (int i = 0; i < tokens.length; i++) {
-        tokens[i] = bytes.getInt();
-      }
-      return tokens;
-    }
+    return ModelFixtures.goldenTokens(arch);
   }
 
   /** Pre-tokenized calibration rows, used by the job exactly as given. */
@@ -224,7 +213,7 @@ class TestPruneMoe extends SparkTestBase {
     }
   }
 
-  /** [block][expert] token counts of the dense model's routing, from the router weights directly. */
+  /** [block][expert] token counts of the dense model's routing, computed from the router weights directly. */
   private static int[][] routedCounts(String arch, int[] tokens) throws IOException {
     ModelArchive archive = ModelArchive.open(IO, fixture(arch).toString());
     MixtureOfExperts moe = MixtureOfExperts.of(archive.config()).orElseThrow();
@@ -250,23 +239,9 @@ class TestPruneMoe extends SparkTestBase {
           }
         });
         float[] router = weights.tensor("model.layers." + b + "." + moe.router() + ".weight");
-        for (int t = 0; t < tokens.length; t++) {
-          double[] logits = new double[moe.experts()];
-          for (int e = 0; e < moe.experts(); e++) {
-            for (int c = 0; c < width; c++) {
-              logits[e] += (double) moeInput[0][t * width + c] * router[e * width + c];
-            }
-          }
-          // Softmax is monotonic: the top-k logits are the top-k probabilities.
-          boolean[] taken = new boolean[moe.experts()];
-          for (int j = 0; j < moe.topK(); j++) {
-            int best = -1;
-            for (int e = 0; e < moe.experts(); e++) {
-              best = !taken[e] && (best < 0 || logits[e] > logits[best]) ? e : best;
-            }
-            taken[best] = true;
-            counts[b][best]++;
-          }
+        int[][] rows = ModelFixtures.routedRows(moeInput[0], router, tokens.length, moe);
+        for (int e = 0; e < moe.experts(); e++) {
+          counts[b][e] = rows[e].length;
         }
         hidden = next;
       }
