@@ -248,4 +248,32 @@ class TestPruneMoe extends SparkTestBase {
       return counts;
     }
   }
+
+  @org.junit.jupiter.api.Test
+  void aBatchPrunesMixtureOfExpertsModelsFromText() throws IOException {
+    String calib = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
+    Path manifest = dir.resolve("moe-manifest.jsonl");
+    Files.writeString(manifest, String.join("\n",
+        "{\"model\": \"" + fixture("qwen3_moe") + "\", \"name\": \"qwen3_moe\", \"method\": \"wanda\", \"pattern\": \"2:4\", \"calib\": \""
+            + calib + "\", \"nsamples\": 2, \"seqlen\": 64}",
+        "{\"model\": \"" + fixture("mixtral") + "\", \"name\": \"mixtral\", \"method\": \"sparsegpt\", \"sparsity\": 0.5, \"calib\": \""
+            + calib + "\", \"nsamples\": 2, \"seqlen\": 64}",
+        ""));
+    Path outRoot = dir.resolve("moe-batch");
+    List<org.apache.spark.sql.Row> rows =
+        new BatchJob(spark, manifest.toString(), outRoot.toString(), new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8))
+            .run();
+    assertThat(rows.stream().map(row -> row.getString(0) + "=" + row.getString(2)).toList())
+        .containsExactly("qwen3_moe=SUCCEEDED", "mixtral=SUCCEEDED");
+    for (String name : List.of("qwen3_moe", "mixtral")) {
+      JsonNode report = JSON.readTree(outRoot.resolve(name).resolve("report.json").toFile());
+      assertThat(report.get("experts")).hasSize(3 * 8);
+      long routed = 0;
+      for (JsonNode expert : report.get("experts")) {
+        routed += expert.get("calibration_tokens").asLong();
+      }
+      // Two samples of 64 tokens, each routed to 2 experts, in each of 3 blocks.
+      assertThat(routed).isEqualTo(3L * 2 * 64 * 2);
+    }
+  }
 }
