@@ -12,6 +12,16 @@ final class Fused {
     return Layers.linear(linalg, x, tokens, (int) linear.inFeatures(), w.tensor(linear.tensorName()), (int) linear.outFeatures(), bias);
   }
 
+  /** SwiGLU's hidden activations silu(x gate^T) * (x up^T), [tokens x intermediate]. */
+  static float[] swiGlu(LinearAlgebra linalg, BlockWeights w, Linear gate, Linear up, float[] x, int tokens) {
+    float[] hidden = apply(linalg, w, gate, x, tokens);
+    float[] upOut = apply(linalg, w, up, x, tokens);
+    for (int i = 0; i < hidden.length; i++) {
+      hidden[i] = Layers.silu(hidden[i]) * upOut[i];
+    }
+    return hidden;
+  }
+
   /** Splits [tokens x parts*width] into parts of [tokens x width] by column blocks (GPT-2's q | k | v). */
   static float[][] splitColumns(float[] fused, int tokens, int width, int parts) {
     float[][] out = new float[parts][tokens * width];

@@ -2,25 +2,31 @@ package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.MixtureOfExperts;
+import dev.sparkprune.tensorio.arch.TensorRole;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Llama, Mistral and Qwen2 as Hugging Face's modeling code computes them: RMSNorm, rotate-half
  * RoPE, grouped-query attention, SwiGLU MLP, optional q/k/v biases, tied or separate LM head.
+ * Qwen3 and Qwen3-MoE normalise each head of q and k before RoPE; Mixtral, Qwen2-MoE and
+ * Qwen3-MoE run a {@link SparseMoe} in place of the MLP of their sparse layers.
  */
 final class LlamaModel extends BaseDecoderModel {
   private final int hidden;
   private final int heads;
   private final int kvHeads;
   private final int headDim;
-  private final int intermediate;
   private final double eps;
   private final Rope rope;
   private final String bodyPrefix;
+  private final boolean qkNorm;
+  private final Optional<MixtureOfExperts> moe;
 
   LlamaModel(ArchiveWeights weights, LinearAlgebra linalg) {
     super(weights, linalg, config(weights).requireInt("vocab_size"), Models.maxPositions(config(weights), weights.layout().modelType()));
@@ -29,11 +35,13 @@ final class LlamaModel extends BaseDecoderModel {
     this.heads = config.requireInt("num_attention_heads");
     this.kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
     this.headDim = config.optionalInt("head_dim").orElse(hidden / heads);
-    this.intermediate = config.requireInt("intermediate_size");
     this.eps = config.doubleValue("rms_norm_eps", 1e-6);
     this.rope = new Rope(config, headDim, headDim, maxPositions());
     String firstLinear = layout.blocks().get(0).linears().get(0).tensorName();
     this.bodyPrefix = firstLinear.substring(0, firstLinear.indexOf("layers.0."));
+    // The layout knows the q/k norms as norms only for the model types that have them.
+    this.qkNorm = layout.roles().get(bodyPrefix + "layers.0.self_attn.q_norm.weight") == TensorRole.NORM;
+    this.moe = MixtureOfExperts.of(config);
   }
 
   @Override
@@ -59,6 +67,10 @@ final class LlamaModel extends BaseDecoderModel {
     float[] q = Fused.apply(linalg, w, linears.get("self_attn.q_proj"), x, tokens);
     float[] k = Fused.apply(linalg, w, linears.get("self_attn.k_proj"), x, tokens);
     float[] v = Fused.apply(linalg, w, linears.get("self_attn.v_proj"), x, tokens);
+    if (qkNorm) {
+      q = Layers.rmsNorm(q, tokens * heads, headDim, w.tensor(block + "self_attn.q_norm.weight"), eps);
+      k = Layers.rmsNorm(k, tokens * kvHeads, headDim, w.tensor(block + "self_attn.k_norm.weight"), eps);
+    }
     rope.apply(q, input.sequences(), input.length(), heads);
     rope.apply(k, input.sequences(), input.length(), kvHeads);
     float[] attention = Layers.causalAttention(linalg, q, k, v, input.sequences(), input.length(), heads, kvHeads, headDim);
@@ -66,14 +78,14 @@ final class LlamaModel extends BaseDecoderModel {
     Layers.addInPlace(h, Fused.apply(linalg, w, linears.get("self_attn.o_proj"), attention, tokens));
 
     x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
-    hook.accept(List.of(linears.get("mlp.gate_proj"), linears.get("mlp.up_proj")), x, tokens, input.sequences());
-    float[] gate = Fused.apply(linalg, w, linears.get("mlp.gate_proj"), x, tokens);
-    float[] up = Fused.apply(linalg, w, linears.get("mlp.up_proj"), x, tokens);
-    for (int i = 0; i < gate.length; i++) {
-      gate[i] = Layers.silu(gate[i]) * up[i];
+    if (moe.isPresent() && moe.get().isSparse(w.block())) {
+      Layers.addInPlace(h, SparseMoe.run(linalg, moe.get(), w, block, linears, x, tokens, hidden, input.sequences(), hook));
+    } else {
+      hook.accept(List.of(linears.get("mlp.gate_proj"), linears.get("mlp.up_proj")), x, tokens, input.sequences());
+      float[] gate = Fused.swiGlu(linalg, w, linears.get("mlp.gate_proj"), linears.get("mlp.up_proj"), x, tokens);
+      hook.accept(List.of(linears.get("mlp.down_proj")), gate, tokens, input.sequences());
+      Layers.addInPlace(h, Fused.apply(linalg, w, linears.get("mlp.down_proj"), gate, tokens));
     }
-    hook.accept(List.of(linears.get("mlp.down_proj")), gate, tokens, input.sequences());
-    Layers.addInPlace(h, Fused.apply(linalg, w, linears.get("mlp.down_proj"), gate, tokens));
     return new HiddenStates(input.sequences(), input.length(), hidden, h);
   }
 

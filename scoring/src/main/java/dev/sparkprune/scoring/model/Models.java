@@ -19,6 +19,10 @@ public final class Models {
       case "llama":
       case "mistral":
       case "qwen2":
+      case "qwen3":
+      case "mixtral":
+      case "qwen2_moe":
+      case "qwen3_moe":
         return new LlamaModel(weights, linalg);
       case "gpt2":
         return new Gpt2Model(weights, linalg);

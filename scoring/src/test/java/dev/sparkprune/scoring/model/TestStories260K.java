@@ -64,11 +64,14 @@ class TestStories260K {
       HiddenStates batch = model.forward(new int[][] {tokens, changed});
       float[] a = model.logits(batch, 0);
       float[] b = model.logits(batch, 1);
-      assertThat(Arrays.copyOf(b, 40 * 512)).isEqualTo(Arrays.copyOf(a, 40 * 512));
+      // Two rows of one batch may take different BLAS kernels: equal within rounding, not bit for bit.
+      for (int i = 0; i < 40 * 512; i++) {
+        assertThat(b[i]).as("logit %d before the changed token", i).isCloseTo(a[i], Offset.offset(1e-4f));
+      }
       assertThat(b[40 * 512 + 3]).isNotEqualTo(a[40 * 512 + 3]);
       float[] alone = model.logits(model.forward(new int[][] {changed}), 0);
       for (int i = 0; i < alone.length; i++) {
-        assertThat(alone[i]).isCloseTo(b[i], Offset.offset(1e-5f));
+        assertThat(alone[i]).isCloseTo(b[i], Offset.offset(1e-4f));
       }
     }
   }

@@ -6,6 +6,9 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.Block;
+import dev.sparkprune.tensorio.arch.Expert;
+import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.arch.TensorRole;
@@ -58,6 +61,10 @@ final class InspectCommand {
             TextTable.count(layout.totalParameters()),
             TextTable.count(layout.prunableParameters()),
             100.0 * layout.prunableParameters() / Math.max(1, layout.totalParameters())));
+    boolean experts = hasExperts(layout);
+    if (experts) {
+      out.println("Experts        " + expertSummary(archive, layout));
+    }
     Map<DType, long[]> dtypes = dtypeCounts(archive);
     StringBuilder dtypeLine = new StringBuilder();
     dtypes.forEach(
@@ -78,17 +85,24 @@ final class InspectCommand {
     }
     out.println("Tokenizer      " + (archive.tokenizerFiles().isEmpty() ? "(none)" : String.join(", ", archive.tokenizerFiles())));
     out.println();
-    TextTable table = new TextTable("block", "linear", "out x in", "input group", "dtype", "parameters", "tensor");
+    // Dense models keep their table as it was; MoE models get an expert column.
+    TextTable table = experts
+        ? new TextTable("block", "expert", "linear", "out x in", "input group", "dtype", "parameters", "tensor")
+        : new TextTable("block", "linear", "out x in", "input group", "dtype", "parameters", "tensor");
     for (Linear linear : linears) {
       ArchiveTensor tensor = archive.tensor(linear.tensorName());
-      table.row(
+      List<Object> cells = new java.util.ArrayList<>(List.of(
           linear.block(),
           linear.name(),
           linear.outFeatures() + " x " + linear.inFeatures() + (linear.storedTransposed() ? " (stored in x out)" : ""),
           linear.inputGroup(),
           tensor.dtype(),
           TextTable.count(linear.parameters()),
-          linear.tensorName());
+          linear.tensorName()));
+      if (experts) {
+        cells.add(1, linear.expert().map(Expert::label).orElse("-"));
+      }
+      table.row(cells.toArray());
     }
     table.print(out);
     out.println();
@@ -112,6 +126,37 @@ final class InspectCommand {
                 .append(TextTable.count(counts[1]))
                 .append(" parameters)"));
     out.println("Not pruned     " + (notPruned.length() == 0 ? "(none)" : notPruned));
+  }
+
+  private static boolean hasExperts(ModelLayout layout) {
+    return layout.linears().stream().anyMatch(linear -> linear.expert().isPresent());
+  }
+
+  /** "8 routed, top-2, in blocks 0-2 (3 of 3); shared expert in every MoE block". */
+  private static String expertSummary(ModelArchive archive, ModelLayout layout) {
+    MixtureOfExperts moe = MixtureOfExperts.of(archive.config()).orElseThrow();
+    List<Integer> moeBlocks = moeBlocks(layout);
+    return String.format(
+        Locale.ROOT,
+        "%d routed per MoE block, top-%d%s; MoE blocks %s (%d of %d); routers %d%s",
+        moe.experts(),
+        moe.topK(),
+        moe.normalizeTopK() ? " renormalised" : "",
+        moeBlocks,
+        moeBlocks.size(),
+        layout.blocks().size(),
+        layout.roles().values().stream().filter(role -> role == TensorRole.ROUTER).count(),
+        moe.hasSharedExpert() ? "; one shared expert per MoE block (sigmoid-gated)" : "");
+  }
+
+  private static List<Integer> moeBlocks(ModelLayout layout) {
+    List<Integer> blocks = new java.util.ArrayList<>();
+    for (Block block : layout.blocks()) {
+      if (block.routedExperts() > 0) {
+        blocks.add(block.index());
+      }
+    }
+    return blocks;
   }
 
   private static String architectureClass(ModelArchive archive) {
@@ -152,6 +197,16 @@ final class InspectCommand {
     }
     ArrayNode tokenizer = root.putArray("tokenizer_files");
     archive.tokenizerFiles().forEach(tokenizer::add);
+    if (hasExperts(layout)) {
+      MixtureOfExperts moe = MixtureOfExperts.of(archive.config()).orElseThrow();
+      ObjectNode experts = root.putObject("experts");
+      experts.put("routed_per_block", moe.experts());
+      experts.put("top_k", moe.topK());
+      experts.put("normalize_top_k", moe.normalizeTopK());
+      experts.put("shared_expert", moe.hasSharedExpert());
+      ArrayNode blocks = experts.putArray("moe_blocks");
+      moeBlocks(layout).forEach(blocks::add);
+    }
     ArrayNode linears = root.putArray("linears");
     for (Linear linear : layout.linears()) {
       ArchiveTensor tensor = archive.tensor(linear.tensorName());
@@ -166,6 +221,13 @@ final class InspectCommand {
       entry.put("dtype", tensor.dtype().name());
       entry.put("shard", tensor.shard());
       linear.biasName().ifPresent(bias -> entry.put("bias", bias));
+      linear.expert().ifPresent(expert -> {
+        if (expert.shared()) {
+          entry.put("expert", "shared");
+        } else {
+          entry.put("expert", expert.index());
+        }
+      });
     }
     ArrayNode other = root.putArray("not_pruned");
     for (Map.Entry<String, TensorRole> entry : layout.roles().entrySet()) {

@@ -20,7 +20,8 @@ import org.apache.spark.sql.SparkSession;
 final class PruneCommand {
   static final Set<String> OPTIONS =
       Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config", "owl-lambda", "owl-m", "group",
-          "gpus-per-task", "gpus-per-executor", "gpu-discovery-script", "gpu-vendor");
+          "gpus-per-task", "gpus-per-executor", "gpu-discovery-script", "gpu-vendor", "moe-calibration", "min-expert-tokens",
+          "scoring-task-mb");
 
   private PruneCommand() {}
 
@@ -61,6 +62,10 @@ final class PruneCommand {
         .gpusPerExecutor(line.value("gpus-per-executor").isPresent() ? line.positiveInt("gpus-per-executor", 1) : 0)
         .gpuDiscoveryScript(line.value("gpu-discovery-script").orElse(null))
         .gpuVendor(line.value("gpu-vendor").orElse(null))
+        .moeCalibration(PruneOptions.parseMoeCalibration(line.value("moe-calibration").orElse("routed")))
+        .minExpertTokens(line.value("min-expert-tokens").isPresent() ? nonNegativeInt("min-expert-tokens", line.value("min-expert-tokens").get())
+            : PruneOptions.MIN_EXPERT_TOKENS_DEFAULT)
+        .scoringTaskBytes((long) line.positiveInt("scoring-task-mb", (int) (PruneOptions.SCORING_TASK_BYTES_DEFAULT >> 20)) << 20)
         .build();
   }
 
@@ -72,6 +77,16 @@ final class PruneCommand {
         return dev.sparkprune.scoring.methods.Wanda.Group.MATRIX;
       default:
         throw new ValidationException("Invalid --group " + text + ": use row or layer");
+    }
+  }
+
+  private static int nonNegativeInt(String option, String text) {
+    try {
+      int value = Integer.parseInt(text);
+      ValidationException.check(value >= 0, "Invalid --%s %s: must be 0 or more", option, text);
+      return value;
+    } catch (NumberFormatException e) {
+      throw new ValidationException("Invalid --" + option + " " + text + ": must be an integer");
     }
   }
 

@@ -16,6 +16,8 @@ import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.SafetensorsWriter;
 import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.TensorSpec;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.arch.Expert;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -28,6 +30,7 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.apache.spark.api.java.function.FlatMapFunction;
@@ -181,10 +184,18 @@ final class PruneFunctions {
     private final int block;
     private final CalibrationStatistics.HessianStorage storage;
 
+    private final InputHook.ExpertInputs expertInputs;
+
     CollectStatistics(JobContext context, int block, CalibrationStatistics.HessianStorage storage) {
+      this(context, block, storage, InputHook.ExpertInputs.ROUTED);
+    }
+
+    /** {@code expertInputs}: whether a routed expert's statistics see its routed tokens or all of them. */
+    CollectStatistics(JobContext context, int block, CalibrationStatistics.HessianStorage storage, InputHook.ExpertInputs expertInputs) {
       this.context = context;
       this.block = block;
       this.storage = storage;
+      this.expertInputs = expertInputs;
     }
 
     @Override
@@ -200,14 +211,7 @@ final class PruneFunctions {
         while (chunks.hasNext()) {
           SampleChunk chunk = chunks.next();
           Map<String, CalibrationStatistics> statistics = new LinkedHashMap<>();
-          InputHook hook = (linears, input, tokens, sequences) -> {
-            Linear first = linears.get(0);
-            statistics
-                .computeIfAbsent(
-                    PlannedLinear.statisticsKey(block, first.inputGroup()),
-                    key -> CalibrationStatistics.create((int) first.inFeatures(), storage))
-                .add(input, 0, tokens, sequences, backend.linearAlgebra());
-          };
+          InputHook hook = new StatisticsHook(statistics, block, storage, expertInputs, backend);
           for (HiddenStates sample : chunk.hidden) {
             model.runBlock(weights, sample, hook);
           }
@@ -273,10 +277,19 @@ final class PruneFunctions {
     private final Broadcast<Map<String, CalibrationStatistics>> channelStatistics;
     private final Wanda.Group wandaGroup;
 
+    private final int minExpertTokens;
+
     ScoreLinear(JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup) {
+      this(context, channelStatistics, wandaGroup, 0);
+    }
+
+    /** {@code minExpertTokens}: a routed expert calibrated on fewer tokens is pruned with magnitude. */
+    ScoreLinear(
+        JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup, int minExpertTokens) {
       this.context = context;
       this.channelStatistics = channelStatistics;
       this.wandaGroup = wandaGroup;
+      this.minExpertTokens = minExpertTokens;
     }
 
     @Override
@@ -290,7 +303,17 @@ final class PruneFunctions {
       float[] values = context.readLinear(planned);
       Linear linear = planned.linear;
       ComputeBackends.Choice backend = context.backend();
-      PruneResult result = planned.method.prune(
+      long calibrationTokens = statistics == null ? -1 : statistics.tokens();
+      PruningMethod method = planned.method;
+      String fallback = "";
+      // Statistics of a handful of routed tokens say little: magnitude needs none.
+      if (linear.isRoutedExpert() && method.needsCalibration() && statistics != null && calibrationTokens < minExpertTokens) {
+        fallback = String.format(
+            Locale.ROOT, "magnitude: %d calibration tokens, fewer than --min-expert-tokens %d", calibrationTokens, minExpertTokens);
+        method = PruningMethod.MAGNITUDE;
+        statistics = null;
+      }
+      PruneResult result = method.prune(
           planned.tensorName(),
           Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values),
           statistics,
@@ -309,7 +332,8 @@ final class PruneFunctions {
           result.reconstructionLoss().orElse(Double.NaN),
           result.damping().orElse(Double.NaN),
           (System.nanoTime() - start) / 1e9,
-          Placement.of(backend));
+          Placement.of(backend))
+          .withExpert(linear.expert().map(Expert::label).orElse(""), calibrationTokens, fallback);
     }
   }
 

@@ -187,7 +187,7 @@ public final class PruneJob {
     for (int b = 0; b < layout.blocks().size(); b++) {
       long blockStart = System.nanoTime();
       JavaPairRDD<String, CalibrationStatistics> statistics = onGpus(hidden
-          .mapPartitionsToPair(new PruneFunctions.CollectStatistics(context, b, storage)))
+          .mapPartitionsToPair(new PruneFunctions.CollectStatistics(context, b, storage, options.moeCalibration())))
           .groupByKey(partitions)
           .mapValues(new FoldChunks());
       List<PlannedLinear> blockPlan = new ArrayList<>();
@@ -256,19 +256,19 @@ public final class PruneJob {
   }
 
   /**
-   * One task per linear. Per-channel statistics (Wanda, RIA) are small: they are collected and
+   * Scoring tasks of about --scoring-task-mb of weights each ({@link ScoringTasks}), a task
+   * scoring its linears one at a time. Per-channel statistics (Wanda, RIA) are small: they are collected and
    * broadcast. Hessians (SparseGPT) stay distributed: each goes to the task of every linear that
    * reads the same input.
    */
   private List<LinearResult> score(
       JavaSparkContext jsc, PruneFunctions.JobContext context, List<PlannedLinear> linears,
       JavaPairRDD<String, CalibrationStatistics> statistics, MaskWriter masks) {
-    Map<String, Integer> index = new HashMap<>();
     Map<String, PlannedLinear> byName = new HashMap<>();
     for (PlannedLinear planned : linears) {
-      index.put(planned.tensorName(), index.size());
       byName.put(planned.tensorName(), planned);
     }
+    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, options.scoringTaskBytes(), jsc.defaultParallelism());
     JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> tasks;
     Broadcast<Map<String, CalibrationStatistics>> channel = null;
     // Decided by the method, not by probing the RDD: every action would rerun the block's forward pass.
@@ -276,17 +276,15 @@ public final class PruneJob {
       channel = jsc.broadcast(new HashMap<>(statistics.collectAsMap()));
     }
     if (statistics == null || channel != null) {
-      List<Tuple2<PlannedLinear, CalibrationStatistics>> list = new ArrayList<>();
-      linears.forEach(planned -> list.add(new Tuple2<>(planned, null)));
-      tasks = jsc.parallelize(list, Math.max(1, list.size()));
+      tasks = jsc.parallelize(groups, Math.max(1, groups.size())).flatMap(new Unfold());
     } else {
       Broadcast<Map<String, PlannedLinear>> planBroadcast = jsc.broadcast(byName);
       tasks = statistics
           .flatMapToPair(new PerLinear(planBroadcast))
-          .partitionBy(new LinearPartitioner(index))
+          .partitionBy(new LinearPartitioner(ScoringTasks.taskIndex(groups), groups.size()))
           .map(new WithPlan(planBroadcast));
     }
-    JavaRDD<LinearResult> scored = onGpus(tasks.map(new PruneFunctions.ScoreLinear(context, channel, options.wandaGroup())))
+    JavaRDD<LinearResult> scored = onGpus(tasks.map(new PruneFunctions.ScoreLinear(context, channel, options.wandaGroup(), options.minExpertTokens())))
         .persist(StorageLevel.MEMORY_AND_DISK());
     masks.append(scored);
     List<LinearResult> summaries = scored.map(new Summary()).collect();
@@ -420,18 +418,33 @@ public final class PruneJob {
     }
   }
 
-  /** One partition per linear, so every linear is its own scoring task. */
+  /** A task's linears, each without statistics (they come by broadcast, or are not needed). */
+  static final class Unfold implements org.apache.spark.api.java.function.FlatMapFunction<
+      List<PlannedLinear>, Tuple2<PlannedLinear, CalibrationStatistics>> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public java.util.Iterator<Tuple2<PlannedLinear, CalibrationStatistics>> call(List<PlannedLinear> group) {
+      List<Tuple2<PlannedLinear, CalibrationStatistics>> out = new ArrayList<>();
+      group.forEach(planned -> out.add(new Tuple2<>(planned, null)));
+      return out.iterator();
+    }
+  }
+
+  /** One partition per scoring task of {@link ScoringTasks}: a linear goes to its group's task. */
   static final class LinearPartitioner extends org.apache.spark.Partitioner {
     private static final long serialVersionUID = 1L;
     private final Map<String, Integer> index;
+    private final int tasks;
 
-    LinearPartitioner(Map<String, Integer> index) {
+    LinearPartitioner(Map<String, Integer> index, int tasks) {
       this.index = new HashMap<>(index);
+      this.tasks = Math.max(1, tasks);
     }
 
     @Override
     public int numPartitions() {
-      return Math.max(1, index.size());
+      return tasks;
     }
 
     @Override

@@ -65,6 +65,12 @@ public final class PruneOptions implements Serializable {
   /** Global allocations keep at least this fraction of every layer, against layer collapse. */
   public static final double MIN_KEEP_DEFAULT = 0.01;
 
+  /** A routed expert with fewer calibration tokens than this is pruned with magnitude instead. */
+  public static final int MIN_EXPERT_TOKENS_DEFAULT = 16;
+
+  /** Linears are grouped into scoring tasks of about this many bytes of float weights. */
+  public static final long SCORING_TASK_BYTES_DEFAULT = 64L << 20;
+
   public static final int NSAMPLES_DEFAULT = 128;
   public static final int SEQLEN_DEFAULT = 2048;
   public static final long SEED_DEFAULT = 0;
@@ -98,6 +104,9 @@ public final class PruneOptions implements Serializable {
   private final int gpusPerExecutor;
   private final String gpuDiscoveryScript;
   private final String gpuVendor;
+  private final dev.sparkprune.scoring.model.InputHook.ExpertInputs moeCalibration;
+  private final int minExpertTokens;
+  private final long scoringTaskBytes;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -115,6 +124,11 @@ public final class PruneOptions implements Serializable {
     this.allocation = builder.allocation;
     this.minKeep = builder.minKeep;
     this.config = builder.config;
+    this.moeCalibration = Objects.requireNonNull(builder.moeCalibration, "moeCalibration is null");
+    this.minExpertTokens = builder.minExpertTokens;
+    ValidationException.check(minExpertTokens >= 0, "Invalid --min-expert-tokens %d: must be 0 or more", minExpertTokens);
+    this.scoringTaskBytes = builder.scoringTaskBytes;
+    ValidationException.check(scoringTaskBytes > 0, "Invalid --scoring-task-mb: must be positive");
     ValidationException.check(
         config == null || allocation == Allocation.UNIFORM, "--config rules set per-layer targets: use them with --allocation uniform");
     ValidationException.check(minKeep >= 0 && minKeep < 1, "Invalid --min-keep %s: must be in [0, 1)", minKeep);
@@ -285,6 +299,31 @@ public final class PruneOptions implements Serializable {
     return Math.max(1, (nsamples + 15) / 16);
   }
 
+  /** Which tokens a routed expert's calibration statistics come from: those routed to it, or all. */
+  public dev.sparkprune.scoring.model.InputHook.ExpertInputs moeCalibration() {
+    return moeCalibration;
+  }
+
+  /** Routed experts with fewer calibration tokens are pruned with magnitude (no statistics). */
+  public int minExpertTokens() {
+    return minExpertTokens;
+  }
+
+  /** The float-weight bytes a scoring task aims at; a larger linear is a task of its own. */
+  public long scoringTaskBytes() {
+    return scoringTaskBytes;
+  }
+
+  /** "routed" or "all", any case. */
+  public static dev.sparkprune.scoring.model.InputHook.ExpertInputs parseMoeCalibration(String text) {
+    for (dev.sparkprune.scoring.model.InputHook.ExpertInputs value : dev.sparkprune.scoring.model.InputHook.ExpertInputs.values()) {
+      if (value.name().equalsIgnoreCase(text)) {
+        return value;
+      }
+    }
+    throw new ValidationException("Invalid --moe-calibration " + text + ": use routed or all");
+  }
+
   /**
    * Every setting that changes the output, as one string: a batch rerun skips a model whose
    * committed report has the same key and model fingerprint.
@@ -305,7 +344,10 @@ public final class PruneOptions implements Serializable {
         config == null ? "" : config,
         Integer.toString(nsamples),
         Integer.toString(seqlen),
-        Long.toString(seed));
+        Long.toString(seed))
+        // MoE settings only when they differ from the defaults, so earlier keys stay valid.
+        + (moeCalibration == dev.sparkprune.scoring.model.InputHook.ExpertInputs.ROUTED && minExpertTokens == MIN_EXPERT_TOKENS_DEFAULT
+            ? "" : "|moe=" + moeCalibration.name() + "/" + minExpertTokens);
   }
 
   @Override
@@ -344,8 +386,26 @@ public final class PruneOptions implements Serializable {
     private int gpusPerExecutor;
     private String gpuDiscoveryScript;
     private String gpuVendor;
+    private dev.sparkprune.scoring.model.InputHook.ExpertInputs moeCalibration = dev.sparkprune.scoring.model.InputHook.ExpertInputs.ROUTED;
+    private int minExpertTokens = MIN_EXPERT_TOKENS_DEFAULT;
+    private long scoringTaskBytes = SCORING_TASK_BYTES_DEFAULT;
 
     private Builder() {}
+
+    public Builder moeCalibration(dev.sparkprune.scoring.model.InputHook.ExpertInputs value) {
+      this.moeCalibration = value;
+      return this;
+    }
+
+    public Builder minExpertTokens(int value) {
+      this.minExpertTokens = value;
+      return this;
+    }
+
+    public Builder scoringTaskBytes(long value) {
+      this.scoringTaskBytes = value;
+      return this;
+    }
 
     public Builder gpusPerTask(double value) {
       this.gpusPerTask = value;

@@ -88,6 +88,34 @@ public final class PruneReport {
         out.printf(Locale.ROOT, "warning: %d linears were given a GPU but scored on the CPU: %s%n", count, reason));
   }
 
+  /**
+   * One entry per expert of each block: the calibration tokens its statistics saw (its routed
+   * tokens, or every token with --moe-calibration all) and whether it fell back to magnitude.
+   */
+  private static void experts(ObjectNode json, List<LinearResult> layers) {
+    Map<String, ObjectNode> byExpert = new LinkedHashMap<>();
+    ArrayNode array = null;
+    for (LinearResult layer : layers) {
+      if (layer.expert.isEmpty()) {
+        continue;
+      }
+      array = array == null ? json.putArray("experts") : array;
+      ObjectNode entry = byExpert.get(layer.block + "/" + layer.expert);
+      if (entry == null) {
+        entry = array.addObject();
+        entry.put("block", layer.block);
+        entry.put("expert", layer.expert);
+        entry.put("calibration_tokens", layer.calibrationTokens);
+        entry.put("magnitude_fallback", false);
+        byExpert.put(layer.block + "/" + layer.expert, entry);
+      }
+      if (!layer.fallback.isEmpty()) {
+        entry.put("magnitude_fallback", true);
+        entry.put("fallback", layer.fallback);
+      }
+    }
+  }
+
   static final class Builder {
     private final ObjectNode json = JSON.createObjectNode();
     private final ObjectNode seconds;
@@ -111,6 +139,9 @@ public final class PruneReport {
       config.put("seed", options.seed());
       config.put("chunk_size", options.chunkSize());
       config.put("master", master);
+      config.put("moe_calibration", options.moeCalibration().name().toLowerCase(Locale.ROOT));
+      config.put("min_expert_tokens", options.minExpertTokens());
+      config.put("scoring_task_bytes", options.scoringTaskBytes());
       config.put("settings_key", options.settingsKey());
       seconds = json.putObject("seconds");
       blocks = json.putArray("blocks");
@@ -191,6 +222,15 @@ public final class PruneReport {
           node.put("reconstruction_loss", layer.reconstructionLoss);
           node.put("damping", layer.damping);
         }
+        if (!layer.expert.isEmpty()) {
+          node.put("expert", layer.expert);
+        }
+        if (layer.calibrationTokens >= 0) {
+          node.put("calibration_tokens", layer.calibrationTokens);
+        }
+        if (!layer.fallback.isEmpty()) {
+          node.put("fallback", layer.fallback);
+        }
         node.put("seconds", layer.seconds);
         node.put("executor", layer.placement.executor);
         node.put("backend", layer.placement.backend);
@@ -203,6 +243,7 @@ public final class PruneReport {
         prunable += (long) layer.rows * layer.cols;
         pruned += (long) layer.rows * layer.cols - layer.kept;
       }
+      experts(json, layers);
       ObjectNode totals = json.putObject("totals");
       totals.put("parameters", parameters);
       totals.put("prunable", prunable);

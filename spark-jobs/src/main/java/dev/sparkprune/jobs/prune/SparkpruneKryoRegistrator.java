@@ -26,6 +26,7 @@ public final class SparkpruneKryoRegistrator implements KryoRegistrator {
     kryo.register(dev.sparkprune.scoring.methods.PruningMethod.class);
     kryo.register(dev.sparkprune.tensorio.mask.Mask.class);
     kryo.register(dev.sparkprune.tensorio.arch.Linear.class);
+    kryo.register(dev.sparkprune.tensorio.arch.Expert.class);
     kryo.register(dev.sparkprune.tensorio.DType.class);
     kryo.register(int[][].class);
     kryo.register(float[].class);

@@ -65,6 +65,34 @@ class TestMain {
   }
 
   @Test
+  void inspectListsRoutedExpertsRoutersAndTheSharedExpert() throws IOException {
+    Result text = run("inspect", SharedData.path("fixtures/models/qwen2_moe").toString());
+    assertThat(text.code()).isZero();
+    assertThat(text.out())
+        .contains("Architecture   qwen2_moe (Qwen2MoeForCausalLM)")
+        .contains("Linears        93 prunable (31 per block)")
+        .contains("Experts        8 routed per MoE block, top-2; MoE blocks [0, 1, 2] (3 of 3); routers 3; one shared expert per MoE block")
+        .contains("router 3 (1,536 parameters)")
+        .contains("shared_expert_gate 3 (192 parameters)");
+    assertThat(text.out().lines().filter(line -> line.matches("^1 +7 +mlp\\.experts\\.7\\.down_proj +64 x 32 +expert\\.7\\.hidden .*"))).hasSize(1);
+    assertThat(text.out().lines().filter(line -> line.matches("^2 +shared +mlp\\.shared_expert\\.(gate|up|down)_proj .*"))).hasSize(3);
+    assertThat(text.out().lines().filter(line -> line.matches("^0 +- +self_attn\\..*"))).hasSize(4);
+
+    Result json = run("inspect", "--json", SharedData.path("fixtures/models/mixtral").toString());
+    JsonNode root = new ObjectMapper().readTree(json.out());
+    assertThat(root.get("experts").get("routed_per_block").asInt()).isEqualTo(8);
+    assertThat(root.get("experts").get("top_k").asInt()).isEqualTo(2);
+    assertThat(root.get("experts").get("normalize_top_k").asBoolean()).isTrue();
+    assertThat(root.get("experts").get("shared_expert").asBoolean()).isFalse();
+    JsonNode w2 = root.get("linears").get(4 + 3 * 3 + 2);
+    assertThat(w2.get("tensor").asText()).isEqualTo("model.layers.0.block_sparse_moe.experts.3.w2.weight");
+    assertThat(w2.get("expert").asInt()).isEqualTo(3);
+    assertThat(w2.get("input_group").asText()).isEqualTo("expert.3.hidden");
+    assertThat(root.get("linears").get(0).has("expert")).isFalse();
+    assertThat(root.get("not_pruned").findValuesAsText("role")).filteredOn("router"::equals).hasSize(3);
+  }
+
+  @Test
   void hostileArchiveGivesOneLineAndExitCodeTwo() throws IOException {
     Path archive = dir.resolve("bad");
     Files.createDirectories(archive);

@@ -22,4 +22,14 @@ public final class Block implements Serializable {
   public List<Linear> linears() {
     return linears;
   }
+
+  /** The number of routed experts in this block; 0 for a dense block. */
+  public int routedExperts() {
+    return (int) linears.stream().filter(Linear::isRoutedExpert).mapToInt(linear -> linear.expert().get().index()).distinct().count();
+  }
+
+  /** True when the block has a shared expert (Qwen2-MoE). */
+  public boolean hasSharedExpert() {
+    return linears.stream().anyMatch(linear -> linear.expert().map(Expert::shared).orElse(false));
+  }
 }

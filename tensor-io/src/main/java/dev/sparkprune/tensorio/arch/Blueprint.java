@@ -85,6 +85,15 @@ public final class Blueprint {
       return this;
     }
 
+    /** A bias-free linear of a routed or shared expert, in [out, in] orientation. */
+    public Builder expertLinear(int block, String blockPrefix, String name, long out, long in, String inputGroup, Expert expert) {
+      String base = blockPrefix + name;
+      Linear linear = new Linear(block, name, base + ".weight", out, in, false, inputGroup, null, expert);
+      linears.add(linear);
+      tensors.add(new ExpectedTensor(linear.tensorName(), TensorRole.LINEAR, linear.storedShape(), true));
+      return this;
+    }
+
     public Blueprint build() {
       return new Blueprint(modelType, blockCount, tensors, linears);
     }

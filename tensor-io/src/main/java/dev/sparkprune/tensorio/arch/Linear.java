@@ -19,6 +19,8 @@ public final class Linear implements Serializable {
   private final boolean storedTransposed;
   private final String inputGroup;
   private final String biasName;
+  /** Null for linears outside any expert (as {@link #biasName}, exposed as an Optional). */
+  private final Expert expert;
 
   public Linear(
       int block,
@@ -29,6 +31,20 @@ public final class Linear implements Serializable {
       boolean storedTransposed,
       String inputGroup,
       String biasName) {
+    this(block, name, tensorName, outFeatures, inFeatures, storedTransposed, inputGroup, biasName, null);
+  }
+
+  /** A linear of a routed or shared expert. */
+  public Linear(
+      int block,
+      String name,
+      String tensorName,
+      long outFeatures,
+      long inFeatures,
+      boolean storedTransposed,
+      String inputGroup,
+      String biasName,
+      Expert expert) {
     this.block = block;
     this.name = Objects.requireNonNull(name, "name is null");
     this.tensorName = Objects.requireNonNull(tensorName, "tensorName is null");
@@ -37,6 +53,7 @@ public final class Linear implements Serializable {
     this.storedTransposed = storedTransposed;
     this.inputGroup = Objects.requireNonNull(inputGroup, "inputGroup is null");
     this.biasName = biasName;
+    this.expert = expert;
   }
 
   public int block() {
@@ -83,6 +100,16 @@ public final class Linear implements Serializable {
 
   public Optional<String> biasName() {
     return Optional.ofNullable(biasName);
+  }
+
+  /** The expert this linear belongs to, if its block is a mixture of experts. */
+  public Optional<Expert> expert() {
+    return Optional.ofNullable(expert);
+  }
+
+  /** True for a routed expert's linear: its calibration inputs are the rows routed to it. */
+  public boolean isRoutedExpert() {
+    return expert != null && !expert.shared();
   }
 
   @Override

@@ -9,5 +9,9 @@ public enum TensorRole {
   NORM,
   PROJECTION,
   LM_HEAD,
+  /** A mixture-of-experts router ({@code gate}): never pruned, routing depends on it exactly. */
+  ROUTER,
+  /** The shared expert's sigmoid gate (Qwen2-MoE): never pruned. */
+  SHARED_EXPERT_GATE,
   OTHER
 }
