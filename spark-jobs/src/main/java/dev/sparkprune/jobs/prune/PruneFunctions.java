@@ -272,11 +272,15 @@ final class PruneFunctions {
     private final JobContext context;
     private final Broadcast<Map<String, CalibrationStatistics>> channelStatistics;
     private final Wanda.Group wandaGroup;
+    private final dev.sparkprune.scoring.methods.Refinement refinement;
 
-    ScoreLinear(JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup) {
+    ScoreLinear(
+        JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup,
+        dev.sparkprune.scoring.methods.Refinement refinement) {
       this.context = context;
       this.channelStatistics = channelStatistics;
       this.wandaGroup = wandaGroup;
+      this.refinement = refinement;
     }
 
     @Override
@@ -290,7 +294,9 @@ final class PruneFunctions {
       float[] values = context.readLinear(planned);
       Linear linear = planned.linear;
       ComputeBackends.Choice backend = context.backend();
-      PruneResult result = planned.method.prune(
+      // The method's mask, then DSnoT and the ADMM update when asked for (Refinement.NONE: the method alone).
+      PruneResult result = refinement.prune(
+          planned.method,
           planned.tensorName(),
           Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values),
           statistics,

@@ -93,7 +93,8 @@ public final class PruneJob {
       plan = PruneRules.load(io, options.config().get()).apply(plan);
       log("config %s: %d of %d linears pruned, %d skipped", options.config().get(), plan.size(), before, before - plan.size());
     }
-    boolean needsCalibration = plan.stream().anyMatch(planned -> planned.method.needsCalibration());
+    boolean needsCalibration =
+        options.refinement().needsCalibration() || plan.stream().anyMatch(planned -> planned.method.needsCalibration());
     ValidationException.check(
         !needsCalibration || options.calibration().isPresent() || options.statistics().isPresent(),
         "Missing --calib: some linears are pruned with a method that scores calibration activations");
@@ -138,7 +139,7 @@ public final class PruneJob {
         log("scored %d linears with %s (no calibration needed)", plan.size(), options.method().displayName());
       } else if (options.statistics().isPresent()) {
         String directory = options.statistics().get();
-        List<String> keys = StatisticsFiles.checkManifest(io, directory, modelFingerprint, options.method().hessianStorage()
+        List<String> keys = StatisticsFiles.checkManifest(io, directory, modelFingerprint, hessianStorage(plan)
             != CalibrationStatistics.HessianStorage.NONE);
         JavaPairRDD<String, CalibrationStatistics> saved =
             jsc.parallelize(keys, Math.max(1, keys.size())).mapToPair(new StatisticsFiles.Load(context, directory));
@@ -290,7 +291,7 @@ public final class PruneJob {
           .partitionBy(new LinearPartitioner(index))
           .map(new WithPlan(planBroadcast));
     }
-    JavaRDD<LinearResult> scored = onGpus(tasks.map(new PruneFunctions.ScoreLinear(context, channel, options.wandaGroup())))
+    JavaRDD<LinearResult> scored = onGpus(tasks.map(new PruneFunctions.ScoreLinear(context, channel, options.wandaGroup(), options.refinement())))
         .persist(StorageLevel.MEMORY_AND_DISK());
     masks.append(scored);
     List<LinearResult> summaries = scored.map(new Summary()).collect();
@@ -312,8 +313,11 @@ public final class PruneJob {
     return rdd;
   }
 
-  /** X^T X is kept when any planned linear's method needs it (SparseGPT). */
-  private static CalibrationStatistics.HessianStorage hessianStorage(List<PlannedLinear> plan) {
+  /** X^T X is kept when any planned linear's method needs it (SparseGPT), or the ADMM update does. */
+  private CalibrationStatistics.HessianStorage hessianStorage(List<PlannedLinear> plan) {
+    if (options.refinement().needsHessian()) {
+      return CalibrationStatistics.HessianStorage.DOUBLE;
+    }
     for (PlannedLinear planned : plan) {
       if (planned.method.hessianStorage() != CalibrationStatistics.HessianStorage.NONE) {
         return planned.method.hessianStorage();

@@ -112,6 +112,9 @@ public final class PruneReport {
       config.put("chunk_size", options.chunkSize());
       config.put("master", master);
       config.put("settings_key", options.settingsKey());
+      if (!options.refinement().equals(dev.sparkprune.scoring.methods.Refinement.NONE)) {
+        config.put("refinement", options.refinement().toString());
+      }
       seconds = json.putObject("seconds");
       blocks = json.putArray("blocks");
     }
