@@ -64,6 +64,17 @@ public final class RefinementFigures {
     runs.put("ADMM-gradual", new Object[] {PruningMethod.WANDA, gradual});
     runs.put("SparseGPT", new Object[] {PruningMethod.SPARSEGPT, Refinement.NONE});
     runs.put("SparseGPT-mask+ADMM", new Object[] {PruningMethod.SPARSEGPT, admm});
+    // DSnoT's 50 cycles are ~1% of a LLaMA-7B row (4096 columns) but most of a 64-column one: the same share is 1 cycle here.
+    dev.sparkprune.scoring.methods.Dsnot.Settings oneCycle = new dev.sparkprune.scoring.methods.Dsnot.Settings(1, 0.1, 1);
+    runs.put("Wanda+DSnoT(1 cycle)", new Object[] {PruningMethod.WANDA,
+        new Refinement(Refinement.Update.NONE, dev.sparkprune.scoring.methods.Admm.DEFAULTS, true, oneCycle, Refinement.DSNOT_SKIP_DEFAULT)});
+    runs.put("Wanda+DSnoT(1 cycle, all layers)", new Object[] {PruningMethod.WANDA,
+        new Refinement(Refinement.Update.NONE, dev.sparkprune.scoring.methods.Admm.DEFAULTS, true, oneCycle, "")});
+    runs.put("Wanda+DSnoT(1 cycle)+ADMM", new Object[] {PruningMethod.WANDA,
+        new Refinement(Refinement.Update.ADMM, dev.sparkprune.scoring.methods.Admm.DEFAULTS, true, oneCycle, Refinement.DSNOT_SKIP_DEFAULT)});
+    if (args.length > 3) {
+      runs.keySet().retainAll(java.util.Set.of(args[3].split(",")));
+    }
     String[] targets = args.length > 2 ? args[2].split(",") : new String[] {"0.5", "0.7", "2:4"};
     try (DecoderModel model = Models.open(archive, backend.linearAlgebra())) {
       System.out.printf(Locale.ROOT, "dense: ppl %.4f%n", perplexity(model, denseBlocks(model), corpus, seqlen, evalWindows));
