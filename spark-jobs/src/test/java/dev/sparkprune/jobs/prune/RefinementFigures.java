@@ -68,7 +68,7 @@ public final class RefinementFigures {
     dev.sparkprune.scoring.methods.Dsnot.Settings oneCycle = new dev.sparkprune.scoring.methods.Dsnot.Settings(1, 0.1, 1);
     runs.put("Wanda+DSnoT(1 cycle)", new Object[] {PruningMethod.WANDA,
         new Refinement(Refinement.Update.NONE, dev.sparkprune.scoring.methods.Admm.DEFAULTS, true, oneCycle, Refinement.DSNOT_SKIP_DEFAULT)});
-    runs.put("Wanda+DSnoT(1 cycle, all layers)", new Object[] {PruningMethod.WANDA,
+    runs.put("Wanda+DSnoT(1 cycle; all layers)", new Object[] {PruningMethod.WANDA,
         new Refinement(Refinement.Update.NONE, dev.sparkprune.scoring.methods.Admm.DEFAULTS, true, oneCycle, "")});
     runs.put("Wanda+DSnoT(1 cycle)+ADMM", new Object[] {PruningMethod.WANDA,
         new Refinement(Refinement.Update.ADMM, dev.sparkprune.scoring.methods.Admm.DEFAULTS, true, oneCycle, Refinement.DSNOT_SKIP_DEFAULT)});
