@@ -122,7 +122,6 @@ public final class Admm {
 
     float rho = (float) settings.rho();
     float[] u = new float[rows * n];
-    float[] z = new float[rows * n];
     float[] rhs = new float[rows * n];
     int rowBytes = Mask.rowBytes(n);
     byte[] keep = fixed != null ? fixed.bits() : new byte[rows * rowBytes];
@@ -137,7 +136,6 @@ public final class Admm {
         for (int r = start; r < end; r++) {
           for (int j = 0, o = r * n; j < n; j++, o++) {
             float zValue = Selection.isKept(mask, r * rowBytes, j) ? w[o] + u[o] : 0f;
-            z[o] = zValue;
             u[o] += w[o] - zValue;
             rhs[o] = y[o] + rho * (zValue - u[o]);
           }
