@@ -26,6 +26,11 @@ public final class PruneResult {
     return new PruneResult(mask, weights, Double.NaN, Double.NaN);
   }
 
+  /** A result whose kept weights were updated by a solver with no SparseGPT loss or damping (ADMM). */
+  public static PruneResult updated(Mask mask, float[] weights) {
+    return new PruneResult(mask, weights, Double.NaN, Double.NaN);
+  }
+
   /** A result with updated weights and the loss sum_rows sum_cols (w - q)^2 / Hinv_jj^2 / 2. */
   public static PruneResult reconstructed(Mask mask, float[] weights, double reconstructionLoss, double damping) {
     return new PruneResult(mask, weights, reconstructionLoss, damping);

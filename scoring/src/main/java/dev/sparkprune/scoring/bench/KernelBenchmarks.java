@@ -5,9 +5,12 @@ import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.scoring.methods.Admm;
+import dev.sparkprune.scoring.methods.Dsnot;
 import dev.sparkprune.scoring.methods.SparseGpt;
 import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.mask.Mask;
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.Locale;
@@ -15,8 +18,9 @@ import java.util.SplittableRandom;
 
 /**
  * Benchmarks of the issue's reference sizes: Wanda 50% on 4096 x 11008, SparseGPT 50% on
- * 4096 x 4096 with a given Hessian, and X^T X over 32,768 tokens x 4096 channels. Each runs
- * warm-up rounds, then timed rounds, and prints median, min and max.
+ * 4096 x 4096 with a given Hessian (and ADMM and DSnoT on the same layer), and X^T X over 32,768
+ * tokens x 4096 channels. Each runs warm-up rounds, then timed rounds, and prints median, min
+ * and max.
  */
 public final class KernelBenchmarks {
   private KernelBenchmarks() {}
@@ -79,13 +83,17 @@ public final class KernelBenchmarks {
         out);
   }
 
-  public static double[] sparseGpt(int rows, int cols, int rounds, int threads, LinearAlgebra linalg, PrintStream out) {
-    Weights weights = Weights.of(rows, cols, randomFloats(rows * cols, 3));
-    // A well-conditioned Hessian 2/n X^T X from 2 * cols random tokens.
+  /** Statistics of 2 * cols random tokens: a well-conditioned Hessian 2/n X^T X and the channel sums. */
+  private static CalibrationStatistics randomStatistics(int cols, LinearAlgebra linalg) {
     int tokens = 2 * cols;
     CalibrationStatistics statistics = CalibrationStatistics.create(cols, CalibrationStatistics.HessianStorage.DOUBLE);
     statistics.add(randomFloats(tokens * cols, 4), 0, tokens, 16, linalg);
-    double[] hessian = statistics.hessian();
+    return statistics;
+  }
+
+  public static double[] sparseGpt(int rows, int cols, int rounds, int threads, LinearAlgebra linalg, PrintStream out) {
+    Weights weights = Weights.of(rows, cols, randomFloats(rows * cols, 3));
+    double[] hessian = randomStatistics(cols, linalg).hessian();
     out.printf(Locale.ROOT, "sparsegpt: 50%% unstructured, %d x %d, block 128, %s, %d threads%n", rows, cols, linalg.description(), threads);
     return time(
         "sparsegpt",
@@ -97,6 +105,29 @@ public final class KernelBenchmarks {
           return result.reconstructionLoss().orElse(0);
         },
         out);
+  }
+
+  /** ADMM's default 20 iterations on a Wanda 50% mask (the mask's cost excluded), as {@link #sparseGpt}'s layer. */
+  public static double[] admm(int rows, int cols, int rounds, int threads, LinearAlgebra linalg, PrintStream out) {
+    Weights weights = Weights.of(rows, cols, randomFloats(rows * cols, 3));
+    CalibrationStatistics statistics = randomStatistics(cols, linalg);
+    double[] hessian = statistics.hessian();
+    Mask mask = Wanda.prune("bench", weights, statistics.scalerRow(), SparsityTarget.unstructured(0.5), Wanda.Group.ROW, threads).mask();
+    out.printf(Locale.ROOT, "admm: 50%% unstructured Wanda mask, %d x %d, %d iterations, %s, %d threads%n",
+        rows, cols, Admm.DEFAULTS.iterations(), linalg.description(), threads);
+    return time("admm", 1, rounds, () -> Admm.update("bench", weights, mask, hessian, Admm.DEFAULTS, linalg, threads).weights()[0], out);
+  }
+
+  /** DSnoT's default 50 cycles on a Wanda 50% mask (the mask's cost excluded). */
+  public static double[] dsnot(int rows, int cols, int rounds, int threads, LinearAlgebra linalg, PrintStream out) {
+    Weights weights = Weights.of(rows, cols, randomFloats(rows * cols, 3));
+    CalibrationStatistics statistics = randomStatistics(cols, linalg);
+    SparsityTarget target = SparsityTarget.unstructured(0.5);
+    Mask mask = Wanda.prune("bench", weights, statistics.scalerRow(), target, Wanda.Group.ROW, threads).mask();
+    out.printf(Locale.ROOT, "dsnot: 50%% unstructured Wanda mask, %d x %d, %d cycles, %d threads%n",
+        rows, cols, Dsnot.DEFAULTS.maxCycles(), threads);
+    return time("dsnot", 2, rounds,
+        () -> Dsnot.refine("bench", weights, mask, statistics, target, Dsnot.DEFAULTS, threads).mask().prunedCount(), out);
   }
 
   public static double[] hessian(int tokens, int channels, int rounds, LinearAlgebra linalg, PrintStream out) {

@@ -21,7 +21,8 @@ import java.util.Map;
 
 /**
  * Calibration statistics of one linear's input X (tokens x channels): token and sequence counts,
- * the per-channel sum of squares (Wanda's scaler_row = sum / sequences) and optionally X^T X
+ * the per-channel sum of squares (Wanda's scaler_row = sum / sequences) and sum (with the squares,
+ * DSnoT's per-channel mean and variance) and optionally X^T X
  * (SparseGPT's H = 2 / sequences * X^T X). Accumulators merge by addition, so Spark can reduce
  * them; floating-point addition makes merges associative up to rounding, so a job that needs
  * bit-identical results fixes the order in which partial statistics are merged.
@@ -31,12 +32,16 @@ import java.util.Map;
  * for very wide layers (half the memory).
  *
  * <p>Serialized layout ({@link #toBytes}): a safetensors file with {@code sum_squares} F64
- * [channels] and, when kept, {@code xtx} F64 or F32 [channels, channels] (full symmetric);
- * {@code __metadata__} holds {@code format=sparkprune-statistics}, {@code version=1},
- * {@code channels}, {@code tokens} and {@code sequences}.
+ * [channels], {@code sums} F64 [channels] and, when kept, {@code xtx} F64 or F32 [channels,
+ * channels] (full symmetric); {@code __metadata__} holds {@code format=sparkprune-statistics},
+ * {@code version=2}, {@code channels}, {@code tokens} and {@code sequences}. Version 1 files (no
+ * {@code sums}) still read: everything but {@link #channelSums} works on them.
  */
 public final class CalibrationStatistics implements Serializable {
-  private static final long serialVersionUID = 1L;
+  private static final long serialVersionUID = 2L;
+
+  /** The serialized layout's version: 2 added {@code sums}. */
+  public static final int VERSION = 2;
 
   /** Tokens per SYRK call: bounds the float rounding of one chunk's sums. */
   public static final int CHUNK_TOKENS = 4096;
@@ -51,6 +56,9 @@ public final class CalibrationStatistics implements Serializable {
   private final int channels;
   private final HessianStorage storage;
   private final double[] sumSquares;
+  private final double[] sums;
+  /** False for statistics read from a version 1 file, which has no per-channel sums. */
+  private final boolean hasSums;
   private final double[] xtxDouble;
   private final float[] xtxFloat;
   private long tokens;
@@ -58,6 +66,10 @@ public final class CalibrationStatistics implements Serializable {
   private transient float[] gramScratch;
 
   private CalibrationStatistics(int channels, HessianStorage storage) {
+    this(channels, storage, true);
+  }
+
+  private CalibrationStatistics(int channels, HessianStorage storage, boolean hasSums) {
     ValidationException.check(channels > 0, "Invalid channel count %d", channels);
     ValidationException.check(
         storage == HessianStorage.NONE || (long) channels * channels <= Integer.MAX_VALUE - 16,
@@ -66,6 +78,8 @@ public final class CalibrationStatistics implements Serializable {
     this.channels = channels;
     this.storage = storage;
     this.sumSquares = new double[channels];
+    this.sums = new double[channels];
+    this.hasSums = hasSums;
     this.xtxDouble = storage == HessianStorage.DOUBLE ? new double[channels * channels] : null;
     this.xtxFloat = storage == HessianStorage.FLOAT ? new float[channels * channels] : null;
   }
@@ -110,6 +124,7 @@ public final class CalibrationStatistics implements Serializable {
       for (int j = 0; j < channels; j++) {
         double value = x[row + j];
         sumSquares[j] += value * value;
+        sums[j] += value;
       }
     }
     if (storage != HessianStorage.NONE) {
@@ -150,8 +165,11 @@ public final class CalibrationStatistics implements Serializable {
         other.storage,
         channels,
         storage);
+    ValidationException.check(
+        other.hasSums == hasSums, "Cannot merge statistics of layout version 1 (no per-channel sums) with version 2 ones");
     for (int j = 0; j < channels; j++) {
       sumSquares[j] += other.sumSquares[j];
+      sums[j] += other.sums[j];
     }
     if (xtxDouble != null) {
       for (int i = 0; i < xtxDouble.length; i++) {
@@ -181,6 +199,21 @@ public final class CalibrationStatistics implements Serializable {
     return sumSquares.clone();
   }
 
+  /** Whether the per-channel sums are known (false only for statistics from a version 1 file). */
+  public boolean hasSums() {
+    return hasSums;
+  }
+
+  /** The per-channel sum of x over the tokens; {@code method} names who needs it for the error on version 1 files. */
+  public double[] channelSums(String method) {
+    ValidationException.check(
+        hasSums,
+        "Cannot use %s: these statistics were saved in version 1 of the layout, without per-channel sums; "
+            + "calibrate again (or save the statistics again with --save-stats)",
+        method);
+    return sums.clone();
+  }
+
   /** SparseGPT's H = (2 / sequences) X^T X, full symmetric, row-major. */
   public double[] hessian() {
     checkHasSequences();
@@ -201,12 +234,15 @@ public final class CalibrationStatistics implements Serializable {
   public byte[] toBytes() {
     List<TensorSpec> specs = new ArrayList<>();
     specs.add(new TensorSpec("sum_squares", DType.F64, channels));
+    if (hasSums) {
+      specs.add(new TensorSpec("sums", DType.F64, channels));
+    }
     if (storage != HessianStorage.NONE) {
       specs.add(new TensorSpec("xtx", storage == HessianStorage.DOUBLE ? DType.F64 : DType.F32, channels, channels));
     }
     Map<String, String> metadata = new LinkedHashMap<>();
     metadata.put("format", "sparkprune-statistics");
-    metadata.put("version", "1");
+    metadata.put("version", hasSums ? Integer.toString(VERSION) : "1");
     metadata.put("channels", Integer.toString(channels));
     metadata.put("tokens", Long.toString(tokens));
     metadata.put("sequences", Long.toString(sequences));
@@ -214,6 +250,10 @@ public final class CalibrationStatistics implements Serializable {
     try (SafetensorsWriter writer = SafetensorsWriter.create(out, specs, metadata)) {
       byte[] sums = doublesToBytes(sumSquares);
       writer.writeBytes(sums, 0, sums.length);
+      if (hasSums) {
+        byte[] channelSums = doublesToBytes(this.sums);
+        writer.writeBytes(channelSums, 0, channelSums.length);
+      }
       if (storage != HessianStorage.NONE) {
         double[] full = fullXtx();
         if (storage == HessianStorage.DOUBLE) {
@@ -236,10 +276,13 @@ public final class CalibrationStatistics implements Serializable {
   public static CalibrationStatistics fromBytes(String location, byte[] bytes) {
     try (SafetensorsReader reader = SafetensorsReader.open(new ByteArrayFile(location, bytes))) {
       Map<String, String> metadata = reader.metadata();
+      String version = metadata.get("version");
       ValidationException.check(
-          "sparkprune-statistics".equals(metadata.get("format")) && "1".equals(metadata.get("version")),
-          "Invalid statistics file %s: not sparkprune statistics version 1",
-          location);
+          "sparkprune-statistics".equals(metadata.get("format")) && ("1".equals(version) || "2".equals(version)),
+          "Invalid statistics file %s: not sparkprune statistics version 1 or 2 (version %s)",
+          location,
+          version);
+      boolean hasSums = "2".equals(version);
       long channelCount = parseCount(location, metadata, "channels");
       ValidationException.check(
           channelCount > 0 && channelCount <= 46340, "Invalid statistics file %s: channels = %s", location, channelCount);
@@ -257,10 +300,23 @@ public final class CalibrationStatistics implements Serializable {
             xtx);
         storage = xtx.dtype() == DType.F64 ? HessianStorage.DOUBLE : HessianStorage.FLOAT;
       }
-      CalibrationStatistics statistics = new CalibrationStatistics(channels, storage);
+      TensorInfo channelSums = null;
+      if (hasSums) {
+        ValidationException.check(reader.contains("sums"), "Invalid statistics file %s: version 2 without sums", location);
+        channelSums = reader.tensor("sums");
+        ValidationException.check(
+            channelSums.dtype() == DType.F64 && channelSums.numel() == channels,
+            "Invalid statistics file %s: sums is %s",
+            location,
+            channelSums);
+      }
+      CalibrationStatistics statistics = new CalibrationStatistics(channels, storage, hasSums);
       statistics.tokens = parseCount(location, metadata, "tokens");
       statistics.sequences = parseCount(location, metadata, "sequences");
       bytesToDoubles(reader.readRawRows(sums, 0, channels), statistics.sumSquares);
+      if (hasSums) {
+        bytesToDoubles(reader.readRawRows(channelSums, 0, channels), statistics.sums);
+      }
       if (storage == HessianStorage.DOUBLE) {
         bytesToDoubles(reader.readRawRows(reader.tensor("xtx"), 0, channels), statistics.xtxDouble);
       } else if (storage == HessianStorage.FLOAT) {

@@ -141,6 +141,57 @@ class TestCalibrationStatistics {
     assertThatThrownBy(statistics::hessian).isInstanceOf(ValidationException.class).hasMessageContaining("without X^T X");
     assertThatThrownBy(() -> CalibrationStatistics.fromBytes("stats.bin", new byte[] {2, 0, 0, 0, 0, 0, 0, 0, '{', '}'}))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Invalid statistics file stats.bin: not sparkprune statistics version 1");
+        .hasMessage("Invalid statistics file stats.bin: not sparkprune statistics version 1 or 2 (version null)");
+  }
+
+  @Test
+  void channelSumsEqualADirectSumAndRoundTripInVersion2() {
+    float[] x = activations(40, 9, 8);
+    CalibrationStatistics statistics = of(x, 40, 9, CalibrationStatistics.HessianStorage.NONE);
+    double[] sums = statistics.channelSums("DSnoT");
+    for (int j = 0; j < 9; j++) {
+      double sum = 0;
+      for (int t = 0; t < 40; t++) {
+        sum += x[t * 9 + j];
+      }
+      assertThat(sums[j]).isCloseTo(sum, Offset.offset(1e-12));
+    }
+    CalibrationStatistics decoded = CalibrationStatistics.fromBytes("memory", statistics.toBytes());
+    assertThat(decoded.channelSums("DSnoT")).isEqualTo(sums);
+    assertThat(new String(statistics.toBytes(), java.nio.charset.StandardCharsets.ISO_8859_1)).contains("\"version\":\"2\"");
+  }
+
+  /** A version 1 file, written here as the layout's documentation gives it (no sums). */
+  private static byte[] versionOneFile(double[] sumSquares, long tokens, long sequences) throws IOException {
+    java.util.Map<String, String> metadata = new java.util.LinkedHashMap<>();
+    metadata.put("format", "sparkprune-statistics");
+    metadata.put("version", "1");
+    metadata.put("channels", Integer.toString(sumSquares.length));
+    metadata.put("tokens", Long.toString(tokens));
+    metadata.put("sequences", Long.toString(sequences));
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    try (dev.sparkprune.tensorio.SafetensorsWriter writer = dev.sparkprune.tensorio.SafetensorsWriter.create(
+        out, java.util.List.of(new dev.sparkprune.tensorio.TensorSpec("sum_squares", dev.sparkprune.tensorio.DType.F64, sumSquares.length)),
+        metadata)) {
+      java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocate(sumSquares.length * 8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      buffer.asDoubleBuffer().put(sumSquares);
+      writer.writeBytes(buffer.array(), 0, buffer.capacity());
+    }
+    return out.toByteArray();
+  }
+
+  @Test
+  void versionOneFilesStillServeWandaButNotDsnot() throws IOException {
+    CalibrationStatistics old = CalibrationStatistics.fromBytes("old.safetensors", versionOneFile(new double[] {4, 8, 12}, 30, 2));
+    assertThat(old.scalerRow()).containsExactly(2f, 4f, 6f);
+    assertThat(old.hasSums()).isFalse();
+    assertThatThrownBy(() -> old.channelSums("DSnoT"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot use DSnoT: these statistics were saved in version 1 of the layout, without per-channel sums; "
+            + "calibrate again (or save the statistics again with --save-stats)");
+    assertThat(new String(old.toBytes(), java.nio.charset.StandardCharsets.ISO_8859_1)).contains("\"version\":\"1\"");
+    assertThatThrownBy(() -> old.merge(CalibrationStatistics.create(3, CalibrationStatistics.HessianStorage.NONE)))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot merge statistics of layout version 1 (no per-channel sums) with version 2 ones");
   }
 }

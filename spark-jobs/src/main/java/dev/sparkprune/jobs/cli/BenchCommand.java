@@ -24,7 +24,7 @@ import org.apache.hadoop.conf.Configuration;
  * runs in production. Speed is measured here, never in unit tests.
  */
 final class BenchCommand {
-  private static final String BENCHMARKS = "read, wanda, sparsegpt, hessian, sgemm, forward, prune";
+  private static final String BENCHMARKS = "read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, prune";
 
   private BenchCommand() {}
 
@@ -43,6 +43,12 @@ final class BenchCommand {
         return Main.EXIT_OK;
       case "sparsegpt":
         KernelBenchmarks.sparseGpt(4096, 4096, rounds, threads, linalg, out);
+        return Main.EXIT_OK;
+      case "admm":
+        KernelBenchmarks.admm(4096, 4096, rounds, threads, linalg, out);
+        return Main.EXIT_OK;
+      case "dsnot":
+        KernelBenchmarks.dsnot(4096, 4096, rounds, threads, linalg, out);
         return Main.EXIT_OK;
       case "hessian":
         KernelBenchmarks.hessian(32768, 4096, rounds, linalg, out);

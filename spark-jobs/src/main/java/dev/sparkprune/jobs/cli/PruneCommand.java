@@ -6,7 +6,10 @@ import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneReport;
 import dev.sparkprune.jobs.prune.SparkSessions;
 import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.Admm;
+import dev.sparkprune.scoring.methods.Dsnot;
 import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.scoring.methods.Refinement;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
@@ -21,7 +24,8 @@ final class PruneCommand {
   static final Set<String> OPTIONS =
       Set.of("model", "out", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "master", "partitions", "stats", "allocation", "min-keep", "config", "owl-lambda", "owl-m", "group",
           "gpus-per-task", "gpus-per-executor", "gpu-discovery-script", "gpu-vendor", "moe-calibration", "min-expert-tokens",
-          "scoring-task-mb");
+          "scoring-task-mb", "update", "admm-iterations", "admm-percdamp",
+          "admm-rho", "admm-gradual-steps", "refine", "dsnot-cycles", "dsnot-threshold", "dsnot-var-power", "dsnot-skip");
 
   private PruneCommand() {}
 
@@ -66,7 +70,27 @@ final class PruneCommand {
         .minExpertTokens(line.value("min-expert-tokens").isPresent() ? nonNegativeInt("min-expert-tokens", line.value("min-expert-tokens").get())
             : PruneOptions.MIN_EXPERT_TOKENS_DEFAULT)
         .scoringTaskBytes((long) line.positiveInt("scoring-task-mb", (int) (PruneOptions.SCORING_TASK_BYTES_DEFAULT >> 20)) << 20)
+        .refinement(refinement(line))
         .build();
+  }
+
+  /** --update and --refine with their knobs; defaults are the reference implementations'. */
+  static Refinement refinement(CommandLine line) {
+    Refinement.Update update = Refinement.Update.parse(line.value("update").orElse("none"));
+    String refine = line.value("refine").orElse("none").toLowerCase(Locale.ROOT);
+    ValidationException.check(refine.equals("dsnot") || refine.equals("none"), "Invalid --refine %s: use dsnot or none", refine);
+    int iterations = line.positiveInt("admm-iterations", Admm.DEFAULTS.iterations());
+    Admm.Settings admm = new Admm.Settings(
+        iterations,
+        fraction("admm-percdamp", line.value("admm-percdamp").orElse(String.valueOf(Admm.DEFAULTS.percdamp()))),
+        fraction("admm-rho", line.value("admm-rho").orElse(String.valueOf(Admm.DEFAULTS.rho()))),
+        line.positiveInt("admm-gradual-steps", Math.min(iterations, Admm.DEFAULTS.gradualSteps())));
+    Dsnot.Settings dsnot = new Dsnot.Settings(
+        line.positiveInt("dsnot-cycles", Dsnot.DEFAULTS.maxCycles()),
+        fraction("dsnot-threshold", line.value("dsnot-threshold").orElse(String.valueOf(Dsnot.DEFAULTS.updateThreshold()))),
+        fraction("dsnot-var-power", line.value("dsnot-var-power").orElse(String.valueOf(Dsnot.DEFAULTS.varPower()))));
+    String skip = line.value("dsnot-skip").orElse(Refinement.DSNOT_SKIP_DEFAULT);
+    return new Refinement(update, admm, refine.equals("dsnot"), dsnot, skip.equals("none") ? "" : skip);
   }
 
   private static dev.sparkprune.scoring.methods.Wanda.Group group(String text) {

@@ -56,7 +56,9 @@ public final class JobInputs {
     if (options.config().isPresent()) {
       plan = PruneRules.load(io, options.config().get()).apply(plan);
     }
-    boolean needsCalibration = plan.stream().anyMatch(planned -> planned.method.needsCalibration());
+    // ADMM and DSnoT work from calibration statistics whatever method chose the mask.
+    boolean needsCalibration =
+        options.refinement().needsCalibration() || plan.stream().anyMatch(planned -> planned.method.needsCalibration());
     ValidationException.check(
         !needsCalibration || options.calibration().isPresent() || options.statistics().isPresent(),
         "Missing --calib: some linears are pruned with a method that scores calibration activations");

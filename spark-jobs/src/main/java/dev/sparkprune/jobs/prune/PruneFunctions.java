@@ -276,19 +276,18 @@ final class PruneFunctions {
     private final JobContext context;
     private final Broadcast<Map<String, CalibrationStatistics>> channelStatistics;
     private final Wanda.Group wandaGroup;
+    private final dev.sparkprune.scoring.methods.Refinement refinement;
 
     private final int minExpertTokens;
 
-    ScoreLinear(JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup) {
-      this(context, channelStatistics, wandaGroup, 0);
-    }
-
     /** {@code minExpertTokens}: a routed expert calibrated on fewer tokens is pruned with magnitude. */
     ScoreLinear(
-        JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup, int minExpertTokens) {
+        JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup,
+        dev.sparkprune.scoring.methods.Refinement refinement, int minExpertTokens) {
       this.context = context;
       this.channelStatistics = channelStatistics;
       this.wandaGroup = wandaGroup;
+      this.refinement = refinement;
       this.minExpertTokens = minExpertTokens;
     }
 
@@ -313,7 +312,11 @@ final class PruneFunctions {
         method = PruningMethod.MAGNITUDE;
         statistics = null;
       }
-      PruneResult result = method.prune(
+      // The method's mask, then DSnoT and the ADMM update when asked for (Refinement.NONE: the method alone).
+      // A magnitude fallback has no trustworthy statistics to refine or update from.
+      dev.sparkprune.scoring.methods.Refinement applied = fallback.isEmpty() ? refinement : dev.sparkprune.scoring.methods.Refinement.NONE;
+      PruneResult result = applied.prune(
+          method,
           planned.tensorName(),
           Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values),
           statistics,

@@ -134,7 +134,7 @@ public final class PruneJob {
         log("scored %d linears with %s (no calibration needed)", plan.size(), options.method().displayName());
       } else if (options.statistics().isPresent()) {
         String directory = options.statistics().get();
-        List<String> keys = StatisticsFiles.checkManifest(io, directory, modelFingerprint, options.method().hessianStorage()
+        List<String> keys = StatisticsFiles.checkManifest(io, directory, modelFingerprint, hessianStorage(plan)
             != CalibrationStatistics.HessianStorage.NONE);
         JavaPairRDD<String, CalibrationStatistics> saved =
             jsc.parallelize(keys, Math.max(1, keys.size())).mapToPair(new StatisticsFiles.Load(context, directory));
@@ -284,7 +284,8 @@ public final class PruneJob {
           .partitionBy(new LinearPartitioner(ScoringTasks.taskIndex(groups), groups.size()))
           .map(new WithPlan(planBroadcast));
     }
-    JavaRDD<LinearResult> scored = onGpus(tasks.map(new PruneFunctions.ScoreLinear(context, channel, options.wandaGroup(), options.minExpertTokens())))
+    JavaRDD<LinearResult> scored = onGpus(tasks.map(new PruneFunctions.ScoreLinear(
+        context, channel, options.wandaGroup(), options.refinement(), options.minExpertTokens())))
         .persist(StorageLevel.MEMORY_AND_DISK());
     masks.append(scored);
     List<LinearResult> summaries = scored.map(new Summary()).collect();
@@ -306,8 +307,11 @@ public final class PruneJob {
     return rdd;
   }
 
-  /** X^T X is kept when any planned linear's method needs it (SparseGPT). */
-  private static CalibrationStatistics.HessianStorage hessianStorage(List<PlannedLinear> plan) {
+  /** X^T X is kept when any planned linear's method needs it (SparseGPT), or the ADMM update does. */
+  private CalibrationStatistics.HessianStorage hessianStorage(List<PlannedLinear> plan) {
+    if (options.refinement().needsHessian()) {
+      return CalibrationStatistics.HessianStorage.DOUBLE;
+    }
     for (PlannedLinear planned : plan) {
       if (planned.method.hessianStorage() != CalibrationStatistics.HessianStorage.NONE) {
         return planned.method.hessianStorage();

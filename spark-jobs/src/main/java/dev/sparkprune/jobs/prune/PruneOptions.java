@@ -100,6 +100,7 @@ public final class PruneOptions implements Serializable {
   private final double owlLambda;
   private final double owlM;
   private final dev.sparkprune.scoring.methods.Wanda.Group wandaGroup;
+  private final dev.sparkprune.scoring.methods.Refinement refinement;
   private final double gpusPerTask;
   private final int gpusPerExecutor;
   private final String gpuDiscoveryScript;
@@ -152,6 +153,15 @@ public final class PruneOptions implements Serializable {
     ValidationException.check(
         allocation != Allocation.OWL || method.needsCalibration() && statistics == null,
         "--allocation owl measures outliers of Wanda scores on calibration text: use it with --calib and a calibrated method");
+    this.refinement = Objects.requireNonNull(builder.refinement, "refinement is null");
+    refinement.checkMethod(method);
+    ValidationException.check(
+        !global || refinement.equals(dev.sparkprune.scoring.methods.Refinement.NONE),
+        "--update and --refine are not supported with --allocation %s yet: use uniform or owl",
+        allocation.name().toLowerCase(Locale.ROOT));
+    ValidationException.check(
+        !refinement.needsCalibration() || calibration != null || statistics != null,
+        "Missing --calib: --update admm and --refine dsnot work from calibration statistics");
     this.owlLambda = builder.owlLambda;
     this.owlM = builder.owlM;
     ValidationException.check(owlLambda > 0 && owlLambda < 0.5, "Invalid --owl-lambda %s: must be in (0, 0.5)", owlLambda);
@@ -258,6 +268,11 @@ public final class PruneOptions implements Serializable {
     return wandaGroup;
   }
 
+  /** DSnoT and the ADMM update after each layer's mask; {@link dev.sparkprune.scoring.methods.Refinement#NONE} by default. */
+  public dev.sparkprune.scoring.methods.Refinement refinement() {
+    return refinement;
+  }
+
   public double owlLambda() {
     return owlLambda;
   }
@@ -347,7 +362,9 @@ public final class PruneOptions implements Serializable {
         Long.toString(seed))
         // MoE settings only when they differ from the defaults, so earlier keys stay valid.
         + (moeCalibration == dev.sparkprune.scoring.model.InputHook.ExpertInputs.ROUTED && minExpertTokens == MIN_EXPERT_TOKENS_DEFAULT
-            ? "" : "|moe=" + moeCalibration.name() + "/" + minExpertTokens);
+            ? "" : "|moe=" + moeCalibration.name() + "/" + minExpertTokens)
+        // Refinement appended only when set, so keys of runs without it stay as they were.
+        + (refinement.equals(dev.sparkprune.scoring.methods.Refinement.NONE) ? "" : "|" + refinement);
   }
 
   @Override
@@ -382,6 +399,7 @@ public final class PruneOptions implements Serializable {
     private double owlLambda = OWL_LAMBDA_DEFAULT;
     private double owlM = OWL_M_DEFAULT;
     private dev.sparkprune.scoring.methods.Wanda.Group wandaGroup = dev.sparkprune.scoring.methods.Wanda.Group.ROW;
+    private dev.sparkprune.scoring.methods.Refinement refinement = dev.sparkprune.scoring.methods.Refinement.NONE;
     private double gpusPerTask;
     private int gpusPerExecutor;
     private String gpuDiscoveryScript;
@@ -429,6 +447,11 @@ public final class PruneOptions implements Serializable {
 
     public Builder wandaGroup(dev.sparkprune.scoring.methods.Wanda.Group value) {
       this.wandaGroup = value;
+      return this;
+    }
+
+    public Builder refinement(dev.sparkprune.scoring.methods.Refinement value) {
+      this.refinement = value;
       return this;
     }
 

@@ -143,6 +143,9 @@ public final class PruneReport {
       config.put("min_expert_tokens", options.minExpertTokens());
       config.put("scoring_task_bytes", options.scoringTaskBytes());
       config.put("settings_key", options.settingsKey());
+      if (!options.refinement().equals(dev.sparkprune.scoring.methods.Refinement.NONE)) {
+        config.put("refinement", options.refinement().toString());
+      }
       seconds = json.putObject("seconds");
       blocks = json.putArray("blocks");
     }

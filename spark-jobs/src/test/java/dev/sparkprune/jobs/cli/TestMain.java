@@ -176,6 +176,27 @@ class TestMain {
   }
 
   @Test
+  void refinementOptionsAreCheckedBeforeAnyWork() {
+    String model = SharedData.stories260K().toString();
+    String out = dir.resolve("refined").toString();
+    assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "wanda", "--calib", "c", "--update", "lbfgs"),
+        "Invalid --update lbfgs: use admm, admm-gradual or none");
+    assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "wanda", "--calib", "c", "--refine", "owl"),
+        "Invalid --refine owl: use dsnot or none");
+    assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "magnitude", "--update", "admm"),
+        "Missing --calib: --update admm and --refine dsnot work from calibration statistics");
+    assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "sparsegpt", "--calib", "c", "--refine", "dsnot"),
+        "--refine dsnot refines a Wanda or RIA mask: use it with --method wanda or ria, not sparsegpt");
+    assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "wanda", "--calib", "c", "--update", "admm",
+        "--admm-iterations", "10", "--admm-gradual-steps", "12"), "Invalid ADMM gradual steps 12: must be in [1, iterations = 10]");
+    assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "wanda", "--calib", "c", "--refine", "dsnot",
+        "--dsnot-skip", "(mlp"), "Invalid --dsnot-skip (mlp: not a regular expression");
+    assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "magnitude", "--calib", "c", "--update", "admm",
+        "--allocation", "global"), "--update and --refine are not supported with --allocation global yet");
+    assertThat(dir.resolve("refined")).doesNotExist();
+  }
+
+  @Test
   void pruneBadInputGivesOneLineAndWritesNothing() throws IOException {
     String model = SharedData.stories260K().toString();
     Path out = dir.resolve("pruned");

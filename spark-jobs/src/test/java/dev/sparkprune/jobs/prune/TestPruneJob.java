@@ -108,11 +108,20 @@ class TestPruneJob extends SparkTestBase {
 
   /** With {@code sequential} false, hidden states advance through the dense block: one-shot. */
   static Map<String, Mask> referenceMasks(PruneOptions options, boolean sequential) throws IOException {
+    Map<String, Mask> masks = new LinkedHashMap<>();
+    referenceResults(options, sequential).forEach((name, result) -> masks.put(name, result.mask()));
+    return masks;
+  }
+
+  /** As {@link #referenceMasks}, each linear's whole result (mask and weights), with the options' refinement applied. */
+  static Map<String, PruneResult> referenceResults(PruneOptions options, boolean sequential) throws IOException {
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     ModelArchive archive = ModelArchive.open(io, options.model());
     Tokenizer tokenizer = TokenizerLoader.load(archive);
     int[][] samples = Calibration.sample(io, options.calibration().get(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
-    Map<String, Mask> masks = new LinkedHashMap<>();
+    Map<String, PruneResult> results = new LinkedHashMap<>();
+    CalibrationStatistics.HessianStorage storage = options.refinement().needsHessian()
+        ? CalibrationStatistics.HessianStorage.DOUBLE : options.method().hessianStorage();
     try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
       ModelLayout layout = model.layout();
       HiddenStates[] hidden = new HiddenStates[samples.length];
@@ -127,7 +136,7 @@ class TestPruneJob extends SparkTestBase {
           final int block = b;
           InputHook hook = (linears, input, tokens, sequences) -> chunk
               .computeIfAbsent(PlannedLinear.statisticsKey(block, linears.get(0).inputGroup()),
-                  key -> CalibrationStatistics.create((int) linears.get(0).inFeatures(), options.method().hessianStorage()))
+                  key -> CalibrationStatistics.create((int) linears.get(0).inFeatures(), storage))
               .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
           for (int s = first; s < Math.min(samples.length, first + options.chunkSize()); s++) {
             model.runBlock(weights, hidden[s], hook);
@@ -136,14 +145,16 @@ class TestPruneJob extends SparkTestBase {
         }
         BlockWeights pruned = weights;
         for (Linear linear : layout.blocks().get(b).linears()) {
-          PruneResult result = options.method().prune(
+          PruneResult result = options.refinement().prune(
+              options.method(),
               linear.tensorName(),
               Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), weights.tensor(linear.tensorName())),
               total.get(PlannedLinear.statisticsKey(b, linear.inputGroup())),
               options.target(),
               CpuBackend.defaultInstance(),
-              1);
-          masks.put(linear.tensorName(), result.mask());
+              1,
+              options.wandaGroup());
+          results.put(linear.tensorName(), result);
           pruned = pruned.withTensor(linear.tensorName(), result.weights());
         }
         for (int s = 0; s < samples.length; s++) {
@@ -151,7 +162,7 @@ class TestPruneJob extends SparkTestBase {
         }
       }
     }
-    return masks;
+    return results;
   }
 
   static double perplexity(String model) throws IOException {

@@ -58,6 +58,14 @@ class TestSerialization {
       ChunkStatistics chunk = roundTrip(serializer, new ChunkStatistics(7, statistics));
       assertThat(chunk.chunk).isEqualTo(7);
       assertThat(chunk.statistics.hessian()).isEqualTo(statistics.hessian());
+      assertThat(chunk.statistics.channelSums("DSnoT")).containsExactly(5, 7, 9);
+      dev.sparkprune.scoring.methods.Refinement refinement = new dev.sparkprune.scoring.methods.Refinement(
+          dev.sparkprune.scoring.methods.Refinement.Update.ADMM, new dev.sparkprune.scoring.methods.Admm.Settings(12, 0.2, 2, 3),
+          true, new dev.sparkprune.scoring.methods.Dsnot.Settings(7, 0.5, 2), "x");
+      if (serializer instanceof org.apache.spark.serializer.JavaSerializerInstance) {
+        // A record: it travels only inside the scoring closure, which Spark always serializes with Java serialization.
+        assertThat(roundTrip(serializer, refinement)).isEqualTo(refinement);
+      }
       chunk.statistics.add(new float[] {1, 1, 1}, 0, 1, 1, dev.sparkprune.scoring.linalg.NetlibLinearAlgebra.defaultInstance());
 
       SampleChunk samples = roundTrip(serializer, new SampleChunk(2, new int[][] {{1, 5}}, new HiddenStates[] {hidden}));
