@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.prune.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneReport;
@@ -59,6 +60,7 @@ final class PruneCommand {
         .gpusPerExecutor(line.value("gpus-per-executor").isPresent() ? line.positiveInt("gpus-per-executor", 1) : 0)
         .gpuDiscoveryScript(line.value("gpu-discovery-script").orElse(null))
         .gpuVendor(line.value("gpu-vendor").orElse(null))
+        .overwrite(line.flag("overwrite"))
         .build();
   }
 
@@ -87,8 +89,10 @@ final class PruneCommand {
   }
 
   static int run(List<String> args, PrintStream out) throws IOException {
-    CommandLine line = CommandLine.parse("prune", args, OPTIONS, Set.of("save-stats"));
+    CommandLine line = CommandLine.parse("prune", args, OPTIONS, Set.of("save-stats", "overwrite"));
     PruneOptions options = options(line);
+    // Before Spark starts: a refused --out costs no session start-up.
+    OutputGuard.check(SparkSessions.hadoopConfigurationBeforeStart(), options);
     SparkSession spark = SparkSessions.getOrCreate(line.value("master").orElse(null));
     PruneReport report = new PruneJob(spark, options, out).run();
     report.printSummary(out);

@@ -91,6 +91,7 @@ public final class PruneOptions implements Serializable {
   private final int gpusPerExecutor;
   private final String gpuDiscoveryScript;
   private final String gpuVendor;
+  private final boolean overwrite;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -159,8 +160,8 @@ public final class PruneOptions implements Serializable {
         !method.needsCalibration() || calibration != null || statistics != null || config != null,
         "Missing --calib for --method %s: it scores layers from calibration activations",
         method.displayName());
-    ValidationException.check(
-        !model.replaceAll("/+$", "").equals(out.replaceAll("/+$", "")), "Invalid --out: it must differ from --model");
+    // Whether --out may name --model in any spelling is checked against the file system: OutputGuard.
+    this.overwrite = builder.overwrite;
   }
 
   public static Builder builder() {
@@ -255,6 +256,14 @@ public final class PruneOptions implements Serializable {
     return minKeep;
   }
 
+  /**
+   * Whether an existing {@code --out} that is not a sparkprune output may be replaced whole; never
+   * one that is, contains or lies inside an input ({@link OutputGuard}).
+   */
+  public boolean overwrite() {
+    return overwrite;
+  }
+
   /** Whether to keep the dense statistics under {@code <out>/stats} for later runs. */
   public boolean saveStatistics() {
     return saveStatistics;
@@ -333,8 +342,14 @@ public final class PruneOptions implements Serializable {
     private int gpusPerExecutor;
     private String gpuDiscoveryScript;
     private String gpuVendor;
+    private boolean overwrite;
 
     private Builder() {}
+
+    public Builder overwrite(boolean value) {
+      this.overwrite = value;
+      return this;
+    }
 
     public Builder gpusPerTask(double value) {
       this.gpusPerTask = value;

@@ -10,6 +10,14 @@ import org.apache.spark.sql.SparkSession;
 public final class SparkSessions {
   private SparkSessions() {}
 
+  /**
+   * The Hadoop configuration the session will have (core-site.xml, {@code spark.hadoop.*} from
+   * spark-submit), built without starting Spark, so that output checks can fail fast.
+   */
+  public static org.apache.hadoop.conf.Configuration hadoopConfigurationBeforeStart() {
+    return org.apache.spark.deploy.SparkHadoopUtil.get().newConfiguration(new org.apache.spark.SparkConf());
+  }
+
   public static SparkSession getOrCreate(String master) {
     SparkSession.Builder builder = SparkSession.builder()
         .appName("sparkprune")
