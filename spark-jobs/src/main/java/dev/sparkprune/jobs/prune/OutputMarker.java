@@ -28,8 +28,6 @@ import org.apache.hadoop.fs.RemoteIterator;
 record OutputMarker(String runId, Map<String, Long> files) {
   static final String NAME = "_SPARKPRUNE_SUCCESS";
   static final String TOOL = "sparkprune";
-  /** Hadoop's local file system writes a checksum beside every file it creates. */
-  private static final String NAME_CHECKSUM = "." + NAME + ".crc";
   /** A marker lists a few hundred files; anything near this cap is not one. */
   private static final long MAX_BYTES = 16L << 20;
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -48,7 +46,9 @@ record OutputMarker(String runId, Map<String, Long> files) {
     json.put("run_id", runId);
     ObjectNode listed = json.putObject("files");
     marker.files.forEach(listed::put);
-    try (var stream = fs.create(new Path(folder, NAME), true)) {
+    // Without the checksum file Hadoop's local file system would write beside it, as report.json.
+    FileSystem target = fs instanceof org.apache.hadoop.fs.LocalFileSystem local ? local.getRawFileSystem() : fs;
+    try (var stream = target.create(new Path(folder, NAME), true)) {
       stream.write(JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(json));
     }
     return marker;
@@ -99,7 +99,7 @@ record OutputMarker(String runId, Map<String, Long> files) {
       LocatedFileStatus status = statuses.next();
       String path = status.getPath().toUri().getPath();
       String relative = path.startsWith(prefix) ? path.substring(prefix.length()) : path;
-      if (!relative.equals(NAME) && !relative.equals(NAME_CHECKSUM)) {
+      if (!relative.equals(NAME)) {
         files.put(relative, status.getLen());
       }
     }
