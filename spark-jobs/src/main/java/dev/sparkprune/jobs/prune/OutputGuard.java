@@ -43,9 +43,9 @@ public final class OutputGuard {
 
   /**
    * Refuses an output that is, lies inside or contains one of the named inputs, in any spelling.
-   * {@code output} names it in messages, e.g. "--out /x".
+   * {@code option} names the output in messages ("--out"); {@code inputs} maps names to locations.
    */
-  public static void checkSeparate(Configuration conf, String option, String location, Map<String, String> inputs) throws IOException {
+  static void checkSeparate(Configuration conf, String option, String location, Map<String, String> inputs) throws IOException {
     Path out = qualify(conf, location);
     for (Map.Entry<String, String> input : inputs.entrySet()) {
       Path in = qualify(conf, input.getValue());

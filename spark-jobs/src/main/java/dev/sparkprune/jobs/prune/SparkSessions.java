@@ -15,7 +15,14 @@ public final class SparkSessions {
    * spark-submit), built without starting Spark, so that output checks can fail fast.
    */
   public static org.apache.hadoop.conf.Configuration hadoopConfigurationBeforeStart() {
-    return org.apache.spark.deploy.SparkHadoopUtil.get().newConfiguration(new org.apache.spark.SparkConf());
+    // As SparkHadoopUtil does, without loading Spark: spark-submit passes --conf as system properties.
+    org.apache.hadoop.conf.Configuration conf = new org.apache.hadoop.conf.Configuration();
+    for (String key : System.getProperties().stringPropertyNames()) {
+      if (key.startsWith("spark.hadoop.")) {
+        conf.set(key.substring("spark.hadoop.".length()), System.getProperty(key));
+      }
+    }
+    return conf;
   }
 
   public static SparkSession getOrCreate(String master) {
