@@ -141,4 +141,18 @@ class TestPublisher {
         .isInstanceOf(ValidationException.class)
         .hasMessage("Cannot write --out %s: permission denied on flaky:%s", out, dir);
   }
+
+  @Test
+  void aHeldPublishLockFailsTheRunBeforeItsWorkAndAStaleOneDoesNot() throws IOException {
+    Configuration conf = new Configuration();
+    Path lock = Files.writeString(dir.resolve("out.publish-lock"), "another run");
+    org.apache.hadoop.fs.Path out = new org.apache.hadoop.fs.Path(dir.resolve("out").toString());
+    assertThatThrownBy(() -> Publisher.checkNotLocked(conf, out))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot write --out %s: another run holds %s; wait for it to finish, or delete that file if no run is publishing",
+            out, new org.apache.hadoop.fs.Path(lock.toString()));
+    conf.setLong(Publisher.STALE_LOCK_SECONDS, 0);
+    Publisher.checkNotLocked(conf, out);
+    assertThat(Files.readString(lock)).isEqualTo("another run");
+  }
 }
