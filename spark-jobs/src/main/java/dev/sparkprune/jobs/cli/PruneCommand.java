@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.prune.JobInputs;
+import dev.sparkprune.jobs.prune.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneReport;
@@ -71,6 +72,7 @@ final class PruneCommand {
             : PruneOptions.MIN_EXPERT_TOKENS_DEFAULT)
         .scoringTaskBytes((long) line.positiveInt("scoring-task-mb", (int) (PruneOptions.SCORING_TASK_BYTES_DEFAULT >> 20)) << 20)
         .refinement(refinement(line))
+        .overwrite(line.flag("overwrite"))
         .build();
   }
 
@@ -128,12 +130,15 @@ final class PruneCommand {
   }
 
   static int run(List<String> args, PrintStream out) throws IOException {
-    CommandLine line = CommandLine.parse("prune", args, OPTIONS, Set.of("save-stats"));
+    CommandLine line = CommandLine.parse("prune", args, OPTIONS, Set.of("save-stats", "overwrite"));
     PruneOptions options = options(line);
     String master = line.value("master").orElse(null);
     SparkSessions.checkMaster(master);
+    org.apache.hadoop.conf.Configuration conf = SparkSessions.hadoopConfiguration();
+    // Before Spark starts: a refused --out costs no session start-up.
+    OutputGuard.check(conf, options);
     // The model, plan, tokenizer and calibration source are checked before Spark starts.
-    JobInputs inputs = JobInputs.open(new HadoopFileIO(SparkSessions.hadoopConfiguration()), options);
+    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options);
     SparkSession spark = SparkSessions.getOrCreate(master);
     PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);

@@ -35,7 +35,8 @@ import org.apache.spark.sql.types.StructType;
 public final class BatchJob {
   /** Manifest columns; only {@code model} and {@code method} are required. */
   static final List<String> COLUMNS =
-      List.of("model", "name", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "allocation", "min_keep");
+      List.of("model", "name", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "allocation", "min_keep",
+          "overwrite");
 
   static final StructType STATUS_SCHEMA = new StructType()
       .add("name", DataTypes.StringType, false)
@@ -68,17 +69,13 @@ public final class BatchJob {
     HadoopFileIO io = new HadoopFileIO(spark.sparkContext().hadoopConfiguration());
     List<Row> entries = readManifest(io);
     String runId = UUID.randomUUID().toString().substring(0, 8);
+    List<String> names = names(entries);
+    checkOutputs(io, entries, names);
     List<Row> statuses = new ArrayList<>();
-    Set<String> names = new HashSet<>();
     for (int i = 0; i < entries.size(); i++) {
       Row entry = entries.get(i);
       String model = text(entry, "model");
-      String name = text(entry, "name");
-      if (name == null && model != null) {
-        name = model.replaceAll("/+$", "").replaceAll(".*/", "");
-      }
-      name = name == null ? "row-" + (i + 1) : name;
-      ValidationException.check(names.add(name), "Invalid manifest %s: two rows are named '%s'; give them distinct name values", manifest, name);
+      String name = names.get(i);
       String out = io.resolve(outRoot, name);
       long start = System.nanoTime();
       String status;
@@ -143,7 +140,8 @@ public final class BatchJob {
         .out(out)
         .method(PruningMethod.parse(method))
         .target(pattern != null ? SparsityTarget.parse(pattern) : SparsityTarget.parse(sparsity == null ? "0.5" : sparsity))
-        .calibration(text(entry, "calib"));
+        .calibration(text(entry, "calib"))
+        .overwrite(overwrite(entry));
     if (text(entry, "nsamples") != null) {
       builder.nsamples(Integer.parseInt(text(entry, "nsamples")));
     }
@@ -163,6 +161,105 @@ public final class BatchJob {
       builder.minKeep(Double.parseDouble(text(entry, "min_keep")));
     }
     return builder.build();
+  }
+
+  /**
+   * Each row's output folder name, validated up front: one safe path segment that is neither a
+   * status table nor a publish sibling name, distinct across the manifest (ignoring case, as some
+   * file systems do). A bad name fails the whole batch before any model runs.
+   */
+  private List<String> names(List<Row> entries) {
+    List<String> names = new ArrayList<>();
+    Set<String> seen = new HashSet<>();
+    for (int i = 0; i < entries.size(); i++) {
+      String model = text(entries.get(i), "model");
+      String name = text(entries.get(i), "name");
+      if (name == null && model != null) {
+        name = model.replaceAll("/+$", "").replaceAll(".*/", "");
+      }
+      name = name == null ? "row-" + (i + 1) : name;
+      String problem = nameProblem(name);
+      ValidationException.check(problem == null, "Invalid manifest %s: row %d name '%s' %s; a name is one folder name under --out-root",
+          manifest, i + 1, printable(name), problem);
+      ValidationException.check(seen.add(name.toLowerCase(Locale.ROOT)),
+          "Invalid manifest %s: two rows are named '%s' (row %d repeats it, ignoring case); give them distinct name values", manifest, name, i + 1);
+      names.add(name);
+    }
+    return names;
+  }
+
+  /** Why a name is not one safe folder name, or null. */
+  static String nameProblem(String name) {
+    if (name.isBlank()) {
+      return "is empty";
+    }
+    if (name.equals(".") || name.equals("..")) {
+      return "is not a folder name";
+    }
+    for (String forbidden : List.of("/", "\\", ":")) {
+      if (name.contains(forbidden)) {
+        return "contains '" + forbidden + "'";
+      }
+    }
+    if (name.chars().anyMatch(c -> Character.isISOControl(c))) {
+      return "contains a control character";
+    }
+    if (!name.strip().equals(name)) {
+      return "starts or ends with a space";
+    }
+    if (name.equalsIgnoreCase("_status")) {
+      return "is the status table's folder";
+    }
+    for (String reserved : List.of(".staging-", ".replaced-", ".publish-lock")) {
+      if (name.contains(reserved)) {
+        return "contains '" + reserved + "', which names the publish step's sibling folders";
+      }
+    }
+    return name.length() > 200 ? "is longer than 200 characters" : null;
+  }
+
+  private static String printable(String text) {
+    StringBuilder out = new StringBuilder();
+    text.codePoints().forEach(c -> out.append(Character.isISOControl(c) ? String.format(Locale.ROOT, "\\u%04x", c) : Character.toString(c)));
+    return out.toString();
+  }
+
+  /**
+   * Up front, for every row: its output neither is, contains nor lies inside any input of the
+   * manifest (or the manifest), and may be replaced; so is the status table.
+   */
+  private void checkOutputs(HadoopFileIO io, List<Row> entries, List<String> names) throws IOException {
+    java.util.Map<String, String> inputs = new java.util.LinkedHashMap<>();
+    inputs.put("--manifest", manifest);
+    for (int i = 0; i < entries.size(); i++) {
+      for (String column : List.of("model", "calib")) {
+        String location = text(entries.get(i), column);
+        if (location != null) {
+          inputs.put(column + " of row " + (i + 1), location);
+        }
+      }
+    }
+    org.apache.hadoop.conf.Configuration conf = io.conf();
+    String status = io.resolve(outRoot, "_status");
+    OutputGuard.checkSeparate(conf, "status table", status, inputs);
+    org.apache.hadoop.fs.Path statusPath = new org.apache.hadoop.fs.Path(status);
+    OutputGuard.checkParent(statusPath.getFileSystem(conf), statusPath, "--out-root " + outRoot);
+    for (int i = 0; i < entries.size(); i++) {
+      String out = io.resolve(outRoot, names.get(i));
+      String label = "output of row " + (i + 1);
+      OutputGuard.checkSeparate(conf, label, out, inputs);
+      org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(out);
+      OutputGuard.checkReplaceable(path.getFileSystem(conf), path, label + " " + out, overwrite(entries.get(i)));
+      Publisher.checkNotLocked(conf, path);
+    }
+  }
+
+  /** The optional {@code overwrite} column: true or false. */
+  private static boolean overwrite(Row entry) {
+    String text = text(entry, "overwrite");
+    ValidationException.check(text == null || text.equalsIgnoreCase("true") || text.equalsIgnoreCase("false"),
+        "Invalid manifest overwrite %s: use true or false", text);
+    return text != null && text.equalsIgnoreCase("true");
   }
 
   private static String text(Row row, String column) {

@@ -77,6 +77,7 @@ public final class PruneJob {
   public PruneReport run(JobInputs inputs) throws IOException {
     ValidationFailureLogs.nextJob();
     Configuration conf = spark.sparkContext().hadoopConfiguration();
+    OutputGuard.check(conf, options);
     HadoopFileIO io = new HadoopFileIO(conf);
     PruneReport.Builder report = PruneReport.builder(options, spark.sparkContext().master());
 
@@ -98,7 +99,7 @@ public final class PruneJob {
     report.stage("plan", seconds());
 
     String runId = UUID.randomUUID().toString().substring(0, 8);
-    Publisher publisher = Publisher.prepare(conf, options.out(), runId);
+    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite());
     try {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
       Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));

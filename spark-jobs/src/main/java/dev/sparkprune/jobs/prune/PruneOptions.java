@@ -108,6 +108,7 @@ public final class PruneOptions implements Serializable {
   private final dev.sparkprune.scoring.model.InputHook.ExpertInputs moeCalibration;
   private final int minExpertTokens;
   private final long scoringTaskBytes;
+  private final boolean overwrite;
 
   private PruneOptions(Builder builder) {
     this.model = Objects.requireNonNull(builder.model, "model is null");
@@ -194,8 +195,8 @@ public final class PruneOptions implements Serializable {
         !method.needsCalibration() || calibration != null || statistics != null || config != null,
         "Missing --calib for --method %s: it scores layers from calibration activations",
         method.displayName());
-    ValidationException.check(
-        !model.replaceAll("/+$", "").equals(out.replaceAll("/+$", "")), "Invalid --out: it must differ from --model");
+    // Whether --out may name --model in any spelling is checked against the file system: OutputGuard.
+    this.overwrite = builder.overwrite;
   }
 
   public static Builder builder() {
@@ -293,6 +294,14 @@ public final class PruneOptions implements Serializable {
   /** The fraction of each layer a global allocation keeps at least. */
   public double minKeep() {
     return minKeep;
+  }
+
+  /**
+   * Whether an existing {@code --out} that is not a sparkprune output may be replaced whole; never
+   * one that is, contains or lies inside an input ({@link OutputGuard}).
+   */
+  public boolean overwrite() {
+    return overwrite;
   }
 
   /** Whether to keep the dense statistics under {@code <out>/stats} for later runs. */
@@ -422,6 +431,13 @@ public final class PruneOptions implements Serializable {
 
     public Builder scoringTaskBytes(long value) {
       this.scoringTaskBytes = value;
+      return this;
+    }
+
+    private boolean overwrite;
+
+    public Builder overwrite(boolean value) {
+      this.overwrite = value;
       return this;
     }
 

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.jobs.FolderSnapshot;
 import dev.sparkprune.tensorio.SharedData;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -11,6 +12,8 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -220,6 +223,63 @@ class TestMain {
     try (Stream<Path> siblings = Files.list(dir)) {
       assertThat(siblings.map(path -> path.getFileName().toString())).noneMatch(name -> name.startsWith("pruned"));
     }
+  }
+
+  /** The repros: --out naming the model in another spelling, or a folder holding it; every byte stays. */
+  @Test
+  void pruneRefusesAnOutputThatIsOrHoldsTheModelInAnySpelling() throws IOException {
+    Path model = FolderSnapshot.copyFiles(SharedData.stories260K(), dir.resolve("x/model"));
+    Map<String, byte[]> dense = FolderSnapshot.of(model);
+    String relative = Path.of(System.getProperty("user.dir")).toAbsolutePath().relativize(model).toString();
+    for (String out : List.of(dir + "/x/./model", model + "/../model", "file://" + model, dir + "//x/model", relative)) {
+      assertOneLineError(run("prune", "--model", model.toString(), "--out", out, "--method", "magnitude", "--sparsity", "0.5"),
+          "Invalid --out " + out + ": it is the same folder as --model " + model);
+      assertOneLineError(run("prune", "--model", model.toString(), "--out", out, "--method", "magnitude", "--overwrite"),
+          "it is the same folder as --model");
+    }
+    assertThat(FolderSnapshot.of(model)).containsOnlyKeys(dense.keySet()).allSatisfy((name, bytes) -> assertThat(bytes).isEqualTo(dense.get(name)));
+    try (Stream<Path> siblings = Files.list(dir.resolve("x"))) {
+      assertThat(siblings.map(path -> path.getFileName().toString())).containsExactly("model");
+    }
+
+    Path folder = Files.createDirectories(dir.resolve("p/out"));
+    Path llama = FolderSnapshot.copyFiles(SharedData.stories260K(), folder.resolve("llama"));
+    Files.writeString(folder.resolve("notes.txt"), "x");
+    Map<String, byte[]> before = FolderSnapshot.of(folder);
+    assertOneLineError(run("prune", "--model", llama.toString(), "--out", folder.toString(), "--method", "magnitude", "--overwrite"),
+        "Invalid --out " + folder + ": it contains --model " + llama);
+    assertOneLineError(run("prune", "--model", llama.toString(), "--out", llama + "/pruned", "--method", "magnitude"),
+        "it lies inside --model " + llama);
+    assertThat(FolderSnapshot.of(folder)).containsOnlyKeys(before.keySet()).allSatisfy((name, bytes) -> assertThat(bytes).isEqualTo(before.get(name)));
+
+    Path file = Files.writeString(dir.resolve("a-file"), "x");
+    assertOneLineError(run("prune", "--model", model.toString(), "--out", file + "/out", "--method", "magnitude"),
+        "Cannot write --out " + file + "/out: " + file + " is a file, not a folder");
+  }
+
+  @Test
+  void anExistingFolderIsReplacedOnlyWhenItIsASparkpruneOutputOrWithOverwrite() throws IOException {
+    String model = SharedData.stories260K().toString();
+    Path mine = Files.createDirectories(dir.resolve("mine"));
+    Files.writeString(mine.resolve("notes.txt"), "my notes");
+    assertOneLineError(run("prune", "--model", model, "--out", mine.toString(), "--method", "magnitude"),
+        "Cannot replace --out " + mine + ": it exists and is not a sparkprune output (no _SPARKPRUNE_SUCCESS); choose another output"
+            + " folder, or add --overwrite to replace it whole");
+    assertThat(Files.readString(mine.resolve("notes.txt"))).isEqualTo("my notes");
+
+    Result replaced = run("prune", "--model", model, "--out", mine.toString(), "--method", "magnitude", "--overwrite");
+    assertThat(replaced.code()).as(replaced.err()).isZero();
+    assertThat(mine.resolve("notes.txt")).doesNotExist();
+    assertThat(mine.resolve("_SPARKPRUNE_SUCCESS")).isRegularFile();
+    byte[] first = Files.readAllBytes(mine.resolve("model/model.safetensors"));
+    // Now it is a sparkprune output: a rerun replaces it without --overwrite; an empty folder is fine too.
+    Result rerun = run("prune", "--model", model, "--out", mine.toString(), "--method", "magnitude", "--sparsity", "0.6");
+    assertThat(rerun.code()).as(rerun.err()).isZero();
+    assertThat(Files.readAllBytes(mine.resolve("model/model.safetensors"))).isNotEqualTo(first);
+    Path empty = Files.createDirectories(dir.resolve("empty"));
+    Result intoEmpty = run("prune", "--model", model, "--out", empty.toString(), "--method", "magnitude");
+    assertThat(intoEmpty.code()).as(intoEmpty.err()).isZero();
+    assertThat(Files.readAllBytes(empty.resolve("model/model.safetensors"))).isEqualTo(first);
   }
 
   @Test

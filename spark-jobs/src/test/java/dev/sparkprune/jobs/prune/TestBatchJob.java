@@ -1,9 +1,11 @@
 package dev.sparkprune.jobs.prune;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.sparkprune.jobs.SparkTestBase;
 import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.ValidationException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -13,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.apache.spark.sql.Row;
 import org.junit.jupiter.api.Test;
@@ -95,5 +98,80 @@ class TestBatchJob extends SparkTestBase {
     assertThat(statuses(rows)).containsExactly("m=FAILED", "a=FAILED");
     assertThat(rows.get(0).getString(3)).isEqualTo("Invalid --mode oneshot: use sequential or one-shot");
     assertThat(rows.get(1).getString(3)).isEqualTo("Invalid --allocation globl: use uniform, global, lamp or owl");
+  }
+
+  @Test
+  void aNameThatEscapesTheOutRootFailsTheWholeBatchBeforeAnyModelRuns() throws IOException {
+    String stories = SharedData.stories260K().toString();
+    Path victim = Files.createDirectories(dir.resolve("victim"));
+    Files.writeString(victim.resolve("data.txt"), "precious");
+    Path manifest = dir.resolve("escape.jsonl");
+    Files.writeString(manifest, String.join("\n",
+        "{\"model\": \"" + stories + "\", \"name\": \"fine\", \"method\": \"magnitude\"}",
+        "{\"model\": \"" + stories + "\", \"name\": \"../victim\", \"method\": \"magnitude\"}", ""));
+    Path outRoot = dir.resolve("out-root");
+    assertThatThrownBy(() -> run(manifest, outRoot))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Invalid manifest %s: row 2 name '../victim' contains '/'; a name is one folder name under --out-root", manifest);
+    assertThat(Files.readString(victim.resolve("data.txt"))).isEqualTo("precious");
+    try (Stream<Path> files = Files.list(victim)) {
+      assertThat(files).hasSize(1);
+    }
+    // Nothing ran: not even the valid first row.
+    assertThat(outRoot).doesNotExist();
+  }
+
+  @Test
+  void namesAreOneSafeFolderName() {
+    Map<String, String> problems = new java.util.LinkedHashMap<>();
+    for (String bad : List.of("", " ", ".", "..", "a/b", "a\\b", "s3a:x", "tab\tname", "bell\u0007", " padded", "_status", "_STATUS",
+        "m.staging-1", "m.replaced-1", "m.publish-lock", "x".repeat(201))) {
+      problems.put(bad, BatchJob.nameProblem(bad));
+    }
+    assertThat(problems).allSatisfy((name, problem) -> assertThat(problem).as("'%s'", name).isNotNull());
+    assertThat(problems.get("..")).isEqualTo("is not a folder name");
+    assertThat(problems.get("a\\b")).isEqualTo("contains '\\'");
+    assertThat(problems.get("_status")).isEqualTo("is the status table's folder");
+    for (String good : List.of("llama-7b", "Qwen2.5-0.5B", "model_v1", ".hidden", "a.b", "名前", "x".repeat(200))) {
+      assertThat(BatchJob.nameProblem(good)).as(good).isNull();
+    }
+  }
+
+  @Test
+  void outputsThatAreAnInputOrAnotherFolderAreRefusedUnlessOverwrite() throws IOException {
+    String stories = SharedData.stories260K().toString();
+    Path outRoot = Files.createDirectories(dir.resolve("root"));
+    Path model = dev.sparkprune.jobs.FolderSnapshot.copyFiles(SharedData.stories260K(), outRoot.resolve("llama"));
+    Map<String, byte[]> dense = dev.sparkprune.jobs.FolderSnapshot.of(model);
+    // A row whose output is another row's model.
+    Path clash = dir.resolve("clash.jsonl");
+    Files.writeString(clash, "{\"model\": \"" + model + "\", \"name\": \"pruned\", \"method\": \"magnitude\"}\n"
+        + "{\"model\": \"" + stories + "\", \"name\": \"llama\", \"method\": \"magnitude\"}\n");
+    assertThatThrownBy(() -> run(clash, outRoot))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("Invalid output of row 2 " + model + ": it is the same folder as model of row 1 " + model);
+    // The manifest's own folder is an input too, with a row defaulting its name from the model folder.
+    Path inside = dir.resolve("inside.csv");
+    Files.writeString(inside, "model,method\n" + model + ",magnitude\n");
+    assertThatThrownBy(() -> run(inside, outRoot))
+        .isInstanceOf(ValidationException.class).hasMessageContaining("it is the same folder as model of row 1");
+    assertThatThrownBy(() -> run(inside, model))
+        .isInstanceOf(ValidationException.class).hasMessageContaining("lies inside model of row 1");
+    assertThat(dev.sparkprune.jobs.FolderSnapshot.of(model)).containsOnlyKeys(dense.keySet())
+        .allSatisfy((name, bytes) -> assertThat(bytes).isEqualTo(dense.get(name)));
+
+    // A folder that is not a sparkprune output is replaced only with overwrite = true.
+    Path mine = Files.createDirectories(outRoot.resolve("mine"));
+    Files.writeString(mine.resolve("notes.txt"), "mine");
+    Path manifest = dir.resolve("mine.csv");
+    Files.writeString(manifest, "model,name,method\n" + stories + ",mine,magnitude\n");
+    assertThatThrownBy(() -> run(manifest, outRoot))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("Cannot replace output of row 1 " + mine + ": it exists and is not a sparkprune output");
+    assertThat(Files.readString(mine.resolve("notes.txt"))).isEqualTo("mine");
+    Files.writeString(manifest, "model,name,method,overwrite\n" + stories + ",mine,magnitude,true\n");
+    assertThat(statuses(run(manifest, outRoot))).containsExactly("mine=SUCCEEDED");
+    assertThat(mine.resolve("notes.txt")).doesNotExist();
+    assertThat(mine.resolve("model/model.safetensors")).isRegularFile();
   }
 }

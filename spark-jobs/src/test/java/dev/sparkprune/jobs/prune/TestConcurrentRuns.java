@@ -100,7 +100,7 @@ class TestConcurrentRuns extends SparkTestBase {
       byte[] published = Files.readAllBytes(shared.resolve("model/model.safetensors"));
       assertThat(expected).anySatisfy(bytes -> assertThat(bytes).isEqualTo(published));
       try (Stream<Path> children = Files.list(shared)) {
-        assertThat(children.map(path -> path.getFileName().toString())).containsExactlyInAnyOrder("masks", "model", "report.json");
+        assertThat(children.map(path -> path.getFileName().toString())).containsExactlyInAnyOrder("masks", "model", "report.json", OutputMarker.NAME);
       }
       try (Stream<Path> siblings = Files.list(dir)) {
         assertThat(siblings.map(path -> path.getFileName().toString()))

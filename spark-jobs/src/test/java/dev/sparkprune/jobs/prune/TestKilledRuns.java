@@ -2,6 +2,7 @@ package dev.sparkprune.jobs.prune;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.sparkprune.jobs.FolderSnapshot;
 import dev.sparkprune.tensorio.SharedData;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
@@ -10,7 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.TreeMap;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -51,17 +52,6 @@ class TestKilledRuns {
     return new Run(process.exitValue(), output);
   }
 
-  /** Every file under a folder with its bytes, for whole-output comparisons. */
-  private static TreeMap<String, byte[]> snapshot(Path folder) throws IOException {
-    TreeMap<String, byte[]> files = new TreeMap<>();
-    try (Stream<Path> paths = Files.walk(folder)) {
-      for (Path path : (Iterable<Path>) paths.filter(Files::isRegularFile)::iterator) {
-        files.put(folder.relativize(path).toString(), Files.readAllBytes(path));
-      }
-    }
-    return files;
-  }
-
   private List<String> siblings() throws IOException {
     try (Stream<Path> paths = Files.list(dir)) {
       return paths.map(path -> path.getFileName().toString()).sorted().toList();
@@ -73,11 +63,11 @@ class TestKilledRuns {
     Path out = dir.resolve("pruned");
     Run earlier = prune(out, "0.5");
     assertThat(earlier.code()).as(earlier.output()).isZero();
-    TreeMap<String, byte[]> before = snapshot(out);
+    Map<String, byte[]> before = FolderSnapshot.of(out);
 
     Run killed = prune(out, "0.7", PruneJob.HALT_JVM_AT + "=write");
     assertThat(killed.code()).as(killed.output()).isEqualTo(137);
-    TreeMap<String, byte[]> after = snapshot(out);
+    Map<String, byte[]> after = FolderSnapshot.of(out);
     assertThat(after.keySet()).isEqualTo(before.keySet());
     before.forEach((name, bytes) -> assertThat(after.get(name)).as(name).isEqualTo(bytes));
     // The dead run's staging folder is all it leaves, beside the output and never inside it.
@@ -92,7 +82,7 @@ class TestKilledRuns {
   void aRunKilledBetweenThePublishRenamesIsRestoredByTheNextRun() throws IOException, InterruptedException {
     Path out = dir.resolve("pruned");
     assertThat(prune(out, "0.5").code()).isZero();
-    TreeMap<String, byte[]> before = snapshot(out);
+    Map<String, byte[]> before = FolderSnapshot.of(out);
 
     Run killed = prune(out, "0.7", PruneJob.HALT_JVM_AT + "=publish");
     assertThat(killed.code()).as(killed.output()).isEqualTo(137);
@@ -101,13 +91,13 @@ class TestKilledRuns {
     List<String> left = siblings();
     assertThat(left).contains("pruned.publish-lock").anyMatch(name -> name.startsWith("pruned.replaced-"));
     Path setAside = dir.resolve(left.stream().filter(name -> name.startsWith("pruned.replaced-")).findFirst().orElseThrow());
-    assertThat(snapshot(setAside).keySet()).isEqualTo(before.keySet());
+    assertThat(FolderSnapshot.of(setAside).keySet()).isEqualTo(before.keySet());
 
     // The next run treats the dead run's lock as stale, restores the earlier output, then replaces it.
     Run next = prune(out, "0.7", "spark.hadoop." + Publisher.STALE_LOCK_SECONDS + "=0", PruneJob.HALT_JVM_AT + "=write");
     assertThat(next.code()).isEqualTo(137);
     assertThat(out).exists();
-    TreeMap<String, byte[]> restored = snapshot(out);
+    Map<String, byte[]> restored = FolderSnapshot.of(out);
     assertThat(restored.keySet()).isEqualTo(before.keySet());
     before.forEach((name, bytes) -> assertThat(restored.get(name)).as(name).isEqualTo(bytes));
     assertThat(siblings()).doesNotContain("pruned.publish-lock").noneMatch(name -> name.startsWith("pruned.replaced-"));
