@@ -146,7 +146,7 @@ class TestTokenizer {
     int id = 0;
     List<String> symbols = new ArrayList<>();
     for (int b = 0; b < 256; b++) {
-      symbols.add(BpeTokenizer.ByteLevel.encode(new byte[] {(byte) b}));
+      symbols.add(ByteLevel.encode(new byte[] {(byte) b}));
     }
     symbols.addAll(List.of("Ġt", "he", "Ġthe", "ll", "llo", "Ġhe", "Ġhello"));
     for (String symbol : symbols) {
