@@ -47,8 +47,8 @@ final class Decoders {
         return tokens -> {
           List<String> out = new ArrayList<>(tokens.size());
           for (String token : tokens) {
-            String text = token.replace(replacement, " ");
-            out.add(prepend && out.isEmpty() && text.startsWith(" ") ? text.substring(1) : text);
+            // HF drops every replacement in the first token, not just a leading one.
+            out.add(token.replace(replacement, prepend && out.isEmpty() ? "" : " "));
           }
           return out;
         };

