@@ -12,9 +12,9 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Tokenizes one text (the first {@code chars} characters of the given files, concatenated) in a
- * single encode call on one thread, as eval and calibration do; reports load time and tokens
- * per second per pass. {@code tensor-io/src/test/node/tokenizer-bench.js} measures Hugging
+ * Tokenizes one text (the first {@code chars} characters of the given files, concatenated) on
+ * one thread, in a single encode call as eval does and in one call per line as calibration
+ * documents are; reports load time and tokens per second per pass. {@code tensor-io/src/test/node/tokenizer-bench.js} measures Hugging
  * Face's Node binding on the same text the same way.
  */
 public final class TokenizeBenchmark {
@@ -38,22 +38,36 @@ public final class TokenizeBenchmark {
     Path config = directory.resolve("tokenizer_config.json");
     long start = System.nanoTime();
     Tokenizer tokenizer = TokenizerLoader.parse(json.toString(), Files.readString(json), Files.isRegularFile(config) ? Files.readString(config) : "{}");
-    out.printf(Locale.ROOT, "tokenize: %s loaded in %.2f s; %d characters, one encode call per pass%n",
+    out.printf(Locale.ROOT, "tokenize: %s loaded in %.2f s; %d characters%n",
         json, (System.nanoTime() - start) / 1e9, text.length());
+    String[] lines = text.split("\n");
+    double[] whole = passes(out, "one call", passes, () -> tokenizer.encode(text, false).length);
+    passes(out, "one call per line (" + lines.length + " lines)", passes, () -> {
+      int tokens = 0;
+      for (String line : lines) {
+        tokens += tokenizer.encode(line, false).length;
+      }
+      return tokens;
+    });
+    return whole;
+  }
+
+  private static double[] passes(PrintStream out, String mode, int passes, java.util.function.IntSupplier encode) {
+    out.println("  " + mode + ":");
     double[] rates = new double[passes];
     // Two warm-up passes let the JIT compile the hot loops, as the Node side warms up once.
     for (int pass = -2; pass < passes; pass++) {
       long begin = System.nanoTime();
-      int tokens = tokenizer.encode(text, false).length;
+      int tokens = encode.getAsInt();
       double seconds = (System.nanoTime() - begin) / 1e9;
       if (pass >= 0) {
         rates[pass] = tokens / seconds;
-        out.printf(Locale.ROOT, "  pass %d: %d tokens in %.3f s = %.0f tokens/s%n", pass + 1, tokens, seconds, rates[pass]);
+        out.printf(Locale.ROOT, "    pass %d: %d tokens in %.3f s = %.0f tokens/s%n", pass + 1, tokens, seconds, rates[pass]);
       }
     }
     double[] sorted = rates.clone();
     Arrays.sort(sorted);
-    out.printf(Locale.ROOT, "  median %.0f tokens/s, min %.0f, max %.0f over %d passes%n",
+    out.printf(Locale.ROOT, "    median %.0f tokens/s, min %.0f, max %.0f over %d passes%n",
         sorted[sorted.length / 2], sorted[0], sorted[sorted.length - 1], passes);
     return rates;
   }
