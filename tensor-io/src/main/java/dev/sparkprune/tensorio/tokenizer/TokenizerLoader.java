@@ -50,10 +50,10 @@ public final class TokenizerLoader {
   }
 
   public static BpeTokenizer parse(String location, String tokenizerJson, String configJson) {
-    JsonNode root = tree(location, tokenizerJson);
+    TokenizerJson root = TokenizerJson.parse(location, tokenizerJson);
     JsonNode config = tree(location.replace("tokenizer.json", "tokenizer_config.json"), configJson);
-    JsonNode model = root.path("model");
-    String type = model.path("type").asText(model.has("merges") ? "BPE" : "");
+    JsonNode model = root.model();
+    String type = model.path("type").asText(root.mergeLefts().isEmpty() ? "" : "BPE");
     ValidationException.check(
         type.equals("BPE"),
         "Unsupported tokenizer model '%s' in %s; sparkprune supports BPE (SentencePiece-style with byte fallback, and byte-level)",
@@ -65,27 +65,29 @@ public final class TokenizerLoader {
     }
 
     UnaryOperator<String> normalizer = Normalizers.parse(location, root.path("normalizer"));
-    JsonNode vocabNode = model.path("vocab");
     JsonNode addedNode = root.path("added_tokens");
     // Ids index arrays: bound them by the number of entries before allocating anything.
-    int bound = vocabNode.size() + addedNode.size();
+    int bound = root.vocabTokens().size() + addedNode.size();
     Map<String, Integer> vocab = new HashMap<>(bound * 2);
     String[] tokens = new String[bound];
-    for (Map.Entry<String, JsonNode> entry : vocabNode.properties()) {
-      int id = id(location, "model.vocab", entry.getKey(), entry.getValue(), bound);
+    for (int i = 0; i < root.vocabTokens().size(); i++) {
+      String token = root.vocabTokens().get(i);
+      int id = root.vocabIds().get(i);
+      checkId(location, "model.vocab", token, id, bound);
       ValidationException.check(
           tokens[id] == null,
           "Invalid %s: vocabulary id %d is given to both '%s' and '%s'; each token needs its own id",
-          location, id, tokens[id], entry.getKey());
-      tokens[id] = entry.getKey();
-      vocab.put(entry.getKey(), id);
+          location, id, tokens[id], token);
+      tokens[id] = token;
+      vocab.put(token, id);
     }
     List<AddedTokens.Token> added = new ArrayList<>();
     Set<Integer> specialIds = new HashSet<>();
     for (JsonNode token : addedNode) {
       String content = token.path("content").asText();
       // HF gives an added token whose content the model already has the model's id.
-      int id = model.path("vocab").has(content) ? vocab.get(content) : id(location, "added_tokens", content, token.path("id"), bound);
+      Integer known = vocab.get(content);
+      int id = known != null ? known : id(location, "added_tokens", content, token.path("id"), bound);
       boolean special = token.path("special").asBoolean(false);
       boolean normalized = token.path("normalized").asBoolean(!special);
       added.add(new AddedTokens.Token(content, id, special, token.path("single_word").asBoolean(false),
@@ -103,24 +105,14 @@ public final class TokenizerLoader {
     }
     tokens = Arrays.copyOf(tokens, size);
 
-    BpeMerger merger = new BpeMerger(model.path("merges").size());
+    BpeMerger merger = new BpeMerger(root.mergeLefts().size());
     boolean[] crossesCut = new boolean[Character.MAX_VALUE + 1];
     boolean cuttable = vocab.containsKey(String.valueOf(METASPACE));
     int unkId = model.hasNonNull("unk_token") ? vocab.getOrDefault(model.get("unk_token").asText(), -1) : -1;
     int rank = 0;
-    for (JsonNode merge : model.path("merges")) {
-      String left;
-      String right;
-      if (merge.isArray() && merge.size() == 2) {
-        left = merge.get(0).asText();
-        right = merge.get(1).asText();
-      } else {
-        String text = merge.asText();
-        int space = text.indexOf(' ', 1);
-        ValidationException.check(space > 0, "Invalid merge '%s' in %s", text, location);
-        left = text.substring(0, space);
-        right = text.substring(space + 1);
-      }
+    for (int i = 0; i < root.mergeLefts().size(); i++) {
+      String left = root.mergeLefts().get(i);
+      String right = root.mergeRights().get(i);
       Integer leftId = vocab.get(left);
       Integer rightId = vocab.get(right);
       String joined = left + right;
@@ -163,10 +155,17 @@ public final class TokenizerLoader {
 
   private static int id(String location, String where, String token, JsonNode value, int bound) {
     ValidationException.check(
-        value.canConvertToInt() && value.isIntegralNumber() && value.asInt() >= 0 && value.asInt() < bound,
-        "Invalid %s: %s id %s of '%s' must be an integer from 0 to %d (the number of tokens minus one)",
-        location, where, value, token, bound - 1);
-    return value.asInt();
+        value.canConvertToInt() && value.isIntegralNumber(),
+        "Invalid %s: %s id %s of '%s' must be an integer", location, where, value, token);
+    return checkId(location, where, token, value.asInt(), bound);
+  }
+
+  private static int checkId(String location, String where, String token, int id, int bound) {
+    ValidationException.check(
+        id >= 0 && id < bound,
+        "Invalid %s: %s id %d of '%s' must be an integer from 0 to %d (the number of tokens minus one)",
+        location, where, id, token, bound - 1);
+    return id;
   }
 
   private static JsonNode tree(String location, String text) {
