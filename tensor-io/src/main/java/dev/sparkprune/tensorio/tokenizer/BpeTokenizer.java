@@ -70,11 +70,6 @@ public final class BpeTokenizer implements Tokenizer {
     return eosId;
   }
 
-  /** Special tokens the post-processor puts before and after the text (BOS for most). */
-  int[] prefix() {
-    return prefix.clone();
-  }
-
   @Override
   public int[] encode(String text, boolean addSpecialTokens) {
     IntList ids = new IntList();
@@ -95,9 +90,7 @@ public final class BpeTokenizer implements Tokenizer {
           ids.add(piece.id());
         } else if (piece.end() > piece.start()) {
           boolean atStart = raw.start() == 0 && piece.start() == 0;
-          for (String word : preTokenizer.split(normalized.substring(piece.start(), piece.end()), atStart)) {
-            model.encode(word, ids);
-          }
+          preTokenizer.split(normalized.substring(piece.start(), piece.end()), atStart, word -> model.encode(word, ids));
         }
       }
     }

@@ -5,6 +5,7 @@ import dev.sparkprune.tensorio.ValidationException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Consumer;
 
 /**
  * Hugging Face pre-tokenizers: they split normalized text into words that BPE never merges
@@ -25,15 +26,30 @@ final class PreTokenizers {
     CONTIGUOUS
   }
 
-  /** Splits one piece of text; {@code atStart}: it begins the original text (Metaspace "first"). */
+  /**
+   * Splits one piece of text into words, streamed to {@code words} so a whole document never
+   * becomes a list of half a million strings; {@code atStart}: the piece begins the original
+   * text (Metaspace "first").
+   */
   interface PreTokenizer {
-    List<String> split(String text, boolean atStart);
+    void split(String text, boolean atStart, Consumer<String> words);
+
+    /** The words as a list (tests and small texts). */
+    default List<String> split(String text, boolean atStart) {
+      List<String> words = new ArrayList<>();
+      split(text, atStart, words::add);
+      return words;
+    }
   }
 
   private PreTokenizers() {}
 
   static PreTokenizer none() {
-    return (text, atStart) -> single(text);
+    return (text, atStart, words) -> {
+      if (!text.isEmpty()) {
+        words.accept(text);
+      }
+    };
   }
 
   static PreTokenizer parse(String location, JsonNode node) {
@@ -45,25 +61,35 @@ final class PreTokenizers {
       case "Sequence": {
         List<PreTokenizer> steps = new ArrayList<>();
         node.path("pretokenizers").forEach(child -> steps.add(parse(location, child)));
-        return (text, atStart) -> {
-          List<String> words = single(text);
-          for (PreTokenizer step : steps) {
-            List<String> next = new ArrayList<>();
-            for (int i = 0; i < words.size(); i++) {
-              next.addAll(step.split(words.get(i), atStart && i == 0));
-            }
-            words = next;
+        return (text, atStart, words) -> {
+          // Each step feeds the next; only the first word a step receives keeps atStart.
+          Consumer<String> sink = words;
+          for (int i = steps.size() - 1; i >= 0; i--) {
+            PreTokenizer step = steps.get(i);
+            Consumer<String> next = sink;
+            boolean[] first = {atStart};
+            sink = word -> {
+              boolean start = first[0];
+              first[0] = false;
+              step.split(word, start, next);
+            };
           }
-          return words;
+          if (!text.isEmpty()) {
+            sink.accept(text);
+          }
         };
       }
       case "ByteLevel": {
         boolean prefixSpace = node.path("add_prefix_space").asBoolean(false);
         boolean useRegex = node.path("use_regex").asBoolean(true);
         Regex gpt2 = Regex.compile(GPT2_PATTERN, location);
-        return (text, atStart) -> {
+        return (text, atStart, words) -> {
           String prefixed = prefixSpace && !text.startsWith(" ") ? " " + text : text;
-          return useRegex ? split(gpt2, prefixed, Behavior.ISOLATED, false) : single(prefixed);
+          if (useRegex) {
+            split(gpt2, prefixed, Behavior.ISOLATED, false, words);
+          } else if (!prefixed.isEmpty()) {
+            words.accept(prefixed);
+          }
         };
       }
       case "Split": {
@@ -73,13 +99,13 @@ final class PreTokenizers {
             : Regex.compile(requireRegex(location, pattern), location);
         Behavior behavior = behavior(location, node.path("behavior").asText("Isolated"));
         boolean invert = node.path("invert").asBoolean(false);
-        return (text, atStart) -> split(regex, text, behavior, invert);
+        return (text, atStart, words) -> split(regex, text, behavior, invert, words);
       }
       case "Digits": {
         // Rust's char::is_numeric: the N categories; runs merged unless individual_digits.
         Regex digit = Regex.compile("\\p{N}", location);
         Behavior behavior = node.path("individual_digits").asBoolean(false) ? Behavior.ISOLATED : Behavior.CONTIGUOUS;
-        return (text, atStart) -> split(digit, text, behavior, false);
+        return (text, atStart, words) -> split(digit, text, behavior, false, words);
       }
       case "Metaspace":
         return metaspace(location, node);
@@ -100,13 +126,17 @@ final class PreTokenizers {
         location);
     boolean splitWords = node.path("split").asBoolean(true);
     Regex delimiter = Regex.literal(replacement, location);
-    return (text, atStart) -> {
+    return (text, atStart, words) -> {
       String replaced = text.replace(" ", replacement);
       boolean prepend = scheme.equals("always") || scheme.equals("first") && atStart;
       if (prepend && !replaced.startsWith(replacement)) {
         replaced = replacement + replaced;
       }
-      return splitWords ? split(delimiter, replaced, Behavior.MERGED_WITH_NEXT, false) : single(replaced);
+      if (splitWords) {
+        split(delimiter, replaced, Behavior.MERGED_WITH_NEXT, false, words);
+      } else if (!replaced.isEmpty()) {
+        words.accept(replaced);
+      }
     };
   }
 
@@ -138,9 +168,26 @@ final class PreTokenizers {
    * HF's {@code NormalizedString::split}: the text as alternating match / non-match pieces
    * (flags flipped by {@code invert}), combined by the behaviour; empty pieces are dropped.
    */
-  static List<String> split(Regex regex, String text, Behavior behavior, boolean invert) {
+  static void split(Regex regex, String text, Behavior behavior, boolean invert, Consumer<String> words) {
     if (text.isEmpty()) {
-      return new ArrayList<>(0);
+      return;
+    }
+    if (behavior == Behavior.ISOLATED) {
+      // Every piece is a word whatever its flag: stream them (byte-level tokenizers' hot path).
+      int[] previous = {0};
+      regex.find(text, (start, end) -> {
+        if (start > previous[0]) {
+          words.accept(text.substring(previous[0], start));
+        }
+        if (end > start) {
+          words.accept(text.substring(start, end));
+        }
+        previous[0] = end;
+      });
+      if (previous[0] < text.length()) {
+        words.accept(text.substring(previous[0]));
+      }
+      return;
     }
     // Pieces as {start, end, isMatch}.
     List<int[]> pieces = new ArrayList<>();
@@ -155,14 +202,11 @@ final class PreTokenizers {
     if (previous < text.length()) {
       pieces.add(new int[] {previous, text.length(), invert ? 1 : 0});
     }
-    List<int[]> kept = combine(pieces, behavior);
-    List<String> words = new ArrayList<>(kept.size());
-    for (int[] piece : kept) {
+    for (int[] piece : combine(pieces, behavior)) {
       if (piece[1] > piece[0]) {
-        words.add(text.substring(piece[0], piece[1]));
+        words.accept(text.substring(piece[0], piece[1]));
       }
     }
-    return words;
   }
 
   private static List<int[]> combine(List<int[]> pieces, Behavior behavior) {
@@ -215,13 +259,5 @@ final class PreTokenizers {
       default:
         throw new IllegalStateException(behavior.name());
     }
-  }
-
-  static List<String> single(String text) {
-    List<String> words = new ArrayList<>(1);
-    if (!text.isEmpty()) {
-      words.add(text);
-    }
-    return words;
   }
 }

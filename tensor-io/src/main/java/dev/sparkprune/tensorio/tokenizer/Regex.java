@@ -45,28 +45,43 @@ final class Regex {
     return new Regex(Pattern.compile(Pattern.quote(text)), text, location, true);
   }
 
+  /** Receives match spans. */
+  interface Spans {
+    void accept(int start, int end);
+  }
+
   /** Match spans as {start, end} pairs, in order, found left to right without overlap. */
   List<int[]> find(String text) {
     List<int[]> spans = new ArrayList<>();
+    find(text, (start, end) -> spans.add(new int[] {start, end}));
+    return spans;
+  }
+
+  /** Streams match spans, in order, found left to right without overlap. */
+  void find(String text, Spans spans) {
     if (literal) {
       for (int at = source.isEmpty() ? -1 : text.indexOf(source); at >= 0; at = text.indexOf(source, at + source.length())) {
-        spans.add(new int[] {at, at + source.length()});
+        spans.accept(at, at + source.length());
       }
-      return spans;
+      return;
     }
     Budgeted input = new Budgeted(text, STEPS_MINIMUM + STEPS_PER_CHAR * text.length());
     Matcher matcher = pattern.matcher(input);
     try {
       while (matcher.find()) {
-        spans.add(new int[] {matcher.start(), matcher.end()});
+        spans.accept(matcher.start(), matcher.end());
       }
     } catch (Budgeted.Exhausted e) {
       throw new ValidationException(String.format(
           "Cannot tokenize: the regex '%s' in %s took over %d steps per character on a text of %d characters "
               + "(catastrophic backtracking); fix the pattern in the tokenizer file",
           source, location, STEPS_PER_CHAR, text.length()));
+    } catch (StackOverflowError e) {
+      // java.util.regex recurses for some constructs; a long enough text exhausts the stack.
+      throw new ValidationException(String.format(
+          "Cannot tokenize: the regex '%s' in %s overflows the stack on a text of %d characters; split the text or fix the pattern",
+          source, location, text.length()));
     }
-    return spans;
   }
 
   /** Replaces every match with {@code replacement} (taken literally). */
