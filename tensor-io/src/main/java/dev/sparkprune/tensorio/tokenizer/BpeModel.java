@@ -60,12 +60,17 @@ final class BpeModel {
 
   /** Appends the ids of one pre-tokenized word. */
   void encode(String word, BpeTokenizer.IntList out) {
+    if (cutAtMetaspace) {
+      // The pieces are cached, not the (whole-line) word: lines rarely repeat, pieces do.
+      out.addAll(encodeCut(word));
+      return;
+    }
     int[] cached = word.length() <= CACHED_LENGTH ? cache.get(word) : null;
     if (cached != null) {
       out.addAll(cached);
       return;
     }
-    int[] ids = cutAtMetaspace ? encodeCut(word) : encodeWhole(word);
+    int[] ids = encodeWhole(word);
     if (word.length() <= CACHED_LENGTH) {
       if (cache.size() >= CACHE_ENTRIES) {
         cache.clear();
