@@ -8,6 +8,7 @@ import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.bench.ReadBenchmark;
+import dev.sparkprune.tensorio.bench.TokenizeBenchmark;
 import dev.sparkprune.tensorio.io.FileIO;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.io.LocalFileIO;
@@ -24,13 +25,13 @@ import org.apache.hadoop.conf.Configuration;
  * runs in production. Speed is measured here, never in unit tests.
  */
 final class BenchCommand {
-  private static final String BENCHMARKS = "read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, prune";
+  private static final String BENCHMARKS = "read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, prune, tokenize";
 
   private BenchCommand() {}
 
   static int run(List<String> args, PrintStream out) throws IOException {
     CommandLine line =
-        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads", "blocks", "nsamples", "seqlen"), Set.of("java-blas", "global"));
+        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads", "blocks", "nsamples", "seqlen", "tokenizer", "text", "chars"), Set.of("java-blas", "global"));
     String name = line.requirePositional("benchmark name (" + BENCHMARKS + ")");
     int rounds = line.positiveInt("rounds", 5);
     int threads = line.positiveInt("threads", RowParallel.defaultThreads());
@@ -38,6 +39,12 @@ final class BenchCommand {
     switch (name) {
       case "read":
         return read(line, out);
+      case "tokenize": {
+        // --text: comma-separated files; the first --chars characters (default 2 MiB) are used.
+        List<Path> files = java.util.Arrays.stream(line.require("text").split(",")).map(Path::of).toList();
+        TokenizeBenchmark.run(Path.of(line.require("tokenizer")), TokenizeBenchmark.text(files, line.positiveInt("chars", 2 << 20)), rounds, out);
+        return Main.EXIT_OK;
+      }
       case "wanda":
         KernelBenchmarks.wanda(4096, 11008, rounds, threads, out);
         return Main.EXIT_OK;

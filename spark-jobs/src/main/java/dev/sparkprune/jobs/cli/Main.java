@@ -54,6 +54,7 @@ public final class Main {
           "  bench read [--size-mb N] [--passes N] [--dir DIR]",
           "                                   Benchmark reading and decoding a generated BF16 shard.",
           "  bench wanda|sparsegpt|admm|dsnot|hessian|sgemm|forward [--rounds N] [--threads N] [--java-blas]",
+          "  bench tokenize --tokenizer DIR --text FILE[,FILE] [--chars N] [--rounds N]",
           "                                   Benchmark the kernels at reference sizes.",
           "  help                             Show this message.",
           "",

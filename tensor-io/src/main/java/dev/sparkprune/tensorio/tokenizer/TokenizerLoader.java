@@ -9,31 +9,26 @@ import dev.sparkprune.tensorio.io.InputFile;
 import dev.sparkprune.tensorio.io.InputFiles;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.text.Normalizer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.UnaryOperator;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Builds a {@link BpeTokenizer} from {@code tokenizer.json} and {@code tokenizer_config.json}.
- * Supported: model BPE; normalizers Sequence, Prepend, Replace, NFC/NFKC/NFD/NFKD, Lowercase,
- * Strip; pre-tokenizers ByteLevel, Metaspace, Split, Digits, Sequence. Anything else is refused
- * with its name.
+ * Supported: model BPE; the normalizers of {@link Normalizers}, the pre-tokenizers of
+ * {@link PreTokenizers}, the decoders of {@link Decoders}; post-processors TemplateProcessing,
+ * ByteLevel, BertProcessing, RobertaProcessing and Sequence of them. Anything else is refused
+ * with its name, and so are negative, duplicate or out-of-range vocabulary ids.
  */
 public final class TokenizerLoader {
-  /** GPT-2's split regex, used by ByteLevel with use_regex. */
-  static final String GPT2_PATTERN =
-      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final long MAX_BYTES = 256L << 20;
+  private static final char METASPACE = '\u2581';
 
   private TokenizerLoader() {}
 
@@ -55,94 +50,122 @@ public final class TokenizerLoader {
   }
 
   public static BpeTokenizer parse(String location, String tokenizerJson, String configJson) {
-    JsonNode root = tree(location, tokenizerJson);
+    TokenizerJson root = TokenizerJson.parse(location, tokenizerJson);
     JsonNode config = tree(location.replace("tokenizer.json", "tokenizer_config.json"), configJson);
-    JsonNode model = root.path("model");
-    String type = model.path("type").asText(model.has("merges") ? "BPE" : "");
+    JsonNode model = root.model();
+    String type = model.path("type").asText(root.mergeLefts().isEmpty() ? "" : "BPE");
     ValidationException.check(
         type.equals("BPE"),
         "Unsupported tokenizer model '%s' in %s; sparkprune supports BPE (SentencePiece-style with byte fallback, and byte-level)",
         type,
         location);
-
-    Map<String, Integer> vocab = new HashMap<>();
-    int size = 0;
-    for (Map.Entry<String, JsonNode> entry : model.path("vocab").properties()) {
-      vocab.put(entry.getKey(), entry.getValue().asInt());
-      size = Math.max(size, entry.getValue().asInt() + 1);
+    for (String affix : List.of("continuing_subword_prefix", "end_of_word_suffix")) {
+      ValidationException.check(
+          model.path(affix).asText("").isEmpty(), "Unsupported BPE option %s '%s' in %s", affix, model.path(affix).asText(), location);
     }
-    List<BpeTokenizer.AddedToken> added = new ArrayList<>();
+
+    UnaryOperator<String> normalizer = Normalizers.parse(location, root.path("normalizer"));
+    JsonNode addedNode = root.path("added_tokens");
+    // Ids index arrays: bound them by the number of entries before allocating anything.
+    int bound = root.vocabTokens().size() + addedNode.size();
+    Map<String, Integer> vocab = new HashMap<>(bound * 2);
+    String[] tokens = new String[bound];
+    for (int i = 0; i < root.vocabTokens().size(); i++) {
+      String token = root.vocabTokens().get(i);
+      int id = root.vocabIds().get(i);
+      checkId(location, "model.vocab", token, id, bound);
+      ValidationException.check(
+          tokens[id] == null,
+          "Invalid %s: vocabulary id %d is given to both '%s' and '%s'; each token needs its own id",
+          location, id, tokens[id], token);
+      tokens[id] = token;
+      vocab.put(token, id);
+    }
+    List<AddedTokens.Token> added = new ArrayList<>();
     Set<Integer> specialIds = new HashSet<>();
-    for (JsonNode token : root.path("added_tokens")) {
-      int id = token.path("id").asInt();
+    for (JsonNode token : addedNode) {
       String content = token.path("content").asText();
-      added.add(new BpeTokenizer.AddedToken(content, id));
+      // HF gives an added token whose content the model already has the model's id.
+      Integer known = vocab.get(content);
+      int id = known != null ? known : id(location, "added_tokens", content, token.path("id"), bound);
+      boolean special = token.path("special").asBoolean(false);
+      boolean normalized = token.path("normalized").asBoolean(!special);
+      added.add(new AddedTokens.Token(content, id, special, token.path("single_word").asBoolean(false),
+          token.path("lstrip").asBoolean(false), token.path("rstrip").asBoolean(false), normalized));
       vocab.putIfAbsent(content, id);
-      if (token.path("special").asBoolean(false)) {
+      // HF decodes an id through its added token first, normalized as it is matched.
+      tokens[id] = normalized ? normalizer.apply(content) : content;
+      if (special) {
         specialIds.add(id);
       }
-      size = Math.max(size, id + 1);
     }
-    String[] tokens = new String[size];
-    vocab.forEach((token, id) -> tokens[id] = token);
+    int size = tokens.length;
+    while (size > 0 && tokens[size - 1] == null) {
+      size--;
+    }
+    tokens = Arrays.copyOf(tokens, size);
 
-    Map<Long, BpeMerger.Merge> merges = new HashMap<>();
+    BpeMerger merger = new BpeMerger(root.mergeLefts().size());
+    boolean[] crossesCut = new boolean[Character.MAX_VALUE + 1];
+    boolean cuttable = vocab.containsKey(String.valueOf(METASPACE));
+    int unkId = model.hasNonNull("unk_token") ? vocab.getOrDefault(model.get("unk_token").asText(), -1) : -1;
     int rank = 0;
-    for (JsonNode merge : model.path("merges")) {
-      String left;
-      String right;
-      if (merge.isArray()) {
-        left = merge.get(0).asText();
-        right = merge.get(1).asText();
-      } else {
-        String text = merge.asText();
-        int space = text.indexOf(' ', 1);
-        ValidationException.check(space > 0, "Invalid merge '%s' in %s", text, location);
-        left = text.substring(0, space);
-        right = text.substring(space + 1);
-      }
+    for (int i = 0; i < root.mergeLefts().size(); i++) {
+      String left = root.mergeLefts().get(i);
+      String right = root.mergeRights().get(i);
       Integer leftId = vocab.get(left);
       Integer rightId = vocab.get(right);
-      Integer result = vocab.get(left + right);
+      String joined = left + right;
+      Integer result = vocab.get(joined);
       ValidationException.check(
           leftId != null && rightId != null && result != null,
           "Invalid merge '%s %s' in %s: a part or the result is not in the vocabulary",
           left,
           right,
           location);
-      merges.putIfAbsent(BpeMerger.pair(leftId, rightId), new BpeMerger.Merge(rank++, result));
+      merger.add(leftId, rightId, rank++, result);
+      for (int p = joined.indexOf(METASPACE, 1); p > 0; p = joined.indexOf(METASPACE, p + 1)) {
+        crossesCut[joined.charAt(p - 1)] = true;
+      }
+      // A byte or unknown symbol stands for characters its text does not show: no cutting.
+      if (Decoders.byteToken(left) >= 0 || Decoders.byteToken(right) >= 0 || leftId == unkId || rightId == unkId) {
+        cuttable = false;
+      }
     }
 
     JsonNode preTokenizer = root.path("pre_tokenizer");
     boolean byteLevel = mentions(preTokenizer, "ByteLevel") || mentions(root.path("decoder"), "ByteLevel");
-    JsonNode decoder = root.path("decoder");
-    boolean stripLeadingSpace =
-        !byteLevel && (hasStripStart(decoder) || mentions(decoder, "Metaspace") && !"never".equals(findText(decoder, "prepend_scheme")));
-    int unkId = model.hasNonNull("unk_token") ? vocab.getOrDefault(model.get("unk_token").asText(), -1) : -1;
-    int bosId = specialId(config, "bos_token", vocab);
-    int eosId = specialId(config, "eos_token", vocab);
-    boolean addBos = config.has("add_bos_token") ? config.get("add_bos_token").asBoolean() : templateStartsWithSpecial(root);
-    boolean addEos = config.path("add_eos_token").asBoolean(false);
-    if (bosId < 0 && addBos) {
-      bosId = templateFirstSpecialId(root);
-    }
+    BpeModel bpe = new BpeModel(vocab, merger, byteLevel, model.path("byte_fallback").asBoolean(false), unkId,
+        model.path("fuse_unk").asBoolean(false), model.path("ignore_merges").asBoolean(false), crossesCut, cuttable);
+    PostProcessor post = PostProcessor.parse(location, root.path("post_processor")).withConfig(config, vocab);
     return new BpeTokenizer(
-        vocab,
+        location,
         tokens,
-        new BpeMerger(merges),
-        normalizer(location, root.path("normalizer")),
-        preTokenizer(location, preTokenizer),
-        byteLevel,
-        model.path("byte_fallback").asBoolean(false),
-        unkId,
-        added,
+        bpe,
+        new AddedTokens(added, normalizer),
+        normalizer,
+        PreTokenizers.parse(location, preTokenizer),
+        Decoders.parse(location, root.path("decoder")),
         specialIds,
-        bosId,
-        eosId,
-        addBos,
-        addEos,
-        stripLeadingSpace,
-        model.path("ignore_merges").asBoolean(false));
+        post.prefix(),
+        post.suffix(),
+        post.bosId(),
+        post.eosId());
+  }
+
+  private static int id(String location, String where, String token, JsonNode value, int bound) {
+    ValidationException.check(
+        value.canConvertToInt() && value.isIntegralNumber(),
+        "Invalid %s: %s id %s of '%s' must be an integer", location, where, value, token);
+    return checkId(location, where, token, value.asInt(), bound);
+  }
+
+  private static int checkId(String location, String where, String token, int id, int bound) {
+    ValidationException.check(
+        id >= 0 && id < bound,
+        "Invalid %s: %s id %d of '%s' must be an integer from 0 to %d (the number of tokens minus one)",
+        location, where, id, token, bound - 1);
+    return id;
   }
 
   private static JsonNode tree(String location, String text) {
@@ -152,156 +175,6 @@ public final class TokenizerLoader {
       return node;
     } catch (JsonProcessingException e) {
       throw new ValidationException("Invalid " + location + ": not valid JSON (" + e.getOriginalMessage() + ")");
-    }
-  }
-
-  private static UnaryOperator<String> normalizer(String location, JsonNode node) {
-    if (node == null || node.isMissingNode() || node.isNull()) {
-      return UnaryOperator.identity();
-    }
-    String type = node.path("type").asText();
-    switch (type) {
-      case "Sequence": {
-        List<UnaryOperator<String>> steps = new ArrayList<>();
-        node.path("normalizers").forEach(child -> steps.add(normalizer(location, child)));
-        return text -> {
-          String out = text;
-          for (UnaryOperator<String> step : steps) {
-            out = step.apply(out);
-          }
-          return out;
-        };
-      }
-      case "Prepend": {
-        String prepend = node.path("prepend").asText();
-        return text -> text.isEmpty() ? text : prepend + text;
-      }
-      case "Replace": {
-        Pattern pattern = pattern(location, node.path("pattern"));
-        String content = Matcher.quoteReplacement(node.path("content").asText());
-        return text -> pattern.matcher(text).replaceAll(content);
-      }
-      case "NFC":
-      case "NFKC":
-      case "NFD":
-      case "NFKD": {
-        Normalizer.Form form = Normalizer.Form.valueOf(type);
-        return text -> Normalizer.normalize(text, form);
-      }
-      case "Lowercase":
-        return text -> text.toLowerCase(Locale.ROOT);
-      case "Strip": {
-        boolean left = node.path("strip_left").asBoolean(true);
-        boolean right = node.path("strip_right").asBoolean(true);
-        return text -> left && right ? text.strip() : left ? text.stripLeading() : right ? text.stripTrailing() : text;
-      }
-      default:
-        throw new ValidationException("Unsupported normalizer '" + type + "' in " + location);
-    }
-  }
-
-  private static BpeTokenizer.PreTokenizer preTokenizer(String location, JsonNode node) {
-    if (node == null || node.isMissingNode() || node.isNull()) {
-      return BpeTokenizer::single;
-    }
-    String type = node.path("type").asText();
-    switch (type) {
-      case "Sequence": {
-        List<BpeTokenizer.PreTokenizer> steps = new ArrayList<>();
-        node.path("pretokenizers").forEach(child -> steps.add(preTokenizer(location, child)));
-        return text -> {
-          List<String> words = BpeTokenizer.single(text);
-          for (BpeTokenizer.PreTokenizer step : steps) {
-            List<String> next = new ArrayList<>();
-            words.forEach(word -> next.addAll(step.split(word)));
-            words = next;
-          }
-          return words;
-        };
-      }
-      case "ByteLevel": {
-        boolean prefixSpace = node.path("add_prefix_space").asBoolean(false);
-        boolean useRegex = node.path("use_regex").asBoolean(true);
-        Pattern gpt2 = Pattern.compile(GPT2_PATTERN);
-        return text -> {
-          String prefixed = prefixSpace && !text.startsWith(" ") ? " " + text : text;
-          return useRegex ? isolate(gpt2, prefixed) : BpeTokenizer.single(prefixed);
-        };
-      }
-      case "Split": {
-        Pattern pattern = pattern(location, node.path("pattern"));
-        String behavior = node.path("behavior").asText("Isolated");
-        ValidationException.check(
-            behavior.equals("Isolated") && !node.path("invert").asBoolean(false),
-            "Unsupported Split pre-tokenizer (behavior %s, invert %s) in %s",
-            behavior,
-            node.path("invert").asBoolean(false),
-            location);
-        return text -> isolate(pattern, text);
-      }
-      case "Digits": {
-        Pattern digits = Pattern.compile(node.path("individual_digits").asBoolean(false) ? "\\p{Nd}" : "\\p{Nd}+");
-        return text -> isolate(digits, text);
-      }
-      case "Metaspace": {
-        String replacement = node.path("replacement").asText("\u2581");
-        String scheme = node.has("prepend_scheme")
-            ? node.get("prepend_scheme").asText()
-            : node.path("add_prefix_space").asBoolean(true) ? "always" : "never";
-        boolean split = node.path("split").asBoolean(true);
-        return text -> {
-          String replaced = text.replace(" ", replacement);
-          if (!scheme.equals("never") && !replaced.startsWith(replacement)) {
-            replaced = replacement + replaced;
-          }
-          if (!split) {
-            return BpeTokenizer.single(replaced);
-          }
-          List<String> words = new ArrayList<>();
-          int start = 0;
-          for (int i = 1; i <= replaced.length(); i++) {
-            if (i == replaced.length() || replaced.startsWith(replacement, i)) {
-              words.add(replaced.substring(start, i));
-              start = i;
-            }
-          }
-          return words;
-        };
-      }
-      default:
-        throw new ValidationException("Unsupported pre-tokenizer '" + type + "' in " + location);
-    }
-  }
-
-  /** Matches become words of their own; text between matches too. */
-  private static List<String> isolate(Pattern pattern, String text) {
-    List<String> words = new ArrayList<>();
-    Matcher matcher = pattern.matcher(text);
-    int last = 0;
-    while (matcher.find()) {
-      if (matcher.start() > last) {
-        words.add(text.substring(last, matcher.start()));
-      }
-      if (matcher.end() > matcher.start()) {
-        words.add(matcher.group());
-      }
-      last = matcher.end();
-    }
-    if (last < text.length()) {
-      words.add(text.substring(last));
-    }
-    return words;
-  }
-
-  private static Pattern pattern(String location, JsonNode node) {
-    if (node.has("String")) {
-      return Pattern.compile(Pattern.quote(node.get("String").asText()));
-    }
-    ValidationException.check(node.has("Regex"), "Invalid pattern %s in %s", node, location);
-    try {
-      return Pattern.compile(node.get("Regex").asText());
-    } catch (java.util.regex.PatternSyntaxException e) {
-      throw new ValidationException("Unsupported regex in " + location + ": " + e.getDescription());
     }
   }
 
@@ -318,49 +191,5 @@ public final class TokenizerLoader {
       }
     }
     return false;
-  }
-
-  private static String findText(JsonNode node, String field) {
-    JsonNode found = node.findValue(field);
-    return found == null ? null : found.asText();
-  }
-
-  private static boolean hasStripStart(JsonNode decoder) {
-    if (decoder == null || decoder.isMissingNode()) {
-      return false;
-    }
-    if ("Strip".equals(decoder.path("type").asText()) && decoder.path("start").asInt(0) > 0) {
-      return true;
-    }
-    for (JsonNode child : decoder) {
-      if (child.isContainerNode() && hasStripStart(child)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  private static int specialId(JsonNode config, String key, Map<String, Integer> vocab) {
-    JsonNode node = config.get(key);
-    if (node == null || node.isNull()) {
-      return -1;
-    }
-    String content = node.isTextual() ? node.asText() : node.path("content").asText();
-    return vocab.getOrDefault(content, -1);
-  }
-
-  private static boolean templateStartsWithSpecial(JsonNode root) {
-    return templateFirstSpecialId(root) >= 0;
-  }
-
-  private static int templateFirstSpecialId(JsonNode root) {
-    JsonNode processor = root.path("post_processor");
-    JsonNode single = processor.path("single");
-    if (!"TemplateProcessing".equals(processor.path("type").asText()) || single.size() == 0 || !single.get(0).has("SpecialToken")) {
-      return -1;
-    }
-    String name = single.get(0).path("SpecialToken").path("id").asText();
-    JsonNode ids = processor.path("special_tokens").path(name).path("ids");
-    return ids.size() > 0 ? ids.get(0).asInt() : -1;
   }
 }

@@ -146,7 +146,7 @@ class TestTokenizer {
     int id = 0;
     List<String> symbols = new ArrayList<>();
     for (int b = 0; b < 256; b++) {
-      symbols.add(BpeTokenizer.ByteLevel.encode(new byte[] {(byte) b}));
+      symbols.add(ByteLevel.encode(new byte[] {(byte) b}));
     }
     symbols.addAll(List.of("Ġt", "he", "Ġthe", "ll", "llo", "Ġhe", "Ġhello"));
     for (String symbol : symbols) {
@@ -175,5 +175,39 @@ class TestTokenizer {
     assertThatThrownBy(() -> TokenizerLoader.parse("t5/tokenizer.json", "{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}", "{}"))
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining("'Unigram'");
+  }
+
+  /** A minimal SentencePiece-style file: characters a, b and the merge a b. */
+  private static String tinyJson(String vocab, String preTokenizer) {
+    return "{\"pre_tokenizer\":" + preTokenizer + ",\"model\":{\"type\":\"BPE\",\"vocab\":" + vocab + ",\"merges\":[]}}";
+  }
+
+  @Test
+  void negativeAndDuplicateVocabularyIdsAreRefusedNamingTheFile() {
+    assertThatThrownBy(() -> TokenizerLoader.parse("m/tokenizer.json", tinyJson("{\"a\":0,\"b\":-3}", "null"), "{}"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Invalid m/tokenizer.json: model.vocab id -3 of 'b' must be an integer from 0 to 1 (the number of tokens minus one)");
+    assertThatThrownBy(() -> TokenizerLoader.parse("m/tokenizer.json", tinyJson("{\"a\":1,\"b\":1}", "null"), "{}"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Invalid m/tokenizer.json: vocabulary id 1 is given to both 'a' and 'b'; each token needs its own id");
+    assertThatThrownBy(() -> TokenizerLoader.parse("m/tokenizer.json", tinyJson("{\"a\":0,\"b\":2000000000}", "null"), "{}"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("model.vocab id 2000000000 of 'b' must be an integer from 0 to 1");
+    BpeTokenizer tokenizer = TokenizerLoader.parse("m/tokenizer.json", tinyJson("{\"a\":0,\"b\":1}", "null"), "{}");
+    assertThatThrownBy(() -> tokenizer.decode(new int[] {0, 7}))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot decode token id 7: m/tokenizer.json has 2 tokens (ids 0 to 1)");
+  }
+
+  @Test
+  void aCatastrophicallyBacktrackingRegexIsStoppedWithAClearError() {
+    String split = "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a*a*a*a*a*a*a*a*b\"},\"behavior\":\"Isolated\",\"invert\":false}";
+    BpeTokenizer tokenizer = TokenizerLoader.parse("evil/tokenizer.json", tinyJson("{\"a\":0,\"b\":1}", split), "{}");
+    // Short inputs still work: the budget grows with the text.
+    assertThat(tokenizer.encode("aab", false)).containsExactly(0, 0, 1);
+    assertThatThrownBy(() -> tokenizer.encode("a".repeat(5000), false))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot tokenize: the regex 'a*a*a*a*a*a*a*a*b' in evil/tokenizer.json took over 4096 steps per character on a text "
+            + "of 5000 characters (catastrophic backtracking); fix the pattern in the tokenizer file");
   }
 }
