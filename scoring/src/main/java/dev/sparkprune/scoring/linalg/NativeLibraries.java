@@ -43,15 +43,18 @@ final class NativeLibraries {
    * Strings only an optimized BLAS carries (its own symbols, or the wrapper's dependency on it);
    * the reference BLAS exports the plain Fortran names only.
    */
-  private static final List<String[]> MARKERS = List.of(
-      new String[] {"openblas", "OpenBLAS"}, new String[] {"bli_", "BLIS"},
-      new String[] {"mkl_", "MKL"}, new String[] {"ATL_", "ATLAS"}, new String[] {"armpl", "Arm PL"});
+  private static final List<Marker> MARKERS = List.of(
+      new Marker("openblas", "OpenBLAS"), new Marker("bli_", "BLIS"), new Marker("mkl_", "MKL"),
+      new Marker("ATL_", "ATLAS"), new Marker("armpl", "Arm PL"));
 
   /** Markers sit in the dynamic symbol tables near the start; never scan a huge file whole. */
   private static final long SCAN_LIMIT = 64L << 20;
 
   /** Longer than any marker: the bytes carried from one read to the next. */
   private static final int CARRY = 16;
+
+  /** A string in a library's bytes and the implementation it identifies. */
+  private record Marker(String text, String implementation) {}
 
   /** Who picks the library: the user or netlib's own search; a path chosen here; or nobody (Java). */
   enum Mode { AS_CONFIGURED, LIBRARIES, JAVA }
@@ -175,9 +178,9 @@ final class NativeLibraries {
         int end = carried + read;
         // Latin-1 maps bytes one to one, so byte offsets and string offsets agree.
         String window = new String(buffer, 0, end, StandardCharsets.ISO_8859_1);
-        for (String[] marker : MARKERS) {
-          if (window.contains(marker[0])) {
-            return Optional.of(marker[1]);
+        for (Marker marker : MARKERS) {
+          if (window.contains(marker.text())) {
+            return Optional.of(marker.implementation());
           }
         }
         scanned += read;
