@@ -4,50 +4,46 @@ import dev.ludovic.netlib.blas.BLAS;
 import dev.ludovic.netlib.blas.JavaBLAS;
 import dev.ludovic.netlib.lapack.JavaLAPACK;
 import dev.ludovic.netlib.lapack.LAPACK;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.List;
 import org.netlib.util.intW;
 
 /**
- * BLAS and LAPACK through dev.ludovic.netlib, as Spark MLlib uses them. netlib loads whatever
- * {@code libblas.so.3} resolves to; where Debian's OpenBLAS is installed we point it there
- * explicitly, because the reference {@code libblas3}, if it wins the alternatives, is ~40x slower
- * than OpenBLAS. Without a native library netlib falls back to its Java implementation: correct,
- * slower.
+ * BLAS and LAPACK through dev.ludovic.netlib, as Spark MLlib uses them. {@link NativeLibraries}
+ * decides first which native library netlib may load: OpenBLAS (or another optimized BLAS) by
+ * absolute path, never the reference {@code libblas3}, which is slower than netlib's own Java
+ * code; without one netlib runs Java, correct and slower.
  */
 public final class NetlibLinearAlgebra implements LinearAlgebra {
-  private static final List<String> OPENBLAS_DIRECTORIES =
-      List.of(
-          "/usr/lib/x86_64-linux-gnu/openblas-pthread",
-          "/usr/lib/aarch64-linux-gnu/openblas-pthread",
-          "/usr/lib64/openblas-pthreads",
-          "/usr/lib/openblas-pthread");
-
   /** Tile edge of the blocked X^T X; large enough for GEMM efficiency, small enough to skip the upper half. */
   private static final int GRAM_TILE = 512;
 
-  /** netlib announces its choice at INFO through java.util.logging; description() reports it instead. */
+  /** netlib announces its choice at INFO through java.util.logging; we say it once, with the reason. */
   private static final java.util.logging.Logger NETLIB_LOGGER = java.util.logging.Logger.getLogger("dev.ludovic.netlib");
+
+  private static final System.Logger LOG = System.getLogger(NetlibLinearAlgebra.class.getName());
 
   private static volatile NetlibLinearAlgebra defaultInstance;
 
   private final BLAS blas;
   private final LAPACK lapack;
+  private final String reason;
 
-  private NetlibLinearAlgebra(BLAS blas, LAPACK lapack) {
+  private NetlibLinearAlgebra(BLAS blas, LAPACK lapack, String reason) {
     this.blas = blas;
     this.lapack = lapack;
+    this.reason = reason;
   }
 
-  /** Native BLAS/LAPACK where they load, Java otherwise. */
+  /** Native BLAS/LAPACK where an optimized library loads, Java otherwise; logged once per JVM. */
   public static NetlibLinearAlgebra defaultInstance() {
     if (defaultInstance == null) {
       synchronized (NetlibLinearAlgebra.class) {
         if (defaultInstance == null) {
-          preferOpenBlas();
+          NativeLibraries.Choice choice = NativeLibraries.chooseForThisMachine();
+          NativeLibraries.apply(choice);
           NETLIB_LOGGER.setLevel(java.util.logging.Level.WARNING);
-          defaultInstance = new NetlibLinearAlgebra(BLAS.getInstance(), LAPACK.getInstance());
+          NetlibLinearAlgebra instance = new NetlibLinearAlgebra(BLAS.getInstance(), LAPACK.getInstance(), choice.reason());
+          LOG.log(System.Logger.Level.INFO, "BLAS/LAPACK: " + instance.description());
+          defaultInstance = instance;
         }
       }
     }
@@ -56,26 +52,7 @@ public final class NetlibLinearAlgebra implements LinearAlgebra {
 
   /** The pure-Java implementations, whatever is installed: for tests and fallback figures. */
   public static NetlibLinearAlgebra javaOnly() {
-    return new NetlibLinearAlgebra(JavaBLAS.getInstance(), JavaLAPACK.getInstance());
-  }
-
-  /** Sets netlib's library paths to OpenBLAS when found and the user set none. */
-  static void preferOpenBlas() {
-    for (String directory : OPENBLAS_DIRECTORIES) {
-      Path blasPath = Path.of(directory, "libblas.so.3");
-      Path lapackPath = Path.of(directory, "liblapack.so.3");
-      if (Files.isReadable(blasPath) && Files.isReadable(lapackPath)) {
-        setIfAbsent("dev.ludovic.netlib.blas.nativeLibPath", blasPath.toString());
-        setIfAbsent("dev.ludovic.netlib.lapack.nativeLibPath", lapackPath.toString());
-        return;
-      }
-    }
-  }
-
-  private static void setIfAbsent(String key, String value) {
-    if (System.getProperty(key) == null && System.getProperty(key.replace("nativeLibPath", "nativeLib")) == null) {
-      System.setProperty(key, value);
-    }
+    return new NetlibLinearAlgebra(JavaBLAS.getInstance(), JavaLAPACK.getInstance(), "asked for Java");
   }
 
   public boolean isNative() {
@@ -85,11 +62,11 @@ public final class NetlibLinearAlgebra implements LinearAlgebra {
   @Override
   public String description() {
     String kind = isNative() ? "native" : "java";
-    String path = System.getProperty("dev.ludovic.netlib.blas.nativeLibPath", "libblas.so.3");
+    String path = System.getProperty(NativeLibraries.BLAS_PATH, "libblas.so.3");
     String coreType = System.getenv("OPENBLAS_CORETYPE");
     return kind + ": BLAS " + blas.getClass().getSimpleName()
         + (isNative() ? " (" + path + (coreType == null ? "" : ", OPENBLAS_CORETYPE=" + coreType) + ")" : "")
-        + ", LAPACK " + lapack.getClass().getSimpleName();
+        + ", LAPACK " + lapack.getClass().getSimpleName() + "; " + reason;
   }
 
   @Override

@@ -20,6 +20,8 @@ import org.junit.jupiter.api.Test;
 
 /** The real pretrained model against the golden forward pass in reference_eval.json. */
 class TestStories260K {
+  /** Logits here reach |17|; float rounding differences between kernels stay near 1e-5 there. */
+  private static final float LOGIT_TOLERANCE = 1e-4f;
 
   private static ModelArchive archive() throws IOException {
     return ModelArchive.open(new LocalFileIO(), SharedData.stories260K().toString());
@@ -55,6 +57,11 @@ class TestStories260K {
     }
   }
 
+  /**
+   * Causality and batching. Rows of one batch sit at different offsets of the same GEMMs and a
+   * lone sequence is a smaller GEMM: OpenBLAS may pick other kernels (another summation order)
+   * for them on another CPU, so equal here means equal within float rounding, not bit for bit.
+   */
   @Test
   void aLaterTokenNeverChangesEarlierLogitsAndBatchingChangesNothing() throws IOException {
     int[] tokens = Arrays.copyOf(goldenTokens(), 64);
@@ -64,16 +71,21 @@ class TestStories260K {
       HiddenStates batch = model.forward(new int[][] {tokens, changed});
       float[] a = model.logits(batch, 0);
       float[] b = model.logits(batch, 1);
-      // Two rows of one batch may take different BLAS kernels: equal within rounding, not bit for bit.
-      for (int i = 0; i < 40 * 512; i++) {
-        assertThat(b[i]).as("logit %d before the changed token", i).isCloseTo(a[i], Offset.offset(1e-4f));
-      }
-      assertThat(b[40 * 512 + 3]).isNotEqualTo(a[40 * 512 + 3]);
+      int before = 40 * 512;
+      assertThat(maxAbsDifference(a, b, 0, before)).as("logits before the changed token").isLessThanOrEqualTo(LOGIT_TOLERANCE);
+      assertThat(maxAbsDifference(a, b, before, before + 512)).as("logits at the changed token").isGreaterThan(100 * LOGIT_TOLERANCE);
       float[] alone = model.logits(model.forward(new int[][] {changed}), 0);
-      for (int i = 0; i < alone.length; i++) {
-        assertThat(alone[i]).isCloseTo(b[i], Offset.offset(1e-4f));
-      }
+      assertThat(alone).hasSameSizeAs(b);
+      assertThat(maxAbsDifference(alone, b, 0, b.length)).as("one sequence alone vs in a batch of two").isLessThanOrEqualTo(LOGIT_TOLERANCE);
     }
+  }
+
+  private static float maxAbsDifference(float[] x, float[] y, int from, int to) {
+    float worst = 0;
+    for (int i = from; i < to; i++) {
+      worst = Math.max(worst, Math.abs(x[i] - y[i]));
+    }
+    return worst;
   }
 
   @Test

@@ -11,6 +11,15 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeoutException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.apache.spark.TaskFailedReason;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -19,6 +28,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Task retries after injected failures give the same bytes as a clean run. */
 class TestFaultTolerance {
+  private static final List<String> KINDS = List.of("embed", "statistics", "advance", "score", "write");
+
   private static SparkSession spark;
 
   @TempDir Path dir;
@@ -46,17 +57,45 @@ class TestFaultTolerance {
   }
 
   @Test
-  void injectedTaskFailuresStillGiveBitIdenticalOutputs() throws IOException {
-    Path clean = dir.resolve("clean");
-    run(clean);
-    Path retried = dir.resolve("retried");
-    spark.conf().set(PruneJob.INJECT_FAILURES, "embed,statistics,advance,score,write");
+  void injectedTaskFailuresStillGiveBitIdenticalOutputs() throws IOException, TimeoutException {
+    FailedTasks failed = new FailedTasks();
+    spark.sparkContext().addSparkListener(failed);
     try {
-      run(retried);
+      Path clean = dir.resolve("clean");
+      run(clean);
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+      assertThat(failed.byKind).as("failed tasks of the clean run").isEmpty();
+
+      Path retried = dir.resolve("retried");
+      spark.conf().set(PruneJob.INJECT_FAILURES, String.join(",", KINDS));
+      try {
+        run(retried);
+      } finally {
+        spark.conf().unset(PruneJob.INJECT_FAILURES);
+      }
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+      // Every kind failed at least once (else the retry path went untested), and nothing else failed.
+      assertThat(failed.byKind).as("failed tasks by injected kind").containsOnlyKeys(KINDS);
+      assertThat(failed.byKind.values()).allSatisfy(count -> assertThat(count).isPositive());
+      assertThat(Files.readAllBytes(retried.resolve("model/model.safetensors"))).isEqualTo(Files.readAllBytes(clean.resolve("model/model.safetensors")));
+      assertThat(TestPruneJobMasks.read(spark, retried)).isEqualTo(TestPruneJobMasks.read(spark, clean));
     } finally {
-      spark.conf().unset(PruneJob.INJECT_FAILURES);
+      spark.sparkContext().removeSparkListener(failed);
     }
-    assertThat(Files.readAllBytes(retried.resolve("model/model.safetensors"))).isEqualTo(Files.readAllBytes(clean.resolve("model/model.safetensors")));
-    assertThat(TestPruneJobMasks.read(spark, retried)).isEqualTo(TestPruneJobMasks.read(spark, clean));
+  }
+
+  /** Failed task ends counted by the task kind their injected error names; other failures under "other". */
+  static final class FailedTasks extends SparkListener {
+    private static final Pattern INJECTED = Pattern.compile("Injected failure of the first attempt of an? (\\w+) task");
+
+    final Map<String, Integer> byKind = new ConcurrentHashMap<>();
+
+    @Override
+    public void onTaskEnd(SparkListenerTaskEnd end) {
+      if (end.reason() instanceof TaskFailedReason reason) {
+        Matcher injected = INJECTED.matcher(reason.toErrorString());
+        byKind.merge(injected.find() ? injected.group(1) : "other: " + reason.toErrorString(), 1, Integer::sum);
+      }
+    }
   }
 }
