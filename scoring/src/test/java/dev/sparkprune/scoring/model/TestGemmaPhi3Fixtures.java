@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.tensorio.SafetensorsReader;
-import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.ModelFixtures;
 import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.SafetensorsWriter;
 import dev.sparkprune.tensorio.TensorInfo;
@@ -14,8 +14,6 @@ import dev.sparkprune.tensorio.arch.TensorRole;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.LocalFileIO;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -40,7 +38,7 @@ class TestGemmaPhi3Fixtures {
   @TempDir Path dir;
 
   static Path fixture(String name) {
-    return SharedData.path("fixtures/models/" + name);
+    return ModelFixtures.path(name);
   }
 
   static DecoderModel open(String name) throws IOException {
@@ -48,22 +46,13 @@ class TestGemmaPhi3Fixtures {
   }
 
   static int[] goldenTokens(String name) throws IOException {
-    try (SafetensorsReader reader = SafetensorsReader.open(IO.newInputFile(fixture(name).resolve("golden.safetensors").toString()))) {
-      TensorInfo info = reader.tensor("tokens");
-      ByteBuffer bytes = ByteBuffer.wrap(reader.readRawRows(info, 0, (int) info.rows())).order(ByteOrder.LITTLE_ENDIAN);
-      int[] tokens = new int[(int) info.numel()];
-      for (int i = 0; i < tokens.length; i++) {
-        tokens[i] = bytes.getInt();
-      }
-      return tokens;
-    }
+    return ModelFixtures.goldenTokens(name);
   }
 
   static float[] goldenLogits(String name) throws IOException {
-    try (SafetensorsReader reader = SafetensorsReader.open(IO.newInputFile(fixture(name).resolve("golden.safetensors").toString()))) {
-      return reader.readFloats("logits");
-    }
+    return ModelFixtures.goldenLogits(name);
   }
+
 
   @ParameterizedTest(name = "{0}")
   @ValueSource(strings = {"gemma2", "gemma3", "phi3"})

@@ -1,6 +1,5 @@
 package dev.sparkprune.tensorio.arch;
 
-import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.util.List;
 import java.util.Optional;
@@ -25,19 +24,14 @@ final class LlamaArchitecture implements Architecture {
   @Override
   public Blueprint blueprint(ModelConfig config, String prefix) {
     String modelType = config.modelType();
-    int hidden = config.requireInt("hidden_size");
-    int layers = config.requireInt("num_hidden_layers");
-    int heads = config.requireInt("num_attention_heads");
-    int kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
-    ValidationException.check(
-        heads % kvHeads == 0,
-        "Invalid model config %s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
-        config.location(),
-        heads,
-        kvHeads);
-    int headDim = config.optionalInt("head_dim").orElse(hidden / heads);
-    int intermediate = config.requireInt("intermediate_size");
-    int vocab = config.requireInt("vocab_size");
+    DecoderShape shape = DecoderShape.of(config);
+    int hidden = shape.hidden();
+    int layers = shape.layers();
+    int heads = shape.heads();
+    int kvHeads = shape.kvHeads();
+    int headDim = shape.headDim();
+    int intermediate = shape.intermediate();
+    int vocab = shape.vocab();
     boolean qwen2Family = modelType.equals("qwen2") || modelType.equals("qwen2_moe");
     boolean qkvBias = qwen2Family ? config.booleanValue("qkv_bias", true) : config.booleanValue("attention_bias", false);
     boolean outputBias = !qwen2Family && config.booleanValue("attention_bias", false);
