@@ -175,8 +175,8 @@ class TestModelArchive {
     assertThatThrownBy(() -> Architectures.layout(opened))
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining("Unsupported model_type 'bert'")
-        .hasMessageContaining("sparkprune supports [llama, mistral, qwen2, gpt2, opt, gpt_neox, ")
-        .hasMessageContaining("gemma2, gemma3_text, gemma3, phi3");
+        .hasMessageContaining(
+            "sparkprune supports [llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe, gpt2, opt, gpt_neox, gemma2, gemma3_text, gemma3, phi3]");
   }
 
   @Test
