@@ -113,6 +113,10 @@ public final class OutputGuard {
           fs.access(ancestor, org.apache.hadoop.fs.permission.FsAction.WRITE);
         } catch (org.apache.hadoop.security.AccessControlException e) {
           writable = false;
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+          // A file system that cannot answer access() (some local-backed ones resolve it through
+          // java.nio and refuse their own scheme): the write itself will say whether it may.
+          writable = true;
         }
       }
       ValidationException.check(writable, "Cannot write %s: permission denied on %s", option, ancestor);

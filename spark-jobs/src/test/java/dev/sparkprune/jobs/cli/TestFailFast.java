@@ -121,12 +121,13 @@ class TestFailFast {
     Path archive = copyOfStories260K("other-tokenizer");
     ObjectMapper json = new ObjectMapper();
     ObjectNode tokenizer = (ObjectNode) json.readTree(archive.resolve("tokenizer.json").toFile());
-    // As a tokenizer of a larger vocabulary would: an added token past the 512 embedding rows.
-    ((ArrayNode) tokenizer.get("added_tokens")).addObject().put("id", 600).put("content", "<extra>").put("special", true);
+    // As a tokenizer of a larger vocabulary would: an added token right after the model's 512
+    // embedding rows (ids stay contiguous, so the tokenizer itself is valid).
+    ((ArrayNode) tokenizer.get("added_tokens")).addObject().put("id", 512).put("content", "<extra>").put("special", true);
     json.writeValue(archive.resolve("tokenizer.json").toFile(), tokenizer);
     String text = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
     assertRefusedBeforeSpark(
-        "Invalid tokenizer " + archive + "/tokenizer.json: it has token ids up to 600, but the model has 512 embedding rows",
+        "Invalid tokenizer " + archive + "/tokenizer.json: it has token ids up to 512, but the model has 512 embedding rows",
         "--model", archive.toString(), "--method", "wanda", "--calib", text, "--seqlen", "64", "--nsamples", "2");
   }
 }
