@@ -159,6 +159,7 @@ public final class PruneJob {
       return finished;
     } catch (Throwable e) {
       // Task failures arrive as SparkException, which Java code does not see declared.
+      awaitRunningTasks();
       publisher.abort();
       throw e;
     }
@@ -455,6 +456,31 @@ public final class PruneJob {
     @Override
     public int getPartition(Object key) {
       return index.get((String) key);
+    }
+  }
+
+  /**
+   * A failed job leaves its other running tasks going (Spark does not interrupt them): one may
+   * still stage a tensor after the staging folder is deleted and so recreate it. Cancel them and
+   * wait, bounded, until the executors report none running before cleaning up.
+   */
+  private void awaitRunningTasks() {
+    spark.sparkContext().cancelAllJobs();
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    while (System.nanoTime() < deadline) {
+      int running = 0;
+      for (org.apache.spark.SparkExecutorInfo executor : spark.sparkContext().statusTracker().getExecutorInfos()) {
+        running += executor.numRunningTasks();
+      }
+      if (running == 0) {
+        return;
+      }
+      try {
+        Thread.sleep(50);
+      } catch (InterruptedException interrupted) {
+        Thread.currentThread().interrupt();
+        return;
+      }
     }
   }
 }
