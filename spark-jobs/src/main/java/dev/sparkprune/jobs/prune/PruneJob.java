@@ -99,6 +99,9 @@ public final class PruneJob {
     report.stage("plan", seconds());
 
     String runId = UUID.randomUUID().toString().substring(0, 8);
+    // Its own job group, so a failure cancels this run's tasks and no concurrent run's.
+    String jobGroup = "sparkprune-prune-" + runId;
+    spark.sparkContext().setJobGroup(jobGroup, "sparkprune prune " + options.model(), false);
     Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite());
     try {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
@@ -159,7 +162,7 @@ public final class PruneJob {
       return finished;
     } catch (Throwable e) {
       // Task failures arrive as SparkException, which Java code does not see declared.
-      awaitRunningTasks();
+      awaitRunningTasks(jobGroup);
       publisher.abort();
       throw e;
     }
@@ -461,16 +464,21 @@ public final class PruneJob {
 
   /**
    * A failed job leaves its other running tasks going (Spark does not interrupt them): one may
-   * still stage a tensor after the staging folder is deleted and so recreate it. Cancel them and
-   * wait, bounded, until the executors report none running before cleaning up.
+   * still stage a tensor after the staging folder is deleted and so recreate it. Cancel this
+   * run's job group and wait, bounded, until none of its stages has a task running.
    */
-  private void awaitRunningTasks() {
-    spark.sparkContext().cancelAllJobs();
+  private void awaitRunningTasks(String jobGroup) {
+    org.apache.spark.SparkContext context = spark.sparkContext();
+    context.cancelJobGroup(jobGroup);
     long deadline = System.nanoTime() + 60_000_000_000L;
     while (System.nanoTime() < deadline) {
       int running = 0;
-      for (org.apache.spark.SparkExecutorInfo executor : spark.sparkContext().statusTracker().getExecutorInfos()) {
-        running += executor.numRunningTasks();
+      for (int jobId : context.statusTracker().getJobIdsForGroup(jobGroup)) {
+        org.apache.spark.SparkJobInfo job = context.statusTracker().getJobInfo(jobId).getOrElse(() -> null);
+        for (int stageId : job == null ? new int[0] : job.stageIds()) {
+          org.apache.spark.SparkStageInfo stage = context.statusTracker().getStageInfo(stageId).getOrElse(() -> null);
+          running += stage == null ? 0 : stage.numActiveTasks();
+        }
       }
       if (running == 0) {
         return;
