@@ -34,4 +34,14 @@ public interface InputHook {
   default ExpertInputs expertInputs() {
     return ExpertInputs.ROUTED;
   }
+
+  /**
+   * Receives a routed expert's output on the tokens routed to it, before the routing weights
+   * scale it (what expert saliency such as REAP needs). Called once per expert that got tokens.
+   *
+   * @param rows the tokens routed to the expert, ascending
+   * @param routingWeights each row's routing weight for this expert
+   * @param output row-major [rows x width]; valid only during the call
+   */
+  default void acceptExpertOutput(int expert, int[] rows, float[] routingWeights, float[] output, int width) {}
 }

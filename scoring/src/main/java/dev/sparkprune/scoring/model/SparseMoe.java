@@ -51,6 +51,7 @@ final class SparseMoe {
         hook.accept(List.of(down), inner, rows.length, sequences);
       }
       float[] y = Fused.apply(linalg, w, down, inner, rows.length);
+      hook.acceptExpertOutput(e, rows, routingWeights(routing, rows, e), y, hidden);
       for (int i = 0; i < rows.length; i++) {
         float weight = routing.weight(rows[i], e);
         int target = rows[i] * hidden;
@@ -82,6 +83,14 @@ final class SparseMoe {
         out[t * hidden + c] += sigmoid * y[t * hidden + c];
       }
     }
+  }
+
+  private static float[] routingWeights(Routing routing, int[] rows, int expert) {
+    float[] weights = new float[rows.length];
+    for (int i = 0; i < rows.length; i++) {
+      weights[i] = routing.weight(rows[i], expert);
+    }
+    return weights;
   }
 
   /** Rows {@code rows} of x [tokens x width], in that order. */

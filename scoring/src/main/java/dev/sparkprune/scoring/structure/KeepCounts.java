@@ -1,0 +1,56 @@
+package dev.sparkprune.scoring.structure;
+
+import dev.sparkprune.tensorio.ValidationException;
+
+/**
+ * How many structures a keep fraction leaves, the same count in every block so the shrunk
+ * config stays a standard one (one intermediate_size, one head count, one expert count).
+ */
+public final class KeepCounts {
+  /** MLP widths stay a multiple of this (tensor-core and SIMD friendly). */
+  public static final int MLP_MULTIPLE = 8;
+
+  private KeepCounts() {}
+
+  /** Checks a keep fraction given as {@code option}: in (0, 1]. */
+  public static double checkFraction(String option, double fraction) {
+    ValidationException.check(
+        fraction > 0 && fraction <= 1 && !Double.isNaN(fraction),
+        "Invalid %s: %s; give a fraction in (0, 1] of the structures to keep",
+        option, fraction);
+    return fraction;
+  }
+
+  /** Intermediate channels kept: fraction × width rounded to the nearest multiple of 8, at least 8, at most the width. */
+  public static int mlpChannels(int intermediate, double fraction) {
+    checkFraction("--mlp-keep", fraction);
+    if (fraction == 1) {
+      return intermediate;
+    }
+    long rounded = Math.round(fraction * intermediate / MLP_MULTIPLE) * MLP_MULTIPLE;
+    return (int) Math.min(intermediate, Math.max(Math.min(MLP_MULTIPLE, intermediate), rounded));
+  }
+
+  /** Whole KV groups kept: fraction × groups rounded, at least one. */
+  public static int kvGroups(int kvHeads, double fraction) {
+    checkFraction("--heads-keep", fraction);
+    return (int) Math.max(1, Math.min(kvHeads, Math.round(fraction * kvHeads)));
+  }
+
+  /** Routed experts kept per sparse block: fraction × experts rounded, at least one. */
+  public static int experts(int experts, double fraction) {
+    checkFraction("--experts-keep", fraction);
+    return (int) Math.max(1, Math.min(experts, Math.round(fraction * experts)));
+  }
+
+  /** Blocks dropped for a fraction of the depth: rounded, at least one; the last block always stays. */
+  public static int droppedBlocks(int blocks, double fraction) {
+    checkFraction("--drop-layers-fraction", fraction);
+    long count = Math.max(1, Math.round(fraction * blocks));
+    ValidationException.check(
+        count < blocks,
+        "Cannot drop %d of %d blocks (--drop-layers-fraction %s): that removes every block; the last block is always kept",
+        count, blocks, fraction);
+    return (int) count;
+  }
+}

@@ -1,0 +1,216 @@
+package dev.sparkprune.tensorio.shrink;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.SafetensorsWriter;
+import dev.sparkprune.tensorio.TensorInfo;
+import dev.sparkprune.tensorio.TensorSpec;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.archive.Shard;
+import dev.sparkprune.tensorio.io.FileIO;
+import dev.sparkprune.tensorio.io.InputFiles;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * A source archive rewritten by a {@link ShrinkPlan}: which tensors survive under which name and
+ * slice, the new config and shard index, and each shard's bytes. Shards keep their source names
+ * and hold the surviving tensors of their source shard in source order (a shard left empty is
+ * not written); sliced tensors are copied byte for byte in the source dtype.
+ */
+public final class ShrunkArchive {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Source rows read at once when slicing. */
+  private static final int READ_CHUNK_BYTES = 4 << 20;
+
+  private final ModelArchive archive;
+  private final ShrinkPlan plan;
+  private final Map<String, List<TensorSlice>> slicesByShard;
+
+  public ShrunkArchive(ModelArchive archive, ShrinkPlan plan) {
+    this.archive = archive;
+    this.plan = plan;
+    TensorRenaming renaming = new TensorRenaming(plan);
+    Map<String, List<TensorSlice>> byShard = new LinkedHashMap<>();
+    for (ArchiveTensor tensor : archive.tensors()) {
+      renaming.slice(tensor.info()).ifPresent(slice -> byShard.computeIfAbsent(tensor.shard(), key -> new ArrayList<>()).add(slice));
+    }
+    this.slicesByShard = byShard;
+  }
+
+  public ShrinkPlan plan() {
+    return plan;
+  }
+
+  /** Output shard file names, in source order; a source shard whose tensors all go is left out. */
+  public List<String> shards() {
+    return List.copyOf(slicesByShard.keySet());
+  }
+
+  public List<TensorSlice> slices(String shard) {
+    return slicesByShard.getOrDefault(shard, List.of());
+  }
+
+  public long parameters() {
+    long total = 0;
+    for (List<TensorSlice> slices : slicesByShard.values()) {
+      for (TensorSlice slice : slices) {
+        total += TensorInfo.numel(slice.shape());
+      }
+    }
+    return total;
+  }
+
+  public String configText() {
+    return ShrunkConfig.rewrite(archive.config(), plan);
+  }
+
+  /** The rebuilt model.safetensors.index.json (sorted weight_map, total_size recomputed), for sharded archives. */
+  public String indexText() {
+    ObjectNode root = JSON.createObjectNode();
+    ObjectNode metadata = root.putObject("metadata");
+    archive.indexText().ifPresent(text -> copyIndexMetadata(text, metadata));
+    long totalSize = 0;
+    Map<String, String> weightMap = new TreeMap<>();
+    for (Map.Entry<String, List<TensorSlice>> entry : slicesByShard.entrySet()) {
+      for (TensorSlice slice : entry.getValue()) {
+        weightMap.put(slice.target(), entry.getKey());
+        totalSize += slice.byteLength();
+      }
+    }
+    metadata.put("total_size", totalSize);
+    ObjectNode map = root.putObject("weight_map");
+    weightMap.forEach(map::put);
+    try {
+      return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n";
+    } catch (JsonProcessingException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private static void copyIndexMetadata(String text, ObjectNode metadata) {
+    try {
+      JsonNode source = JSON.readTree(text).get("metadata");
+      if (source != null && source.isObject()) {
+        source.properties().forEach(entry -> metadata.set(entry.getKey(), entry.getValue()));
+      }
+    } catch (JsonProcessingException e) {
+      throw new ValidationException("Invalid shard index of " + "archive: " + e.getOriginalMessage());
+    }
+  }
+
+  /** Writes one output shard (with its source shard's {@code __metadata__}) to {@code out}; closes it. */
+  public void writeShard(String shard, OutputStream out) throws IOException {
+    List<TensorSlice> slices = slices(shard);
+    ValidationException.check(!slices.isEmpty(), "Cannot write shard %s: no tensor of it survives the shrink", shard);
+    List<TensorSpec> specs = new ArrayList<>();
+    slices.forEach(slice -> specs.add(slice.spec()));
+    try (SafetensorsReader reader = archive.openShard(shard);
+        SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
+      OutputStream sink = new WriterSink(writer);
+      for (TensorSlice slice : slices) {
+        if (slice.isWhole()) {
+          reader.copyRaw(slice.source(), sink);
+        } else {
+          copySlice(reader, slice, sink);
+        }
+      }
+    }
+  }
+
+  /** Copies the kept rows (and within them the kept columns) in chunks of consecutive source rows. */
+  private static void copySlice(SafetensorsReader reader, TensorSlice slice, OutputStream out) throws IOException {
+    TensorInfo source = slice.source();
+    int element = source.dtype().byteSize();
+    long rowBytes = source.rowLength() * element;
+    int[] rows = slice.rows().length > 0 ? slice.rows() : ShrinkPlan.range((int) source.rows());
+    int[] columns = slice.columns();
+    int chunkRows = (int) Math.max(1, READ_CHUNK_BYTES / Math.max(1, rowBytes));
+    byte[] picked = new byte[columns.length * element];
+    for (int i = 0; i < rows.length; ) {
+      int first = rows[i];
+      int count = (int) Math.min(chunkRows, source.rows() - first);
+      byte[] chunk = reader.readRawRows(source, first, count);
+      for (; i < rows.length && rows[i] < first + count; i++) {
+        int offset = (int) ((rows[i] - first) * rowBytes);
+        if (columns.length == 0) {
+          out.write(chunk, offset, (int) rowBytes);
+        } else {
+          for (int c = 0; c < columns.length; c++) {
+            System.arraycopy(chunk, offset + columns[c] * element, picked, c * element, element);
+          }
+          out.write(picked, 0, picked.length);
+        }
+      }
+    }
+  }
+
+  /**
+   * Writes the whole shrunk archive into {@code directory} (one process): shards, config, index,
+   * tokenizer and other small files. Weight files of other formats are never copied.
+   */
+  public void writeTo(FileIO io, String directory) throws IOException {
+    for (String shard : shards()) {
+      try (OutputStream out = new BufferedOutputStream(io.newOutputFile(io.resolve(directory, shard)).create(), 1 << 20)) {
+        writeShard(shard, out);
+      }
+    }
+    for (Map.Entry<String, byte[]> file : smallFiles().entrySet()) {
+      try (OutputStream out = io.newOutputFile(io.resolve(directory, file.getKey())).create()) {
+        out.write(file.getValue());
+      }
+    }
+  }
+
+  /** Config, index (when sharded) and the source's other non-weight files (tokenizer, generation config), by name. */
+  public Map<String, byte[]> smallFiles() throws IOException {
+    Map<String, byte[]> files = new LinkedHashMap<>();
+    for (String file : archive.otherFiles()) {
+      if (!ModelArchive.isWeightFile(file) && !file.equals(ModelArchive.CONFIG)) {
+        files.put(file, InputFiles.readAll(archive.io().newInputFile(archive.io().resolve(archive.location(), file)), 256L << 20));
+      }
+    }
+    files.put(ModelArchive.CONFIG, configText().getBytes(StandardCharsets.UTF_8));
+    if (archive.isSharded()) {
+      files.put(ModelArchive.INDEX, indexText().getBytes(StandardCharsets.UTF_8));
+    }
+    return files;
+  }
+
+  /** Source shard headers, for callers that report what was written. */
+  public List<Shard> sourceShards() {
+    return archive.shards();
+  }
+
+  /** Feeds bytes through the writer, which checks every tensor gets exactly its bytes. */
+  private static final class WriterSink extends OutputStream {
+    private final SafetensorsWriter writer;
+
+    WriterSink(SafetensorsWriter writer) {
+      this.writer = writer;
+    }
+
+    @Override
+    public void write(int b) throws IOException {
+      writer.writeBytes(new byte[] {(byte) b}, 0, 1);
+    }
+
+    @Override
+    public void write(byte[] bytes, int offset, int length) throws IOException {
+      writer.writeBytes(bytes, offset, length);
+    }
+  }
+}
