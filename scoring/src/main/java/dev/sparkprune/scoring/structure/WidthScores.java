@@ -21,9 +21,14 @@ public final class WidthScores {
   public static double[] mlpChannels(float[] down, int hidden, int intermediate, double[] sumSquares) {
     checkLength(down, (long) hidden * intermediate, "down_proj");
     checkLength(sumSquares.length, intermediate, "down_proj input statistics");
-    double[] columnNorms = columnNorms(down, hidden, intermediate);
-    double[] scores = new double[intermediate];
-    for (int j = 0; j < intermediate; j++) {
+    return activationAware(columnNorms(down, hidden, intermediate), sumSquares);
+  }
+
+  /** sqrt(sumSquares[j]) · columnNorms[j]: the activation-aware score from a linear's column norms. */
+  public static double[] activationAware(double[] columnNorms, double[] sumSquares) {
+    checkLength(sumSquares.length, columnNorms.length, "input statistics");
+    double[] scores = new double[columnNorms.length];
+    for (int j = 0; j < scores.length; j++) {
       scores[j] = Math.sqrt(sumSquares[j]) * columnNorms[j];
     }
     return scores;
@@ -49,10 +54,14 @@ public final class WidthScores {
     int width = groups.heads() * groups.headDim();
     checkLength(o, (long) hidden * width, "o_proj");
     checkLength(sumSquares.length, width, "o_proj input statistics");
-    double[] columnNorms = columnNorms(o, hidden, width);
+    return sumPerGroup(activationAware(columnNorms(o, hidden, width), sumSquares), groups);
+  }
+
+  /** Column scores of o_proj summed per KV group. */
+  public static double[] sumPerGroup(double[] columnScores, AttentionGroups groups) {
     double[] scores = new double[groups.kvHeads()];
-    for (int c = 0; c < width; c++) {
-      scores[groups.groupOfColumn(c)] += Math.sqrt(sumSquares[c]) * columnNorms[c];
+    for (int c = 0; c < columnScores.length; c++) {
+      scores[groups.groupOfColumn(c)] += columnScores[c];
     }
     return scores;
   }
@@ -106,7 +115,8 @@ public final class WidthScores {
     return indices;
   }
 
-  private static double[] columnNorms(float[] w, int rows, int cols) {
+  /** The L2 norm of each column of a row-major [rows x cols] weight. */
+  public static double[] columnNorms(float[] w, int rows, int cols) {
     double[] squares = new double[cols];
     addColumnSquares(w, rows, cols, 1, squares);
     return sqrt(squares);

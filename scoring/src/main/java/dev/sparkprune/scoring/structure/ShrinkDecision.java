@@ -1,0 +1,78 @@
+package dev.sparkprune.scoring.structure;
+
+import dev.sparkprune.tensorio.shrink.ModelShape;
+import dev.sparkprune.tensorio.shrink.ShrinkPlan;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The driver's choice from the folded calibration summary: a {@link ShrinkPlan}, with the
+ * scores behind it (for report.json): per block its influence and, for the dropped run, the
+ * angular distance; per kept block the MLP channel, KV group and expert scores.
+ */
+public record ShrinkDecision(
+    ShrinkPlan plan, List<Integer> droppedBlocks, double[] blockInfluence, double[] angularDistances, Map<Integer, double[]> mlpScores,
+    Map<Integer, double[]> kvGroupScores, Map<Integer, double[]> expertScores) {
+
+  public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary) {
+    settings.checkAgainst(shape);
+    DepthScores depth = summary.depth();
+    List<Integer> dropped = settings.dropBlocks() == 0
+        ? List.of()
+        : settings.layerMetric() == ShrinkSettings.LayerMetric.ANGULAR
+            ? depth.dropByAngularDistance(settings.dropBlocks())
+            : depth.dropByBlockInfluence(settings.dropBlocks());
+    double[] influence = new double[shape.blocks()];
+    for (int b = 0; b < influence.length; b++) {
+      influence[b] = depth.blockInfluence(b);
+    }
+    double[] angular = new double[settings.dropBlocks() == 0 ? 0 : shape.blocks() - settings.dropBlocks()];
+    for (int l = 0; l < angular.length; l++) {
+      angular[l] = depth.angularDistance(l, settings.dropBlocks());
+    }
+    AttentionGroups groups = new AttentionGroups(shape.heads(), shape.kvHeads(), shape.headDim());
+    int keepChannels = KeepCounts.mlpChannels(Math.max(1, shape.intermediate()), settings.mlpKeep());
+    int keepGroups = KeepCounts.kvGroups(shape.kvHeads(), settings.headsKeep());
+    int keepExperts = shape.experts() == 0 ? 0 : KeepCounts.experts(shape.experts(), settings.expertsKeep());
+    boolean activation = settings.widthMetric() == ShrinkSettings.WidthMetric.ACTIVATION;
+
+    List<Integer> kept = new ArrayList<>();
+    Map<Integer, int[]> channels = new LinkedHashMap<>();
+    Map<Integer, int[]> kvGroups = new LinkedHashMap<>();
+    Map<Integer, int[]> experts = new LinkedHashMap<>();
+    Map<Integer, double[]> mlpScores = new LinkedHashMap<>();
+    Map<Integer, double[]> kvScores = new LinkedHashMap<>();
+    Map<Integer, double[]> expertScores = new LinkedHashMap<>();
+    for (BlockSummary block : summary.blocks()) {
+      int b = block.block();
+      if (dropped.contains(b)) {
+        continue;
+      }
+      kept.add(b);
+      WidthStatistics statistics = block.statistics();
+      if (settings.headsKeep() < 1) {
+        double[] scores = activation
+            ? WidthScores.sumPerGroup(WidthScores.activationAware(block.oColumnNorms(), statistics.oInputSumSquares()), groups)
+            : block.kvWeightNorms();
+        kvScores.put(b, scores);
+        kvGroups.put(b, WidthScores.topIndices(scores, keepGroups));
+      }
+      if (settings.mlpKeep() < 1 && !shape.isSparse(b)) {
+        double[] scores = activation
+            ? WidthScores.activationAware(block.downColumnNorms(), statistics.downInputSumSquares())
+            : block.mlpWeightNorms();
+        mlpScores.put(b, scores);
+        channels.put(b, WidthScores.topIndices(scores, keepChannels));
+      }
+      if (settings.expertsKeep() < 1 && shape.isSparse(b)) {
+        double[] scores = statistics.experts().scores(settings.expertMetric());
+        expertScores.put(b, scores);
+        experts.put(b, WidthScores.topIndices(scores, keepExperts));
+      }
+    }
+    ShrinkPlan plan = ShrinkPlan.of(shape, kept, channels, kvGroups, experts);
+    return new ShrinkDecision(plan, dropped, influence, angular, mlpScores, kvScores, expertScores);
+  }
+}

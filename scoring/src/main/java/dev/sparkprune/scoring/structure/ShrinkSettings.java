@@ -1,0 +1,97 @@
+package dev.sparkprune.scoring.structure;
+
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.shrink.ModelShape;
+import java.io.Serializable;
+import java.util.Locale;
+import java.util.Objects;
+
+/**
+ * What to remove, resolved and checked against the model: blocks to drop and how to choose them,
+ * the fractions of MLP channels, KV groups and experts to keep and how to score them. A fraction
+ * of 1 keeps everything of that structure.
+ */
+public record ShrinkSettings(
+    int dropBlocks, LayerMetric layerMetric, double mlpKeep, double headsKeep, WidthMetric widthMetric, double expertsKeep,
+    ExpertSaliency.Metric expertMetric) implements Serializable {
+  /** How blocks to drop are chosen. */
+  public enum LayerMetric {
+    ANGULAR,
+    BLOCK_INFLUENCE;
+
+    public static LayerMetric parse(String text) {
+      switch (text.toLowerCase(Locale.ROOT)) {
+        case "angular":
+          return ANGULAR;
+        case "block-influence":
+          return BLOCK_INFLUENCE;
+        default:
+          throw new ValidationException("Invalid --layer-metric " + text + ": use angular or block-influence");
+      }
+    }
+  }
+
+  /** How MLP channels and KV groups are scored. */
+  public enum WidthMetric {
+    ACTIVATION,
+    WEIGHT_NORM;
+
+    public static WidthMetric parse(String text) {
+      switch (text.toLowerCase(Locale.ROOT)) {
+        case "activation":
+          return ACTIVATION;
+        case "weight-norm":
+          return WEIGHT_NORM;
+        default:
+          throw new ValidationException("Invalid --width-metric " + text + ": use activation or weight-norm");
+      }
+    }
+  }
+
+  public ShrinkSettings {
+    Objects.requireNonNull(layerMetric, "layerMetric is null");
+    Objects.requireNonNull(widthMetric, "widthMetric is null");
+    Objects.requireNonNull(expertMetric, "expertMetric is null");
+    ValidationException.check(dropBlocks >= 0, "Invalid --drop-layers %d: must be 0 or more", dropBlocks);
+    KeepCounts.checkFraction("--mlp-keep", mlpKeep);
+    KeepCounts.checkFraction("--heads-keep", headsKeep);
+    KeepCounts.checkFraction("--experts-keep", expertsKeep);
+  }
+
+  public static ExpertSaliency.Metric parseExpertMetric(String text) {
+    switch (text.toLowerCase(Locale.ROOT)) {
+      case "reap":
+        return ExpertSaliency.Metric.REAP;
+      case "frequency":
+        return ExpertSaliency.Metric.FREQUENCY;
+      default:
+        throw new ValidationException("Invalid --expert-metric " + text + ": use reap or frequency");
+    }
+  }
+
+  /** Whether anything is removed at all. */
+  public boolean removesSomething() {
+    return dropBlocks > 0 || mlpKeep < 1 || headsKeep < 1 || expertsKeep < 1;
+  }
+
+  /** Checks the request against the model before any work: one-line errors naming the option. */
+  public void checkAgainst(ModelShape shape) {
+    ValidationException.check(
+        removesSomething(), "Cannot shrink: nothing to remove; give --drop-layers, --mlp-keep, --heads-keep or --experts-keep");
+    ValidationException.check(
+        dropBlocks < shape.blocks(),
+        "Cannot drop %d of %d blocks (--drop-layers): that removes every block; the last block is always kept, so drop at most %d",
+        dropBlocks, shape.blocks(), shape.blocks() - 1);
+    ValidationException.check(
+        expertsKeep == 1 || shape.experts() > 0,
+        "Cannot use --experts-keep on %s: model_type %s has no experts", shape.modelType(), shape.modelType());
+    ValidationException.check(
+        mlpKeep == 1 || shape.hasDenseMlp(),
+        "Cannot use --mlp-keep on %s: it has no dense MLP blocks (its experts are pruned with --experts-keep)", shape.modelType());
+  }
+
+  /** The span of contiguous runs the depth scores need. */
+  public int maxSpan() {
+    return dropBlocks;
+  }
+}
