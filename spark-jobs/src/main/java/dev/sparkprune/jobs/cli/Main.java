@@ -39,6 +39,13 @@ public final class Main {
           "                                   Prune every linear; masks as Parquet, a pruned archive, report.json.",
           "                                   An existing --out is replaced only if it is a sparkprune output",
           "                                   (or with --overwrite); never one that is, holds or lies in an input.",
+          "  shrink --model URI --out URI --calib URI [--nsamples 128] [--seqlen 2048] [--seed 0]",
+          "        [--drop-layers N | --drop-layers-fraction F] [--layer-metric angular|block-influence]",
+          "        [--mlp-keep F] [--heads-keep F] [--width-metric activation|weight-norm]",
+          "        [--experts-keep F] [--expert-metric reap|frequency]",
+          "        [--then-prune wanda|sparsegpt [--sparsity S | --pattern N:M]] [--partitions N] [--master URL] [--overwrite]",
+          "                                   Remove whole blocks, MLP channels, KV head groups and experts: a smaller",
+          "                                   standard archive in model/, with report.json (what was removed and why).",
           "  batch --manifest URI --out-root URI [--master URL]",
           "                                   Prune every model of a manifest; Parquet status table in _status.",
           "  inspect <archive-uri> [--json]   Describe a model archive from its headers: architecture,",
@@ -94,10 +101,12 @@ public final class Main {
           return EvalCommand.run(rest, out);
         case "batch":
           return BatchCommand.run(rest, out);
+        case "shrink":
+          return ShrinkCommand.run(rest, out);
         case "bench":
           return BenchCommand.run(rest, out);
         default:
-          throw new ValidationException("Unknown command '" + command + "' (commands: prune, batch, inspect, eval, demo, bench, help)");
+          throw new ValidationException("Unknown command '" + command + "' (commands: prune, shrink, batch, inspect, eval, demo, bench, help)");
       }
     } catch (ValidationException | IllegalArgumentException e) {
       return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);

@@ -17,10 +17,10 @@ import java.util.SplittableRandom;
  * draw order. The same text, seed and sizes give the same samples on any cluster. A JSONL or
  * Parquet source whose records carry {@code input_ids} is pre-tokenized and used as given.
  */
-final class Calibration {
+public final class Calibration {
   private Calibration() {}
 
-  static int[][] sample(HadoopFileIO io, String location, Tokenizer tokenizer, int nsamples, int seqlen, long seed) throws IOException {
+  public static int[][] sample(HadoopFileIO io, String location, Tokenizer tokenizer, int nsamples, int seqlen, long seed) throws IOException {
     java.util.Optional<List<int[]>> pretokenized = TextSource.readTokenIds(io, location);
     if (pretokenized.isPresent()) {
       return asGiven(location, pretokenized.get(), tokenizer.vocabSize(), nsamples, seqlen);
@@ -65,7 +65,7 @@ final class Calibration {
   }
 
   /** SHA-256 over the sampled token ids: the calibration fingerprint in the report. */
-  static String fingerprint(int[][] samples) {
+  public static String fingerprint(int[][] samples) {
     MessageDigest digest = Fingerprints.sha256();
     for (int[] sample : samples) {
       for (int id : sample) {

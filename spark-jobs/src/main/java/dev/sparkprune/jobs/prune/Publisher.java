@@ -26,7 +26,7 @@ import org.apache.hadoop.fs.Path;
  * is the whole output of the interrupted run (its marker's files, sizes included), and refuses,
  * deleting nothing, when {@code <out>} is anything else.
  */
-final class Publisher {
+public final class Publisher {
   private static final String STAGING = ".staging-";
   private static final String REPLACED = ".replaced-";
   private static final String LOCK = ".publish-lock";
@@ -67,7 +67,7 @@ final class Publisher {
    * Recovers from an interrupted publish, then creates this run's staging folder. {@code
    * overwrite}: the earlier output may be replaced even when it is not a sparkprune output.
    */
-  static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite) throws IOException {
+  public static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite) throws IOException {
     Path out = new Path(outLocation);
     FileSystem fs = out.getFileSystem(conf);
     OutputGuard.checkParent(fs, out, "--out " + outLocation);
@@ -178,16 +178,16 @@ final class Publisher {
     this.haltAfterSettingAside = true;
   }
 
-  String staging() {
+  public String staging() {
     return staging.toString();
   }
 
-  String out() {
+  public String out() {
     return out.toString();
   }
 
   /** Moves the staged output into place; an earlier output is replaced only after this run succeeded. */
-  void publish() throws IOException {
+  public void publish() throws IOException {
     OutputMarker.write(fs, staging, runId);
     Path lock = lock();
     acquire(lock);
@@ -273,7 +273,7 @@ final class Publisher {
   }
 
   /** Deletes this run's staging folder after a failure; an earlier output stays as it was. */
-  void abort() {
+  public void abort() {
     if (outcomeUnknown) {
       return;
     }

@@ -1,0 +1,182 @@
+package dev.sparkprune.jobs.shrink;
+
+import dev.sparkprune.jobs.prune.Calibration;
+import dev.sparkprune.jobs.prune.OutputGuard;
+import dev.sparkprune.jobs.prune.PruneJob;
+import dev.sparkprune.jobs.prune.Publisher;
+import dev.sparkprune.jobs.prune.SerializableConfiguration;
+import dev.sparkprune.scoring.model.Models;
+import dev.sparkprune.scoring.structure.ChunkSummary;
+import dev.sparkprune.scoring.structure.ShrinkDecision;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.shrink.ModelShape;
+import dev.sparkprune.tensorio.shrink.ShrunkArchive;
+import dev.sparkprune.tensorio.tokenizer.Tokenizer;
+import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.sql.SparkSession;
+import scala.Tuple2;
+
+/**
+ * The shrink job's driver: checks the request against the config, samples calibration windows,
+ * gathers small per-chunk summaries from the executors (depth scores, channel and head
+ * statistics, expert saliency, weight norms), chooses what to remove, has one task per shard
+ * write the shrunk archive, optionally prunes it with the prune job, and publishes atomically.
+ * No weight or hidden state passes through the driver.
+ *
+ * <p>Outputs under --out: {@code model/} (the shrunk, or shrunk then pruned, archive),
+ * {@code report.json}, and with --then-prune {@code masks/} and {@code prune-report.json}.
+ */
+public final class ShrinkJob {
+  private final SparkSession spark;
+  private final ShrinkOptions options;
+  private final PrintStream progress;
+  private final long start = System.nanoTime();
+
+  public ShrinkJob(SparkSession spark, ShrinkOptions options, PrintStream progress) {
+    this.spark = spark;
+    this.options = options;
+    this.progress = progress;
+  }
+
+  /** Checks everything that needs no Spark: the model, the request, --out, the tokenizer and --seqlen. */
+  public static ModelShape check(Configuration conf, ShrinkOptions options) throws IOException {
+    HadoopFileIO io = new HadoopFileIO(conf);
+    ModelArchive archive = ModelArchive.open(io, options.model());
+    ModelShape shape = ModelShape.of(archive.config());
+    options.settings().checkAgainst(shape);
+    OutputGuard.check(conf, options.asPruneOptions(options.model(), options.out(), options.overwrite()));
+    int maxPositions = Models.maxPositions(archive.config(), shape.modelType());
+    ValidationException.check(
+        options.seqlen() <= maxPositions,
+        "Invalid --seqlen %d: the model supports at most %d positions (max_position_embeddings in config.json)",
+        options.seqlen(), maxPositions);
+    Models.checkTokenizer(archive, TokenizerLoader.load(archive));
+    return shape;
+  }
+
+  public ShrinkReport run() throws IOException {
+    Configuration conf = spark.sparkContext().hadoopConfiguration();
+    ModelShape shape = check(conf, options);
+    HadoopFileIO io = new HadoopFileIO(conf);
+    ModelArchive archive = ModelArchive.open(io, options.model());
+    Tokenizer tokenizer = TokenizerLoader.load(archive);
+    int[][] samples = Calibration.sample(io, options.calibration(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
+
+    String runId = UUID.randomUUID().toString().substring(0, 8);
+    String jobGroup = "sparkprune-shrink-" + runId;
+    spark.sparkContext().setJobGroup(jobGroup, "sparkprune shrink " + options.model(), false);
+    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite());
+    try {
+      JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+      Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
+      ShrinkFunctions.ModelSource source = new ShrinkFunctions.ModelSource(archive.location(), confBroadcast);
+
+      ShrinkDecision decision = decide(jsc, source, shape, samples);
+      double calibrated = seconds();
+      ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
+      ShrinkReport report = new ShrinkReport(options, decision, archive.totalParameters(), shrunk.parameters());
+      report.stage("statistics", calibrated);
+      log("decided: drop blocks %s, keep %d MLP channels, %d of %d KV groups, %d experts per block (%.1f s)",
+          decision.droppedBlocks(), decision.plan().intermediate(), decision.plan().kvHeads(), shape.kvHeads(), decision.plan().experts(),
+          calibrated);
+
+      String staging = publisher.staging();
+      String shrunkDirectory = io.resolve(staging, options.thenPrune().isEmpty() ? "model" : "shrunk");
+      writeArchive(jsc, io, source, shrunk, shrunkDirectory);
+      report.stage("write", seconds());
+      log("wrote the shrunk archive: %,d -> %,d parameters in %d shard(s) (%.1f s)",
+          archive.totalParameters(), shrunk.parameters(), shrunk.shards().size(), seconds());
+      if (!options.thenPrune().isEmpty()) {
+        thenPrune(conf, io, staging, shrunkDirectory);
+        report.stage("then_prune", seconds());
+      }
+      report.stage("total", seconds());
+      report.write(io, io.resolve(staging, "report.json"));
+      publisher.publish();
+      log("published %s", publisher.out());
+      return report;
+    } catch (Throwable e) {
+      spark.sparkContext().cancelJobGroup(jobGroup);
+      publisher.abort();
+      throw e;
+    }
+  }
+
+  /** Summaries from the executors, folded in chunk order on the driver, and the choice made from them. */
+  private ShrinkDecision decide(JavaSparkContext jsc, ShrinkFunctions.ModelSource source, ModelShape shape, int[][] samples)
+      throws IOException {
+    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
+    int chunkSize = options.chunkSize();
+    for (int first = 0, index = 0; first < samples.length; first += chunkSize, index++) {
+      chunks.add(new Tuple2<>(index, Arrays.copyOfRange(samples, first, Math.min(samples.length, first + chunkSize))));
+    }
+    int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
+    log("calibration: %d samples x %d tokens in %d chunks on %d partitions", samples.length, options.seqlen(), chunks.size(), partitions);
+    List<byte[]> collected = jsc.parallelize(chunks, partitions)
+        .mapPartitions(new ShrinkFunctions.CollectSummaries(source, options.settings().maxSpan()))
+        .collect();
+    List<ChunkSummary> summaries = new ArrayList<>();
+    for (byte[] bytes : collected) {
+      summaries.add(ShrinkFunctions.deserialize(bytes));
+    }
+    return ShrinkDecision.choose(shape, options.settings(), ChunkSummary.foldInOrder(summaries));
+  }
+
+  /** One task per output shard; config, index and tokenizer files from the driver (small). */
+  private void writeArchive(
+      JavaSparkContext jsc, HadoopFileIO io, ShrinkFunctions.ModelSource source, ShrunkArchive shrunk, String directory)
+      throws IOException {
+    List<String> shards = shrunk.shards();
+    jsc.parallelize(shards, shards.size()).map(new ShrinkFunctions.WriteShard(source, shrunk.plan(), directory)).collect();
+    for (Map.Entry<String, byte[]> file : shrunk.smallFiles().entrySet()) {
+      try (OutputStream out = io.newOutputFile(io.resolve(directory, file.getKey())).create()) {
+        out.write(file.getValue());
+      }
+    }
+  }
+
+  /**
+   * Runs the prune job on the staged shrunk archive, into a staged folder of its own, then moves
+   * its model, masks and report into this run's staging folder.
+   */
+  private void thenPrune(Configuration conf, HadoopFileIO io, String staging, String shrunkDirectory) throws IOException {
+    String prunedOut = io.resolve(staging, "pruned");
+    new PruneJob(spark, options.asPruneOptions(shrunkDirectory, prunedOut, false), progress).run();
+    FileSystem fs = new Path(staging).getFileSystem(conf);
+    rename(fs, new Path(prunedOut, "model"), new Path(staging, "model"));
+    rename(fs, new Path(prunedOut, "masks"), new Path(staging, "masks"));
+    rename(fs, new Path(prunedOut, "report.json"), new Path(staging, "prune-report.json"));
+    fs.delete(new Path(prunedOut), true);
+    fs.delete(new Path(shrunkDirectory), true);
+  }
+
+  private static void rename(FileSystem fs, Path from, Path to) throws IOException {
+    if (!fs.rename(from, to)) {
+      throw new IOException("Cannot move " + from + " to " + to + " in the staging folder");
+    }
+  }
+
+  private double seconds() {
+    return (System.nanoTime() - start) / 1e9;
+  }
+
+  private void log(String format, Object... args) {
+    progress.printf(Locale.ROOT, "[shrink %6.1fs] %s%n", seconds(), String.format(Locale.ROOT, format, args));
+  }
+}

@@ -1,0 +1,75 @@
+package dev.sparkprune.jobs.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.sparkprune.tensorio.io.LocalFileIO;
+import dev.sparkprune.tensorio.synthetic.SyntheticArchive;
+import dev.sparkprune.tensorio.SharedData;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Bad shrink requests: one line, exit 2, nothing written, before Spark starts. */
+class TestShrinkCommand {
+  @TempDir Path dir;
+
+  private String[] args(String... extra) {
+    String[] base = {
+      "shrink", "--model", SharedData.stories260K().toString(), "--out", dir.resolve("out").toString(),
+      "--calib", SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--seqlen", "64", "--nsamples", "4"};
+    String[] all = new String[base.length + extra.length];
+    System.arraycopy(base, 0, all, 0, base.length);
+    System.arraycopy(extra, 0, all, base.length, extra.length);
+    return all;
+  }
+
+  private void assertRefused(String[] args, String message) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+    String error = err.toString(StandardCharsets.UTF_8);
+    assertThat(code).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(error).isEqualTo("sparkprune: error: " + message + System.lineSeparator());
+    assertThat(dir.resolve("out")).doesNotExist();
+    assertThat(dir.toFile().list()).isEmpty();
+  }
+
+  @Test
+  void refusesRequestsThatRemoveEverything() {
+    assertRefused(args("--drop-layers", "5"),
+        "Cannot drop 5 of 5 blocks (--drop-layers): that removes every block; the last block is always kept, so drop at most 4");
+    assertRefused(args("--drop-layers-fraction", "1"),
+        "Cannot drop 5 of 5 blocks (--drop-layers-fraction 1.0): that removes every block; the last block is always kept");
+  }
+
+  @Test
+  void refusesFractionsOutsideTheUnitInterval() {
+    assertRefused(args("--mlp-keep", "1.5"), "Invalid --mlp-keep: 1.5; give a fraction in (0, 1] of the structures to keep");
+    assertRefused(args("--heads-keep", "0"), "Invalid --heads-keep: 0.0; give a fraction in (0, 1] of the structures to keep");
+  }
+
+  @Test
+  void refusesExpertsOnADenseModel() {
+    assertRefused(args("--experts-keep", "0.5"), "Cannot use --experts-keep on llama: model_type llama has no experts");
+  }
+
+  @Test
+  void refusesAnUnknownThenPruneMethod() {
+    assertRefused(args("--mlp-keep", "0.5", "--then-prune", "magnitude"), "Invalid --then-prune magnitude: use wanda or sparsegpt");
+  }
+
+  @Test
+  void refusesHeadsNotDivisibleIntoGroups(@TempDir Path models) throws java.io.IOException {
+    Path model = models.resolve("odd-heads");
+    java.nio.file.Files.createDirectories(model);
+    SyntheticArchive.builder(SyntheticArchive.llamaConfig(48, 2, 6, 3, 32, 64)).build().write(new LocalFileIO(), model.toString());
+    // A config no loader accepts: 6 query heads cannot share 4 KV heads evenly.
+    java.nio.file.Files.writeString(model.resolve("config.json"), SyntheticArchive.llamaConfig(48, 2, 6, 4, 32, 64).toString());
+    String[] args = args("--heads-keep", "0.5");
+    args[2] = model.toString();
+    assertRefused(args, "Cannot shrink " + model + "/config.json: num_attention_heads 6 is not divisible into num_key_value_heads 4 groups");
+  }
+}

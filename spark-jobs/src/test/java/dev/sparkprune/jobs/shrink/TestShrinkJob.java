@@ -1,0 +1,117 @@
+package dev.sparkprune.jobs.shrink;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.jobs.SparkTestBase;
+import dev.sparkprune.jobs.prune.Calibration;
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.model.DecoderModel;
+import dev.sparkprune.scoring.model.Models;
+import dev.sparkprune.scoring.structure.ChunkSummary;
+import dev.sparkprune.scoring.structure.ExpertSaliency;
+import dev.sparkprune.scoring.structure.ShrinkDecision;
+import dev.sparkprune.scoring.structure.ShrinkSettings;
+import dev.sparkprune.scoring.structure.StructureCalibration;
+import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.io.LocalFileIO;
+import dev.sparkprune.tensorio.shrink.ModelShape;
+import dev.sparkprune.tensorio.shrink.ShrunkArchive;
+import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import org.apache.hadoop.conf.Configuration;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The shrink job on stories260K calibrated on TinyStories, against the same steps run in one process. */
+class TestShrinkJob extends SparkTestBase {
+  private static final LocalFileIO IO = new LocalFileIO();
+
+  @TempDir Path dir;
+
+  private static ShrinkOptions options(Path out, ShrinkSettings settings, String thenPrune) {
+    return new ShrinkOptions(
+        SharedData.stories260K().toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
+        8, 64, 3, settings, thenPrune, SparsityTarget.parse("0.5"), 2, false);
+  }
+
+  private static ShrinkSettings settings(int drop, double mlpKeep, double headsKeep) {
+    return new ShrinkSettings(
+        drop, ShrinkSettings.LayerMetric.ANGULAR, mlpKeep, headsKeep, ShrinkSettings.WidthMetric.ACTIVATION, 1, ExpertSaliency.Metric.REAP);
+  }
+
+  @Test
+  void shrunkArchiveEqualsTheSameStepsInOneProcess() throws IOException {
+    Path out = dir.resolve("out");
+    ShrinkOptions options = options(out, settings(1, 0.75, 0.75), "");
+    new ShrinkJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+
+    // The same samples, chunks and choice, in this process.
+    ModelArchive source = ModelArchive.open(IO, options.model());
+    ModelShape shape = ModelShape.of(source.config());
+    int[][] samples = Calibration.sample(
+        new HadoopFileIO(new Configuration()), options.calibration(), TokenizerLoader.load(source), 8, 64, 3);
+    Map<Integer, int[][]> chunks = new HashMap<>();
+    for (int c = 0; c < 8; c++) {
+      chunks.put(c, Arrays.copyOfRange(samples, c, c + 1));
+    }
+    ChunkSummary summary;
+    try (DecoderModel model = Models.open(source, NetlibLinearAlgebra.defaultInstance())) {
+      summary = ChunkSummary.foldInOrder(StructureCalibration.run(model, shape, chunks, 1));
+    }
+    ShrinkDecision decision = ShrinkDecision.choose(shape, options.settings(), summary);
+    Path expected = dir.resolve("expected");
+    Files.createDirectories(expected);
+    new ShrunkArchive(source, decision.plan()).writeTo(IO, expected.toString());
+
+    Path model = out.resolve("model");
+    assertThat(Files.readAllBytes(model.resolve("model.safetensors"))).isEqualTo(Files.readAllBytes(expected.resolve("model.safetensors")));
+    assertThat(Files.readString(model.resolve("config.json"))).isEqualTo(Files.readString(expected.resolve("config.json")));
+    assertThat(model.resolve("tokenizer.json")).exists();
+    assertThat(out.resolve("_SPARKPRUNE_SUCCESS")).exists();
+
+    JsonNode report = new ObjectMapper().readTree(out.resolve("report.json").toFile());
+    assertThat(report.get("dropped_blocks").get(0).intValue()).isEqualTo(decision.droppedBlocks().get(0));
+    assertThat(report.get("parameters_before").longValue()).isEqualTo(260_032L);
+    assertThat(report.get("shrunk_shape").get("intermediate_size").intValue()).isEqualTo(128);
+    assertThat(report.get("shrunk_shape").get("num_key_value_heads").intValue()).isEqualTo(3);
+    assertThat(report.get("blocks")).hasSize(4);
+    assertThat(report.get("blocks").get(0).get("mlp_channels").get("scores")).hasSize(172);
+    JsonNode config = new ObjectMapper().readTree(model.resolve("config.json").toFile());
+    assertThat(config.get("num_hidden_layers").intValue()).isEqualTo(4);
+    assertThat(config.get("num_attention_heads").intValue()).isEqualTo(6);
+  }
+
+  @Test
+  void thenPruneWritesThePrunedShrunkModelAndItsMasks() throws IOException {
+    Path out = dir.resolve("pruned");
+    new ShrinkJob(spark, options(out, settings(1, 1, 1), "wanda"), new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8))
+        .run();
+    assertThat(out.resolve("masks")).isDirectory();
+    assertThat(out.resolve("prune-report.json")).exists();
+    assertThat(out.resolve("shrunk")).doesNotExist();
+    assertThat(out.resolve("pruned")).doesNotExist();
+    ModelArchive pruned = ModelArchive.open(IO, out.resolve("model").toString());
+    assertThat(pruned.config().requireInt("num_hidden_layers")).isEqualTo(4);
+    try (var reader = pruned.openShard("model.safetensors")) {
+      float[] down = reader.readFloats("model.layers.2.mlp.down_proj.weight");
+      long zeros = 0;
+      for (float w : down) {
+        zeros += w == 0 ? 1 : 0;
+      }
+      assertThat((double) zeros / down.length).isCloseTo(0.5, org.assertj.core.data.Offset.offset(0.01));
+    }
+  }
+}
