@@ -34,6 +34,17 @@ final class Fingerprints {
     return HexFormat.of().formatHex(digest.digest());
   }
 
+  /** SHA-256 over the sampled token ids: the calibration fingerprint in the report. */
+  static String calibration(int[][] samples) {
+    MessageDigest digest = sha256();
+    for (int[] sample : samples) {
+      for (int id : sample) {
+        digest.update(new byte[] {(byte) (id >>> 24), (byte) (id >>> 16), (byte) (id >>> 8), (byte) id});
+      }
+    }
+    return HexFormat.of().formatHex(digest.digest());
+  }
+
   static MessageDigest sha256() {
     try {
       return MessageDigest.getInstance("SHA-256");

@@ -48,7 +48,7 @@ final class GlobalAllocation {
    *     compared per layer), or null for magnitude and LAMP
    */
   static Outcome run(
-      JavaSparkContext jsc, PruneFunctions.JobContext context, List<PlannedLinear> plan, PruneOptions options, MaskWriter masks,
+      JavaSparkContext jsc, dev.sparkprune.jobs.spark.JobContext context, List<PlannedLinear> plan, PruneOptions options, MaskWriter masks,
       Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics> wandaStatistics) {
     boolean lamp = options.allocation() == PruneOptions.Allocation.LAMP;
     long prunable = 0;
@@ -126,11 +126,11 @@ final class GlobalAllocation {
   /** A layer's scores: |W|, LAMP's normalized squares, or Wanda's |W| sqrt(scaler_row). */
   static final class ComputeScores implements PairFunction<PlannedLinear, String, LayerScores> {
     private static final long serialVersionUID = 1L;
-    private final PruneFunctions.JobContext context;
+    private final dev.sparkprune.jobs.spark.JobContext context;
     private final boolean lamp;
     private final Broadcast<Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics>> wanda;
 
-    ComputeScores(PruneFunctions.JobContext context, boolean lamp, Broadcast<Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics>> wanda) {
+    ComputeScores(dev.sparkprune.jobs.spark.JobContext context, boolean lamp, Broadcast<Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics>> wanda) {
       this.context = context;
       this.lamp = lamp;
       this.wanda = wanda;
@@ -156,8 +156,8 @@ final class GlobalAllocation {
   }
 
   /** The linear's weights, refusing NaN and infinities as the kernels do. */
-  static float[] read(PruneFunctions.JobContext context, PlannedLinear planned) throws IOException {
-    float[] values = context.readLinear(planned);
+  static float[] read(dev.sparkprune.jobs.spark.JobContext context, PlannedLinear planned) throws IOException {
+    float[] values = planned.read(context);
     Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), values).checkFinite(planned.tensorName(), 1);
     return values;
   }
@@ -188,13 +188,13 @@ final class GlobalAllocation {
   /** Prunes one layer against the global threshold, then stages it as uniform runs do. */
   static final class PruneAtThreshold implements Function<Tuple2<String, LayerScores>, LinearResult> {
     private static final long serialVersionUID = 1L;
-    private final PruneFunctions.JobContext context;
+    private final dev.sparkprune.jobs.spark.JobContext context;
     private final Broadcast<Map<String, PlannedLinear>> plan;
     private final Broadcast<Map<String, Long>> caps;
     private final int thresholdKey;
 
     PruneAtThreshold(
-        PruneFunctions.JobContext context, Broadcast<Map<String, PlannedLinear>> plan, Broadcast<Map<String, Long>> caps, int thresholdKey) {
+        dev.sparkprune.jobs.spark.JobContext context, Broadcast<Map<String, PlannedLinear>> plan, Broadcast<Map<String, Long>> caps, int thresholdKey) {
       this.context = context;
       this.plan = plan;
       this.caps = caps;
@@ -207,7 +207,7 @@ final class GlobalAllocation {
       PlannedLinear planned = plan.value().get(layer._1());
       Weights weights = Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), read(context, planned));
       PruneResult result = ThresholdMask.prune(weights, layer._2().scores, thresholdKey, caps.value().get(layer._1()));
-      StagedTensors.write(context.io(), context.staging, planned.linear, planned.dtype, result.weights());
+      StagedTensors.write(context.io(), context.staging(), planned.linear, planned.dtype, result.weights());
       return new LinearResult(planned.block(), planned.linear.name(), planned.tensorName(), result.mask(), Double.NaN, Double.NaN,
           (System.nanoTime() - start) / 1e9, Placement.of(context.backend()));
     }

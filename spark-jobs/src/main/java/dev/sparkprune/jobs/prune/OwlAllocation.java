@@ -1,6 +1,10 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
+import dev.sparkprune.jobs.prune.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
@@ -40,35 +44,18 @@ final class OwlAllocation {
 
   private OwlAllocation() {}
 
-  /** The dense pass: Wanda statistics of every block, advancing hidden states through dense blocks. */
-  static Map<String, CalibrationStatistics> denseStatistics(
-      PruneFunctions.JobContext context, JavaRDD<SampleChunk> embedded, int blocks, int partitions) {
+  /** The dense pass: Wanda statistics of every block, one forward pass per block. */
+  static Map<String, CalibrationStatistics> denseStatistics(CalibrationPass pass, int blocks) {
+    LinearInputStatistics visitor = new LinearInputStatistics(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED);
     Map<String, CalibrationStatistics> statistics = new HashMap<>();
-    JavaRDD<SampleChunk> hidden = embedded;
     for (int b = 0; b < blocks; b++) {
-      statistics.putAll(hidden.mapPartitionsToPair(new PruneFunctions.CollectStatistics(context, b, CalibrationStatistics.HessianStorage.NONE))
-          .groupByKey(partitions)
-          .mapValues(new PruneJob.FoldChunks())
-          .collectAsMap());
-      if (b + 1 < blocks) {
-        JavaRDD<SampleChunk> next = hidden.mapPartitions(new PruneFunctions.AdvanceChunks(context, b, new LinkedHashSet<>()), true)
-            .persist(StorageLevel.MEMORY_AND_DISK());
-        next.count();
-        if (hidden != embedded) {
-          hidden.unpersist(false);
-        }
-        hidden = next;
-      }
-    }
-    if (hidden != embedded) {
-      hidden.unpersist(false);
+      statistics.putAll(pass.collectAndAdvance(visitor).collectAsMap());
     }
     return statistics;
   }
 
-  static Outcome run(JavaSparkContext jsc, PruneFunctions.JobContext context, JavaRDD<SampleChunk> embedded, List<PlannedLinear> plan,
-      int blocks, int partitions, PruneOptions options) {
-    Map<String, CalibrationStatistics> statistics = denseStatistics(context, embedded, blocks, partitions);
+  static Outcome run(JavaSparkContext jsc, JobContext context, CalibrationPass pass, List<PlannedLinear> plan, int blocks, PruneOptions options) {
+    Map<String, CalibrationStatistics> statistics = denseStatistics(pass, blocks);
     Broadcast<Map<String, CalibrationStatistics>> broadcast = jsc.broadcast(statistics);
     JavaRDD<PlannedLinear> linears = jsc.parallelize(plan, Math.max(1, plan.size()));
     double[] sums = new double[blocks];
@@ -132,10 +119,10 @@ final class OwlAllocation {
   /** {block, sum of scores, count} of one linear. */
   static final class ScoreMoments implements Function<PlannedLinear, double[]> {
     private static final long serialVersionUID = 1L;
-    private final PruneFunctions.JobContext context;
+    private final JobContext context;
     private final Broadcast<Map<String, CalibrationStatistics>> statistics;
 
-    ScoreMoments(PruneFunctions.JobContext context, Broadcast<Map<String, CalibrationStatistics>> statistics) {
+    ScoreMoments(JobContext context, Broadcast<Map<String, CalibrationStatistics>> statistics) {
       this.context = context;
       this.statistics = statistics;
     }
@@ -143,7 +130,7 @@ final class OwlAllocation {
     @Override
     public double[] call(PlannedLinear planned) throws IOException {
       double sum = 0;
-      float[] scores = wandaScores(statistics, planned, context.readLinear(planned));
+      float[] scores = wandaScores(statistics, planned, planned.read(context));
       for (float score : scores) {
         sum += score;
       }
@@ -154,11 +141,11 @@ final class OwlAllocation {
   /** {block, scores above the block's threshold} of one linear. */
   static final class CountAbove implements Function<PlannedLinear, long[]> {
     private static final long serialVersionUID = 1L;
-    private final PruneFunctions.JobContext context;
+    private final JobContext context;
     private final Broadcast<Map<String, CalibrationStatistics>> statistics;
     private final double[] thresholds;
 
-    CountAbove(PruneFunctions.JobContext context, Broadcast<Map<String, CalibrationStatistics>> statistics, double[] thresholds) {
+    CountAbove(JobContext context, Broadcast<Map<String, CalibrationStatistics>> statistics, double[] thresholds) {
       this.context = context;
       this.statistics = statistics;
       this.thresholds = thresholds;
@@ -167,7 +154,7 @@ final class OwlAllocation {
     @Override
     public long[] call(PlannedLinear planned) throws IOException {
       long above = 0;
-      for (float score : wandaScores(statistics, planned, context.readLinear(planned))) {
+      for (float score : wandaScores(statistics, planned, planned.read(context))) {
         above += score > thresholds[planned.block()] ? 1 : 0;
       }
       return new long[] {planned.block(), above};

@@ -24,7 +24,7 @@ final class Placement implements Serializable {
   /** The running task's placement: its executor, its GPUs and the backend chosen for them. */
   static Placement of(ComputeBackends.Choice choice) {
     return new Placement(
-        executorId(), String.join(",", PruneFunctions.JobContext.taskGpus()), choice.backend().description(), choice.fallbackReason());
+        executorId(), String.join(",", dev.sparkprune.jobs.spark.JobContext.taskGpus()), choice.backend().description(), choice.fallbackReason());
   }
 
   private static String executorId() {

@@ -53,10 +53,11 @@ final class PlannedLinear implements Serializable {
 
   /** Linears of one block reading the same input share statistics: "block/input_group". */
   String statisticsKey() {
-    return statisticsKey(linear.block(), linear.inputGroup());
+    return dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup());
   }
 
-  static String statisticsKey(int block, String inputGroup) {
-    return block + "/" + inputGroup;
+  /** The linear's weights in [out, in], read with positioned reads from the shard this row names. */
+  float[] read(dev.sparkprune.jobs.spark.JobContext context) throws java.io.IOException {
+    return context.readLinear(shard, linear);
   }
 }

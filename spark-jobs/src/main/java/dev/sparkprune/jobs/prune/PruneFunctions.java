@@ -54,226 +54,13 @@ final class PruneFunctions {
 
   private PruneFunctions() {}
 
-  /** Settings every executor function shares. */
-  static final class JobContext implements Serializable {
-    private static final long serialVersionUID = 1L;
-
-    final String model;
-    final String staging;
-    final Broadcast<SerializableConfiguration> conf;
-    final int threads;
-    /** Test-only: task kinds whose first attempt throws (see {@link PruneJob#INJECT_FAILURES}). */
-    final Set<String> injectedFailures;
-
-    /** Test-only: "kind@marker-path": the first task of this kind on an executor JVM to create the marker kills that JVM. */
-    final String exitExecutorOnce;
-    /** Test-only: the task kind at which the JVM running it halts, as kill -9 would (the driver too, in local mode). */
-    final String haltJvmAt;
-
-    JobContext(
-        String model, String staging, Broadcast<SerializableConfiguration> conf, int threads, Set<String> injectedFailures,
-        String exitExecutorOnce, String haltJvmAt) {
-      this.model = model;
-      this.staging = staging;
-      this.conf = conf;
-      this.threads = threads;
-      this.injectedFailures = injectedFailures;
-      this.exitExecutorOnce = exitExecutorOnce;
-      this.haltJvmAt = haltJvmAt;
-    }
-
-    /**
-     * Throws on the first attempt of a task of this kind when a test asked for it; or, once per
-     * job, halts the executor running it (never the driver), as a lost machine would.
-     */
-    void maybeFail(String kind) {
-      org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
-      if (injectedFailures.contains(kind) && task != null && task.attemptNumber() == 0) {
-        throw new IllegalStateException("Injected failure of the first attempt of a " + kind + " task");
-      }
-      if (kind.equals(haltJvmAt)) {
-        Runtime.getRuntime().halt(137);
-      }
-      if (!exitExecutorOnce.isEmpty() && exitExecutorOnce.startsWith(kind + "@")) {
-        org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
-        if (env != null && !"driver".equals(env.executorId())) {
-          try {
-            java.nio.file.Files.createFile(java.nio.file.Path.of(exitExecutorOnce.substring(kind.length() + 1)));
-          } catch (IOException e) {
-            return; // Another task already took the executor down once.
-          }
-          Runtime.getRuntime().halt(52);
-        }
-      }
-    }
-
-    HadoopFileIO io() {
-      return new HadoopFileIO(conf.value().get());
-    }
-
-    ModelArchive archive() throws IOException {
-      return ModelArchive.open(io(), model);
-    }
-
-    DecoderModel openModel(ComputeBackend backend) throws IOException {
-      return Models.open(archive(), backend.linearAlgebra());
-    }
-
-    /**
-     * The backend for this task: on the GPU Spark assigned to it when the stage carries a GPU
-     * resource profile (see {@link GpuScheduling}), else the CPU.
-     */
-    ComputeBackends.Choice backend() {
-      return ComputeBackends.forDevices(taskGpus(), LOG::warn);
-    }
-
-    /** The GPU addresses Spark assigned to the running task; none outside a GPU stage. */
-    static List<String> taskGpus() {
-      org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
-      if (task != null) {
-        org.apache.spark.resource.ResourceInformation gpu = task.resourcesJMap().get(GpuScheduling.GPU);
-        if (gpu != null) {
-          return List.of(gpu.addresses());
-        }
-      }
-      return List.of();
-    }
-
-    /**
-     * One linear's weights in [out, in], read from its own shard with positioned reads: the
-     * plan row already names the shard and the orientation, so no other header is read.
-     */
-    float[] readLinear(PlannedLinear planned) throws IOException {
-      HadoopFileIO io = io();
-      try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(io.resolve(model, planned.shard)))) {
-        return ArchiveWeights.outByIn(planned.linear, reader.readFloats(planned.tensorName()));
-      }
-    }
-  }
-
-  /** Token windows to embedded hidden states, one sample at a time. */
-  static final class EmbedChunk implements Function<Tuple2<Integer, int[][]>, SampleChunk> {
-    private static final long serialVersionUID = 1L;
-    private final JobContext context;
-
-    EmbedChunk(JobContext context) {
-      this.context = context;
-    }
-
-    @Override
-    public SampleChunk call(Tuple2<Integer, int[][]> chunk) throws IOException {
-      context.maybeFail("embed");
-      int[][] tokens = chunk._2();
-      HiddenStates[] hidden = new HiddenStates[tokens.length];
-      try (DecoderModel model = context.openModel(context.backend().backend())) {
-        for (int i = 0; i < tokens.length; i++) {
-          hidden[i] = model.embed(new int[][] {tokens[i]});
-        }
-      }
-      return new SampleChunk(chunk._1(), tokens, hidden);
-    }
-  }
-
-  /**
-   * Runs one dense block over a partition's chunks with hooks, loading the block once per
-   * partition; emits each chunk's statistics per key.
-   */
-  static final class CollectStatistics implements PairFlatMapFunction<Iterator<SampleChunk>, String, ChunkStatistics> {
-    private static final long serialVersionUID = 1L;
-    private final JobContext context;
-    private final int block;
-    private final CalibrationStatistics.HessianStorage storage;
-
-    private final InputHook.ExpertInputs expertInputs;
-
-    CollectStatistics(JobContext context, int block, CalibrationStatistics.HessianStorage storage) {
-      this(context, block, storage, InputHook.ExpertInputs.ROUTED);
-    }
-
-    /** {@code expertInputs}: whether a routed expert's statistics see its routed tokens or all of them. */
-    CollectStatistics(JobContext context, int block, CalibrationStatistics.HessianStorage storage, InputHook.ExpertInputs expertInputs) {
-      this.context = context;
-      this.block = block;
-      this.storage = storage;
-      this.expertInputs = expertInputs;
-    }
-
-    @Override
-    public Iterator<Tuple2<String, ChunkStatistics>> call(Iterator<SampleChunk> chunks) throws IOException {
-      context.maybeFail("statistics");
-      List<Tuple2<String, ChunkStatistics>> out = new ArrayList<>();
-      if (!chunks.hasNext()) {
-        return out.iterator();
-      }
-      ComputeBackend backend = context.backend().backend();
-      try (DecoderModel model = context.openModel(backend)) {
-        BlockWeights weights = model.loadBlock(block);
-        while (chunks.hasNext()) {
-          SampleChunk chunk = chunks.next();
-          Map<String, CalibrationStatistics> statistics = new LinkedHashMap<>();
-          InputHook hook = new StatisticsHook(statistics, block, storage, expertInputs, backend);
-          for (HiddenStates sample : chunk.hidden) {
-            model.runBlock(weights, sample, hook);
-          }
-          statistics.forEach((key, value) -> out.add(new Tuple2<>(key, new ChunkStatistics(chunk.index, value))));
-        }
-      }
-      return out.iterator();
-    }
-  }
-
-  /**
-   * Pushes a partition's chunks through block {@code block} with its staged pruned linears,
-   * loading the block once per partition.
-   */
-  static final class AdvanceChunks implements FlatMapFunction<Iterator<SampleChunk>, SampleChunk> {
-    private static final long serialVersionUID = 1L;
-    private final JobContext context;
-    private final int block;
-    private final Set<String> prunedTensors;
-
-    /** {@code prunedTensors}: the block's linears whose staged pruned weights replace the archive's. */
-    AdvanceChunks(JobContext context, int block, Set<String> prunedTensors) {
-      this.context = context;
-      this.block = block;
-      this.prunedTensors = prunedTensors;
-    }
-
-    @Override
-    public Iterator<SampleChunk> call(Iterator<SampleChunk> chunks) throws IOException {
-      List<SampleChunk> out = new ArrayList<>();
-      if (!chunks.hasNext()) {
-        return out.iterator();
-      }
-      try (DecoderModel model = context.openModel(context.backend().backend())) {
-        BlockWeights weights = model.loadBlock(block);
-        HadoopFileIO io = context.io();
-        for (Linear linear : model.layout().blocks().get(block).linears()) {
-          if (prunedTensors.contains(linear.tensorName())) {
-            weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging, linear));
-          }
-        }
-        while (chunks.hasNext()) {
-          SampleChunk chunk = chunks.next();
-          HiddenStates[] next = new HiddenStates[chunk.hidden.length];
-          for (int i = 0; i < chunk.hidden.length; i++) {
-            next[i] = model.runBlock(weights, chunk.hidden[i], InputHook.NONE);
-          }
-          out.add(new SampleChunk(chunk.index, chunk.tokens, next));
-        }
-      }
-      context.maybeFail("advance");
-      return out.iterator();
-    }
-  }
-
   /**
    * Scores one linear: reads its weights from the archive, prunes with the method's kernel,
    * stages the pruned weights in the archive's dtype and returns the mask.
    */
   static final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationStatistics>, LinearResult> {
     private static final long serialVersionUID = 1L;
-    private final JobContext context;
+    private final dev.sparkprune.jobs.spark.JobContext context;
     private final Broadcast<Map<String, CalibrationStatistics>> channelStatistics;
     private final Wanda.Group wandaGroup;
     private final dev.sparkprune.scoring.methods.Refinement refinement;
@@ -282,7 +69,7 @@ final class PruneFunctions {
 
     /** {@code minExpertTokens}: a routed expert calibrated on fewer tokens is pruned with magnitude. */
     ScoreLinear(
-        JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup,
+        dev.sparkprune.jobs.spark.JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup,
         dev.sparkprune.scoring.methods.Refinement refinement, int minExpertTokens) {
       this.context = context;
       this.channelStatistics = channelStatistics;
@@ -299,7 +86,7 @@ final class PruneFunctions {
         statistics = channelStatistics.value().get(planned.statisticsKey());
       }
       long start = System.nanoTime();
-      float[] values = context.readLinear(planned);
+      float[] values = planned.read(context);
       Linear linear = planned.linear;
       ComputeBackends.Choice backend = context.backend();
       long calibrationTokens = statistics == null ? -1 : statistics.tokens();
@@ -322,11 +109,11 @@ final class PruneFunctions {
           statistics,
           planned.target,
           backend.backend(),
-          context.threads,
+          context.threads(),
           wandaGroup);
-      StagedTensors.write(context.io(), context.staging, linear, planned.dtype, result.weights());
+      StagedTensors.write(context.io(), context.staging(), linear, planned.dtype, result.weights());
       // After the side effect: a retried attempt must overwrite what the failed one staged.
-      context.maybeFail("score");
+      context.faultPoint("score");
       return new LinearResult(
           planned.block(),
           linear.name(),
@@ -367,11 +154,11 @@ final class PruneFunctions {
    */
   static final class WriteShard implements Function<String, Integer> {
     private static final long serialVersionUID = 1L;
-    private final JobContext context;
+    private final dev.sparkprune.jobs.spark.JobContext context;
     private final Set<String> prunedTensors;
     private final String modelDirectory;
 
-    WriteShard(JobContext context, Set<String> prunedTensors, String modelDirectory) {
+    WriteShard(dev.sparkprune.jobs.spark.JobContext context, Set<String> prunedTensors, String modelDirectory) {
       this.context = context;
       this.prunedTensors = prunedTensors;
       this.modelDirectory = modelDirectory;
@@ -396,11 +183,11 @@ final class PruneFunctions {
           for (TensorInfo tensor : reader.tensors()) {
             if (!first) {
               // Mid-file: a retried attempt must start the shard over.
-              context.maybeFail("write");
+              context.faultPoint("write");
             }
             first = false;
             if (prunedTensors.contains(tensor.name())) {
-              StagedTensors.copyRaw(io, context.staging, tensor.name(), sink);
+              StagedTensors.copyRaw(io, context.staging(), tensor.name(), sink);
             } else {
               reader.copyRaw(tensor, sink);
             }

@@ -1,5 +1,11 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
+import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.prune.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.spark.FaultInjection;
+import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelArchive;
@@ -34,24 +40,6 @@ import scala.Tuple2;
  * statistics vectors it broadcasts.
  */
 public final class PruneJob {
-  /**
-   * Test-only Spark setting: comma-separated task kinds (embed, statistics, advance, score,
-   * write) whose first attempt throws, to check that retries give bit-identical output.
-   */
-  public static final String INJECT_FAILURES = "spark.sparkprune.test.failFirstAttempt";
-
-  /**
-   * Test-only Spark setting {@code kind@marker-path}: the first task of that kind (see above) to
-   * create the marker file halts its executor JVM, as a lost machine would. Never the driver.
-   */
-  public static final String EXIT_EXECUTOR_ONCE = "spark.sparkprune.test.exitExecutorOnce";
-
-  /**
-   * Test-only Spark setting: "write" halts the JVM in the middle of writing a shard, "publish"
-   * between renaming the earlier output aside and moving the new one in; as kill -9 would.
-   */
-  public static final String HALT_JVM_AT = "spark.sparkprune.test.haltJvmAt";
-
   private final SparkSession spark;
   private final PruneOptions options;
   private final PrintStream progress;
@@ -60,8 +48,8 @@ public final class PruneJob {
   private String calibrationFingerprint = "";
   /** The model's fingerprint (config and every shard header), read once per run. */
   private String modelFingerprint = "";
-  /** The calibration and scoring stages' GPU profile, when --gpus-per-task asked for one. */
-  private Optional<ResourceProfile> gpuProfile = Optional.empty();
+  /** The calibration and scoring stages' GPU profile and the Spark UI's job descriptions. */
+  private JobStages stages;
 
   public PruneJob(SparkSession spark, PruneOptions options, PrintStream progress) {
     this.spark = spark;
@@ -94,7 +82,8 @@ public final class PruneJob {
           inputs.prunableLinears - plan.size());
     }
     boolean needsCalibration = inputs.needsCalibration;
-    gpuProfile = GpuScheduling.profile(spark.sparkContext().conf(), spark.sparkContext().master(), options);
+    Optional<ResourceProfile> gpuProfile = GpuScheduling.profile(spark.sparkContext().conf(), spark.sparkContext().master(), options);
+    stages = new JobStages(spark.sparkContext(), gpuProfile);
     gpuProfile.ifPresent(profile -> log("GPU stages: calibration and scoring tasks request %s", profile.taskResources().get(GpuScheduling.GPU).get()));
     report.stage("plan", seconds());
 
@@ -102,31 +91,22 @@ public final class PruneJob {
     // Its own job group, so a failure cancels this run's tasks and no concurrent run's.
     String jobGroup = "sparkprune-prune-" + runId;
     spark.sparkContext().setJobGroup(jobGroup, "sparkprune prune " + options.model(), false);
-    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite());
+    FaultInjection faults = FaultInjection.parse(spark.sparkContext().conf());
+    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite(), faults);
     try {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
       Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
       int threads = spark.sparkContext().conf().getInt("spark.task.cpus", 1);
-      String haltJvmAt = spark.conf().get(HALT_JVM_AT, "");
-      Set<String> injected = new LinkedHashSet<>();
-      for (String kind : spark.conf().get(INJECT_FAILURES, "").split(",")) {
-        if (!kind.isBlank()) {
-          injected.add(kind.trim());
-        }
-      }
-      PruneFunctions.JobContext context =
-          new PruneFunctions.JobContext(
-              archive.location(), publisher.staging(), confBroadcast, threads, injected, spark.conf().get(EXIT_EXECUTOR_ONCE, ""),
-              haltJvmAt);
+      JobContext context = new JobContext(archive.location(), publisher.staging(), confBroadcast, threads, faults);
       MaskWriter masks = new MaskWriter(spark, io.resolve(publisher.staging(), "masks"));
       List<LinearResult> results = new ArrayList<>();
 
       if (options.allocation() == PruneOptions.Allocation.GLOBAL || options.allocation() == PruneOptions.Allocation.LAMP) {
         Map<String, CalibrationStatistics> wanda = null;
         if (options.method() == dev.sparkprune.scoring.methods.PruningMethod.WANDA) {
-          JavaRDD<SampleChunk> embedded = embed(jsc, io, inputs.tokenizer.orElseThrow(), context, report);
-          wanda = OwlAllocation.denseStatistics(context, embedded, layout.blocks().size(), embedded.getNumPartitions());
-          embedded.unpersist(false);
+          try (CalibrationPass dense = embed(jsc, io, inputs.tokenizer.orElseThrow(), context, report, layout.blocks().size())) {
+            wanda = OwlAllocation.denseStatistics(dense, layout.blocks().size());
+          }
         }
         GlobalAllocation.Outcome outcome = GlobalAllocation.run(jsc, context, plan, options, masks, wanda);
         results.addAll(outcome.results);
@@ -154,9 +134,6 @@ public final class PruneJob {
       deleteRecursively(conf, io.resolve(publisher.staging(), StagedTensors.DIRECTORY));
       PruneReport finished = report.layers(results).total(seconds()).build();
       finished.write(io, io.resolve(publisher.staging(), "report.json"));
-      if (haltJvmAt.equals("publish")) {
-        publisher.haltAfterSettingAside();
-      }
       publisher.publish();
       log("published %s", publisher.out());
       return finished;
@@ -170,13 +147,15 @@ public final class PruneJob {
 
   private List<LinearResult> calibrateAndScore(
       JavaSparkContext jsc, HadoopFileIO io, Tokenizer tokenizer, ModelLayout layout, List<PlannedLinear> initialPlan,
-      PruneFunctions.JobContext context, MaskWriter masks, PruneReport.Builder report) throws IOException {
+      JobContext context, MaskWriter masks, PruneReport.Builder report) throws IOException {
     // OWL replaces the uniform targets with per-block ones.
     List<PlannedLinear> plan = initialPlan;
-    JavaRDD<SampleChunk> hidden = embed(jsc, io, tokenizer, context, report);
-    int partitions = hidden.getNumPartitions();
+    int blocks = layout.blocks().size();
     if (options.allocation() == PruneOptions.Allocation.OWL) {
-      OwlAllocation.Outcome owl = OwlAllocation.run(jsc, context, hidden, plan, layout.blocks().size(), partitions, options);
+      OwlAllocation.Outcome owl;
+      try (CalibrationPass dense = embed(jsc, io, tokenizer, context, report, blocks)) {
+        owl = OwlAllocation.run(jsc, context, dense, plan, blocks, options);
+      }
       plan = OwlAllocation.withBlockTargets(plan, owl.targets);
       report.owl(options, owl.outlierRatios, owl.targets);
       StringBuilder targets = new StringBuilder();
@@ -185,56 +164,53 @@ public final class PruneJob {
       }
       log("owl: outlier ratios and block targets %s (%.1f s)", targets, seconds());
     }
-    CalibrationStatistics.HessianStorage storage = hessianStorage(plan);
+    LinearInputStatistics visitor = new LinearInputStatistics(hessianStorage(plan), options.moeCalibration());
     boolean sequential = options.mode() == PruneOptions.Mode.SEQUENTIAL;
     List<LinearResult> results = new ArrayList<>();
     List<JavaPairRDD<String, CalibrationStatistics>> deferred = new ArrayList<>();
-    for (int b = 0; b < layout.blocks().size(); b++) {
-      long blockStart = System.nanoTime();
-      JavaPairRDD<String, CalibrationStatistics> statistics = onGpus(hidden
-          .mapPartitionsToPair(new PruneFunctions.CollectStatistics(context, b, storage, options.moeCalibration())))
-          .groupByKey(partitions)
-          .mapValues(new FoldChunks());
-      List<PlannedLinear> blockPlan = new ArrayList<>();
-      for (PlannedLinear planned : plan) {
-        if (planned.block() == b) {
-          blockPlan.add(planned);
+    try (CalibrationPass pass = embed(jsc, io, tokenizer, context, report, blocks)) {
+      List<PlannedLinear> previousPlan = List.of();
+      for (int b = 0; b < blocks; b++) {
+        long blockStart = System.nanoTime();
+        List<PlannedLinear> blockPlan = new ArrayList<>();
+        for (PlannedLinear planned : plan) {
+          if (planned.block() == b) {
+            blockPlan.add(planned);
+          }
         }
+        JavaPairRDD<String, CalibrationStatistics> statistics;
+        if (!sequential) {
+          // Dense statistics: one forward pass per block gives its statistics and the next block's input.
+          statistics = pass.collectAndAdvance(visitor).persist(StorageLevel.MEMORY_AND_DISK());
+          statistics.count();
+          deferred.add(statistics);
+        } else {
+          // One pass over the cached states: through pruned block b - 1, then block b's statistics.
+          statistics = b == 0 ? pass.collect(visitor) : pass.advanceThenCollect(StagedPrunedBlock.of(layout, b - 1, previousPlan), visitor);
+          stages.describe(String.format(Locale.ROOT, "block %d/%d: scoring", b + 1, blocks));
+          results.addAll(score(jsc, context, blockPlan, statistics, masks));
+        }
+        previousPlan = blockPlan;
+        double blockSeconds = (System.nanoTime() - blockStart) / 1e9;
+        report.block(b, blockSeconds);
+        log("block %d/%d: calibrated%s (%.1f s)", b + 1, blocks, sequential ? ", " + blockPlan.size() + " linears pruned" : "", blockSeconds);
       }
-      if (sequential) {
-        results.addAll(score(jsc, context, blockPlan, statistics, masks));
-      } else {
-        deferred.add(statistics.persist(StorageLevel.MEMORY_AND_DISK()));
-        statistics.count();
-      }
-      Set<String> prunedInBlock = new LinkedHashSet<>();
-      if (sequential) {
-        blockPlan.forEach(planned -> prunedInBlock.add(planned.tensorName()));
-      }
-      JavaRDD<SampleChunk> next = onGpus(hidden.mapPartitions(new PruneFunctions.AdvanceChunks(context, b, prunedInBlock), true))
-          .persist(StorageLevel.MEMORY_AND_DISK());
-      next.count();
-      hidden.unpersist(false);
-      hidden = next;
-      double blockSeconds = (System.nanoTime() - blockStart) / 1e9;
-      report.block(b, blockSeconds);
-      log("block %d/%d: calibrated%s (%.1f s)", b + 1, layout.blocks().size(),
-          sequential ? ", " + blockPlan.size() + " linears pruned" : "", blockSeconds);
     }
-    hidden.unpersist(false);
     if (!sequential) {
       JavaPairRDD<String, CalibrationStatistics> all = deferred.get(0);
       for (int i = 1; i < deferred.size(); i++) {
         all = all.union(deferred.get(i));
       }
       if (options.saveStatistics()) {
-        String directory = io.resolve(context.staging, "stats");
+        String directory = io.resolve(context.staging(), "stats");
+        stages.describe("save statistics");
         all.foreach(new StatisticsFiles.Save(context, directory));
         List<String> keys = new ArrayList<>(all.keys().collect());
         keys.sort(null);
-        StatisticsFiles.writeManifest(io, directory, modelFingerprint, options, keys, storage, calibrationFingerprint);
+        StatisticsFiles.writeManifest(io, directory, modelFingerprint, options, keys, visitor.storage(), calibrationFingerprint);
         log("saved dense statistics of %d inputs under stats/", keys.size());
       }
+      stages.describe("scoring");
       results.addAll(score(jsc, context, plan, all, masks));
       deferred.forEach(rdd -> rdd.unpersist(false));
       log("scored %d linears in one stage from dense statistics", plan.size());
@@ -243,21 +219,18 @@ public final class PruneJob {
   }
 
   /** Samples calibration windows and embeds them on the executors, chunk by chunk. */
-  private JavaRDD<SampleChunk> embed(
-      JavaSparkContext jsc, HadoopFileIO io, Tokenizer tokenizer, PruneFunctions.JobContext context, PruneReport.Builder report)
+  private CalibrationPass embed(
+      JavaSparkContext jsc, HadoopFileIO io, Tokenizer tokenizer, JobContext context, PruneReport.Builder report, int blocks)
       throws IOException {
-    int[][] samples = Calibration.sample(
+    int[][] samples = CalibrationSamples.sample(
         io, options.calibration().get(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
-    calibrationFingerprint = Calibration.fingerprint(samples);
+    calibrationFingerprint = Fingerprints.calibration(samples);
     report.calibrationFingerprint(calibrationFingerprint);
-    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
-    for (int first = 0, index = 0; first < samples.length; first += options.chunkSize(), index++) {
-      chunks.add(new Tuple2<>(index, java.util.Arrays.copyOfRange(samples, first, Math.min(samples.length, first + options.chunkSize()))));
-    }
-    int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
+    int partitions = options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism();
+    CalibrationPass pass = CalibrationPass.embed(jsc, context, stages, samples, options.chunkSize(), partitions, blocks);
     log("calibration: %d samples x %d tokens in %d chunks on %d partitions (%.1f s)",
-        samples.length, options.seqlen(), chunks.size(), partitions, seconds());
-    return onGpus(jsc.parallelize(chunks, partitions).map(new PruneFunctions.EmbedChunk(context))).persist(StorageLevel.MEMORY_AND_DISK());
+        samples.length, options.seqlen(), pass.chunks(), pass.partitions(), seconds());
+    return pass;
   }
 
   /**
@@ -267,7 +240,7 @@ public final class PruneJob {
    * reads the same input.
    */
   private List<LinearResult> score(
-      JavaSparkContext jsc, PruneFunctions.JobContext context, List<PlannedLinear> linears,
+      JavaSparkContext jsc, JobContext context, List<PlannedLinear> linears,
       JavaPairRDD<String, CalibrationStatistics> statistics, MaskWriter masks) {
     Map<String, PlannedLinear> byName = new HashMap<>();
     for (PlannedLinear planned : linears) {
@@ -289,7 +262,7 @@ public final class PruneJob {
           .partitionBy(new LinearPartitioner(ScoringTasks.taskIndex(groups), groups.size()))
           .map(new WithPlan(planBroadcast));
     }
-    JavaRDD<LinearResult> scored = onGpus(tasks.map(new PruneFunctions.ScoreLinear(
+    JavaRDD<LinearResult> scored = stages.onGpus(tasks.map(new PruneFunctions.ScoreLinear(
         context, channel, options.wandaGroup(), options.refinement(), options.minExpertTokens())))
         .persist(StorageLevel.MEMORY_AND_DISK());
     masks.append(scored);
@@ -299,17 +272,6 @@ public final class PruneJob {
       channel.destroy();
     }
     return summaries;
-  }
-
-  /** Marks a calibration or scoring RDD's stage with the GPU profile, when there is one. */
-  private <T> JavaRDD<T> onGpus(JavaRDD<T> rdd) {
-    gpuProfile.ifPresent(profile -> rdd.rdd().withResources(profile));
-    return rdd;
-  }
-
-  private <K, V> JavaPairRDD<K, V> onGpus(JavaPairRDD<K, V> rdd) {
-    gpuProfile.ifPresent(profile -> rdd.rdd().withResources(profile));
-    return rdd;
   }
 
   /** X^T X is kept when any planned linear's method needs it (SparseGPT), or the ADMM update does. */
@@ -326,13 +288,14 @@ public final class PruneJob {
   }
 
   private void writeArchive(
-      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, PruneFunctions.JobContext context, String staging,
+      JavaSparkContext jsc, HadoopFileIO io, ModelArchive archive, JobContext context, String staging,
       List<PlannedLinear> plan) throws IOException {
     String modelDirectory = io.resolve(staging, "model");
     Set<String> pruned = new LinkedHashSet<>();
     plan.forEach(planned -> pruned.add(planned.tensorName()));
     List<String> shards = new ArrayList<>();
     archive.shards().forEach(shard -> shards.add(shard.fileName()));
+    stages.describe("write");
     jsc.parallelize(shards, shards.size()).map(new PruneFunctions.WriteShard(context, pruned, modelDirectory)).collect();
     // Config, tokenizer and other small files; never another copy of the weights (a pickle or
     // a second format next to the safetensors would hold the unpruned model).
@@ -366,16 +329,6 @@ public final class PruneJob {
   private void log(String format, Object... args) {
     progress.printf(Locale.ROOT, "[%6.1fs] %s%n", seconds(), String.format(Locale.ROOT, format, args));
     progress.flush();
-  }
-
-  /** Folds a key's chunk partials in chunk order. */
-  static final class FoldChunks implements org.apache.spark.api.java.function.Function<Iterable<ChunkStatistics>, CalibrationStatistics> {
-    private static final long serialVersionUID = 1L;
-
-    @Override
-    public CalibrationStatistics call(Iterable<ChunkStatistics> partials) {
-      return ChunkStatistics.foldInOrder(partials);
-    }
   }
 
   /** A statistics key's result, once for every linear that reads that input. */

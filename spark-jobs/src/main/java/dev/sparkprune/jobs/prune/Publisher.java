@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.IOException;
 import java.util.Optional;
@@ -46,17 +47,18 @@ public final class Publisher {
   private final String runId;
   private final boolean overwrite;
   private int lockAttempts = LOCK_ATTEMPTS;
-  /** Test-only: halt the JVM between the two renames, as a crash there would. */
-  private boolean haltAfterSettingAside;
+  /** Test-only faults: "publish" halts the JVM after the earlier output was set aside. */
+  private final FaultInjection faults;
   /** Set when a rename threw: the staging folder may hold the only whole copy of the output. */
   private boolean outcomeUnknown;
 
-  private Publisher(FileSystem fs, Path out, Path staging, String runId, boolean overwrite) {
+  private Publisher(FileSystem fs, Path out, Path staging, String runId, boolean overwrite, FaultInjection faults) {
     this.fs = fs;
     this.out = out;
     this.staging = staging;
     this.runId = runId;
     this.overwrite = overwrite;
+    this.faults = faults;
   }
 
   static Publisher prepare(Configuration conf, String outLocation, String runId) throws IOException {
@@ -68,11 +70,16 @@ public final class Publisher {
    * overwrite}: the earlier output may be replaced even when it is not a sparkprune output.
    */
   public static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite) throws IOException {
+    return prepare(conf, outLocation, runId, overwrite, FaultInjection.NONE);
+  }
+
+  static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite, FaultInjection faults)
+      throws IOException {
     Path out = new Path(outLocation);
     FileSystem fs = out.getFileSystem(conf);
     OutputGuard.checkParent(fs, out, "--out " + outLocation);
     Path parent = out.getParent();
-    Publisher publisher = new Publisher(fs, out, new Path(parent, out.getName() + STAGING + runId), runId, overwrite);
+    Publisher publisher = new Publisher(fs, out, new Path(parent, out.getName() + STAGING + runId), runId, overwrite, faults);
     if (fs.exists(parent)) {
       ValidationException.check(
           !fs.exists(out) || fs.getFileStatus(out).isDirectory(), "Invalid --out %s: it exists and is not a folder", outLocation);
@@ -173,11 +180,6 @@ public final class Publisher {
     return this;
   }
 
-  /** Test-only: the next publish halts the JVM right after renaming the earlier output aside. */
-  void haltAfterSettingAside() {
-    this.haltAfterSettingAside = true;
-  }
-
   public String staging() {
     return staging.toString();
   }
@@ -242,9 +244,7 @@ public final class Publisher {
     if (hadOutput && !rename(out, replaced)) {
       throw new IOException("Cannot publish: renaming the earlier output " + out + " aside failed; it is untouched");
     }
-    if (haltAfterSettingAside) {
-      Runtime.getRuntime().halt(137);
-    }
+    faults.at("publish");
     if (!rename(staging, out)) {
       if (hadOutput && !rename(replaced, out)) {
         throw unknown(replaced, "moving the earlier output back failed");

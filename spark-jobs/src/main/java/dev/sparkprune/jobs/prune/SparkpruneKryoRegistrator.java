@@ -11,8 +11,9 @@ import org.apache.spark.serializer.KryoRegistrator;
 public final class SparkpruneKryoRegistrator implements KryoRegistrator {
   @Override
   public void registerClasses(Kryo kryo) {
-    kryo.register(SampleChunk.class);
-    kryo.register(ChunkStatistics.class);
+    kryo.register(dev.sparkprune.jobs.prune.calibration.SampleChunk.class);
+    kryo.register(dev.sparkprune.jobs.prune.calibration.ChunkPartial.class);
+    kryo.register(java.util.LinkedHashMap.class);
     kryo.register(LinearResult.class);
     kryo.register(Placement.class);
     kryo.register(PlannedLinear.class);

@@ -35,10 +35,10 @@ final class StatisticsFiles {
   /** Executors write each key's folded statistics. */
   static final class Save implements VoidFunction<Tuple2<String, CalibrationStatistics>> {
     private static final long serialVersionUID = 1L;
-    private final PruneFunctions.JobContext context;
+    private final dev.sparkprune.jobs.spark.JobContext context;
     private final String directory;
 
-    Save(PruneFunctions.JobContext context, String directory) {
+    Save(dev.sparkprune.jobs.spark.JobContext context, String directory) {
       this.context = context;
       this.directory = directory;
     }
@@ -57,10 +57,10 @@ final class StatisticsFiles {
   /** Executors read the statistics of one key. */
   static final class Load implements PairFunction<String, String, CalibrationStatistics> {
     private static final long serialVersionUID = 1L;
-    private final PruneFunctions.JobContext context;
+    private final dev.sparkprune.jobs.spark.JobContext context;
     private final String directory;
 
-    Load(PruneFunctions.JobContext context, String directory) {
+    Load(dev.sparkprune.jobs.spark.JobContext context, String directory) {
       this.context = context;
       this.directory = directory;
     }

@@ -1,9 +1,7 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.prune.SerializableConfiguration;
-import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.model.DecoderModel;
-import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.StructureCalibration;
 import dev.sparkprune.tensorio.archive.ModelArchive;
@@ -26,33 +24,11 @@ import java.util.List;
 import java.util.Map;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.api.java.function.Function;
-import org.apache.spark.broadcast.Broadcast;
 import scala.Tuple2;
 
 /** The shrink job's executor functions: static, holding only resolved settings and broadcasts. */
 final class ShrinkFunctions {
   private ShrinkFunctions() {}
-
-  /** Where the executors read the model from. */
-  static final class ModelSource implements Serializable {
-    private static final long serialVersionUID = 1L;
-
-    private final String model;
-    private final Broadcast<SerializableConfiguration> conf;
-
-    ModelSource(String model, Broadcast<SerializableConfiguration> conf) {
-      this.model = model;
-      this.conf = conf;
-    }
-
-    HadoopFileIO io() {
-      return new HadoopFileIO(conf.value().get());
-    }
-
-    ModelArchive archive() throws IOException {
-      return ModelArchive.open(io(), model);
-    }
-  }
 
   /**
    * Runs a partition's chunks through the dense model, block-major (each block read once per
@@ -61,11 +37,11 @@ final class ShrinkFunctions {
   static final class CollectSummaries implements FlatMapFunction<Iterator<Tuple2<Integer, int[][]>>, byte[]> {
     private static final long serialVersionUID = 1L;
 
-    private final ModelSource source;
+    private final JobContext context;
     private final int maxSpan;
 
-    CollectSummaries(ModelSource source, int maxSpan) {
-      this.source = source;
+    CollectSummaries(JobContext context, int maxSpan) {
+      this.context = context;
       this.maxSpan = maxSpan;
     }
 
@@ -77,8 +53,9 @@ final class ShrinkFunctions {
       if (chunks.isEmpty()) {
         return out.iterator();
       }
-      ModelArchive archive = source.archive();
-      try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
+      context.faultPoint("statistics");
+      ModelArchive archive = context.archive();
+      try (DecoderModel model = context.openModel(context.backend().backend())) {
         for (ChunkSummary summary : StructureCalibration.run(model, ModelShape.of(archive.config()), chunks, maxSpan)) {
           out.add(serialize(summary));
         }
@@ -91,23 +68,24 @@ final class ShrinkFunctions {
   static final class WriteShard implements Function<String, Long> {
     private static final long serialVersionUID = 1L;
 
-    private final ModelSource source;
+    private final JobContext context;
     private final ShrinkPlan plan;
     private final String directory;
 
-    WriteShard(ModelSource source, ShrinkPlan plan, String directory) {
-      this.source = source;
+    WriteShard(JobContext context, ShrinkPlan plan, String directory) {
+      this.context = context;
       this.plan = plan;
       this.directory = directory;
     }
 
     @Override
     public Long call(String shard) throws IOException {
-      HadoopFileIO io = source.io();
+      HadoopFileIO io = context.io();
       String target = io.resolve(directory, shard);
       io.delete(target);
       try (OutputStream out = new BufferedOutputStream(io.newOutputFile(target).create(), 1 << 20)) {
-        new ShrunkArchive(source.archive(), plan).writeShard(shard, out);
+        context.faultPoint("write");
+        new ShrunkArchive(context.archive(), plan).writeShard(shard, out);
       }
       return io.newInputFile(target).length();
     }

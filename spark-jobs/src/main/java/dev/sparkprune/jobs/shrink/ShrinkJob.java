@@ -1,10 +1,12 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.prune.Calibration;
+import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
 import dev.sparkprune.jobs.prune.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.Publisher;
 import dev.sparkprune.jobs.prune.SerializableConfiguration;
+import dev.sparkprune.jobs.spark.FaultInjection;
+import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
@@ -76,7 +78,7 @@ public final class ShrinkJob {
     HadoopFileIO io = new HadoopFileIO(conf);
     ModelArchive archive = ModelArchive.open(io, options.model());
     Tokenizer tokenizer = TokenizerLoader.load(archive);
-    int[][] samples = Calibration.sample(io, options.calibration(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
+    int[][] samples = CalibrationSamples.sample(io, options.calibration(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
 
     String runId = UUID.randomUUID().toString().substring(0, 8);
     String jobGroup = "sparkprune-shrink-" + runId;
@@ -85,7 +87,9 @@ public final class ShrinkJob {
     try {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
       Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
-      ShrinkFunctions.ModelSource source = new ShrinkFunctions.ModelSource(archive.location(), confBroadcast);
+      JobContext source = new JobContext(
+          archive.location(), publisher.staging(), confBroadcast, spark.sparkContext().conf().getInt("spark.task.cpus", 1),
+          FaultInjection.parse(spark.sparkContext().conf()));
 
       ShrinkDecision decision = decide(jsc, source, shape, samples);
       double calibrated = seconds();
@@ -119,7 +123,7 @@ public final class ShrinkJob {
   }
 
   /** Summaries from the executors, folded in chunk order on the driver, and the choice made from them. */
-  private ShrinkDecision decide(JavaSparkContext jsc, ShrinkFunctions.ModelSource source, ModelShape shape, int[][] samples)
+  private ShrinkDecision decide(JavaSparkContext jsc, JobContext source, ModelShape shape, int[][] samples)
       throws IOException {
     List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
     int chunkSize = options.chunkSize();
@@ -140,7 +144,7 @@ public final class ShrinkJob {
 
   /** One task per output shard; config, index and tokenizer files from the driver (small). */
   private void writeArchive(
-      JavaSparkContext jsc, HadoopFileIO io, ShrinkFunctions.ModelSource source, ShrunkArchive shrunk, String directory)
+      JavaSparkContext jsc, HadoopFileIO io, JobContext source, ShrunkArchive shrunk, String directory)
       throws IOException {
     List<String> shards = shrunk.shards();
     jsc.parallelize(shards, shards.size()).map(new ShrinkFunctions.WriteShard(source, shrunk.plan(), directory)).collect();

@@ -67,11 +67,11 @@ class TestFaultTolerance {
       assertThat(failed.byKind).as("failed tasks of the clean run").isEmpty();
 
       Path retried = dir.resolve("retried");
-      spark.conf().set(PruneJob.INJECT_FAILURES, String.join(",", KINDS));
+      spark.conf().set(dev.sparkprune.jobs.spark.FaultInjection.FAIL_FIRST_ATTEMPT, String.join(",", KINDS));
       try {
         run(retried);
       } finally {
-        spark.conf().unset(PruneJob.INJECT_FAILURES);
+        spark.conf().unset(dev.sparkprune.jobs.spark.FaultInjection.FAIL_FIRST_ATTEMPT);
       }
       spark.sparkContext().listenerBus().waitUntilEmpty();
       // Every kind failed at least once (else the retry path went untested), and nothing else failed.

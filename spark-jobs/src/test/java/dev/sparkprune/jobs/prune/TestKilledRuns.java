@@ -65,7 +65,7 @@ class TestKilledRuns {
     assertThat(earlier.code()).as(earlier.output()).isZero();
     Map<String, byte[]> before = FolderSnapshot.of(out);
 
-    Run killed = prune(out, "0.7", PruneJob.HALT_JVM_AT + "=write");
+    Run killed = prune(out, "0.7", dev.sparkprune.jobs.spark.FaultInjection.HALT_JVM_AT + "=write");
     assertThat(killed.code()).as(killed.output()).isEqualTo(137);
     Map<String, byte[]> after = FolderSnapshot.of(out);
     assertThat(after.keySet()).isEqualTo(before.keySet());
@@ -84,7 +84,7 @@ class TestKilledRuns {
     assertThat(prune(out, "0.5").code()).isZero();
     Map<String, byte[]> before = FolderSnapshot.of(out);
 
-    Run killed = prune(out, "0.7", PruneJob.HALT_JVM_AT + "=publish");
+    Run killed = prune(out, "0.7", dev.sparkprune.jobs.spark.FaultInjection.HALT_JVM_AT + "=publish");
     assertThat(killed.code()).as(killed.output()).isEqualTo(137);
     // Mid-publish: the earlier output is whole under its set-aside name and the lock is held.
     assertThat(out).doesNotExist();
@@ -94,7 +94,7 @@ class TestKilledRuns {
     assertThat(FolderSnapshot.of(setAside).keySet()).isEqualTo(before.keySet());
 
     // The next run treats the dead run's lock as stale, restores the earlier output, then replaces it.
-    Run next = prune(out, "0.7", "spark.hadoop." + Publisher.STALE_LOCK_SECONDS + "=0", PruneJob.HALT_JVM_AT + "=write");
+    Run next = prune(out, "0.7", "spark.hadoop." + Publisher.STALE_LOCK_SECONDS + "=0", dev.sparkprune.jobs.spark.FaultInjection.HALT_JVM_AT + "=write");
     assertThat(next.code()).isEqualTo(137);
     assertThat(out).exists();
     Map<String, byte[]> restored = FolderSnapshot.of(out);

@@ -112,12 +112,12 @@ class TestOnLocalCluster {
   void anExecutorLostMidStageIsSurvivedWithIdenticalOutput() throws IOException {
     Path cpu = cpuRun();
     Path marker = SHARED_DIR.resolve("executor-exited");
-    spark.conf().set(PruneJob.EXIT_EXECUTOR_ONCE, "advance@" + marker);
+    spark.conf().set(dev.sparkprune.jobs.spark.FaultInjection.EXIT_EXECUTOR_ONCE, "advance@" + marker);
     Path survived;
     try {
       survived = run("survived", 0);
     } finally {
-      spark.conf().unset(PruneJob.EXIT_EXECUTOR_ONCE);
+      spark.conf().unset(dev.sparkprune.jobs.spark.FaultInjection.EXIT_EXECUTOR_ONCE);
     }
     assertThat(marker).as("an executor was halted").exists();
     Set<String> executors = new TreeSet<>();

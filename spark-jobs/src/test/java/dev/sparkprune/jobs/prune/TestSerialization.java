@@ -2,6 +2,8 @@ package dev.sparkprune.jobs.prune;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.sparkprune.jobs.prune.calibration.ChunkPartial;
+import dev.sparkprune.jobs.prune.calibration.SampleChunk;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.model.HiddenStates;
@@ -55,10 +57,10 @@ class TestSerialization {
       assertThat(plannedCopy.method).isEqualTo(PruningMethod.SPARSEGPT);
       assertThat(plannedCopy.statisticsKey()).isEqualTo(planned.statisticsKey());
 
-      ChunkStatistics chunk = roundTrip(serializer, new ChunkStatistics(7, statistics));
-      assertThat(chunk.chunk).isEqualTo(7);
-      assertThat(chunk.statistics.hessian()).isEqualTo(statistics.hessian());
-      assertThat(chunk.statistics.channelSums("DSnoT")).containsExactly(5, 7, 9);
+      ChunkPartial<CalibrationStatistics> chunk = roundTrip(serializer, new ChunkPartial<>(7, statistics));
+      assertThat(chunk.chunk()).isEqualTo(7);
+      assertThat(chunk.value().hessian()).isEqualTo(statistics.hessian());
+      assertThat(chunk.value().channelSums("DSnoT")).containsExactly(5, 7, 9);
       dev.sparkprune.scoring.methods.Refinement refinement = new dev.sparkprune.scoring.methods.Refinement(
           dev.sparkprune.scoring.methods.Refinement.Update.ADMM, new dev.sparkprune.scoring.methods.Admm.Settings(12, 0.2, 2, 3),
           true, new dev.sparkprune.scoring.methods.Dsnot.Settings(7, 0.5, 2), "x");
@@ -66,11 +68,12 @@ class TestSerialization {
         // A record: it travels only inside the scoring closure, which Spark always serializes with Java serialization.
         assertThat(roundTrip(serializer, refinement)).isEqualTo(refinement);
       }
-      chunk.statistics.add(new float[] {1, 1, 1}, 0, 1, 1, dev.sparkprune.scoring.linalg.NetlibLinearAlgebra.defaultInstance());
+      chunk.value().add(new float[] {1, 1, 1}, 0, 1, 1, dev.sparkprune.scoring.linalg.NetlibLinearAlgebra.defaultInstance());
 
-      SampleChunk samples = roundTrip(serializer, new SampleChunk(2, new int[][] {{1, 5}}, new HiddenStates[] {hidden}));
-      assertThat(samples.tokens[0]).containsExactly(1, 5);
-      assertThat(samples.hidden[0].values()).containsExactly(1, 2, 3, 4, 5, 6);
+      SampleChunk samples = roundTrip(serializer, new SampleChunk(2, new int[][] {{1, 5}}, hidden));
+      assertThat(samples.index()).isEqualTo(2);
+      assertThat(samples.tokens()[0]).containsExactly(1, 5);
+      assertThat(samples.hidden().values()).containsExactly(1, 2, 3, 4, 5, 6);
 
       LinearResult result = roundTrip(serializer, new LinearResult(3, "mlp.up_proj", "t", mask, 1.5, 0.01, 0.2,
           new Placement("7", "1", "cpu: native", "no GPU backend")));

@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.SparkTestBase;
-import dev.sparkprune.jobs.prune.Calibration;
+import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -61,7 +61,7 @@ class TestShrinkJob extends SparkTestBase {
     // The same samples, chunks and choice, in this process.
     ModelArchive source = ModelArchive.open(IO, options.model());
     ModelShape shape = ModelShape.of(source.config());
-    int[][] samples = Calibration.sample(
+    int[][] samples = CalibrationSamples.sample(
         new HadoopFileIO(new Configuration()), options.calibration(), TokenizerLoader.load(source), 8, 64, 3);
     Map<Integer, int[][]> chunks = new HashMap<>();
     for (int c = 0; c < 8; c++) {

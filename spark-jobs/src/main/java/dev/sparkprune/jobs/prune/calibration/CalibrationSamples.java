@@ -1,12 +1,10 @@
-package dev.sparkprune.jobs.prune;
+package dev.sparkprune.jobs.prune.calibration;
 
 import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.tokenizer.Tokenizer;
 import java.io.IOException;
-import java.security.MessageDigest;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -17,8 +15,8 @@ import java.util.SplittableRandom;
  * draw order. The same text, seed and sizes give the same samples on any cluster. A JSONL or
  * Parquet source whose records carry {@code input_ids} is pre-tokenized and used as given.
  */
-public final class Calibration {
-  private Calibration() {}
+public final class CalibrationSamples {
+  private CalibrationSamples() {}
 
   public static int[][] sample(HadoopFileIO io, String location, Tokenizer tokenizer, int nsamples, int seqlen, long seed) throws IOException {
     java.util.Optional<List<int[]>> pretokenized = TextSource.readTokenIds(io, location);
@@ -62,16 +60,5 @@ public final class Calibration {
       samples[i] = row;
     }
     return samples;
-  }
-
-  /** SHA-256 over the sampled token ids: the calibration fingerprint in the report. */
-  public static String fingerprint(int[][] samples) {
-    MessageDigest digest = Fingerprints.sha256();
-    for (int[] sample : samples) {
-      for (int id : sample) {
-        digest.update(new byte[] {(byte) (id >>> 24), (byte) (id >>> 16), (byte) (id >>> 8), (byte) id});
-      }
-    }
-    return HexFormat.of().formatHex(digest.digest());
   }
 }

@@ -1,0 +1,43 @@
+package dev.sparkprune.jobs.spark;
+
+import java.util.Objects;
+import java.util.Optional;
+import org.apache.spark.SparkContext;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.resource.ResourceProfile;
+
+/**
+ * Driver-side marks on a job's Spark stages: the GPU resource profile of the stages that run
+ * models or kernels (when --gpus-per-task asked for one), and the description the Spark UI
+ * shows for the jobs that follow ("block 3/6: statistics", "scoring", "write").
+ */
+public final class JobStages {
+  private final SparkContext spark;
+  private final Optional<ResourceProfile> gpuProfile;
+
+  public JobStages(SparkContext spark, Optional<ResourceProfile> gpuProfile) {
+    this.spark = Objects.requireNonNull(spark, "spark is null");
+    this.gpuProfile = Objects.requireNonNull(gpuProfile, "gpuProfile is null");
+  }
+
+  public Optional<ResourceProfile> gpuProfile() {
+    return gpuProfile;
+  }
+
+  /** Names the Spark jobs started from this thread from now on, in the UI and the event log. */
+  public void describe(String description) {
+    spark.setJobDescription(description);
+  }
+
+  /** Marks a calibration or scoring RDD's stage with the GPU profile, when there is one. */
+  public <T> JavaRDD<T> onGpus(JavaRDD<T> rdd) {
+    gpuProfile.ifPresent(profile -> rdd.rdd().withResources(profile));
+    return rdd;
+  }
+
+  public <K, V> JavaPairRDD<K, V> onGpus(JavaPairRDD<K, V> rdd) {
+    gpuProfile.ifPresent(profile -> rdd.rdd().withResources(profile));
+    return rdd;
+  }
+}
