@@ -17,82 +17,157 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Set;
 import org.apache.hadoop.conf.Configuration;
+import picocli.CommandLine;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 
 /**
- * {@code sparkprune bench <name>}: benchmark entry points, so figures come from the same jar that
- * runs in production. Speed is measured here, never in unit tests.
+ * {@code sparkprune bench <kind>}: benchmark entry points, so figures come from the same jar that
+ * runs in production. Speed is measured here, never in unit tests. Each kind is a subcommand
+ * with its own options ({@link #kinds()}); a new benchmark is one more {@link Kind} there.
  */
-final class BenchCommand {
-  private static final String BENCHMARKS = "read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, prune, tokenize";
+final class BenchCommand implements Subcommand {
+  private static final int ROUNDS_DEFAULT = 5;
 
-  private BenchCommand() {}
+  /** A benchmark: its name, help, options and body. */
+  record Kind(String name, String description, List<OptionSpec> options, Body body) {}
 
-  static int run(List<String> args, PrintStream out) throws IOException {
-    CommandLine line =
-        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads", "blocks", "nsamples", "seqlen", "tokenizer", "text", "chars"), Set.of("java-blas", "global"));
-    String name = line.requirePositional("benchmark name (" + BENCHMARKS + ")");
-    int rounds = line.positiveInt("rounds", 5);
-    int threads = line.positiveInt("threads", RowParallel.defaultThreads());
-    LinearAlgebra linalg = line.flag("java-blas") ? NetlibLinearAlgebra.javaOnly() : NetlibLinearAlgebra.defaultInstance();
-    switch (name) {
-      case "read":
-        return read(line, out);
-      case "tokenize": {
-        // --text: comma-separated files; the first --chars characters (default 2 MiB) are used.
-        List<Path> files = java.util.Arrays.stream(line.require("text").split(",")).map(Path::of).toList();
-        TokenizeBenchmark.run(Path.of(line.require("tokenizer")), TokenizeBenchmark.text(files, line.positiveInt("chars", 2 << 20)), rounds, out);
-        return Main.EXIT_OK;
-      }
-      case "wanda":
-        KernelBenchmarks.wanda(4096, 11008, rounds, threads, out);
-        return Main.EXIT_OK;
-      case "sparsegpt":
-        KernelBenchmarks.sparseGpt(4096, 4096, rounds, threads, linalg, out);
-        return Main.EXIT_OK;
-      case "admm":
-        KernelBenchmarks.admm(4096, 4096, rounds, threads, linalg, out);
-        return Main.EXIT_OK;
-      case "dsnot":
-        KernelBenchmarks.dsnot(4096, 4096, rounds, threads, linalg, out);
-        return Main.EXIT_OK;
-      case "hessian":
-        KernelBenchmarks.hessian(32768, 4096, rounds, linalg, out);
-        return Main.EXIT_OK;
-      case "sgemm":
-        KernelBenchmarks.sgemmGflops(4096, rounds, linalg, out);
-        return Main.EXIT_OK;
-      case "prune": {
-        Path directory = Files.createTempDirectory(line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir"))), "sparkprune-bench-");
-        try {
-          PruneBenchmark.run(directory, line.positiveInt("blocks", 18), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 512),
-              line.flag("global"), out);
-        } finally {
-          deleteRecursively(directory);
-        }
-        return Main.EXIT_OK;
-      }
-      case "forward": {
-        double sgemm = KernelBenchmarks.sgemmGflops(4096, 3, linalg, out);
-        Path directory = Files.createTempDirectory(line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir"))), "sparkprune-bench-");
-        try {
-          ForwardBenchmark.run(directory, rounds, linalg, sgemm, out);
-        } finally {
-          deleteRecursively(directory);
-        }
-        return Main.EXIT_OK;
-      }
-      default:
-        throw new ValidationException("Unknown benchmark '" + name + "' (benchmarks: " + BENCHMARKS + ")");
+  /** What a benchmark runs on its parsed options. */
+  interface Body {
+    void run(Arguments arguments, PrintStream out) throws IOException;
+  }
+
+  /** Every benchmark; new specs each call, since picocli's option specs belong to one command. */
+  private static List<Kind> kinds() {
+    return List.of(
+      new Kind("read", "Reading and decoding a generated BF16 shard.",
+          List.of(Specs.option("size-mb", "N", "Shard size in MB. Default: 512."), Specs.option("passes", "N", "Passes. Default: 5."), dir()),
+          BenchCommand::read),
+      new Kind("wanda", "The Wanda kernel at 4096 x 11008.", List.of(rounds(), threads()),
+          (a, out) -> KernelBenchmarks.wanda(4096, 11008, rounds(a), threads(a), out)),
+      new Kind("sparsegpt", "SparseGPT at 4096 x 4096.", List.of(rounds(), threads(), javaBlas()),
+          (a, out) -> KernelBenchmarks.sparseGpt(4096, 4096, rounds(a), threads(a), linalg(a), out)),
+      new Kind("admm", "The ADMM update at 4096 x 4096.", List.of(rounds(), threads(), javaBlas()),
+          (a, out) -> KernelBenchmarks.admm(4096, 4096, rounds(a), threads(a), linalg(a), out)),
+      new Kind("dsnot", "DSnoT at 4096 x 4096.", List.of(rounds(), threads(), javaBlas()),
+          (a, out) -> KernelBenchmarks.dsnot(4096, 4096, rounds(a), threads(a), linalg(a), out)),
+      new Kind("hessian", "X^T X of 32768 x 4096 activations.", List.of(rounds(), javaBlas()),
+          (a, out) -> KernelBenchmarks.hessian(32768, 4096, rounds(a), linalg(a), out)),
+      new Kind("sgemm", "SGEMM GFLOP/s at 4096.", List.of(rounds(), javaBlas()),
+          (a, out) -> KernelBenchmarks.sgemmGflops(4096, rounds(a), linalg(a), out)),
+      new Kind("forward", "Forward passes of a generated model vs its GEMM compute.", List.of(rounds(), javaBlas(), dir()),
+          BenchCommand::forward),
+      new Kind("prune", "The whole prune job on a generated model.",
+          List.of(Specs.option("blocks", "N", "Blocks of the generated model. Default: 18."),
+              Specs.option("nsamples", "N", "Calibration samples. Default: 8."), Specs.option("seqlen", "N", "Tokens per sample. Default: 512."),
+              Specs.flag("global", "With --allocation global."), dir()),
+          BenchCommand::prune),
+      new Kind("tokenize", "Tokens per second of a tokenizer.json on a text.",
+          List.of(Specs.required("tokenizer", "DIR", "Folder with tokenizer.json."),
+              Specs.required("text", "FILES", "Comma-separated text files."),
+              Specs.option("chars", "N", "Characters used. Default: 2 MiB."), rounds()),
+          BenchCommand::tokenize));
+  }
+
+  private final CommandSpec spec;
+
+  BenchCommand() {
+    spec = Specs.command(this, "bench", "Benchmarks: the kernels at reference sizes, reading, tokenizing, the prune job.");
+    for (Kind kind : kinds()) {
+      CommandSpec kindSpec = Specs.command(new Runner(kind), kind.name(), kind.description());
+      kind.options().forEach(kindSpec::addOption);
+      spec.addSubcommand(kind.name(), new CommandLine(kindSpec));
     }
   }
 
-  private static int read(CommandLine line, PrintStream out) throws IOException {
+  @Override
+  public CommandSpec spec() {
+    return spec;
+  }
+
+  /** {@code bench} without a kind. */
+  @Override
+  public int run(Arguments arguments, PrintStream out) {
+    throw new ValidationException("Missing benchmark for 'bench' (" + String.join(", ", spec.subcommands().keySet()) + ")");
+  }
+
+  /** One kind as a command. */
+  private record Runner(Kind kind) implements Subcommand {
+    @Override
+    public CommandSpec spec() {
+      throw new UnsupportedOperationException("a kind's spec belongs to bench");
+    }
+
+    @Override
+    public int run(Arguments arguments, PrintStream out) throws IOException {
+      kind.body().run(arguments, out);
+      return Main.EXIT_OK;
+    }
+  }
+
+  private static OptionSpec rounds() {
+    return Specs.option("rounds", "N", "Timed rounds. Default: " + ROUNDS_DEFAULT + ".");
+  }
+
+  private static OptionSpec threads() {
+    return Specs.option("threads", "N", "Threads. Default: the available cores.");
+  }
+
+  private static OptionSpec javaBlas() {
+    return Specs.flag("java-blas", "Pure-Java BLAS instead of the native one.");
+  }
+
+  private static OptionSpec dir() {
+    return Specs.option("dir", "DIR", "Folder for the generated files. Default: java.io.tmpdir.");
+  }
+
+  private static int rounds(Arguments arguments) {
+    return arguments.positiveInt("rounds", ROUNDS_DEFAULT);
+  }
+
+  private static int threads(Arguments arguments) {
+    return arguments.positiveInt("threads", RowParallel.defaultThreads());
+  }
+
+  private static LinearAlgebra linalg(Arguments arguments) {
+    return arguments.flag("java-blas") ? NetlibLinearAlgebra.javaOnly() : NetlibLinearAlgebra.defaultInstance();
+  }
+
+  private static Path directory(Arguments arguments) {
+    return arguments.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir")));
+  }
+
+  private static void tokenize(Arguments line, PrintStream out) throws IOException {
+    List<Path> files = java.util.Arrays.stream(line.require("text").split(",")).map(Path::of).toList();
+    TokenizeBenchmark.run(Path.of(line.require("tokenizer")), TokenizeBenchmark.text(files, line.positiveInt("chars", 2 << 20)), rounds(line), out);
+  }
+
+  private static void prune(Arguments line, PrintStream out) throws IOException {
+    Path directory = Files.createTempDirectory(directory(line), "sparkprune-bench-");
+    try {
+      PruneBenchmark.run(directory, line.positiveInt("blocks", 18), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 512),
+          line.flag("global"), out);
+    } finally {
+      deleteRecursively(directory);
+    }
+  }
+
+  private static void forward(Arguments line, PrintStream out) throws IOException {
+    LinearAlgebra linalg = linalg(line);
+    double sgemm = KernelBenchmarks.sgemmGflops(4096, 3, linalg, out);
+    Path directory = Files.createTempDirectory(directory(line), "sparkprune-bench-");
+    try {
+      ForwardBenchmark.run(directory, rounds(line), linalg, sgemm, out);
+    } finally {
+      deleteRecursively(directory);
+    }
+  }
+
+  private static void read(Arguments line, PrintStream out) throws IOException {
     int megabytes = line.positiveInt("size-mb", 512);
     int passes = line.positiveInt("passes", 5);
-    Path directory = line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir")));
-    Path shard = Files.createTempFile(directory, "sparkprune-bench-", ".safetensors");
+    Path shard = Files.createTempFile(directory(line), "sparkprune-bench-", ".safetensors");
     Files.delete(shard);
     try {
       LocalFileIO local = new LocalFileIO();
@@ -105,9 +180,7 @@ final class BenchCommand {
     } finally {
       Files.deleteIfExists(shard);
     }
-    return Main.EXIT_OK;
   }
-
 
   private static void deleteRecursively(Path directory) throws IOException {
     try (var paths = Files.walk(directory)) {

@@ -27,6 +27,7 @@ import java.util.Locale;
 import java.util.Set;
 import java.util.SplittableRandom;
 import org.apache.hadoop.conf.Configuration;
+import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code sparkprune demo}: the whole product on one machine with no setup. With the shared data
@@ -34,16 +35,28 @@ import org.apache.hadoop.conf.Configuration;
  * it, a generated Llama-style archive on generated text. Wanda and SparseGPT at 50%, perplexity
  * before and after, and the outputs left under {@code --out}.
  */
-final class DemoCommand {
+final class DemoCommand implements Subcommand {
   private static final List<String> WORDS = List.of(
       "the", "a", "cat", "dog", "ran", "saw", "big", "small", "tree", "house", "and", "then", "happy", "sad", "bird", "sun",
       "played", "with", "ball", "went", "home", "little", "girl", "boy", "was", "very", "friend", "jumped", "over", "day");
 
-  private DemoCommand() {}
+  private final CommandSpec spec;
 
-  static int run(List<String> args, PrintStream out) throws IOException {
-    CommandLine line = CommandLine.parse("demo", args, Set.of("out", "shared", "master"), Set.of());
-    line.requireNoPositionals();
+  DemoCommand() {
+    spec = Specs.command(this, "demo", "Prune with Wanda and SparseGPT and compare perplexity: stories260K from ../shared when "
+        + "present, else a generated model and text.");
+    spec.addOption(Specs.option("out", "DIR", "Where the outputs stay. Default: a new temporary folder."));
+    spec.addOption(Specs.option("shared", "DIR", "The shared data folder. Default: $SPARKPRUNE_SHARED or ../shared."));
+    spec.addOption(Specs.master());
+  }
+
+  @Override
+  public CommandSpec spec() {
+    return spec;
+  }
+
+  @Override
+  public int run(Arguments line, PrintStream out) throws IOException {
     Path directory = Path.of(line.value("out").orElseGet(() -> tempDirectory().toString()));
     ValidationException.check(
         !Files.exists(directory.resolve("wanda")), "Cannot run the demo into %s: it already holds a demo output", directory);

@@ -16,27 +16,59 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import org.apache.hadoop.conf.Configuration;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 
 /**
  * {@code sparkprune eval}: perplexity of a model archive on a text, with the pruning papers'
  * protocol (documents joined with a blank line, tokenized once, non-overlapping windows).
  */
-final class EvalCommand {
-  private EvalCommand() {}
+final class EvalCommand implements Subcommand {
+  /** Options of perplexity (--text) only; the others but --model are task evaluation's (--tasks). */
+  private static final List<String> PERPLEXITY_OPTIONS = List.of("seqlen", "max-windows", "batch");
 
-  static int run(List<String> args, PrintStream out) throws IOException {
-    if (TaskEvalCommand.requested(args)) {
-      return TaskEvalCommand.run(args, out);
+  static final int SEQLEN_DEFAULT = 2048;
+  static final int BATCH_DEFAULT = 4;
+
+  private final CommandSpec spec;
+
+  EvalCommand() {
+    spec = Specs.command(this, "eval", "Perplexity on a text (--text), or zero-shot multiple-choice accuracy as "
+        + "lm-evaluation-harness scores it (--tasks: HellaSwag, PIQA, ARC, WinoGrande, BoolQ, OpenBookQA, RTE, generic JSONL).");
+    spec.addOption(Specs.required("model", "URI", "The model archive."));
+    Specs.exclusive(spec, true,
+        Specs.option("text", "URI", "Perplexity on this text (plain, JSONL or Parquet 'text')."),
+        Specs.option("tasks", "FILES", "Accuracy on these comma-separated task files (JSONL)."));
+    spec.addOption(Specs.option("seqlen", "N", "--text: tokens per window. Default: " + SEQLEN_DEFAULT + "."));
+    spec.addOption(Specs.option("max-windows", "K", "--text: evaluate at most K windows. Default: all."));
+    spec.addOption(Specs.option("batch", "N", "--text: windows per forward pass. Default: " + BATCH_DEFAULT + "."));
+    TaskEvalCommand.addOptions(spec);
+  }
+
+  @Override
+  public CommandSpec spec() {
+    return spec;
+  }
+
+  @Override
+  public int run(Arguments line, PrintStream out) throws IOException {
+    boolean tasks = line.value("tasks").isPresent();
+    for (OptionSpec option : spec.options()) {
+      String name = option.longestName().substring(2);
+      boolean perplexityOnly = PERPLEXITY_OPTIONS.contains(name);
+      boolean tasksOnly = TaskEvalCommand.OPTIONS.contains(name);
+      ValidationException.check(!line.has(name) || !(tasks ? perplexityOnly : tasksOnly),
+          "Invalid option --%s for 'eval %s': it applies to 'eval %s' only", name, tasks ? "--tasks" : "--text", tasks ? "--text" : "--tasks");
     }
-    CommandLine line = CommandLine.parse("eval", args, Set.of("model", "text", "seqlen", "max-windows", "batch"), Set.of());
-    line.requireNoPositionals();
+    if (tasks) {
+      return TaskEvalCommand.run(line, out);
+    }
     String modelLocation = line.require("model");
     String textLocation = line.require("text");
-    int seqlen = line.positiveInt("seqlen", 2048);
+    int seqlen = line.positiveInt("seqlen", SEQLEN_DEFAULT);
     int maxWindows = line.positiveInt("max-windows", Integer.MAX_VALUE);
-    int batch = line.positiveInt("batch", 4);
+    int batch = line.positiveInt("batch", BATCH_DEFAULT);
 
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     ModelArchive archive = ModelArchive.open(io, modelLocation);

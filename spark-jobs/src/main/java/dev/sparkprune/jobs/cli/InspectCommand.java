@@ -24,16 +24,28 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import org.apache.hadoop.conf.Configuration;
+import picocli.CommandLine.Model.CommandSpec;
 
 /** {@code sparkprune inspect}: what an archive holds and what would be pruned, from headers only. */
-final class InspectCommand {
+final class InspectCommand implements Subcommand {
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
-  private InspectCommand() {}
+  private final CommandSpec spec;
 
-  static int run(List<String> args, PrintStream out) throws IOException {
-    CommandLine line = CommandLine.parse("inspect", args, Set.of(), Set.of("json"));
-    String location = line.requirePositional("archive URI");
+  InspectCommand() {
+    spec = Specs.command(this, "inspect", "Describe a model archive from its headers: architecture, blocks, linears, dtypes, shards.");
+    spec.addOption(Specs.flag("json", "Machine-readable JSON instead of the table."));
+    Specs.positional(spec, "ARCHIVE", "The model archive (local path or Hadoop URI).");
+  }
+
+  @Override
+  public CommandSpec spec() {
+    return spec;
+  }
+
+  @Override
+  public int run(Arguments line, PrintStream out) throws IOException {
+    String location = line.positionals().get(0);
     ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), location);
     ModelLayout layout = Architectures.layout(archive);
     if (line.flag("json")) {

@@ -25,6 +25,7 @@ import java.util.Optional;
 import java.util.Set;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.sql.SparkSession;
+import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code sparkprune eval --tasks a.jsonl,b.jsonl}: zero-shot multiple-choice accuracy as
@@ -32,19 +33,24 @@ import org.apache.spark.sql.SparkSession;
  * table, or the JSON report with {@code --json}; {@code --report URI} also writes the JSON.
  */
 final class TaskEvalCommand {
-  static final Set<String> OPTIONS = Set.of("model", "tasks", "task-format", "max-length", "partitions", "pass-size", "master", "report");
-  static final Set<String> FLAGS = Set.of("json");
+  /** The options of {@code eval --tasks} only. */
+  static final Set<String> OPTIONS = Set.of("task-format", "max-length", "partitions", "pass-size", "master", "report", "json");
 
   private TaskEvalCommand() {}
 
-  /** Whether the arguments ask for task evaluation rather than perplexity. */
-  static boolean requested(List<String> args) {
-    return args.stream().anyMatch(arg -> arg.equals("--tasks") || arg.startsWith("--tasks="));
+  /** Declares the --tasks options on the eval command. */
+  static void addOptions(CommandSpec spec) {
+    spec.addOption(Specs.option("task-format", "F", "--tasks: the files' format. Default: from each file's name or rows."));
+    spec.addOption(Specs.option("max-length", "N", "--tasks: tokens per request. Default: the model's context."));
+    spec.addOption(Specs.option("partitions", "N", "--tasks: Spark partitions. Default: Spark's parallelism."));
+    spec.addOption(Specs.option("pass-size", "N", "--tasks: requests per forward pass. Default: "
+        + TaskEvalOptions.REQUESTS_PER_PASS_DEFAULT + "."));
+    spec.addOption(Specs.master());
+    spec.addOption(Specs.option("report", "URI", "--tasks: also write the JSON report there."));
+    spec.addOption(Specs.flag("json", "--tasks: print the JSON report instead of the table."));
   }
 
-  static int run(List<String> args, PrintStream out) throws IOException {
-    CommandLine line = CommandLine.parse("eval", args, OPTIONS, FLAGS);
-    line.requireNoPositionals();
+  static int run(Arguments line, PrintStream out) throws IOException {
     String model = line.require("model");
     List<String> files = taskFiles(line.require("tasks"));
     Optional<String> format = line.value("task-format");

@@ -2,8 +2,9 @@ package dev.sparkprune.jobs.prune;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sparkprune.scoring.SparsityTarget;
-import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.jobs.options.OptionKey;
+import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.options.PruneOptionsResolver;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -33,10 +34,18 @@ import org.apache.spark.sql.types.StructType;
  * Parquet status table {@code <out-root>/_status} (partitioned by run_id).
  */
 public final class BatchJob {
-  /** Manifest columns; only {@code model} and {@code method} are required. */
-  static final List<String> COLUMNS =
-      List.of("model", "name", "method", "sparsity", "pattern", "calib", "nsamples", "seqlen", "seed", "mode", "allocation", "min_keep",
-          "overwrite");
+  /**
+   * Manifest columns: {@code name} (the output folder under --out-root) and every prune setting
+   * under its long option's name without dashes ({@code min-keep}), except {@code out}. Only
+   * {@code model} and {@code method} are required; flags take true or false.
+   */
+  static final List<String> COLUMNS = columns();
+
+  private static List<String> columns() {
+    List<String> columns = new ArrayList<>(List.of("name"));
+    PruneKeys.ALL.stream().map(OptionKey::name).filter(name -> !name.equals(PruneKeys.OUT.name())).forEach(columns::add);
+    return List.copyOf(columns);
+  }
 
   static final StructType STATUS_SCHEMA = new StructType()
       .add("name", DataTypes.StringType, false)
@@ -71,6 +80,7 @@ public final class BatchJob {
     String runId = UUID.randomUUID().toString().substring(0, 8);
     List<String> names = names(entries);
     checkOutputs(io, entries, names);
+    PruneOptionsResolver resolver = PruneOptionsResolver.on(spark.sparkContext().getConf(), io);
     List<Row> statuses = new ArrayList<>();
     for (int i = 0; i < entries.size(); i++) {
       Row entry = entries.get(i);
@@ -83,7 +93,7 @@ public final class BatchJob {
       String fingerprint = null;
       String settings = null;
       try {
-        PruneOptions options = options(entry, out);
+        PruneOptions options = resolver.resolve(settings(entry, out));
         settings = options.settingsKey();
         fingerprint = Fingerprints.model(ModelArchive.open(io, options.model()));
         if (committed(io, out, fingerprint, settings)) {
@@ -120,47 +130,25 @@ public final class BatchJob {
     }
     Set<String> unknown = new java.util.TreeSet<>(List.of(rows.columns()));
     unknown.removeAll(COLUMNS);
-    ValidationException.check(unknown.isEmpty(), "Invalid manifest %s: unknown columns %s (known: %s)", manifest, unknown, COLUMNS);
+    ValidationException.check(unknown.isEmpty(), "Invalid manifest %s: unknown columns %s; columns are prune's long options without "
+        + "dashes, such as min-keep (known: %s)", manifest, unknown, COLUMNS);
     ValidationException.check(List.of(rows.columns()).contains("model"), "Invalid manifest %s: no 'model' column", manifest);
     List<Row> entries = rows.collectAsList();
     ValidationException.check(!entries.isEmpty(), "Invalid manifest %s: no rows", manifest);
     return entries;
   }
 
-  /** One manifest row as prune options; bad values fail that row only. */
-  private static PruneOptions options(Row entry, String out) {
-    String model = text(entry, "model");
-    ValidationException.check(model != null, "Invalid manifest row: no model");
-    String method = text(entry, "method");
-    ValidationException.check(method != null, "Invalid manifest row for %s: no method", model);
-    String pattern = text(entry, "pattern");
-    String sparsity = text(entry, "sparsity");
-    PruneOptions.Builder builder = PruneOptions.builder()
-        .model(model)
-        .out(out)
-        .method(PruningMethod.parse(method))
-        .target(pattern != null ? SparsityTarget.parse(pattern) : SparsityTarget.parse(sparsity == null ? "0.5" : sparsity))
-        .calibration(text(entry, "calib"))
-        .overwrite(overwrite(entry));
-    if (text(entry, "nsamples") != null) {
-      builder.nsamples(Integer.parseInt(text(entry, "nsamples")));
+  /** One manifest row as the settings the resolver takes, as the CLI gives them; bad values fail that row only. */
+  private static java.util.Map<String, String> settings(Row entry, String out) {
+    java.util.Map<String, String> settings = new java.util.LinkedHashMap<>();
+    for (String column : entry.schema().fieldNames()) {
+      String value = text(entry, column);
+      if (value != null && !column.equals("name")) {
+        settings.put(column, value);
+      }
     }
-    if (text(entry, "seqlen") != null) {
-      builder.seqlen(Integer.parseInt(text(entry, "seqlen")));
-    }
-    if (text(entry, "seed") != null) {
-      builder.seed(Long.parseLong(text(entry, "seed")));
-    }
-    if (text(entry, "mode") != null) {
-      builder.mode(PruneOptions.Mode.parse(text(entry, "mode")));
-    }
-    if (text(entry, "allocation") != null) {
-      builder.allocation(PruneOptions.Allocation.parse(text(entry, "allocation")));
-    }
-    if (text(entry, "min_keep") != null) {
-      builder.minKeep(Double.parseDouble(text(entry, "min_keep")));
-    }
-    return builder.build();
+    settings.put(PruneKeys.OUT.name(), out);
+    return settings;
   }
 
   /**
@@ -232,7 +220,7 @@ public final class BatchJob {
     java.util.Map<String, String> inputs = new java.util.LinkedHashMap<>();
     inputs.put("--manifest", manifest);
     for (int i = 0; i < entries.size(); i++) {
-      for (String column : List.of("model", "calib")) {
+      for (String column : List.of("model", "calib", "stats", "config")) {
         String location = text(entries.get(i), column);
         if (location != null) {
           inputs.put(column + " of row " + (i + 1), location);
@@ -254,12 +242,17 @@ public final class BatchJob {
     }
   }
 
-  /** The optional {@code overwrite} column: true or false. */
+  /** The optional {@code overwrite} column: true or false, as the resolver reads it. */
   private static boolean overwrite(Row entry) {
-    String text = text(entry, "overwrite");
-    ValidationException.check(text == null || text.equalsIgnoreCase("true") || text.equalsIgnoreCase("false"),
-        "Invalid manifest overwrite %s: use true or false", text);
-    return text != null && text.equalsIgnoreCase("true");
+    String text = text(entry, PruneKeys.OVERWRITE.name());
+    if (text == null) {
+      return false;
+    }
+    try {
+      return PruneOptionsResolver.flag(text);
+    } catch (ValidationException e) {
+      throw new ValidationException("Invalid manifest overwrite " + text + ": " + e.getMessage());
+    }
   }
 
   private static String text(Row row, String column) {

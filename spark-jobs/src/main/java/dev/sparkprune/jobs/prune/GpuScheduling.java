@@ -31,9 +31,6 @@ public final class GpuScheduling {
   /** Spark's resource name for GPUs, in confs and in {@code TaskContext.resources()}. */
   public static final String GPU = "gpu";
 
-  /** The conf equivalent of {@code --gpus-per-task}, for clusters that set it in spark-defaults. */
-  public static final String GPUS_PER_TASK = "spark.sparkprune.gpusPerTask";
-
   private static final String EXECUTOR_GPU = "spark.executor.resource.gpu.";
 
   private static final Map<String, ResourceProfile> PROFILES = new ConcurrentHashMap<>();
@@ -54,15 +51,16 @@ public final class GpuScheduling {
     }
   }
 
-  /** The profile for the GPU stages, or empty when no GPUs were asked for. */
+  /**
+   * The profile for the GPU stages, or empty when no GPUs were asked for. The sparkprune settings
+   * come resolved in {@code options} (spark.sparkprune.* included); only Spark's own executor
+   * and dynamic-allocation settings are read from the conf here.
+   */
   public static Optional<ResourceProfile> profile(SparkConf conf, String master, PruneOptions options) {
-    double perTask = options.gpusPerTask() > 0 ? options.gpusPerTask() : number(conf, GPUS_PER_TASK);
+    double perTask = options.gpusPerTask();
     if (perTask == 0) {
       return Optional.empty();
     }
-    ValidationException.check(
-        isTaskAmount(perTask),
-        "Invalid %s %s: use a whole number, or a fraction of at most 0.5 to share a GPU among tasks", GPUS_PER_TASK, perTask);
     ValidationException.check(
         !(master.equals("local") || master.startsWith("local[")),
         "--gpus-per-task needs a cluster master (yarn, k8s://..., spark://..., local-cluster[...]): Spark local mode "

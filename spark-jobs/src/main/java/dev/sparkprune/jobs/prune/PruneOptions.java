@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.options.PruneKeys;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.ValidationException;
@@ -57,23 +58,20 @@ public final class PruneOptions implements Serializable {
     }
   }
 
-  /** OWL's defaults: ratios spread over [0, 2 lambda]; outliers are scores above M x the block mean. */
-  public static final double OWL_LAMBDA_DEFAULT = 0.08;
+  // Defaults live with their keys in PruneKeys, the one holder of the prune job's settings.
+  public static final double OWL_LAMBDA_DEFAULT = PruneKeys.OWL_LAMBDA_DEFAULT;
 
-  public static final double OWL_M_DEFAULT = 5;
+  public static final double OWL_M_DEFAULT = PruneKeys.OWL_M_DEFAULT;
 
-  /** Global allocations keep at least this fraction of every layer, against layer collapse. */
-  public static final double MIN_KEEP_DEFAULT = 0.01;
+  public static final double MIN_KEEP_DEFAULT = PruneKeys.MIN_KEEP_DEFAULT;
 
-  /** A routed expert with fewer calibration tokens than this is pruned with magnitude instead. */
-  public static final int MIN_EXPERT_TOKENS_DEFAULT = 16;
+  public static final int MIN_EXPERT_TOKENS_DEFAULT = PruneKeys.MIN_EXPERT_TOKENS_DEFAULT;
 
-  /** Linears are grouped into scoring tasks of about this many bytes of float weights. */
-  public static final long SCORING_TASK_BYTES_DEFAULT = 64L << 20;
+  public static final long SCORING_TASK_BYTES_DEFAULT = (long) PruneKeys.SCORING_TASK_MB_DEFAULT << 20;
 
-  public static final int NSAMPLES_DEFAULT = 128;
-  public static final int SEQLEN_DEFAULT = 2048;
-  public static final long SEED_DEFAULT = 0;
+  public static final int NSAMPLES_DEFAULT = PruneKeys.NSAMPLES_DEFAULT;
+  public static final int SEQLEN_DEFAULT = PruneKeys.SEQLEN_DEFAULT;
+  public static final long SEED_DEFAULT = PruneKeys.SEED_DEFAULT;
 
   /**
    * Most calibration tokens (--nsamples x --seqlen) a run may ask for: 2^26 ids take 256 MB on
@@ -97,6 +95,7 @@ public final class PruneOptions implements Serializable {
   private final Allocation allocation;
   private final double minKeep;
   private final String config;
+  private final String configFingerprint;
   private final double owlLambda;
   private final double owlM;
   private final dev.sparkprune.scoring.methods.Wanda.Group wandaGroup;
@@ -126,6 +125,7 @@ public final class PruneOptions implements Serializable {
     this.allocation = builder.allocation;
     this.minKeep = builder.minKeep;
     this.config = builder.config;
+    this.configFingerprint = Objects.requireNonNull(builder.configFingerprint, "configFingerprint is null");
     this.moeCalibration = Objects.requireNonNull(builder.moeCalibration, "moeCalibration is null");
     this.minExpertTokens = builder.minExpertTokens;
     ValidationException.check(minExpertTokens >= 0, "Invalid --min-expert-tokens %d: must be 0 or more", minExpertTokens);
@@ -287,6 +287,11 @@ public final class PruneOptions implements Serializable {
     return Optional.ofNullable(config);
   }
 
+  /** SHA-256 of the --config file's content, "" when unknown: part of {@link #settingsKey()}. */
+  public String configFingerprint() {
+    return configFingerprint;
+  }
+
   public Allocation allocation() {
     return allocation;
   }
@@ -365,7 +370,8 @@ public final class PruneOptions implements Serializable {
         Double.toString(owlM),
         calibration == null ? "" : calibration,
         statistics == null ? "" : statistics,
-        config == null ? "" : config,
+        // The rules' content, not only their path: a rules file edited in place changes the output.
+        config == null ? "" : configFingerprint.isEmpty() ? config : config + "@sha256:" + configFingerprint,
         Integer.toString(nsamples),
         Integer.toString(seqlen),
         Long.toString(seed))
@@ -405,6 +411,7 @@ public final class PruneOptions implements Serializable {
     private Allocation allocation = Allocation.UNIFORM;
     private double minKeep = MIN_KEEP_DEFAULT;
     private String config;
+    private String configFingerprint = "";
     private double owlLambda = OWL_LAMBDA_DEFAULT;
     private double owlM = OWL_M_DEFAULT;
     private dev.sparkprune.scoring.methods.Wanda.Group wandaGroup = dev.sparkprune.scoring.methods.Wanda.Group.ROW;
@@ -483,6 +490,11 @@ public final class PruneOptions implements Serializable {
 
     public Builder config(String value) {
       this.config = value;
+      return this;
+    }
+
+    public Builder configFingerprint(String value) {
+      this.configFingerprint = value;
       return this;
     }
 

@@ -14,9 +14,6 @@ import java.util.Optional;
 public record ShrinkOptions(
     String model, String out, String calibration, int nsamples, int seqlen, long seed, ShrinkSettings settings,
     String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite) {
-  public static final int NSAMPLES_DEFAULT = PruneOptions.NSAMPLES_DEFAULT;
-  public static final int SEQLEN_DEFAULT = PruneOptions.SEQLEN_DEFAULT;
-
   public ShrinkOptions {
     Objects.requireNonNull(model, "model is null");
     Objects.requireNonNull(out, "out is null");

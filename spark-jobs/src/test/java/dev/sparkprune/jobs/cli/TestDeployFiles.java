@@ -6,7 +6,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import dev.sparkprune.jobs.prune.GpuScheduling;
+import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.options.FixedInputs;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -129,7 +130,8 @@ class TestDeployFiles {
     List<String> args = strings(spec.get("arguments"));
     assertThat(args.get(0)).isEqualTo("prune");
     // The real parser accepts the arguments; the GPU setting is one the job schedules with.
-    PruneOptions options = PruneCommand.options(CommandLine.parse("prune", args.subList(1, args.size()), PruneCommand.OPTIONS, Set.of("save-stats")));
+    picocli.CommandLine.ParseResult parsed = Main.commandLine().parseArgs(args.toArray(String[]::new));
+    PruneOptions options = PruneCommand.options(new Arguments(parsed.subcommand()), FixedInputs.NONE);
     assertThat(options.gpusPerTask()).isEqualTo(1.0);
     assertThat(options.model()).startsWith("s3a://");
     assertThat(spec.get("restartPolicy").get("type").asText()).isEqualTo("OnFailure");
@@ -147,7 +149,7 @@ class TestDeployFiles {
     assertThat(strings(template.get("arguments"))).containsExactly(
         "batch", "--manifest", "s3a://lake/sparkprune/manifest.jsonl", "--out-root", "s3a://lake/pruned");
     JsonNode conf = template.get("sparkConf");
-    assertThat(conf.get(GpuScheduling.GPUS_PER_TASK).asText()).isEqualTo("1");
+    assertThat(conf.get(PruneKeys.GPUS_PER_TASK.confKey()).asText()).isEqualTo("1");
     // New GPU executors per profile need dynamic allocation (with shuffle tracking on Kubernetes).
     assertThat(conf.get("spark.dynamicAllocation.enabled").asText()).isEqualTo("true");
     assertThat(conf.get("spark.dynamicAllocation.shuffleTracking.enabled").asText()).isEqualTo("true");

@@ -126,7 +126,7 @@ class TestMain {
   @Test
   void badOptionsAndCommands() {
     assertOneLineError(run("inspect", "--jsn", "x"), "Unknown option for 'inspect': --jsn");
-    assertOneLineError(run("inspect"), "Missing archive URI for 'inspect'");
+    assertOneLineError(run("inspect"), "Missing ARCHIVE for 'inspect'");
     assertOneLineError(run("inspect", "a", "b"), "Too many arguments for 'inspect'");
     assertOneLineError(run("frobnicate"), "Unknown command 'frobnicate'");
     Result noArgs = run();
@@ -171,7 +171,7 @@ class TestMain {
         "Invalid --seqlen 1024: the model supports at most 512 positions");
     assertOneLineError(run("eval", "--model", model, "--text", text.toString(), "--seqlen", "128"),
         "fewer than one window of 128");
-    assertOneLineError(run("eval", "--model", model), "Missing --text for 'eval'");
+    assertOneLineError(run("eval", "--model", model), "Missing --text or --tasks for 'eval'");
     assertOneLineError(run("eval", "--model", model, "--text", "/dev/zero", "--seqlen", "64", "--max-windows", "2"), "/dev/zero is not a regular file");
     Path bad = dir.resolve("bad.jsonl");
     Files.writeString(bad, "{\"text\": \"ok\"}\n{\"body\": 1}\n");

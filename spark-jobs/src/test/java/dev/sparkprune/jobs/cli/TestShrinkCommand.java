@@ -57,6 +57,26 @@ class TestShrinkCommand {
   }
 
   @Test
+  void defaultsKeepEverythingAndScoreByActivationsAngularDistanceAndReap() throws java.io.IOException {
+    var parsed = Main.commandLine().parseArgs("shrink", "--model", "m", "--out", "o", "--calib", "c", "--mlp-keep", "0.5").subcommand();
+    dev.sparkprune.jobs.shrink.ShrinkOptions options = ShrinkCommand.options(new Arguments(parsed), new org.apache.hadoop.conf.Configuration());
+    var settings = options.settings();
+    assertThat(settings.dropBlocks()).isZero();
+    assertThat(settings.layerMetric()).isEqualTo(dev.sparkprune.scoring.structure.ShrinkSettings.LayerMetric.ANGULAR);
+    assertThat(settings.mlpKeep()).isEqualTo(0.5);
+    assertThat(settings.headsKeep()).isEqualTo(1.0);
+    assertThat(settings.expertsKeep()).isEqualTo(1.0);
+    assertThat(settings.widthMetric()).isEqualTo(dev.sparkprune.scoring.structure.ShrinkSettings.WidthMetric.ACTIVATION);
+    assertThat(settings.expertMetric()).isEqualTo(dev.sparkprune.scoring.structure.ExpertSaliency.Metric.REAP);
+    assertThat(options.nsamples()).isEqualTo(128);
+    assertThat(options.seqlen()).isEqualTo(2048);
+    assertThat(options.seed()).isZero();
+    assertThat(options.thenPrune()).isEmpty();
+    assertThat(options.partitions()).isZero();
+    assertThat(options.overwrite()).isFalse();
+  }
+
+  @Test
   void refusesAnUnknownThenPruneMethod() {
     assertRefused(args("--mlp-keep", "0.5", "--then-prune", "magnitude"), "Invalid --then-prune magnitude: use wanda or sparsegpt");
   }
