@@ -70,28 +70,32 @@ public final class ForwardBenchmark {
   }
 
   public static void run(Path directory, int rounds, LinearAlgebra linalg, double sgemmGflops, PrintStream out) throws IOException {
-    int hidden = 1024;
-    int blocks = 8;
-    int sequences = 8;
-    int length = 512;
     Path archive = directory.resolve("bench-llama");
-    SyntheticArchive.builder(SyntheticArchive.llamaConfig(hidden, blocks, 16, 4, 2816, 32000))
+    SyntheticArchive.builder(SyntheticArchive.llamaConfig(1024, 8, 16, 4, 2816, 32000))
         .dtype(DType.BF16)
         .seed(1)
         .build()
         .write(new LocalFileIO(), archive.toString());
+    out.printf(Locale.ROOT, "forward: Llama-style hidden 1024, 8 blocks, 16 heads, 4 KV heads, intermediate 2816, vocab 32000, BF16 weights;"
+        + " batch 8 x seqlen 512, %s%n", linalg.description());
+    run(ModelArchive.open(new LocalFileIO(), archive.toString()), 8, 512, rounds, linalg, sgemmGflops, out);
+  }
+
+  /** The same measurement on a given archive (e.g. a shrunk one, against its source), batch sequences x length. */
+  public static void run(ModelArchive archive, int sequences, int length, int rounds, LinearAlgebra linalg, double sgemmGflops,
+      PrintStream out) throws IOException {
+    int vocab = archive.config().requireInt("vocab_size");
     int[][] tokens = new int[sequences][length];
     SplittableRandom random = new SplittableRandom(2);
     for (int[] sequence : tokens) {
       for (int t = 0; t < length; t++) {
-        sequence[t] = random.nextInt(32000);
+        sequence[t] = random.nextInt(vocab);
       }
     }
     TimedLinearAlgebra timed = new TimedLinearAlgebra(linalg, sequences * length);
-    out.printf(Locale.ROOT, "forward: Llama-style hidden %d, %d blocks, 16 heads, 4 KV heads, intermediate 2816, vocab 32000, BF16 weights;"
-        + " batch %d x seqlen %d, %s%n", hidden, blocks, sequences, length, linalg.description());
     double[] rates = new double[rounds];
-    try (DecoderModel model = Models.open(ModelArchive.open(new LocalFileIO(), archive.toString()), timed)) {
+    try (DecoderModel model = Models.open(archive, timed)) {
+      int blocks = model.layout().blocks().size();
       for (int round = -1; round < rounds; round++) {
         timed.linearNanos = 0;
         timed.linearFlops = 0;

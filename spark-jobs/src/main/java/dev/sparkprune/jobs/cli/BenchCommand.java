@@ -7,6 +7,7 @@ import dev.sparkprune.scoring.bench.KernelBenchmarks;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.bench.ReadBenchmark;
 import dev.sparkprune.tensorio.bench.TokenizeBenchmark;
 import dev.sparkprune.tensorio.io.FileIO;
@@ -17,6 +18,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import org.apache.hadoop.conf.Configuration;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
@@ -56,7 +58,9 @@ final class BenchCommand implements Subcommand {
           (a, out) -> KernelBenchmarks.hessian(32768, 4096, rounds(a), linalg(a), out)),
       new Kind("sgemm", "SGEMM GFLOP/s at 4096.", List.of(rounds(), javaBlas()),
           (a, out) -> KernelBenchmarks.sgemmGflops(4096, rounds(a), linalg(a), out)),
-      new Kind("forward", "Forward passes of a generated model vs its GEMM compute.", List.of(rounds(), javaBlas(), dir()),
+      new Kind("forward", "Forward passes of a generated model (or --model's) vs its GEMM compute.", List.of(rounds(), javaBlas(), dir(),
+          Specs.option("model", "URI", "Measure this archive (e.g. a shrunk one) instead, batch 8 x --seqlen."),
+          Specs.option("seqlen", "N", "Tokens per sequence with --model. Default: 512.")),
           BenchCommand::forward),
       new Kind("prune", "The whole prune job on a generated model.",
           List.of(Specs.option("blocks", "N", "Blocks of the generated model. Default: 18."),
@@ -156,6 +160,13 @@ final class BenchCommand implements Subcommand {
   private static void forward(Arguments line, PrintStream out) throws IOException {
     LinearAlgebra linalg = linalg(line);
     double sgemm = KernelBenchmarks.sgemmGflops(4096, 3, linalg, out);
+    if (line.value("model").isPresent()) {
+      ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), line.value("model").get());
+      out.printf(Locale.ROOT, "forward: %s, %,d parameters; batch 8 x seqlen %d, %s%n", archive.location(), archive.totalParameters(),
+          line.positiveInt("seqlen", 512), linalg.description());
+      ForwardBenchmark.run(archive, 8, line.positiveInt("seqlen", 512), rounds(line), linalg, sgemm, out);
+      return;
+    }
     Path directory = Files.createTempDirectory(directory(line), "sparkprune-bench-");
     try {
       ForwardBenchmark.run(directory, rounds(line), linalg, sgemm, out);

@@ -90,7 +90,7 @@ public final class RefinementFigures {
     }
   }
 
-  private static List<BlockWeights> denseBlocks(DecoderModel model) throws java.io.IOException {
+  static List<BlockWeights> denseBlocks(DecoderModel model) throws java.io.IOException {
     List<BlockWeights> blocks = new ArrayList<>();
     for (int b = 0; b < model.layout().blocks().size(); b++) {
       blocks.add(model.loadBlock(b));
@@ -99,7 +99,7 @@ public final class RefinementFigures {
   }
 
   /** Sequential mode: each block calibrated on the activations of the already pruned blocks. */
-  private static List<BlockWeights> prune(
+  static List<BlockWeights> prune(
       DecoderModel model, int[][] samples, SparsityTarget target, PruningMethod method, Refinement refinement,
       ComputeBackend backend) throws java.io.IOException {
     CalibrationStatistics.HessianStorage storage = refinement.needsHessian() || method == PruningMethod.SPARSEGPT
@@ -134,7 +134,7 @@ public final class RefinementFigures {
   }
 
   /** Perplexity.evaluate's protocol over the given blocks. */
-  private static double perplexity(DecoderModel model, List<BlockWeights> blocks, int[] corpus, int seqlen, int maxWindows)
+  static double perplexity(DecoderModel model, List<BlockWeights> blocks, int[] corpus, int seqlen, int maxWindows)
       throws java.io.IOException {
     int windows = Math.min(corpus.length / seqlen, maxWindows);
     double sum = 0;
