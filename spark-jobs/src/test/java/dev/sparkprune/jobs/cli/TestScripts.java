@@ -17,7 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
 /** The shell entry points: ShellCheck-clean, and the cluster wrapper builds the right spark-submit. */
 class TestScripts {
   private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
-  private static final List<String> SCRIPTS = List.of("bin/sparkprune", "bin/setup-native-blas", "deploy/sparkprune-submit", ".ci/run", "conf/getGpusResources.sh");
+  private static final List<String> SCRIPTS = List.of("bin/sparkprune", "bin/setup-native-blas", "bin/setup-llamacpp-reference", "deploy/sparkprune-submit", ".ci/run", "conf/getGpusResources.sh");
 
   @TempDir Path dir;
 
