@@ -82,7 +82,7 @@ public final class ShrunkArchive {
   public String indexText() {
     ObjectNode root = JSON.createObjectNode();
     ObjectNode metadata = root.putObject("metadata");
-    archive.indexText().ifPresent(text -> copyIndexMetadata(text, metadata));
+    archive.indexText().ifPresent(text -> copyIndexMetadata(archive.location(), text, metadata));
     long totalSize = 0;
     Map<String, String> weightMap = new TreeMap<>();
     for (Map.Entry<String, List<TensorSlice>> entry : slicesByShard.entrySet()) {
@@ -101,14 +101,14 @@ public final class ShrunkArchive {
     }
   }
 
-  private static void copyIndexMetadata(String text, ObjectNode metadata) {
+  private static void copyIndexMetadata(String location, String text, ObjectNode metadata) {
     try {
       JsonNode source = JSON.readTree(text).get("metadata");
       if (source != null && source.isObject()) {
         source.properties().forEach(entry -> metadata.set(entry.getKey(), entry.getValue()));
       }
     } catch (JsonProcessingException e) {
-      throw new ValidationException("Invalid shard index of " + "archive: " + e.getOriginalMessage());
+      throw new ValidationException("Invalid shard index of " + location + ": " + e.getOriginalMessage());
     }
   }
 

@@ -1,0 +1,98 @@
+package dev.sparkprune.scoring.model;
+
+import dev.sparkprune.tensorio.LlamaCppReference;
+import dev.sparkprune.tensorio.ModelFixtures;
+import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.LocalFileIO;
+import dev.sparkprune.tensorio.shrink.ModelShape;
+import dev.sparkprune.tensorio.shrink.ShrinkPlan;
+import dev.sparkprune.tensorio.shrink.ShrunkArchive;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Shrunk archives are standard ones: llama.cpp's own converter reads them, and the logits of
+ * sparkprune's forward pass on them equal llama.cpp's to 1e-3 (a block dropped, half the KV
+ * groups and, on dense blocks, 3/4 of the MLP channels kept; on MoE fixtures half the experts).
+ * Skips where bin/setup-llamacpp-reference has not run.
+ */
+class TestShrunkArchivesLlamaCpp {
+  private static final LocalFileIO IO = new LocalFileIO();
+
+  @TempDir Path temp;
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"stories260K", "llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"})
+  void shrunkLogitsEqualLlamaCpp(String arch) throws IOException {
+    LlamaCppReference.require();
+    Path location = arch.equals("stories260K") ? SharedData.stories260K() : ModelFixtures.path(arch);
+    ModelArchive source = ModelArchive.open(IO, location.toString());
+    ModelShape shape = ModelShape.of(source.config());
+    List<Integer> kept = new ArrayList<>();
+    Map<Integer, int[]> channels = new HashMap<>();
+    Map<Integer, int[]> groups = new HashMap<>();
+    Map<Integer, int[]> experts = new HashMap<>();
+    for (int b = 0; b < shape.blocks(); b++) {
+      if (b == 1) {
+        continue;
+      }
+      kept.add(b);
+      groups.put(b, everyOther(shape.kvHeads(), b % 2));
+      if (shape.isSparse(b)) {
+        experts.put(b, everyOther(shape.experts(), b % 2));
+      } else {
+        int keep = shape.intermediate() * 3 / 4 / 8 * 8;
+        int[] first = new int[keep];
+        for (int j = 0; j < keep; j++) {
+          first[j] = (j * 7 + b) % shape.intermediate();
+        }
+        java.util.Arrays.sort(first);
+        channels.put(b, distinct(first, shape.intermediate(), keep));
+      }
+    }
+    Path out = temp.resolve(arch);
+    Files.createDirectories(out);
+    new ShrunkArchive(source, ShrinkPlan.of(shape, kept, channels, groups, experts)).writeTo(IO, out.toString());
+    int[] tokens = arch.equals("stories260K") ? storyTokens() : ModelFixtures.goldenTokens(arch);
+    TestLlamaCppForward.assertLogitsEqualLlamaCpp(out, tokens, 1e-3);
+  }
+
+  /** Every other index from {@code offset} (at least one). */
+  private static int[] everyOther(int count, int offset) {
+    int[] kept = new int[Math.max(1, (count - offset + 1) / 2)];
+    for (int i = 0; i < kept.length; i++) {
+      kept[i] = Math.min(count - 1, offset + 2 * i);
+    }
+    return kept;
+  }
+
+  /** {@code keep} distinct ascending indices below {@code width}, starting from a scattered choice. */
+  private static int[] distinct(int[] sorted, int width, int keep) {
+    java.util.TreeSet<Integer> set = new java.util.TreeSet<>();
+    for (int j : sorted) {
+      set.add(j);
+    }
+    for (int j = 0; set.size() < keep; j++) {
+      set.add(j);
+    }
+    return set.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  private static int[] storyTokens() {
+    int[] tokens = new int[64];
+    tokens[0] = 1;
+    for (int t = 1; t < tokens.length; t++) {
+      tokens[t] = (37 * t + 11) % 500 + 3;
+    }
+    return tokens;
+  }
+}
