@@ -48,6 +48,9 @@ public record ShrinkSettings(
     }
   }
 
+  /** Model types whose attention llama.cpp builds as hidden x hidden matrices. */
+  static final java.util.Set<String> FIXED_ATTENTION_WIDTH = java.util.Set.of("qwen2", "qwen2_moe");
+
   public ShrinkSettings {
     Objects.requireNonNull(layerMetric, "layerMetric is null");
     Objects.requireNonNull(widthMetric, "widthMetric is null");
@@ -85,6 +88,12 @@ public record ShrinkSettings(
     ValidationException.check(
         expertsKeep == 1 || shape.experts() > 0,
         "Cannot use --experts-keep on %s: model_type %s has no experts", shape.modelType(), shape.modelType());
+    // llama.cpp builds qwen2 and qwen2moe attention as hidden x hidden matrices: fewer heads would not load there.
+    ValidationException.check(
+        headsKeep == 1 || !FIXED_ATTENTION_WIDTH.contains(shape.modelType()),
+        "Cannot use --heads-keep on %s: llama.cpp requires num_attention_heads x head_dim = hidden_size for model_type %s,"
+            + " so the shrunk archive would not load there; shrink the MLP, depth or experts instead",
+        shape.modelType(), shape.modelType());
     ValidationException.check(
         mlpKeep == 1 || shape.hasDenseMlp(),
         "Cannot use --mlp-keep on %s: it has no dense MLP blocks (its experts are pruned with --experts-keep)", shape.modelType());

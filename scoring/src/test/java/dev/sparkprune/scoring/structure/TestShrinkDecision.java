@@ -88,6 +88,13 @@ class TestShrinkDecision {
     assertThatThrownBy(() -> settings(0, 1, 1).checkAgainst(dense))
         .isInstanceOf(ValidationException.class)
         .hasMessage("Cannot shrink: nothing to remove; give --drop-layers, --mlp-keep, --heads-keep or --experts-keep");
+    ModelShape qwen2Moe = ModelShape.of(ModelArchive.open(IO, ModelFixtures.path("qwen2_moe").toString()).config());
+    assertThatThrownBy(() -> new ShrinkSettings(
+            0, ShrinkSettings.LayerMetric.ANGULAR, 1, 0.5, ShrinkSettings.WidthMetric.ACTIVATION, 1, ExpertSaliency.Metric.REAP)
+        .checkAgainst(qwen2Moe))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot use --heads-keep on qwen2_moe: llama.cpp requires num_attention_heads x head_dim = hidden_size for"
+            + " model_type qwen2_moe, so the shrunk archive would not load there; shrink the MLP, depth or experts instead");
     assertThatThrownBy(() -> settings(0, 0, 1))
         .isInstanceOf(ValidationException.class)
         .hasMessage("Invalid --mlp-keep: 0.0; give a fraction in (0, 1] of the structures to keep");
