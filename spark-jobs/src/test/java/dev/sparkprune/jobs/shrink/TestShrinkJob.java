@@ -15,6 +15,7 @@ import dev.sparkprune.scoring.structure.ExpertSaliency;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
 import dev.sparkprune.scoring.structure.ShrinkSettings;
 import dev.sparkprune.scoring.structure.StructureCalibration;
+import dev.sparkprune.tensorio.ModelFixtures;
 import dev.sparkprune.tensorio.SharedData;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -92,6 +93,38 @@ class TestShrinkJob extends SparkTestBase {
     JsonNode config = new ObjectMapper().readTree(model.resolve("config.json").toFile());
     assertThat(config.get("num_hidden_layers").intValue()).isEqualTo(4);
     assertThat(config.get("num_attention_heads").intValue()).isEqualTo(6);
+  }
+
+  @Test
+  void keepsHalfTheExpertsOfAMoeFixtureByReap() throws IOException {
+    Path out = dir.resolve("moe");
+    ShrinkOptions options = new ShrinkOptions(
+        ModelFixtures.path("qwen3_moe").toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
+        4, 32, 3, new ShrinkSettings(0, ShrinkSettings.LayerMetric.ANGULAR, 1, 1, ShrinkSettings.WidthMetric.ACTIVATION, 0.5,
+            ExpertSaliency.Metric.REAP), "", SparsityTarget.parse("0.5"), 2, false);
+    new ShrinkJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    ModelArchive source = ModelArchive.open(IO, options.model());
+    ModelShape shape = ModelShape.of(source.config());
+    int[][] samples = CalibrationSamples.sample(
+        new HadoopFileIO(new Configuration()), options.calibration(), TokenizerLoader.load(source), 4, 32, 3);
+    Map<Integer, int[][]> chunks = new HashMap<>();
+    for (int c = 0; c < 4; c++) {
+      chunks.put(c, Arrays.copyOfRange(samples, c, c + 1));
+    }
+    try (DecoderModel model = Models.open(source, NetlibLinearAlgebra.defaultInstance())) {
+      ShrinkDecision decision = ShrinkDecision.choose(
+          shape, options.settings(), ChunkSummary.foldInOrder(StructureCalibration.run(model, shape, chunks, 0)));
+      JsonNode report = new ObjectMapper().readTree(out.resolve("report.json").toFile());
+      for (int b = 0; b < shape.blocks(); b++) {
+        JsonNode experts = report.get("blocks").get(b).get("experts");
+        assertThat(experts.get("kept").intValue()).isEqualTo(4);
+        assertThat(new ObjectMapper().convertValue(experts.get("kept_indices"), int[].class))
+            .isEqualTo(decision.plan().blocks().get(b).experts());
+      }
+    }
+    ModelArchive shrunk = ModelArchive.open(IO, out.resolve("model").toString());
+    assertThat(shrunk.config().requireInt("num_experts")).isEqualTo(4);
+    assertThat(shrunk.totalParameters()).isLessThan(source.totalParameters());
   }
 
   @Test
