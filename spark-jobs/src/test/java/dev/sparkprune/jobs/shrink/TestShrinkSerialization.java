@@ -13,7 +13,6 @@ import dev.sparkprune.tensorio.io.LocalFileIO;
 import dev.sparkprune.tensorio.shrink.ModelShape;
 import dev.sparkprune.tensorio.shrink.ShrinkPlan;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Map;
 import org.apache.spark.SparkConf;
@@ -29,20 +28,15 @@ import scala.reflect.ClassTag;
  * byte[] through Spark's Kryo). Both survive, and the filter refuses any other class.
  */
 class TestShrinkSerialization {
-  @SuppressWarnings("unchecked")
-  private static <T> T roundTrip(SerializerInstance serializer, T value) {
-    ClassTag<T> tag = (ClassTag<T>) scala.reflect.ClassTag$.MODULE$.apply(value.getClass());
-    ByteBuffer bytes = serializer.serialize(value, tag);
-    return serializer.deserialize(bytes, tag);
-  }
-
   @Test
   void planAndSummariesRoundTrip() throws IOException {
     SparkConf conf = new SparkConf().set("spark.kryo.registrator", SparkpruneKryoRegistrator.class.getName());
     ModelShape shape = ModelShape.of(ModelArchive.open(new LocalFileIO(), ModelFixtures.path("qwen3_moe").toString()).config());
     ShrinkPlan plan = ShrinkPlan.of(shape, List.of(0, 2), Map.of(),
         Map.of(0, new int[] {1}, 2, new int[] {0}), Map.of(0, new int[] {1, 3, 5, 7}, 2, new int[] {0, 1, 2, 3}));
-    ShrinkPlan copy = roundTrip(new JavaSerializer(conf).newInstance(), plan);
+    SerializerInstance java = new JavaSerializer(conf).newInstance();
+    ClassTag<ShrinkPlan> planTag = scala.reflect.ClassTag$.MODULE$.apply(ShrinkPlan.class);
+    ShrinkPlan copy = java.deserialize(java.serialize(plan, planTag), planTag);
     assertThat(copy.blocks().get(1).source()).isEqualTo(2);
     assertThat(copy.blocks().get(0).experts()).containsExactly(1, 3, 5, 7);
     assertThat(copy.source().moe()).isPresent();
@@ -51,7 +45,9 @@ class TestShrinkSerialization {
     statistics.acceptExpertOutput(3, new int[] {0, 2}, new float[] {0.5f, 0.25f}, new float[] {3, 4, 0, 2}, 2);
     ChunkSummary summary = new ChunkSummary(
         5, DepthScores.empty(3, 1), List.of(new BlockSummary(0, statistics, new double[] {1}, new double[] {2}, new double[0], new double[0])));
-    byte[] bytes = roundTrip(new KryoSerializer(conf).newInstance(), ShrinkFunctions.serialize(summary));
+    SerializerInstance kryo = new KryoSerializer(conf).newInstance();
+    ClassTag<byte[]> bytesTag = scala.reflect.ClassTag$.MODULE$.apply(byte[].class);
+    byte[] bytes = kryo.deserialize(kryo.serialize(ShrinkFunctions.serialize(summary), bytesTag), bytesTag);
     ChunkSummary back = ShrinkFunctions.deserialize(bytes);
     assertThat(back.chunk()).isEqualTo(5);
     assertThat(back.blocks().get(0).statistics().experts().reap(3)).isEqualTo((0.5 * 5 + 0.25 * 2) / 2);
