@@ -5,7 +5,7 @@ import dev.sparkprune.jobs.prune.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneReport;
-import dev.sparkprune.jobs.prune.SparkSessions;
+import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.Admm;
 import dev.sparkprune.scoring.methods.Dsnot;

@@ -29,7 +29,7 @@ import org.apache.spark.resource.TaskResourceRequests;
  */
 public final class GpuScheduling {
   /** Spark's resource name for GPUs, in confs and in {@code TaskContext.resources()}. */
-  public static final String GPU = "gpu";
+  public static final String GPU = dev.sparkprune.jobs.spark.JobStages.GPU;
 
   /** The conf equivalent of {@code --gpus-per-task}, for clusters that set it in spark-defaults. */
   public static final String GPUS_PER_TASK = "spark.sparkprune.gpusPerTask";

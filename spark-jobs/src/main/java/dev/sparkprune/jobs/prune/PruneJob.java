@@ -4,6 +4,7 @@ import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
 import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobStages;
+import dev.sparkprune.jobs.spark.SerializableConfiguration;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
