@@ -1,7 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.prune.BatchJob;
-import dev.sparkprune.jobs.prune.SparkSessions;
+import dev.sparkprune.jobs.spark.SparkSessions;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.List;

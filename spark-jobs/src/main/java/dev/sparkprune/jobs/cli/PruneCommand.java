@@ -9,7 +9,7 @@ import dev.sparkprune.jobs.prune.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneReport;
-import dev.sparkprune.jobs.prune.SparkSessions;
+import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
 import java.io.PrintStream;

@@ -1,7 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.options.PruneKeys;
-import dev.sparkprune.jobs.prune.SparkSessions;
+import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.jobs.shrink.ShrinkJob;
 import dev.sparkprune.jobs.shrink.ShrinkKeys;
 import dev.sparkprune.jobs.shrink.ShrinkOptions;

@@ -5,7 +5,7 @@ import dev.sparkprune.jobs.eval.TaskEvalOptions;
 import dev.sparkprune.jobs.eval.TaskReport;
 import dev.sparkprune.jobs.eval.TaskResult;
 import dev.sparkprune.jobs.eval.TaskSet;
-import dev.sparkprune.jobs.prune.SparkSessions;
+import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.DecoderModel;
 import dev.sparkprune.scoring.model.Models;

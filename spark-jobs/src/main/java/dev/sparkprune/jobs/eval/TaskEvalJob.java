@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.eval;
 
-import dev.sparkprune.jobs.prune.SerializableConfiguration;
+import dev.sparkprune.jobs.spark.SerializableConfiguration;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.ContinuationLogLikelihood;
 import dev.sparkprune.scoring.model.ContinuationRequest;

@@ -1,6 +1,9 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.PruneResult;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.allocation.GlobalThreshold;
 import dev.sparkprune.scoring.allocation.Lamp;
@@ -27,30 +30,22 @@ import scala.Tuple2;
  * and so finds the exact threshold; the pruning pass then cuts every layer at it, keeping at
  * least {@code --min-keep} of each.
  */
-final class GlobalAllocation {
-  /** The threshold and what finding it cost. */
-  static final class Outcome {
-    final float threshold;
-    final long histogramBytes;
-    final List<LinearResult> results;
+final class GlobalAllocation implements Allocation {
+  /** LAMP's normalized squares rather than |W| (or Wanda's scores). */
+  private final boolean lamp;
 
-    Outcome(float threshold, long histogramBytes, List<LinearResult> results) {
-      this.threshold = threshold;
-      this.histogramBytes = histogramBytes;
-      this.results = results;
-    }
+  GlobalAllocation(boolean lamp) {
+    this.lamp = lamp;
   }
 
-  private GlobalAllocation() {}
-
-  /**
-   * @param wandaStatistics dense statistics by key when the scores are Wanda's (|W| sqrt(scaler_row),
-   *     compared per layer), or null for magnitude and LAMP
-   */
-  static Outcome run(
-      JavaSparkContext jsc, dev.sparkprune.jobs.spark.JobContext context, List<PlannedLinear> plan, PruneOptions options, MaskWriter masks,
-      Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics> wandaStatistics) {
-    boolean lamp = options.allocation() == PruneOptions.Allocation.LAMP;
+  @Override
+  public List<LinearResult> prune(PruneRun run, List<PlannedLinear> plan) {
+    PruneOptions options = run.options();
+    // Wanda's scores compare activations too: a dense calibration pass first.
+    Map<String, CalibrationStatistics> wanda = options.method() == PruningMethod.WANDA ? DenseStatistics.collect(run) : null;
+    run.stages().describe(lamp ? "lamp allocation" : "global allocation");
+    JavaSparkContext jsc = run.jsc();
+    JobContext context = run.context();
     long prunable = 0;
     long maxPruned = 0;
     for (PlannedLinear planned : plan) {
@@ -66,7 +61,7 @@ final class GlobalAllocation {
         100.0 * maxPruned / prunable);
     // Scores are computed once, with their coarse histogram, and cached on the executors.
     JavaPairRDD<String, LayerScores> scores = jsc.parallelize(plan, Math.max(1, plan.size()))
-        .mapToPair(new ComputeScores(context, lamp, wandaStatistics == null ? null : jsc.broadcast(new HashMap<>(wandaStatistics))))
+        .mapToPair(new ComputeScores(context, lamp, wanda == null ? null : jsc.broadcast(new HashMap<>(wanda))))
         .persist(StorageLevel.MEMORY_AND_DISK_SER());
 
     Map<String, ScoreHistogram> coarse = scores.mapValues(new Coarse()).collectAsMap();
@@ -103,12 +98,13 @@ final class GlobalAllocation {
     }
     Broadcast<Map<String, PlannedLinear>> planBroadcast = jsc.broadcast(byName);
     Broadcast<Map<String, Long>> capsBroadcast = jsc.broadcast(capsByName);
-    var scored = scores.map(new PruneAtThreshold(context, planBroadcast, capsBroadcast, key)).persist(StorageLevel.MEMORY_AND_DISK());
-    masks.append(scored);
-    List<LinearResult> results = scored.map(new PruneJob.Summary()).collect();
-    scored.unpersist(false);
+    List<LinearResult> results = run.scoring().emit(scores.map(new PruneAtThreshold(context, planBroadcast, capsBroadcast, key)));
     scores.unpersist(false);
-    return new Outcome(GlobalThreshold.value(key), bytes, results);
+    float threshold = GlobalThreshold.value(key);
+    run.report().allocation(options, threshold, bytes);
+    run.log().line("%s allocation: threshold %s over %d linears, %,d bytes of histograms to the driver", lamp ? "lamp" : "global", threshold,
+        plan.size(), bytes);
+    return results;
   }
 
   /** A layer's cached scores and the coarse histogram built in the same pass. */
@@ -124,13 +120,13 @@ final class GlobalAllocation {
   }
 
   /** A layer's scores: |W|, LAMP's normalized squares, or Wanda's |W| sqrt(scaler_row). */
-  static final class ComputeScores implements PairFunction<PlannedLinear, String, LayerScores> {
+  private static final class ComputeScores implements PairFunction<PlannedLinear, String, LayerScores> {
     private static final long serialVersionUID = 1L;
-    private final dev.sparkprune.jobs.spark.JobContext context;
+    private final JobContext context;
     private final boolean lamp;
-    private final Broadcast<Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics>> wanda;
+    private final Broadcast<Map<String, CalibrationStatistics>> wanda;
 
-    ComputeScores(dev.sparkprune.jobs.spark.JobContext context, boolean lamp, Broadcast<Map<String, dev.sparkprune.scoring.stats.CalibrationStatistics>> wanda) {
+    ComputeScores(JobContext context, boolean lamp, Broadcast<Map<String, CalibrationStatistics>> wanda) {
       this.context = context;
       this.lamp = lamp;
       this.wanda = wanda;
@@ -140,7 +136,7 @@ final class GlobalAllocation {
     public Tuple2<String, LayerScores> call(PlannedLinear planned) throws IOException {
       float[] weights = read(context, planned);
       if (wanda != null) {
-        return new Tuple2<>(planned.tensorName(), new LayerScores(OwlAllocation.wandaScores(wanda, planned, weights)));
+        return new Tuple2<>(planned.tensorName(), new LayerScores(DenseStatistics.wandaScores(wanda.value(), planned, weights)));
       }
       float[] scores;
       if (lamp) {
@@ -156,13 +152,13 @@ final class GlobalAllocation {
   }
 
   /** The linear's weights, refusing NaN and infinities as the kernels do. */
-  static float[] read(dev.sparkprune.jobs.spark.JobContext context, PlannedLinear planned) throws IOException {
+  static float[] read(JobContext context, PlannedLinear planned) throws IOException {
     float[] values = planned.read(context);
     Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), values).checkFinite(planned.tensorName(), 1);
     return values;
   }
 
-  static final class Coarse implements Function<LayerScores, ScoreHistogram> {
+  private static final class Coarse implements Function<LayerScores, ScoreHistogram> {
     private static final long serialVersionUID = 1L;
 
     @Override
@@ -171,7 +167,7 @@ final class GlobalAllocation {
     }
   }
 
-  static final class Fine implements Function<LayerScores, ScoreHistogram> {
+  private static final class Fine implements Function<LayerScores, ScoreHistogram> {
     private static final long serialVersionUID = 1L;
     private final int boundary;
 
@@ -186,15 +182,15 @@ final class GlobalAllocation {
   }
 
   /** Prunes one layer against the global threshold, then stages it as uniform runs do. */
-  static final class PruneAtThreshold implements Function<Tuple2<String, LayerScores>, LinearResult> {
+  private static final class PruneAtThreshold implements Function<Tuple2<String, LayerScores>, LinearResult> {
     private static final long serialVersionUID = 1L;
-    private final dev.sparkprune.jobs.spark.JobContext context;
+    private final JobContext context;
     private final Broadcast<Map<String, PlannedLinear>> plan;
     private final Broadcast<Map<String, Long>> caps;
     private final int thresholdKey;
 
     PruneAtThreshold(
-        dev.sparkprune.jobs.spark.JobContext context, Broadcast<Map<String, PlannedLinear>> plan, Broadcast<Map<String, Long>> caps, int thresholdKey) {
+        JobContext context, Broadcast<Map<String, PlannedLinear>> plan, Broadcast<Map<String, Long>> caps, int thresholdKey) {
       this.context = context;
       this.plan = plan;
       this.caps = caps;

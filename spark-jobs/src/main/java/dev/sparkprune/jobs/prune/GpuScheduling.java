@@ -29,7 +29,7 @@ import org.apache.spark.resource.TaskResourceRequests;
  */
 public final class GpuScheduling {
   /** Spark's resource name for GPUs, in confs and in {@code TaskContext.resources()}. */
-  public static final String GPU = "gpu";
+  public static final String GPU = dev.sparkprune.jobs.spark.JobStages.GPU;
 
   private static final String EXECUTOR_GPU = "spark.executor.resource.gpu.";
 

@@ -1,6 +1,13 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.tensorio.mask.Mask;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
 import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.function.FlatMapFunction;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
@@ -25,6 +32,9 @@ final class MaskWriter {
             DataTypes.createStructField("block", DataTypes.IntegerType, false)
           });
 
+  /** Rows of one Parquet mask record: bounds a record to 1024 rows' packed bits. */
+  static final int ROWS_PER_RECORD = 1024;
+
   private final SparkSession spark;
   private final String location;
 
@@ -34,11 +44,32 @@ final class MaskWriter {
   }
 
   void append(JavaRDD<LinearResult> scored) {
-    spark.createDataFrame(scored.flatMap(new PruneFunctions.MaskRows()), SCHEMA)
+    spark.createDataFrame(scored.flatMap(new MaskRows()), SCHEMA)
         .write()
         .mode(SaveMode.Append)
         .option("compression", "zstd")
         .partitionBy("block")
         .parquet(location);
+  }
+
+  /** A linear's mask as Parquet rows of at most {@link #ROWS_PER_RECORD} rows each. */
+  private static final class MaskRows implements FlatMapFunction<LinearResult, Row> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public Iterator<Row> call(LinearResult result) {
+      Mask mask = result.mask;
+      List<Row> rows = new ArrayList<>();
+      for (int start = 0; start < mask.rows(); start += ROWS_PER_RECORD) {
+        int count = Math.min(ROWS_PER_RECORD, mask.rows() - start);
+        byte[] bits = mask.bits(start, count);
+        long kept = 0;
+        for (byte b : bits) {
+          kept += Integer.bitCount(b & 0xFF);
+        }
+        rows.add(RowFactory.create(result.tensor, result.linear, start, count, mask.cols(), kept, bits, result.block));
+      }
+      return rows.iterator();
+    }
   }
 }

@@ -1,24 +1,18 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
-import dev.sparkprune.jobs.prune.calibration.LinearInputStatistics;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.SparsityTarget;
-import dev.sparkprune.scoring.model.InputHook;
-import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import java.io.IOException;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.LinkedHashSet;
+import java.util.Locale;
 import java.util.List;
 import java.util.Map;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.api.java.function.Function;
 import org.apache.spark.broadcast.Broadcast;
-import org.apache.spark.storage.StorageLevel;
 
 /**
  * OWL, outlier-weighted layerwise sparsity (Yin et al., "Outlier Weighed Layerwise Sparsity"):
@@ -27,35 +21,32 @@ import org.apache.spark.storage.StorageLevel;
  * rescaled to [0, 2 lambda], shifted so their mean is the target density 1 - s, and block b is
  * pruned to 1 - density_b (clamped to [0.01, 0.99]); for N:M, to the nearest N of M.
  */
-final class OwlAllocation {
+final class OwlAllocation implements Allocation {
   static final double MIN_SPARSITY = 0.01;
   static final double MAX_SPARSITY = 0.99;
 
-  /** Per-block outlier ratios (percent) and the targets chosen from them. */
-  static final class Outcome {
-    final double[] outlierRatios;
-    final SparsityTarget[] targets;
-
-    Outcome(double[] outlierRatios, SparsityTarget[] targets) {
-      this.outlierRatios = outlierRatios;
-      this.targets = targets;
+  @Override
+  public List<LinearResult> prune(PruneRun run, List<PlannedLinear> plan) throws IOException {
+    PruneOptions options = run.options();
+    double[] ratios = outlierRatios(run, plan, DenseStatistics.collect(run));
+    SparsityTarget[] targets = targets(ratios, options.target(), options.owlLambda());
+    run.report().owl(options, ratios, targets);
+    StringBuilder line = new StringBuilder();
+    for (int b = 0; b < targets.length; b++) {
+      line.append(b == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%.1f%%->%s", ratios[b], targets[b]));
     }
+    run.log().line("owl: outlier ratios and block targets %s", line);
+    List<PlannedLinear> targeted = new ArrayList<>();
+    plan.forEach(planned -> targeted.add(planned.with(planned.method, targets[planned.block()])));
+    return CalibratedScoring.prune(run, targeted);
   }
 
-  private OwlAllocation() {}
-
-  /** The dense pass: Wanda statistics of every block, one forward pass per block. */
-  static Map<String, CalibrationStatistics> denseStatistics(CalibrationPass pass, int blocks) {
-    LinearInputStatistics visitor = new LinearInputStatistics(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED);
-    Map<String, CalibrationStatistics> statistics = new HashMap<>();
-    for (int b = 0; b < blocks; b++) {
-      statistics.putAll(pass.collectAndAdvance(visitor).collectAsMap());
-    }
-    return statistics;
-  }
-
-  static Outcome run(JavaSparkContext jsc, JobContext context, CalibrationPass pass, List<PlannedLinear> plan, int blocks, PruneOptions options) {
-    Map<String, CalibrationStatistics> statistics = denseStatistics(pass, blocks);
+  /** Each block's outlier ratio D_b (percent), from its linears' Wanda scores on the dense statistics. */
+  private static double[] outlierRatios(PruneRun run, List<PlannedLinear> plan, Map<String, CalibrationStatistics> statistics) {
+    int blocks = run.blocks();
+    JavaSparkContext jsc = run.jsc();
+    JobContext context = run.context();
+    PruneOptions options = run.options();
     Broadcast<Map<String, CalibrationStatistics>> broadcast = jsc.broadcast(statistics);
     JavaRDD<PlannedLinear> linears = jsc.parallelize(plan, Math.max(1, plan.size()));
     double[] sums = new double[blocks];
@@ -77,7 +68,7 @@ final class OwlAllocation {
     for (int b = 0; b < blocks; b++) {
       ratios[b] = counts[b] == 0 ? 0 : 100.0 * above[b] / counts[b];
     }
-    return new Outcome(ratios, targets(ratios, options.target(), options.owlLambda()));
+    return ratios;
   }
 
   /** The OWL rule from outlier ratios to per-block targets. */
@@ -110,14 +101,8 @@ final class OwlAllocation {
     return targets;
   }
 
-  /** Wanda scores |W| sqrt(scaler_row) of one linear's [out, in] weights, from the dense statistics of its input. */
-  static float[] wandaScores(Broadcast<Map<String, CalibrationStatistics>> statistics, PlannedLinear planned, float[] weights) {
-    float[] scaler = statistics.value().get(planned.statisticsKey()).scalerRow();
-    return Wanda.scores(planned.tensorName(), Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), weights), scaler, 1);
-  }
-
   /** {block, sum of scores, count} of one linear. */
-  static final class ScoreMoments implements Function<PlannedLinear, double[]> {
+  private static final class ScoreMoments implements Function<PlannedLinear, double[]> {
     private static final long serialVersionUID = 1L;
     private final JobContext context;
     private final Broadcast<Map<String, CalibrationStatistics>> statistics;
@@ -130,7 +115,7 @@ final class OwlAllocation {
     @Override
     public double[] call(PlannedLinear planned) throws IOException {
       double sum = 0;
-      float[] scores = wandaScores(statistics, planned, planned.read(context));
+      float[] scores = DenseStatistics.wandaScores(statistics.value(), planned, planned.read(context));
       for (float score : scores) {
         sum += score;
       }
@@ -139,7 +124,7 @@ final class OwlAllocation {
   }
 
   /** {block, scores above the block's threshold} of one linear. */
-  static final class CountAbove implements Function<PlannedLinear, long[]> {
+  private static final class CountAbove implements Function<PlannedLinear, long[]> {
     private static final long serialVersionUID = 1L;
     private final JobContext context;
     private final Broadcast<Map<String, CalibrationStatistics>> statistics;
@@ -154,16 +139,10 @@ final class OwlAllocation {
     @Override
     public long[] call(PlannedLinear planned) throws IOException {
       long above = 0;
-      for (float score : wandaScores(statistics, planned, planned.read(context))) {
+      for (float score : DenseStatistics.wandaScores(statistics.value(), planned, planned.read(context))) {
         above += score > thresholds[planned.block()] ? 1 : 0;
       }
       return new long[] {planned.block(), above};
     }
-  }
-
-  static List<PlannedLinear> withBlockTargets(List<PlannedLinear> plan, SparsityTarget[] targets) {
-    List<PlannedLinear> out = new ArrayList<>();
-    plan.forEach(planned -> out.add(planned.with(planned.method, targets[planned.block()])));
-    return out;
   }
 }

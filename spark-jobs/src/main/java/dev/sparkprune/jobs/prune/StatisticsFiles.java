@@ -73,7 +73,20 @@ final class StatisticsFiles {
     }
   }
 
-  static void writeManifest(HadoopFileIO io, String directory, String modelFingerprint, PruneOptions options, List<String> keys,
+  /** Saves the dense statistics of a one-shot run under stats/ in the staging folder, with their manifest. */
+  static void save(PruneRun run, org.apache.spark.api.java.JavaPairRDD<String, CalibrationStatistics> all,
+      CalibrationStatistics.HessianStorage storage) throws IOException {
+    HadoopFileIO io = run.io();
+    String directory = io.resolve(run.context().staging(), "stats");
+    run.stages().describe("save statistics");
+    all.foreach(new Save(run.context(), directory));
+    List<String> keys = new java.util.ArrayList<>(all.keys().collect());
+    keys.sort(null);
+    writeManifest(io, directory, run.modelFingerprint(), run.options(), keys, storage, run.calibrationFingerprint());
+    run.log().line("saved dense statistics of %d inputs under stats/", keys.size());
+  }
+
+  private static void writeManifest(HadoopFileIO io, String directory, String modelFingerprint, PruneOptions options, List<String> keys,
       CalibrationStatistics.HessianStorage storage, String calibrationFingerprint) throws IOException {
     ObjectNode manifest = JSON.createObjectNode();
     manifest.put("format", "sparkprune-statistics-set");

@@ -4,7 +4,7 @@ import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
 import dev.sparkprune.jobs.prune.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.Publisher;
-import dev.sparkprune.jobs.prune.SerializableConfiguration;
+import dev.sparkprune.jobs.spark.SerializableConfiguration;
 import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.model.Models;

@@ -1,7 +1,6 @@
 package dev.sparkprune.jobs.spark;
 
-import dev.sparkprune.jobs.prune.GpuScheduling;
-import dev.sparkprune.jobs.prune.SerializableConfiguration;
+
 import dev.sparkprune.scoring.backend.ComputeBackend;
 import dev.sparkprune.scoring.backend.ComputeBackends;
 import dev.sparkprune.scoring.model.ArchiveWeights;
@@ -79,7 +78,7 @@ public final class JobContext implements Serializable {
 
   /**
    * The backend for this task: on the GPU Spark assigned to it when the stage carries a GPU
-   * resource profile (see {@link GpuScheduling}), else the CPU.
+   * resource profile (see {@link JobStages}), else the CPU.
    */
   public ComputeBackends.Choice backend() {
     return ComputeBackends.forDevices(taskGpus(), LOG::warn);
@@ -89,7 +88,7 @@ public final class JobContext implements Serializable {
   public static List<String> taskGpus() {
     TaskContext task = TaskContext.get();
     if (task != null) {
-      ResourceInformation gpu = task.resourcesJMap().get(GpuScheduling.GPU);
+      ResourceInformation gpu = task.resourcesJMap().get(JobStages.GPU);
       if (gpu != null) {
         return List.of(gpu.addresses());
       }

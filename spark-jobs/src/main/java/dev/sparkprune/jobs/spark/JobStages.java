@@ -13,6 +13,9 @@ import org.apache.spark.resource.ResourceProfile;
  * shows for the jobs that follow ("block 3/6: statistics", "scoring", "write").
  */
 public final class JobStages {
+  /** Spark's resource name for GPUs, in resource profiles and a task's resources. */
+  public static final String GPU = "gpu";
+
   private final SparkContext spark;
   private final Optional<ResourceProfile> gpuProfile;
 

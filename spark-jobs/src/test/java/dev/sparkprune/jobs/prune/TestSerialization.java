@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.jobs.prune.calibration.ChunkPartial;
 import dev.sparkprune.jobs.prune.calibration.SampleChunk;
+import dev.sparkprune.jobs.spark.SerializableConfiguration;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.model.HiddenStates;

@@ -1,4 +1,4 @@
-package dev.sparkprune.jobs.prune;
+package dev.sparkprune.jobs.spark;
 
 import com.esotericsoftware.kryo.Kryo;
 import com.esotericsoftware.kryo.KryoSerializable;

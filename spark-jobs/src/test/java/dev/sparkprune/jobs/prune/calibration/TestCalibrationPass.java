@@ -1,0 +1,152 @@
+package dev.sparkprune.jobs.prune.calibration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.sparkprune.jobs.SparkTestBase;
+import dev.sparkprune.jobs.spark.FaultInjection;
+import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.jobs.spark.JobStages;
+import dev.sparkprune.jobs.spark.SerializableConfiguration;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.model.BlockWeights;
+import dev.sparkprune.scoring.model.DecoderModel;
+import dev.sparkprune.scoring.model.HiddenStates;
+import dev.sparkprune.scoring.model.InputHook;
+import dev.sparkprune.scoring.model.Models;
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The calibration pass with a visitor of block inputs and outputs, as a structured-pruning job
+ * plugs in: its folded partials equal a direct one-process computation over the same chunks,
+ * bit for bit, on any partitioning.
+ */
+class TestCalibrationPass extends SparkTestBase {
+  private static final int SAMPLES = 7;
+  private static final int SEQLEN = 32;
+  private static final int CHUNK = 3;
+
+  @TempDir Path dir;
+
+  /** Per block: {sum over tokens of |output - input|^2, sum of |input|^2, tokens}; a block-influence figure. */
+  static final class InputOutputDistance implements BlockVisitor<double[]> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public ChunkVisit<double[]> start(int block, int chunk, ComputeBackend backend) {
+      return (input, output) -> Map.of("block " + block, distance(input, output));
+    }
+
+    @Override
+    public double[] merge(double[] earlier, double[] later) {
+      for (int i = 0; i < earlier.length; i++) {
+        earlier[i] += later[i];
+      }
+      return earlier;
+    }
+  }
+
+  static double[] distance(HiddenStates input, HiddenStates output) {
+    double change = 0;
+    double norm = 0;
+    for (int i = 0; i < input.values().length; i++) {
+      double d = output.values()[i] - input.values()[i];
+      change += d * d;
+      norm += (double) input.values()[i] * input.values()[i];
+    }
+    return new double[] {change, norm, input.tokens()};
+  }
+
+  private static int[][] samples() throws IOException {
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    ModelArchive archive = ModelArchive.open(io, SharedData.stories260K().toString());
+    return CalibrationSamples.sample(io, SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
+        TokenizerLoader.load(archive), SAMPLES, SEQLEN, 5);
+  }
+
+  private Map<String, double[]> denseDistances(int partitions) throws IOException {
+    JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    JobContext context = new JobContext(SharedData.stories260K().toString(), dir.resolve("run-" + partitions).toString(),
+        jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultInjection.NONE);
+    Map<String, double[]> out = new LinkedHashMap<>();
+    try (CalibrationPass pass = CalibrationPass.embed(jsc, context, new JobStages(spark.sparkContext(), Optional.empty()), samples(),
+        CHUNK, partitions, 5)) {
+      assertThat(pass.chunks()).isEqualTo(3);
+      for (int b = 0; b < 5; b++) {
+        assertThat(pass.position()).isEqualTo(b);
+        out.putAll(pass.collectAndAdvance(new InputOutputDistance()).collectAsMap());
+      }
+      assertThatThrownBy(() -> pass.collect(new InputOutputDistance()))
+          .isInstanceOf(IllegalStateException.class).hasMessage("Cannot calibrate block 5: the model has 5 blocks");
+    }
+    return out;
+  }
+
+  @Test
+  void visitorsSeeEachChunksBlockInputAndOutputFoldedInChunkOrderOnAnyPartitioning() throws IOException {
+    // Direct: each chunk of 3 samples as one batch (the last of 1), dense blocks, chunk-order sums.
+    int[][] samples = samples();
+    Map<String, double[]> expected = new HashMap<>();
+    try (DecoderModel model = Models.open(ModelArchive.open(new HadoopFileIO(new Configuration()), SharedData.stories260K().toString()),
+        NetlibLinearAlgebra.defaultInstance())) {
+      HiddenStates[] chunks = new HiddenStates[3];
+      for (int c = 0; c < 3; c++) {
+        chunks[c] = model.embed(Arrays.copyOfRange(samples, c * CHUNK, Math.min(SAMPLES, (c + 1) * CHUNK)));
+      }
+      for (int b = 0; b < 5; b++) {
+        BlockWeights weights = model.loadBlock(b);
+        double[] total = null;
+        for (int c = 0; c < 3; c++) {
+          HiddenStates next = model.runBlock(weights, chunks[c], InputHook.NONE);
+          double[] partial = distance(chunks[c], next);
+          total = total == null ? partial : new InputOutputDistance().merge(total, partial);
+          chunks[c] = next;
+        }
+        expected.put("block " + b, total);
+      }
+    }
+    Map<String, double[]> one = denseDistances(1);
+    Map<String, double[]> three = denseDistances(3);
+    assertThat(one.keySet()).containsExactlyInAnyOrder("block 0", "block 1", "block 2", "block 3", "block 4");
+    for (String key : expected.keySet()) {
+      assertThat(one.get(key)).as(key).containsExactly(expected.get(key));
+      assertThat(three.get(key)).as(key).containsExactly(expected.get(key));
+      assertThat(one.get(key)[2]).isEqualTo(SAMPLES * SEQLEN);
+    }
+  }
+
+  @Test
+  void linearInputStatisticsCountEveryTokenOfEveryChunkOnce() throws IOException {
+    JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    JobContext context = new JobContext(SharedData.stories260K().toString(), dir.resolve("statistics").toString(),
+        jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultInjection.NONE);
+    LinearInputStatistics visitor = new LinearInputStatistics(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED);
+    try (CalibrationPass pass = CalibrationPass.embed(jsc, context, new JobStages(spark.sparkContext(), Optional.empty()), samples(),
+        CHUNK, 2, 5)) {
+      Map<String, CalibrationStatistics> block0 = pass.collect(visitor).collectAsMap();
+      // Llama: q/k/v read one input, o another, gate/up one, down one.
+      assertThat(block0).containsOnlyKeys("0/attention_input", "0/attention_output", "0/mlp_input", "0/mlp_hidden");
+      assertThat(block0.values()).allSatisfy(statistics -> {
+        assertThat(statistics.tokens()).isEqualTo(SAMPLES * SEQLEN);
+        assertThat(statistics.sequences()).isEqualTo(SAMPLES);
+      });
+      assertThat(pass.position()).isZero();
+    }
+  }
+}
