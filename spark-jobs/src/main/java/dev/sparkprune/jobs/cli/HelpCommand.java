@@ -14,7 +14,7 @@ final class HelpCommand implements Subcommand {
   HelpCommand(CommandLine root) {
     this.root = root;
     this.spec = Specs.command(this, "help", "Show the commands, or a command's options.");
-    spec.addPositional(PositionalParamSpec.builder().paramLabel("COMMAND").type(String.class).arity("0..*")
+    spec.addPositional(PositionalParamSpec.builder().paramLabel("COMMAND").type(String[].class).arity("0..*")
         .description("A command, e.g. prune or bench wanda.").build());
   }
 

@@ -1,7 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.options.HadoopInputs;
-import dev.sparkprune.jobs.options.OptionKey;
 import dev.sparkprune.jobs.options.PruneKeys;
 import dev.sparkprune.jobs.options.PruneOptionsResolver;
 import dev.sparkprune.jobs.prune.JobInputs;
@@ -13,12 +12,10 @@ import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.util.List;
 import java.util.Map;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Model.OptionSpec;
 
 /** {@code sparkprune prune}: the distributed prune job (in-process local[*] without --master). */
 final class PruneCommand implements Subcommand {
@@ -29,39 +26,8 @@ final class PruneCommand implements Subcommand {
     spec.usageMessage().footer("", "An existing --out is replaced only if it is a sparkprune output (or with --overwrite); never one",
         "that is, holds or lies in an input. Tuning keys can also be set as spark.sparkprune.<option> in the",
         "Spark conf; the command line wins.");
-    addKeys(spec, PruneKeys.ALL);
-    synopsis(spec, PruneKeys.ALL);
+    Specs.keys(spec, PruneKeys.ALL);
     spec.addOption(Specs.master());
-  }
-
-  /**
-   * Declares job settings as options, with their help and defaults from the key holder;
-   * --sparsity/--pattern and --save-stats/--stats are exclusive pairs. A command sharing keys
-   * with prune (e.g. {@link PruneKeys#COMMON}) calls this with its list.
-   */
-  static void addKeys(CommandSpec spec, List<OptionKey> keys) {
-    for (OptionKey key : keys) {
-      if (key.equals(PruneKeys.SPARSITY) && keys.contains(PruneKeys.PATTERN)) {
-        Specs.exclusive(spec, false, Specs.key(PruneKeys.SPARSITY), Specs.key(PruneKeys.PATTERN));
-      } else if (key.equals(PruneKeys.SAVE_STATS) && keys.contains(PruneKeys.STATS)) {
-        Specs.exclusive(spec, false, Specs.key(PruneKeys.SAVE_STATS), Specs.key(PruneKeys.STATS));
-      } else if (!(key.equals(PruneKeys.PATTERN) && keys.contains(PruneKeys.SPARSITY))
-          && !(key.equals(PruneKeys.STATS) && keys.contains(PruneKeys.SAVE_STATS))) {
-        OptionSpec option = Specs.key(key);
-        spec.addOption(option);
-      }
-    }
-  }
-
-  /** "sparkprune prune --model URI ... [OPTIONS]": the required keys, then the rest; the options list has them all. */
-  static void synopsis(CommandSpec spec, List<OptionKey> keys) {
-    StringBuilder synopsis = new StringBuilder("sparkprune ").append(spec.name());
-    for (OptionKey key : keys) {
-      if (key.kind() == OptionKey.Kind.REQUIRED) {
-        synopsis.append(' ').append(key.option()).append(' ').append(key.label());
-      }
-    }
-    spec.usageMessage().customSynopsis(synopsis.append(" [OPTIONS]").toString());
   }
 
   @Override

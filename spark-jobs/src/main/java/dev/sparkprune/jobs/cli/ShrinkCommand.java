@@ -27,8 +27,7 @@ final class ShrinkCommand implements Subcommand {
         "Remove whole blocks, MLP channels, KV head groups and experts: a smaller standard archive in model/, report.json.");
     spec.usageMessage().footer("", "Every kept block keeps the same counts, so config.json stays a standard one. The output folder",
         "follows prune's rules (never an input; replaced only if it is a sparkprune output or with --overwrite).");
-    PruneCommand.addKeys(spec, ShrinkKeys.ALL);
-    PruneCommand.synopsis(spec, ShrinkKeys.ALL);
+    Specs.keys(spec, ShrinkKeys.ALL);
     spec.addOption(Specs.master());
   }
 

@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.options.OptionKey;
+import dev.sparkprune.jobs.options.PruneKeys;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -58,6 +59,37 @@ final class Specs {
       default:
         return option(key.name(), key.label(), key.help());
     }
+  }
+
+  /**
+   * Declares job settings as options, with their help and defaults from the key holder;
+   * --sparsity/--pattern and --save-stats/--stats are exclusive pairs. A command sharing keys
+   * with prune (e.g. {@link PruneKeys#COMMON}) calls this with its list; the synopsis
+   * names the required keys.
+   */
+  static void keys(CommandSpec spec, List<OptionKey> keys) {
+    for (OptionKey key : keys) {
+      if (key.equals(PruneKeys.SPARSITY) && keys.contains(PruneKeys.PATTERN)) {
+        exclusive(spec, false, key(PruneKeys.SPARSITY), key(PruneKeys.PATTERN));
+      } else if (key.equals(PruneKeys.SAVE_STATS) && keys.contains(PruneKeys.STATS)) {
+        exclusive(spec, false, key(PruneKeys.SAVE_STATS), key(PruneKeys.STATS));
+      } else if (!(key.equals(PruneKeys.PATTERN) && keys.contains(PruneKeys.SPARSITY))
+          && !(key.equals(PruneKeys.STATS) && keys.contains(PruneKeys.SAVE_STATS))) {
+        spec.addOption(key(key));
+      }
+    }
+    synopsis(spec, keys);
+  }
+
+  /** "sparkprune prune --model URI ... [OPTIONS]": the required keys, then the rest; the options list has them all. */
+  private static void synopsis(CommandSpec spec, List<OptionKey> keys) {
+    StringBuilder synopsis = new StringBuilder(ROOT).append(' ').append(spec.name());
+    for (OptionKey key : keys) {
+      if (key.kind() == OptionKey.Kind.REQUIRED) {
+        synopsis.append(' ').append(key.option()).append(' ').append(key.label());
+      }
+    }
+    spec.usageMessage().customSynopsis(synopsis.append(" [OPTIONS]").toString());
   }
 
   /** The Spark master of the commands that start a session. */

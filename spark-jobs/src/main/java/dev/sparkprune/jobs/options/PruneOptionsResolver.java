@@ -14,10 +14,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
-import java.util.Set;
 import java.util.TreeMap;
-import java.util.TreeSet;
-import java.util.function.Function;
 
 /**
  * Turns the values a user gave into validated {@link PruneOptions}, once, on the driver. Each
@@ -75,12 +72,10 @@ public final class PruneOptionsResolver {
    * @throws ValidationException for an unknown key or any bad or conflicting value
    */
   public PruneOptions resolve(Map<String, String> given) throws IOException {
-    Set<String> unknown = new TreeSet<>(given.keySet());
-    PruneKeys.ALL.forEach(key -> unknown.remove(key.name()));
-    ValidationException.check(unknown.isEmpty(), "Unknown prune settings %s (known: %s)", unknown, names());
-    Values values = new Values(given);
+    KeyValues.checkKnown(given, PruneKeys.ALL, "prune");
+    KeyValues values = new KeyValues(given, conf, LEGACY_CONF);
     PruneOptions.Builder builder = builder(values);
-    PruneOptions options = values.build(builder);
+    PruneOptions options = values.build(builder::build);
     // Only valid settings reach the inputs: a typo is reported before any file is read.
     boolean inferred = false;
     if (values.find(PruneKeys.SEQLEN).isEmpty() && options.calibration().isPresent()) {
@@ -97,21 +92,21 @@ public final class PruneOptionsResolver {
         inferred = true;
       }
     }
-    return inferred ? values.build(builder) : options;
+    return inferred ? values.build(builder::build) : options;
   }
 
-  private static PruneOptions.Builder builder(Values values) {
+  private static PruneOptions.Builder builder(KeyValues values) {
     String method = values.require(PruneKeys.METHOD);
-    Optional<Value> pattern = values.find(PruneKeys.PATTERN);
-    Optional<Value> sparsity = values.find(PruneKeys.SPARSITY);
+    Optional<KeyValues.Value> pattern = values.find(PruneKeys.PATTERN);
+    Optional<KeyValues.Value> sparsity = values.find(PruneKeys.SPARSITY);
     ValidationException.check(pattern.isEmpty() || sparsity.isEmpty(), "Give either --sparsity or --pattern, not both");
     SparsityTarget target = pattern.isPresent()
         ? values.parse(PruneKeys.PATTERN, PruneOptionsResolver::pattern)
-        : SparsityTarget.parse(sparsity.map(Value::text).orElse(PruneKeys.SPARSITY.defaultText()));
+        : SparsityTarget.parse(sparsity.map(KeyValues.Value::text).orElse(PruneKeys.SPARSITY.defaultText()));
     Optional<String> statistics = values.text(PruneKeys.STATS);
     // Saved statistics are dense ones: --stats alone means one-shot.
-    Value mode = values.find(PruneKeys.MODE)
-        .orElse(new Value(statistics.isPresent() ? "one-shot" : PruneKeys.MODE.defaultText(), PruneKeys.MODE.option()));
+    KeyValues.Value mode = values.find(PruneKeys.MODE)
+        .orElse(new KeyValues.Value(statistics.isPresent() ? "one-shot" : PruneKeys.MODE.defaultText(), PruneKeys.MODE.option()));
     return PruneOptions.builder()
         .model(values.require(PruneKeys.MODEL))
         .out(values.require(PruneKeys.OUT))
@@ -120,7 +115,7 @@ public final class PruneOptionsResolver {
         .calibration(values.text(PruneKeys.CALIB).orElse(null))
         .nsamples(values.positiveInt(PruneKeys.NSAMPLES))
         .seqlen(values.positiveInt(PruneKeys.SEQLEN))
-        .seed(values.parse(PruneKeys.SEED, text -> integer(text, Long::parseLong)))
+        .seed(values.parse(PruneKeys.SEED, text -> KeyValues.integer(text, Long::parseLong)))
         .mode(values.parse(PruneKeys.MODE, mode, PruneOptions.Mode::parse))
         .partitions(values.find(PruneKeys.PARTITIONS).isPresent() ? values.positiveInt(PruneKeys.PARTITIONS) : 0)
         .saveStatistics(values.flag(PruneKeys.SAVE_STATS))
@@ -136,14 +131,14 @@ public final class PruneOptionsResolver {
         .gpuDiscoveryScript(values.text(PruneKeys.GPU_DISCOVERY_SCRIPT).orElse(null))
         .gpuVendor(values.text(PruneKeys.GPU_VENDOR).orElse(null))
         .moeCalibration(values.parse(PruneKeys.MOE_CALIBRATION, PruneOptions::parseMoeCalibration))
-        .minExpertTokens(values.parse(PruneKeys.MIN_EXPERT_TOKENS, text -> nonNegative(integer(text, Integer::parseInt))))
+        .minExpertTokens(values.parse(PruneKeys.MIN_EXPERT_TOKENS, text -> nonNegative(KeyValues.integer(text, Integer::parseInt))))
         .scoringTaskBytes((long) values.positiveInt(PruneKeys.SCORING_TASK_MB) << 20)
         .refinement(refinement(values))
         .overwrite(values.flag(PruneKeys.OVERWRITE));
   }
 
   /** --update and --refine with their knobs; defaults are the reference implementations'. */
-  private static Refinement refinement(Values values) {
+  private static Refinement refinement(KeyValues values) {
     Refinement.Update update = values.parse(PruneKeys.UPDATE, Refinement.Update::parse);
     String refine = values.parse(PruneKeys.REFINE, text -> {
       String lower = text.toLowerCase(Locale.ROOT);
@@ -158,15 +153,8 @@ public final class PruneOptionsResolver {
         iterations, values.number(PruneKeys.ADMM_PERCDAMP), values.number(PruneKeys.ADMM_RHO), gradualSteps);
     Dsnot.Settings dsnot = new Dsnot.Settings(
         values.positiveInt(PruneKeys.DSNOT_CYCLES), values.number(PruneKeys.DSNOT_THRESHOLD), values.number(PruneKeys.DSNOT_VAR_POWER));
-    String skip = values.find(PruneKeys.DSNOT_SKIP).map(Value::text).orElse(PruneKeys.DSNOT_SKIP.defaultText());
+    String skip = values.find(PruneKeys.DSNOT_SKIP).map(KeyValues.Value::text).orElse(PruneKeys.DSNOT_SKIP.defaultText());
     return new Refinement(update, admm, refine.equals("dsnot"), dsnot, skip.equals("none") ? "" : skip);
-  }
-
-  /** A flag's manifest or conf text: true or false, any case. */
-  public static boolean flag(String text) {
-    String lower = text.trim().toLowerCase(Locale.ROOT);
-    ValidationException.check(lower.equals("true") || lower.equals("false"), "use true or false");
-    return lower.equals("true");
   }
 
   private static Wanda.Group group(String text) {
@@ -185,116 +173,9 @@ public final class PruneOptionsResolver {
     return SparsityTarget.parse(text);
   }
 
-  private static <T extends Number> T integer(String text, Function<String, T> parser) {
-    try {
-      return parser.apply(text.trim());
-    } catch (NumberFormatException e) {
-      throw new ValidationException("must be an integer");
-    }
-  }
-
   private static int nonNegative(int value) {
     ValidationException.check(value >= 0, "must be 0 or more");
     return value;
   }
 
-  private static String names() {
-    return String.join(", ", PruneKeys.ALL.stream().map(OptionKey::name).toList());
-  }
-
-  /** A value and where it came from: the option (--key) or the conf key. */
-  private record Value(String text, String source) {}
-
-  /** The values of one resolution, looked up in precedence order. */
-  private final class Values {
-    private final Map<String, String> given;
-    /** Keys whose value came from the Spark conf, to name them in errors raised by the options' checks. */
-    private final Map<String, String> fromConf = new TreeMap<>();
-
-    Values(Map<String, String> given) {
-      this.given = given;
-    }
-
-    Optional<Value> find(OptionKey key) {
-      String text = given.get(key.name());
-      if (text != null) {
-        return Optional.of(new Value(text, key.option()));
-      }
-      if (!key.fromConf()) {
-        return Optional.empty();
-      }
-      for (String confKey : new String[] {key.confKey(), LEGACY_CONF.get(key.name())}) {
-        if (confKey != null && conf.containsKey(confKey)) {
-          fromConf.put(key.option(), confKey);
-          return Optional.of(new Value(conf.get(confKey), confKey));
-        }
-      }
-      return Optional.empty();
-    }
-
-    Optional<String> text(OptionKey key) {
-      return find(key).map(Value::text);
-    }
-
-    String require(OptionKey key) {
-      return find(key).map(Value::text).orElseThrow(() -> new ValidationException("Missing " + key.option()));
-    }
-
-    /** The key's value (or its default) through a parser whose bare reason becomes "Invalid <source> <value>: <reason>". */
-    <T> T parse(OptionKey key, Function<String, T> parser) {
-      return parse(key, find(key).orElse(new Value(key.defaultText(), key.option())), parser);
-    }
-
-    <T> T parse(OptionKey key, Value value, Function<String, T> parser) {
-      try {
-        return parser.apply(value.text());
-      } catch (ValidationException e) {
-        String reason = e.getMessage();
-        // Parsers of the scoring module write whole messages naming the option; the ones here a bare reason.
-        if (reason.startsWith("Invalid ") || reason.startsWith("Unknown ")) {
-          throw new ValidationException(reason.replace(key.option(), value.source()));
-        }
-        throw new ValidationException("Invalid " + value.source() + " " + value.text() + ": " + reason);
-      }
-    }
-
-    int positiveInt(OptionKey key) {
-      return parse(key, text -> {
-        try {
-          int value = Integer.parseInt(text.trim());
-          ValidationException.check(value > 0, "must be a positive integer");
-          return value;
-        } catch (NumberFormatException e) {
-          throw new ValidationException("must be a positive integer");
-        }
-      });
-    }
-
-    double number(OptionKey key) {
-      return parse(key, text -> {
-        try {
-          return Double.parseDouble(text.trim());
-        } catch (NumberFormatException e) {
-          throw new ValidationException("must be a number");
-        }
-      });
-    }
-
-    boolean flag(OptionKey key) {
-      return find(key).isPresent() && parse(key, PruneOptionsResolver::flag);
-    }
-
-    /** Builds the options; a check failing on a conf value names the conf key, not the option. */
-    PruneOptions build(PruneOptions.Builder builder) {
-      try {
-        return builder.build();
-      } catch (ValidationException e) {
-        String message = e.getMessage();
-        for (Map.Entry<String, String> entry : fromConf.entrySet()) {
-          message = message.replaceAll(java.util.regex.Pattern.quote(entry.getKey()) + "(?=[ :])", entry.getValue());
-        }
-        throw message.equals(e.getMessage()) ? e : new ValidationException(message);
-      }
-    }
-  }
 }

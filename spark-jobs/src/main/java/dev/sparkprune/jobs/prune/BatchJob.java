@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.options.OptionKey;
 import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.options.KeyValues;
 import dev.sparkprune.jobs.options.PruneOptionsResolver;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
@@ -249,7 +250,7 @@ public final class BatchJob {
       return false;
     }
     try {
-      return PruneOptionsResolver.flag(text);
+      return KeyValues.flag(text);
     } catch (ValidationException e) {
       throw new ValidationException("Invalid manifest overwrite " + text + ": " + e.getMessage());
     }

@@ -6,6 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.sparkprune.jobs.SparkTestBase;
 import dev.sparkprune.tensorio.SharedData;
 import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.tokenizer.Tokenizer;
+import dev.sparkprune.tensorio.tokenizer.TokenizerLoader;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -98,6 +102,70 @@ class TestBatchJob extends SparkTestBase {
     assertThat(statuses(rows)).containsExactly("m=FAILED", "a=FAILED");
     assertThat(rows.get(0).getString(3)).isEqualTo("Invalid --mode oneshot: use sequential or one-shot");
     assertThat(rows.get(1).getString(3)).isEqualTo("Invalid --allocation globl: use uniform, global, lamp or owl");
+  }
+
+  /** The issue's repro: rules.yaml edited in place must not give SKIPPED; the skip key hashes its content. */
+  @Test
+  void editingTheRulesFileInPlaceRerunsTheModel() throws IOException {
+    String stories = SharedData.stories260K().toString();
+    Path rules = dir.resolve("rules.yaml");
+    Files.writeString(rules, "rules:\n  - match: \"model\\\\.layers\\\\.0\\\\..*\"\n    skip: true\n");
+    Path manifest = dir.resolve("rules.jsonl");
+    Files.writeString(manifest, "{\"model\": \"" + stories + "\", \"name\": \"ruled\", \"method\": \"magnitude\", \"config\": \"" + rules
+        + "\"}\n");
+    Path outRoot = dir.resolve("out");
+    assertThat(statuses(run(manifest, outRoot))).containsExactly("ruled=SUCCEEDED");
+    assertThat(statuses(run(manifest, outRoot))).containsExactly("ruled=SKIPPED");
+    String firstKey = new com.fasterxml.jackson.databind.ObjectMapper().readTree(outRoot.resolve("ruled/report.json").toFile())
+        .path("configuration").path("settings_key").asText();
+    // Same path, other content: layer 1 skipped instead of layer 0.
+    Files.writeString(rules, "rules:\n  - match: \"model\\\\.layers\\\\.1\\\\..*\"\n    skip: true\n");
+    List<Row> edited = run(manifest, outRoot);
+    assertThat(statuses(edited)).containsExactly("ruled=SUCCEEDED");
+    String secondKey = new com.fasterxml.jackson.databind.ObjectMapper().readTree(outRoot.resolve("ruled/report.json").toFile())
+        .path("configuration").path("settings_key").asText();
+    assertThat(secondKey).isNotEqualTo(firstKey).contains(rules + "@sha256:");
+    assertThat(edited.get(0).getString(6)).isEqualTo(secondKey);
+  }
+
+  /**
+   * Every prune option is a manifest column under its CLI name, parsed and checked as the CLI
+   * does; pre-tokenized Parquet rows give --seqlen their length when the row does not set it.
+   */
+  @Test
+  void manifestColumnsAreTheCliOptionsAndPreTokenizedRowsGiveTheSeqlen() throws IOException {
+    assertThat(BatchJob.COLUMNS).contains("name", "min-keep", "owl-lambda", "gpus-per-task", "dsnot-skip", "save-stats", "overwrite")
+        .doesNotContain("out", "min_keep");
+    HadoopFileIO io = new HadoopFileIO(new org.apache.hadoop.conf.Configuration());
+    String stories = SharedData.stories260K().toString();
+    Tokenizer tokenizer = TokenizerLoader.load(ModelArchive.open(io, stories));
+    int[][] rows = dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), tokenizer, 6, 128, 5);
+    List<Row> records = new java.util.ArrayList<>();
+    for (int[] row : rows) {
+      records.add(org.apache.spark.sql.RowFactory.create((Object) java.util.Arrays.stream(row).boxed().toArray(Integer[]::new)));
+    }
+    Path parquet = dir.resolve("calib-128");
+    spark.createDataFrame(records, new org.apache.spark.sql.types.StructType().add("input_ids",
+        org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.IntegerType)))
+        .coalesce(1).write().parquet(parquet.toString());
+
+    Path manifest = dir.resolve("columns.jsonl");
+    Files.writeString(manifest, String.join("\n",
+        "{\"model\": \"" + stories + "\", \"name\": \"rows\", \"method\": \"wanda\", \"calib\": \"" + parquet + "\", \"nsamples\": 4, "
+            + "\"scoring-task-mb\": 1, \"moe-calibration\": \"all\", \"group\": \"row\"}",
+        "{\"model\": \"" + stories + "\", \"name\": \"typo\", \"method\": \"magnitude\", \"nsamples\": \"abc\"}",
+        "{\"model\": \"" + stories + "\", \"name\": \"both\", \"method\": \"magnitude\", \"sparsity\": 0.5, \"pattern\": \"2:4\"}",
+        "{\"model\": \"" + stories + "\", \"name\": \"flag\", \"method\": \"magnitude\", \"save-stats\": \"maybe\"}",
+        ""));
+    List<Row> statuses = run(manifest, dir.resolve("columns-out"));
+    assertThat(statuses(statuses)).containsExactly("rows=SUCCEEDED", "typo=FAILED", "both=FAILED", "flag=FAILED");
+    assertThat(statuses.get(1).getString(3)).isEqualTo("Invalid --nsamples abc: must be a positive integer");
+    assertThat(statuses.get(2).getString(3)).isEqualTo("Give either --sparsity or --pattern, not both");
+    assertThat(statuses.get(3).getString(3)).isEqualTo("Invalid --save-stats maybe: use true or false");
+    var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(dir.resolve("columns-out/rows/report.json").toFile());
+    // The rows written above are 128 ids long; no row or conf gave --seqlen.
+    assertThat(report.path("configuration").path("seqlen").asInt()).isEqualTo(128);
+    assertThat(report.path("configuration").path("nsamples").asInt()).isEqualTo(4);
   }
 
   @Test
