@@ -54,6 +54,11 @@ class TestLlamaCppForward {
     return ModelArchive.open(new LocalFileIO(), archive.toString());
   }
 
+  /** As below, named by the archive's folder name. */
+  static void assertLogitsEqualLlamaCpp(Path archive, int[] tokens, double tolerance) throws IOException {
+    assertLogitsEqualLlamaCpp(archive.getFileName().toString(), archive, tokens, tolerance);
+  }
+
   /**
    * Asserts the largest |sparkprune - llama.cpp| over every position and vocabulary entry of one
    * sequence is within {@code tolerance} (any archive sparkprune reads or writes; {@code label}
