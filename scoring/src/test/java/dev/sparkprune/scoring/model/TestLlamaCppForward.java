@@ -37,7 +37,7 @@ class TestLlamaCppForward {
   @ValueSource(strings = {"llama", "qwen3", "gemma2", "gemma3", "phi3", "mixtral", "qwen2_moe", "qwen3_moe"})
   void fixtureLogitsEqualLlamaCpp(String arch) throws IOException {
     double tolerance = arch.startsWith("gemma") ? GELU_TOLERANCE : TOLERANCE;
-    assertLogitsEqualLlamaCpp(ModelFixtures.path(arch), ModelFixtures.goldenTokens(arch), tolerance);
+    assertLogitsEqualLlamaCpp(arch, ModelFixtures.path(arch), ModelFixtures.goldenTokens(arch), tolerance);
   }
 
   /** The real model on 256 tokens of in-domain text. */
@@ -47,15 +47,24 @@ class TestLlamaCppForward {
     String text = Files.readString(SharedData.path("data/tinystories/tinystories_val_sample.txt")).substring(0, 4000);
     int[] tokens = TokenizerLoader.load(open(archive)).encode(text, true);
     assertThat(tokens.length).isGreaterThan(256);
-    assertLogitsEqualLlamaCpp(archive, Arrays.copyOf(tokens, 256), TOLERANCE);
+    assertLogitsEqualLlamaCpp("stories260K", archive, Arrays.copyOf(tokens, 256), TOLERANCE);
   }
 
   private static ModelArchive open(Path archive) throws IOException {
     return ModelArchive.open(new LocalFileIO(), archive.toString());
   }
 
-  /** Largest |sparkprune - llama.cpp| over every position and vocabulary entry, and where. */
+  /** As below, named by the archive's folder name. */
   static void assertLogitsEqualLlamaCpp(Path archive, int[] tokens, double tolerance) throws IOException {
+    assertLogitsEqualLlamaCpp(archive.getFileName().toString(), archive, tokens, tolerance);
+  }
+
+  /**
+   * Asserts the largest |sparkprune - llama.cpp| over every position and vocabulary entry of one
+   * sequence is within {@code tolerance} (any archive sparkprune reads or writes; {@code label}
+   * names it in messages).
+   */
+  static void assertLogitsEqualLlamaCpp(String label, Path archive, int[] tokens, double tolerance) throws IOException {
     float[][] reference = LlamaCppReference.logits(archive, tokens);
     try (DecoderModel model = Models.open(open(archive), NetlibLinearAlgebra.defaultInstance())) {
       float[] logits = model.logits(model.forward(new int[][] {tokens}), 0);
@@ -71,8 +80,8 @@ class TestLlamaCppForward {
           at = i;
         }
       }
-      System.out.printf("%s: largest |sparkprune - llama.cpp| = %.3g over %d tokens%n", archive.getFileName(), worst, tokens.length);
-      assertThat(worst).as("%s: largest |sparkprune - llama.cpp| at position %d, vocab %d", archive.getFileName(), at / vocab, at % vocab)
+      System.out.printf("%s: largest |sparkprune - llama.cpp| = %.3g over %d tokens%n", label, worst, tokens.length);
+      assertThat(worst).as("%s: largest |sparkprune - llama.cpp| at position %d, vocab %d", label, at / vocab, at % vocab)
           .isLessThanOrEqualTo(tolerance);
     }
   }
