@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.bench.PruneBenchmark;
+import dev.sparkprune.jobs.bench.ReferenceBenchmark;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.bench.ForwardBenchmark;
 import dev.sparkprune.scoring.bench.KernelBenchmarks;
@@ -25,13 +26,13 @@ import org.apache.hadoop.conf.Configuration;
  * runs in production. Speed is measured here, never in unit tests.
  */
 final class BenchCommand {
-  private static final String BENCHMARKS = "read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, prune, tokenize";
+  private static final String BENCHMARKS = "read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, prune, reference, tokenize";
 
   private BenchCommand() {}
 
   static int run(List<String> args, PrintStream out) throws IOException {
     CommandLine line =
-        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads", "blocks", "nsamples", "seqlen", "tokenizer", "text", "chars"), Set.of("java-blas", "global"));
+        CommandLine.parse("bench", args, Set.of("size-mb", "passes", "dir", "rounds", "threads", "blocks", "nsamples", "seqlen", "tokenizer", "text", "chars", "shape", "methods", "python"), Set.of("java-blas", "global"));
     String name = line.requirePositional("benchmark name (" + BENCHMARKS + ")");
     int rounds = line.positiveInt("rounds", 5);
     int threads = line.positiveInt("threads", RowParallel.defaultThreads());
@@ -68,6 +69,24 @@ final class BenchCommand {
         try {
           PruneBenchmark.run(directory, line.positiveInt("blocks", 18), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 512),
               line.flag("global"), out);
+        } finally {
+          deleteRecursively(directory);
+        }
+        return Main.EXIT_OK;
+      }
+      case "reference": {
+        // Whole prune job vs bench/reference_prune.py (issue #13); --shape small|1b, --methods wanda,sparsegpt.
+        String shape = line.value("shape").orElse("small");
+        ValidationException.check(shape.equals("small") || shape.equals("1b"), "Invalid --shape %s: expected small or 1b", shape);
+        Path directory = Files.createTempDirectory(line.value("dir").map(Path::of).orElse(Path.of(System.getProperty("java.io.tmpdir"))), "sparkprune-bench-");
+        try {
+          ReferenceBenchmark.run(directory, shape.equals("1b") ? ReferenceBenchmark.Shape.ONE_B : ReferenceBenchmark.Shape.SMALL,
+              ReferenceBenchmark.methods(line.value("methods").orElse("wanda,sparsegpt")), line.positiveInt("rounds", 1),
+              new ReferenceBenchmark.Reference(Path.of(line.value("python").orElse(".bench-reference/bin/python")), Path.of("bench/reference_prune.py")),
+              linalg, out);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new IOException("Interrupted while running the reference", e);
         } finally {
           deleteRecursively(directory);
         }
