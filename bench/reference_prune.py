@@ -8,7 +8,8 @@ block one at a time; every linear is pruned; the samples go through the pruned b
 give the next block's inputs. Calibration is the pre-tokenized JSONL the Java side wrote
 ({"input_ids": [...]} per line), so both runs see the same tokens.
 
-Prints one JSON line: load, per-block and save seconds and the total wall time.
+Prints one JSON line: load, per-block and save seconds, the total wall time and the CPU time
+of all the process's threads (robust to other load on the machine).
 Needs torch, safetensors, numpy (bin/setup-bench-reference makes the venv).
 """
 
@@ -178,6 +179,7 @@ def main():
     args = parser.parse_args()
 
     start = time.perf_counter()
+    cpu_start = time.process_time()
     with open(os.path.join(args.model, "config.json")) as f:
         config = json.load(f)
     with open(args.calib) as f:
@@ -220,6 +222,7 @@ def main():
         "method": args.method, "threads": torch.get_num_threads(), "torch": torch.__version__,
         "samples": len(samples), "seqlen": ids.shape[1], "seconds_load": load_seconds,
         "blocks": blocks, "seconds_save": end - save_start, "seconds_total": end - start,
+        "cpu_seconds": time.process_time() - cpu_start,
     }
     if args.compare:
         report.update(mask_agreement(tensors, load_tensors(args.compare), config["num_hidden_layers"]))

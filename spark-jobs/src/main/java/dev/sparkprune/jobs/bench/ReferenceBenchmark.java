@@ -110,28 +110,37 @@ public final class ReferenceBenchmark {
     for (PruningMethod method : methods) {
       double[] ours = new double[rounds];
       double[] theirs = new double[rounds];
+      double[] oursCpu = new double[rounds];
+      double[] theirsCpu = new double[rounds];
       for (int round = 0; round < rounds; round++) {
         Path javaOut = directory.resolve("out-" + method.displayName());
         Run java = runJob(spark, shape, method, model, calibration, javaOut, directory.resolve("job.log"));
         ours[round] = java.wall;
+        oursCpu[round] = java.cpu;
         Run python = haveReference
             ? runReference(reference, method, model, calibration, directory.resolve("reference-" + method.displayName()), javaOut.resolve("model"))
             : null;
         theirs[round] = python == null ? Double.NaN : python.wall;
-        out.printf(Locale.ROOT, "%s round %d: sparkprune %.1f s%s%n", method.displayName(), round + 1, java.wall,
-            python == null ? "" : String.format(Locale.ROOT, ", reference %.1f s, ratio %.2f; %s", python.wall, java.wall / python.wall, python.note));
+        theirsCpu[round] = python == null ? Double.NaN : python.cpu;
+        out.printf(Locale.ROOT, "%s round %d: sparkprune %.1f s (%.1f CPU s)%s%n", method.displayName(), round + 1, java.wall, java.cpu,
+            python == null ? "" : String.format(Locale.ROOT, ", reference %.1f s (%.1f CPU s), ratio %.2f (CPU %.2f); %s", python.wall, python.cpu,
+                java.wall / python.wall, java.cpu / python.cpu, python.note));
         for (int b = 0; b < shape.blocks; b++) {
           out.printf(Locale.ROOT, "  block %d: sparkprune %.2f s%s; one forward's GEMMs %.3f s%n", b, java.blocks[b],
               python == null ? "" : String.format(Locale.ROOT, ", reference %.2f s", python.blocks[b]), forwardSeconds);
         }
       }
-      out.printf(Locale.ROOT, "%s: sparkprune %s; reference %s; ratio sparkprune / reference %s%n", method.displayName(), summary(ours),
-          summary(theirs), haveReference ? String.format(Locale.ROOT, "%.2f", median(ours) / median(theirs)) : "n/a");
+      out.printf(Locale.ROOT, "%s: sparkprune %s; reference %s; ratio sparkprune / reference %s (CPU time %s)%n", method.displayName(),
+          summary(ours), summary(theirs), haveReference ? String.format(Locale.ROOT, "%.2f", median(ours) / median(theirs)) : "n/a",
+          haveReference ? String.format(Locale.ROOT, "%.2f", median(oursCpu) / median(theirsCpu)) : "n/a");
     }
   }
 
-  /** A run's wall seconds, per-block seconds and a free-form note (mask agreement). */
-  private record Run(double wall, double[] blocks, String note) {}
+  /**
+   * A run's wall seconds, CPU seconds of all its threads (what other load on the machine does
+   * not inflate, unlike wall time), per-block seconds and a free-form note (mask agreement).
+   */
+  private record Run(double wall, double cpu, double[] blocks, String note) {}
 
   private static Path writeCalibration(Path file, int nsamples, int seqlen) throws IOException {
     SplittableRandom random = new SplittableRandom(3);
@@ -160,15 +169,17 @@ public final class ReferenceBenchmark {
         .overwrite(true)
         .build();
     try (PrintStream progress = new PrintStream(Files.newOutputStream(log), true, StandardCharsets.UTF_8)) {
+      long cpuStart = processCpuNanos();
       long start = System.nanoTime();
       PruneReport report = new PruneJob(spark, options, progress).run();
       double wall = (System.nanoTime() - start) / 1e9;
+      double cpu = (processCpuNanos() - cpuStart) / 1e9;
       JsonNode blocks = report.json().get("blocks");
       double[] seconds = new double[shape.blocks];
       for (JsonNode block : blocks) {
         seconds[block.get("block").asInt()] = block.get("seconds").asDouble();
       }
-      return new Run(wall, seconds, "");
+      return new Run(wall, cpu, seconds, "");
     }
   }
 
@@ -191,7 +202,12 @@ public final class ReferenceBenchmark {
     String note = String.format(Locale.ROOT, "torch %s, %d threads; masks equal to sparkprune's at %.4f%% of weights (lowest linear %.4f%%)",
         json.get("torch").asText(), json.get("threads").asInt(), 100 * json.get("mask_agreement").asDouble(),
         100 * json.get("mask_agreement_min").asDouble());
-    return new Run(json.get("seconds_total").asDouble(), blocks, note);
+    return new Run(json.get("seconds_total").asDouble(), json.get("cpu_seconds").asDouble(), blocks, note);
+  }
+
+  /** CPU time of every thread of this JVM (in local mode the driver and the executors). */
+  private static long processCpuNanos() {
+    return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
   }
 
   private static double median(double[] values) {
