@@ -99,9 +99,9 @@ public final class ReferenceBenchmark {
     double forwardSeconds = shape.blockForwardFlops() / (sgemm * 1e9);
     boolean haveReference = Files.isExecutable(reference.python()) && Files.isRegularFile(reference.script());
     out.printf(Locale.ROOT, "reference: Llama hidden %d, %d blocks, %d/%d heads, intermediate %d, vocab %d, %s; %d x %d calibration tokens;"
-            + " one dense forward of a block: %.2f GFLOP = %.3f s at sgemm %.0f GFLOP/s%n",
+            + " one dense forward of a block: %.2f GFLOP = %.3f s at sgemm %.0f GFLOP/s (OPENBLAS_NUM_THREADS=%s)%n",
         shape.hidden, shape.blocks, shape.heads, shape.kvHeads, shape.intermediate, shape.vocab, shape.dtype, shape.nsamples, shape.seqlen,
-        shape.blockForwardFlops() / 1e9, forwardSeconds, sgemm);
+        shape.blockForwardFlops() / 1e9, forwardSeconds, sgemm, System.getenv().getOrDefault("OPENBLAS_NUM_THREADS", "unset"));
     if (!haveReference) {
       out.printf("reference: %s or %s is missing; run bin/setup-bench-reference for the PyTorch side. Timing sparkprune only.%n",
           reference.python(), reference.script());
