@@ -119,9 +119,17 @@ final class Layers {
   }
 
   /**
+   * Query rows per attention tile: each tile's scores S = Q K^T cover only the keys its rows may
+   * see, so the causal half of [length x length] is never computed and S stays small.
+   */
+  static final int ATTENTION_TILE = 128;
+
+  /**
    * Attention as {@link #causalAttention} with the score scale, tanh soft-capping and sliding
    * window of {@code shape}: query i sees keys j with i - window < j <= i (Hugging Face's
    * sliding-window mask); capped scores are cap * tanh(score / cap), applied before the mask.
+   * Per (sequence, head, tile of query rows): S = scale Q K^T over the tile's visible keys, a
+   * masked softmax over each row, then O = P V, both products through {@code linalg}.
    */
   static float[] attention(
       LinearAlgebra linalg, float[] q, float[] k, float[] v, int sequences, int length, int heads, int kvHeads, int headDim, AttentionShape shape) {
@@ -129,40 +137,62 @@ final class Layers {
     int kvWidth = kvHeads * headDim;
     int groupSize = heads / kvHeads;
     float[] out = new float[sequences * length * qWidth];
-    float[] scores = new float[length * length];
+    float[] scores = new float[Math.min(ATTENTION_TILE, length) * length];
     for (int s = 0; s < sequences; s++) {
       int base = s * length;
       for (int h = 0; h < heads; h++) {
         int g = h / groupSize;
-        linalg.gemmTransposedB(
-            length, length, headDim, shape.scale(), q, base * qWidth + h * headDim, qWidth, k, base * kvWidth + g * headDim, kvWidth, 0f, scores, 0, length);
-        for (int i = 0; i < length; i++) {
-          int row = i * length;
-          int first = shape.window() > 0 ? Math.max(0, i - shape.window() + 1) : 0;
-          if (shape.softcap() > 0) {
-            softcap(scores, row + first, i + 1 - first, shape.softcap());
+        for (int i0 = 0; i0 < length; i0 += ATTENTION_TILE) {
+          int rows = Math.min(ATTENTION_TILE, length - i0);
+          int end = i0 + rows;
+          // The first key any row of the tile sees; every row sees keys up to its own position.
+          int from = firstKey(i0, shape.window());
+          int keys = end - from;
+          linalg.gemmTransposedB(
+              rows, keys, headDim, shape.scale(), q, (base + i0) * qWidth + h * headDim, qWidth, k, (base + from) * kvWidth + g * headDim, kvWidth,
+              0f, scores, 0, keys);
+          for (int r = 0; r < rows; r++) {
+            int i = i0 + r;
+            maskedSoftmax(scores, r * keys, keys, firstKey(i, shape.window()) - from, i - from, shape.softcap());
           }
-          float max = Float.NEGATIVE_INFINITY;
-          for (int j = first; j <= i; j++) {
-            max = Math.max(max, scores[row + j]);
-          }
-          float sum = 0;
-          for (int j = first; j <= i; j++) {
-            float e = (float) Math.exp(scores[row + j] - max);
-            scores[row + j] = e;
-            sum += e;
-          }
-          float inverse = 1f / sum;
-          for (int j = first; j <= i; j++) {
-            scores[row + j] *= inverse;
-          }
-          java.util.Arrays.fill(scores, row, row + first, 0f);
-          java.util.Arrays.fill(scores, row + i + 1, row + length, 0f);
+          linalg.gemm(
+              rows, headDim, keys, 1f, scores, 0, keys, v, (base + from) * kvWidth + g * headDim, kvWidth, 0f, out, (base + i0) * qWidth + h * headDim,
+              qWidth);
         }
-        linalg.gemm(length, headDim, length, 1f, scores, 0, length, v, base * kvWidth + g * headDim, kvWidth, 0f, out, base * qWidth + h * headDim, qWidth);
       }
     }
     return out;
+  }
+
+  /** The first key query {@code i} sees: 0, or the start of its sliding window. */
+  private static int firstKey(int i, int window) {
+    return window > 0 ? Math.max(0, i - window + 1) : 0;
+  }
+
+  /**
+   * One row of attention probabilities in place: softmax over columns [first, last] of the row
+   * (after soft-capping when {@code softcap} > 0), zero elsewhere in its {@code width} columns.
+   */
+  static void maskedSoftmax(float[] scores, int row, int width, int first, int last, double softcap) {
+    if (softcap > 0) {
+      softcap(scores, row + first, last + 1 - first, softcap);
+    }
+    float max = Float.NEGATIVE_INFINITY;
+    for (int j = row + first; j <= row + last; j++) {
+      max = Math.max(max, scores[j]);
+    }
+    float sum = 0;
+    for (int j = row + first; j <= row + last; j++) {
+      float e = (float) Math.exp(scores[j] - max);
+      scores[j] = e;
+      sum += e;
+    }
+    float inverse = 1f / sum;
+    for (int j = row + first; j <= row + last; j++) {
+      scores[j] *= inverse;
+    }
+    java.util.Arrays.fill(scores, row, row + first, 0f);
+    java.util.Arrays.fill(scores, row + last + 1, row + width, 0f);
   }
 
   /** Gemma's soft-capping in place: x = cap * tanh(x / cap) over {@code count} values. */

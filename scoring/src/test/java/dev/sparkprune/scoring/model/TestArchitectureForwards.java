@@ -13,7 +13,9 @@ import dev.sparkprune.tensorio.synthetic.SyntheticArchive;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
 import org.assertj.core.data.Offset;
@@ -103,6 +105,56 @@ class TestArchitectureForwards {
         });
         assertThat(seen).containsExactlyElementsOf(model.layout().blocks().get(b).linears());
       }
+    }
+  }
+
+  /**
+   * The job runs a whole chunk of samples through a block as one batch: each sequence's output
+   * and the rows each input group hands the hook must equal that sequence run alone (within
+   * tolerance: GEMMs of other shapes may sum in another order), with sequences longer than one
+   * attention tile so the tiling is crossed.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("architectures")
+  void aBatchEqualsItsSequencesOneByOneAndTheHookSeesTheirRowsInOrder(String name, ObjectNode config) throws IOException {
+    int length = Layers.ATTENTION_TILE + 45;
+    ObjectNode longer = config.deepCopy();
+    for (String key : List.of("n_positions", "max_position_embeddings")) {
+      if (longer.has(key)) {
+        longer.put(key, 2 * length);
+      }
+    }
+    try (DecoderModel model = open(dir.resolve(name), longer, 7)) {
+      int sequences = 3;
+      HiddenStates input = model.embed(randomTokens(sequences, length, model.vocabSize(), 8));
+      BlockWeights weights = model.loadBlock(0);
+      Map<String, float[]> batchInputs = new LinkedHashMap<>();
+      HiddenStates batch = model.runBlock(weights, input, (linears, rows, count, seen) -> {
+        assertThat(seen).isEqualTo(sequences);
+        assertThat(count).isEqualTo(sequences * length);
+        batchInputs.put(linears.get(0).name(), rows.clone());
+      });
+      int width = batch.width();
+      for (int s = 0; s < sequences; s++) {
+        Map<String, float[]> aloneInputs = new LinkedHashMap<>();
+        HiddenStates alone = model.runBlock(weights, input.slice(s, 1), (linears, rows, count, seen) -> {
+          assertThat(seen).isEqualTo(1);
+          aloneInputs.put(linears.get(0).name(), rows.clone());
+        });
+        assertCloseRows(name + " output of sequence " + s, batch.values(), s * length * width, alone.values(), length * width);
+        assertThat(aloneInputs.keySet()).containsExactlyElementsOf(batchInputs.keySet());
+        for (Map.Entry<String, float[]> group : aloneInputs.entrySet()) {
+          int groupWidth = group.getValue().length / length;
+          assertCloseRows(name + " hook input " + group.getKey() + " of sequence " + s, batchInputs.get(group.getKey()), s * length * groupWidth,
+              group.getValue(), length * groupWidth);
+        }
+      }
+    }
+  }
+
+  private static void assertCloseRows(String what, float[] batch, int offset, float[] alone, int count) {
+    for (int i = 0; i < count; i++) {
+      assertThat(batch[offset + i]).as("%s, value %d", what, i).isCloseTo(alone[i], Offset.offset(1e-4f * Math.max(1f, Math.abs(alone[i]))));
     }
   }
 }

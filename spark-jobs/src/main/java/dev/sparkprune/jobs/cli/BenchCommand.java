@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.bench.PruneBenchmark;
+import dev.sparkprune.jobs.bench.ReferenceBenchmark;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.bench.ForwardBenchmark;
 import dev.sparkprune.scoring.bench.KernelBenchmarks;
@@ -67,6 +68,12 @@ final class BenchCommand implements Subcommand {
               Specs.option("nsamples", "N", "Calibration samples. Default: 8."), Specs.option("seqlen", "N", "Tokens per sample. Default: 512."),
               Specs.flag("global", "With --allocation global."), dir()),
           BenchCommand::prune),
+      new Kind("reference", "The whole prune job vs a single-process PyTorch script (bench/reference_prune.py) on one archive.",
+          List.of(Specs.option("shape", "S", "small (4.6M parameters, 128 x 128 ids) or 1b (16 x 2048 ids). Default: small."),
+              Specs.option("methods", "M", "Comma-separated: wanda, sparsegpt. Default: wanda,sparsegpt."),
+              Specs.option("rounds", "N", "Rounds of each side. Default: 1."),
+              Specs.option("python", "PATH", "Python with torch. Default: .bench-reference/bin/python."), javaBlas(), dir()),
+          BenchCommand::reference),
       new Kind("tokenize", "Tokens per second of a tokenizer.json on a text.",
           List.of(Specs.required("tokenizer", "DIR", "Folder with tokenizer.json."),
               Specs.required("text", "FILES", "Comma-separated text files."),
@@ -152,6 +159,24 @@ final class BenchCommand implements Subcommand {
     try {
       PruneBenchmark.run(directory, line.positiveInt("blocks", 18), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 512),
           line.flag("global"), out);
+    } finally {
+      deleteRecursively(directory);
+    }
+  }
+
+  /** Issue #13's comparison; run from the checkout root, where bench/reference_prune.py is. */
+  private static void reference(Arguments line, PrintStream out) throws IOException {
+    String shape = line.value("shape").orElse("small");
+    ValidationException.check(shape.equals("small") || shape.equals("1b"), "Invalid --shape %s: expected small or 1b", shape);
+    Path directory = Files.createTempDirectory(directory(line), "sparkprune-bench-");
+    try {
+      ReferenceBenchmark.run(directory, shape.equals("1b") ? ReferenceBenchmark.Shape.ONE_B : ReferenceBenchmark.Shape.SMALL,
+          ReferenceBenchmark.methods(line.value("methods").orElse("wanda,sparsegpt")), line.positiveInt("rounds", 1),
+          new ReferenceBenchmark.Reference(Path.of(line.value("python").orElse(".bench-reference/bin/python")), Path.of("bench/reference_prune.py")),
+          linalg(line), out);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("Interrupted while running the reference", e);
     } finally {
       deleteRecursively(directory);
     }
