@@ -67,7 +67,7 @@ public final class PruneJob {
     // Its own job group, so a failure cancels this run's tasks and no concurrent run's.
     String jobGroup = "sparkprune-prune-" + runId;
     spark.sparkContext().setJobGroup(jobGroup, "sparkprune prune " + options.model(), false);
-    FaultInjection faults = FaultInjection.parse(spark.sparkContext().conf());
+    FaultInjection faults = FaultInjection.parse(spark.conf());
     Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite(), faults);
     try {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());

@@ -7,9 +7,9 @@ import java.nio.file.Path;
 import java.util.LinkedHashSet;
 import java.util.Objects;
 import java.util.Set;
-import org.apache.spark.SparkConf;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
+import org.apache.spark.sql.RuntimeConfig;
 
 /**
  * Test-only faults, parsed once on the driver from three Spark settings and shipped to tasks
@@ -40,8 +40,11 @@ public record FaultInjection(Set<String> failFirstAttempt, String exitExecutorOn
     Objects.requireNonNull(haltJvmAt, "haltJvmAt is null");
   }
 
-  /** The faults a test asked for in the session's settings; {@link #NONE} when it asked for none. */
-  public static FaultInjection parse(SparkConf conf) {
+  /**
+   * The faults a test asked for in the session's runtime settings (where tests set them
+   * between runs of one session); {@link #NONE} when it asked for none.
+   */
+  public static FaultInjection parse(RuntimeConfig conf) {
     Set<String> kinds = new LinkedHashSet<>();
     for (String kind : conf.get(FAIL_FIRST_ATTEMPT, "").split(",")) {
       if (!kind.isBlank()) {

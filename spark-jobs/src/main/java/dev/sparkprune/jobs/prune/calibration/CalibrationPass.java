@@ -68,6 +68,8 @@ public final class CalibrationPass implements AutoCloseable {
     JavaRDD<SampleChunk> embedded = stages.onGpus(jsc.parallelize(chunks, Math.max(1, Math.min(chunks.size(), partitions)))
         .map(new CalibrationSteps.EmbedChunk(context)))
         .persist(StorageLevel.MEMORY_AND_DISK());
+    // Its own stage: a retried embed task redoes only the embedding, and the UI shows it apart.
+    embedded.count();
     return new CalibrationPass(context, stages, blocks, chunks.size(), embedded);
   }
 
