@@ -89,7 +89,7 @@ public final class ShrinkJob {
       Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
       JobContext source = new JobContext(
           archive.location(), publisher.staging(), confBroadcast, spark.sparkContext().conf().getInt("spark.task.cpus", 1),
-          FaultInjection.parse(spark.sparkContext().conf()));
+          FaultInjection.parse(spark.conf()));
 
       ShrinkDecision decision = decide(jsc, source, shape, samples);
       double calibrated = seconds();
