@@ -129,6 +129,10 @@ public final class ReferenceBenchmark {
           out.printf(Locale.ROOT, "  block %d: sparkprune %.2f s%s; one forward's GEMMs %.3f s%n", b, java.blocks[b],
               python == null ? "" : String.format(Locale.ROOT, ", reference %.2f s", python.blocks[b]), forwardSeconds);
         }
+        // The job's own progress lines show where a block's time goes (stages, scoring, writes).
+        for (String line : Files.readAllLines(directory.resolve("job.log"), StandardCharsets.UTF_8)) {
+          out.println("  job " + line);
+        }
       }
       out.printf(Locale.ROOT, "%s: sparkprune %s; reference %s; ratio sparkprune / reference %s (CPU time %s)%n", method.displayName(),
           summary(ours), summary(theirs), haveReference ? String.format(Locale.ROOT, "%.2f", median(ours) / median(theirs)) : "n/a",
