@@ -130,6 +130,24 @@ public final class SafetensorsWriter implements Closeable {
     }
   }
 
+  /**
+   * The tensor data as a stream, for copying bytes from another file: each write goes through
+   * {@link #writeBytes}, so every tensor still gets exactly its bytes. Closing it does nothing.
+   */
+  public OutputStream dataStream() {
+    return new OutputStream() {
+      @Override
+      public void write(int b) throws IOException {
+        writeBytes(new byte[] {(byte) b}, 0, 1);
+      }
+
+      @Override
+      public void write(byte[] bytes, int offset, int length) throws IOException {
+        writeBytes(bytes, offset, length);
+      }
+    };
+  }
+
   /** Names of tensors not completely written yet. */
   public List<String> missingTensors() {
     List<String> missing = new ArrayList<>();

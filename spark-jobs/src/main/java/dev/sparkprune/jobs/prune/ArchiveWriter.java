@@ -87,7 +87,7 @@ final class ArchiveWriter {
         List<TensorSpec> specs = new ArrayList<>();
         reader.tensors().forEach(tensor -> specs.add(TensorSpec.of(tensor)));
         try (SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
-          OutputStream sink = new WriterSink(writer);
+          OutputStream sink = writer.dataStream();
           boolean first = true;
           for (TensorInfo tensor : reader.tensors()) {
             if (!first) {
@@ -104,25 +104,6 @@ final class ArchiveWriter {
         }
       }
       return tensors;
-    }
-  }
-
-  /** Feeds bytes through the writer, which checks every tensor gets exactly its bytes. */
-  private static final class WriterSink extends OutputStream {
-    private final SafetensorsWriter writer;
-
-    WriterSink(SafetensorsWriter writer) {
-      this.writer = writer;
-    }
-
-    @Override
-    public void write(int b) throws IOException {
-      writer.writeBytes(new byte[] {(byte) b}, 0, 1);
-    }
-
-    @Override
-    public void write(byte[] bytes, int offset, int length) throws IOException {
-      writer.writeBytes(bytes, offset, length);
     }
   }
 }

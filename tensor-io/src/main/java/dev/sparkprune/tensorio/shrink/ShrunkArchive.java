@@ -120,7 +120,7 @@ public final class ShrunkArchive {
     slices.forEach(slice -> specs.add(slice.spec()));
     try (SafetensorsReader reader = archive.openShard(shard);
         SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
-      OutputStream sink = new WriterSink(writer);
+      OutputStream sink = writer.dataStream();
       for (TensorSlice slice : slices) {
         if (slice.isWhole()) {
           reader.copyRaw(slice.source(), sink);
@@ -193,24 +193,5 @@ public final class ShrunkArchive {
   /** Source shard headers, for callers that report what was written. */
   public List<Shard> sourceShards() {
     return archive.shards();
-  }
-
-  /** Feeds bytes through the writer, which checks every tensor gets exactly its bytes. */
-  private static final class WriterSink extends OutputStream {
-    private final SafetensorsWriter writer;
-
-    WriterSink(SafetensorsWriter writer) {
-      this.writer = writer;
-    }
-
-    @Override
-    public void write(int b) throws IOException {
-      writer.writeBytes(new byte[] {(byte) b}, 0, 1);
-    }
-
-    @Override
-    public void write(byte[] bytes, int offset, int length) throws IOException {
-      writer.writeBytes(bytes, offset, length);
-    }
   }
 }
