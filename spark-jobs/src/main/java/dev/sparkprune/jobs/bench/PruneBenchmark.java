@@ -3,7 +3,7 @@ package dev.sparkprune.jobs.bench;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.PruneReport;
+import dev.sparkprune.jobs.prune.output.PruneReport;
 import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.PruneReport;
+import dev.sparkprune.jobs.prune.output.PruneReport;
 import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.bench.KernelBenchmarks;

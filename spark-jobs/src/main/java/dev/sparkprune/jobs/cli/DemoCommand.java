@@ -2,7 +2,7 @@ package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.PruneReport;
+import dev.sparkprune.jobs.prune.output.PruneReport;
 import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;

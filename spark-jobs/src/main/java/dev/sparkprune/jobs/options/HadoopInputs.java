@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.options;
 
+import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.io.InputFiles;

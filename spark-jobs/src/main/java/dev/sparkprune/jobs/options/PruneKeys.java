@@ -1,5 +1,8 @@
 package dev.sparkprune.jobs.options;
 
+import dev.sparkprune.jobs.prune.GpuScheduling;
+import dev.sparkprune.jobs.prune.PruneOptions;
+import dev.sparkprune.jobs.prune.allocation.Allocation;
 import dev.sparkprune.scoring.methods.Admm;
 import dev.sparkprune.scoring.methods.Dsnot;
 import dev.sparkprune.scoring.methods.Refinement;

@@ -1,5 +1,8 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.prune.output.OutputGuard;
+import dev.sparkprune.jobs.prune.output.Publisher;
+import dev.sparkprune.jobs.prune.plan.Fingerprints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.options.OptionKey;

@@ -5,7 +5,7 @@ import java.util.Locale;
 import java.util.Objects;
 
 /** The job's progress lines, each stamped with the seconds since the run started. */
-final class ProgressLog {
+public final class ProgressLog {
   private final PrintStream out;
   private final long start = System.nanoTime();
 
@@ -17,7 +17,7 @@ final class ProgressLog {
     return (System.nanoTime() - start) / 1e9;
   }
 
-  void line(String format, Object... args) {
+  public void line(String format, Object... args) {
     out.printf(Locale.ROOT, "[%6.1fs] %s%n", seconds(), String.format(Locale.ROOT, format, args));
     out.flush();
   }

@@ -1,5 +1,7 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.prune.output.OutputGuard;
+import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.options.PruneKeys;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;

@@ -1,5 +1,8 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.prune.output.PruneReport;
+import dev.sparkprune.jobs.prune.plan.JobInputs;
+import dev.sparkprune.jobs.prune.score.Scoring;
 import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobStages;
@@ -13,7 +16,7 @@ import org.apache.spark.api.java.JavaSparkContext;
  * and their fingerprint, the model's fingerprint, the executors' context, the stage marks and
  * the scoring stage. The report builder and the progress log are the run's two outputs.
  */
-record PruneRun(
+public record PruneRun(
     PruneOptions options,
     JobInputs inputs,
     int[][] samples,
@@ -26,7 +29,7 @@ record PruneRun(
     Scoring scoring,
     PruneReport.Builder report,
     ProgressLog log) {
-  PruneRun {
+  public PruneRun {
     Objects.requireNonNull(options, "options is null");
     Objects.requireNonNull(inputs, "inputs is null");
     Objects.requireNonNull(samples, "samples is null");
@@ -41,12 +44,12 @@ record PruneRun(
     Objects.requireNonNull(log, "log is null");
   }
 
-  int blocks() {
+  public int blocks() {
     return inputs.layout.blocks().size();
   }
 
   /** Embeds the run's samples on the executors: a calibration pass at block 0. */
-  CalibrationPass embed() {
+  public CalibrationPass embed() {
     int partitions = options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism();
     CalibrationPass pass = CalibrationPass.embed(jsc, context, stages, samples, options.chunkSize(), partitions, blocks());
     log.line("calibration: %d samples x %d tokens in %d chunks on %d partitions", samples.length, options.seqlen(), pass.chunks(),

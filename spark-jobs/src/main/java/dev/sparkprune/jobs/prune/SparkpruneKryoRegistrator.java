@@ -1,5 +1,9 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.prune.allocation.GlobalAllocation;
+import dev.sparkprune.jobs.prune.plan.Placement;
+import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.prune.score.LinearResult;
 import com.esotericsoftware.kryo.Kryo;
 import org.apache.spark.serializer.KryoRegistrator;
 

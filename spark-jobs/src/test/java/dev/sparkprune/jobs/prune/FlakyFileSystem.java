@@ -18,13 +18,13 @@ import org.apache.hadoop.security.AccessControlException;
 public class FlakyFileSystem extends RawLocalFileSystem {
   static final String SCHEME = "flaky";
   /** The number of the rename that throws (1-based); 0 for none. */
-  static final AtomicInteger failingRename = new AtomicInteger();
-  static final AtomicInteger renames = new AtomicInteger();
-  static volatile boolean renameBeforeThrowing;
-  static volatile boolean denyWrites;
+  public static final AtomicInteger failingRename = new AtomicInteger();
+  public static final AtomicInteger renames = new AtomicInteger();
+  public static volatile boolean renameBeforeThrowing;
+  public static volatile boolean denyWrites;
 
   /** A configuration that maps flaky:// to this class, with every switch off. */
-  static Configuration configuration() {
+  public static Configuration configuration() {
     failingRename.set(0);
     renames.set(0);
     renameBeforeThrowing = false;
@@ -35,7 +35,7 @@ public class FlakyFileSystem extends RawLocalFileSystem {
     return conf;
   }
 
-  static String uri(java.nio.file.Path local) {
+  public static String uri(java.nio.file.Path local) {
     return SCHEME + "://" + local.toAbsolutePath();
   }
 

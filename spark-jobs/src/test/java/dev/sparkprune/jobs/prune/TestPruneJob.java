@@ -1,5 +1,9 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.prune.allocation.OwlAllocation;
+import dev.sparkprune.jobs.prune.allocation.TestGlobalAllocation;
+import dev.sparkprune.jobs.prune.output.PruneReport;
+import dev.sparkprune.jobs.prune.plan.JobInputs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -56,7 +60,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /** The prune job end to end on the real stories260K model, calibrated on TinyStories. */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
-class TestPruneJob extends SparkTestBase {
+public class TestPruneJob extends SparkTestBase {
   private static final int NSAMPLES = 8;
   private static final int SEQLEN = 128;
   private static final Map<String, Double> PERPLEXITY = new ConcurrentHashMap<>();
@@ -98,7 +102,7 @@ class TestPruneJob extends SparkTestBase {
   }
 
   /** Masks as the Parquet output holds them, read back with Spark SQL. */
-  static Map<String, Mask> readMasks(Path out) {
+  public static Map<String, Mask> readMasks(Path out) {
     return TestPruneJobMasks.read(spark, out);
   }
 

@@ -1,5 +1,9 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.prune.allocation.GlobalAllocation;
+import dev.sparkprune.jobs.prune.plan.Placement;
+import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.prune.score.LinearResult;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.jobs.prune.calibration.ChunkPartial;

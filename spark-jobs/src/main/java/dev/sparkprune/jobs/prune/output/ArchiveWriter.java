@@ -1,0 +1,112 @@
+package dev.sparkprune.jobs.prune.output;
+
+import dev.sparkprune.jobs.prune.PruneRun;
+import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.prune.score.StagedTensors;
+import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.tensorio.io.InputFiles;
+import java.util.LinkedHashSet;
+import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.SafetensorsWriter;
+import dev.sparkprune.tensorio.TensorInfo;
+import dev.sparkprune.tensorio.TensorSpec;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import org.apache.spark.api.java.function.Function;
+
+/**
+ * Writes the pruned archive under the staging folder in the input's own layout: each shard
+ * rewritten by one task (pruned tensors from their staged files, every other tensor copied byte
+ * for byte), then config, index and tokenizer files copied.
+ */
+public final class ArchiveWriter {
+  private ArchiveWriter() {}
+
+  public static void write(PruneRun run, List<PlannedLinear> plan) throws IOException {
+    HadoopFileIO io = run.io();
+    ModelArchive archive = run.inputs().archive;
+    JobContext context = run.context();
+    String staging = context.staging();
+    String modelDirectory = io.resolve(staging, "model");
+    Set<String> pruned = new LinkedHashSet<>();
+    plan.forEach(planned -> pruned.add(planned.tensorName()));
+    List<String> shards = new ArrayList<>();
+    archive.shards().forEach(shard -> shards.add(shard.fileName()));
+    run.stages().describe("write");
+    run.jsc().parallelize(shards, shards.size()).map(new WriteShard(context, pruned, modelDirectory)).collect();
+    // Config, tokenizer and other small files; never another copy of the weights (a pickle or
+    // a second format next to the safetensors would hold the unpruned model).
+    for (String file : archive.otherFiles()) {
+      if (!ModelArchive.isWeightFile(file)) {
+        copySmallFile(io, archive.io().resolve(archive.location(), file), io.resolve(modelDirectory, file));
+      }
+    }
+    if (archive.isSharded()) {
+      copySmallFile(io, archive.io().resolve(archive.location(), ModelArchive.INDEX), io.resolve(modelDirectory, ModelArchive.INDEX));
+    }
+    run.log().line("model: %d shard(s) written, %d tensors pruned, others copied byte for byte", shards.size(), pruned.size());
+  }
+
+  private static void copySmallFile(HadoopFileIO io, String from, String to) throws IOException {
+    byte[] bytes = InputFiles.readAll(io.newInputFile(from), 256L << 20);
+    try (var out = io.newOutputFile(to).create()) {
+      out.write(bytes);
+    }
+  }
+
+  /**
+   * Rewrites one shard into the staged model: same tensors, order, dtypes and metadata; pruned
+   * tensors from their staged files, every other tensor copied byte for byte.
+   */
+  static final class WriteShard implements Function<String, Integer> {
+    private static final long serialVersionUID = 1L;
+    private final dev.sparkprune.jobs.spark.JobContext context;
+    private final Set<String> prunedTensors;
+    private final String modelDirectory;
+
+    WriteShard(dev.sparkprune.jobs.spark.JobContext context, Set<String> prunedTensors, String modelDirectory) {
+      this.context = context;
+      this.prunedTensors = prunedTensors;
+      this.modelDirectory = modelDirectory;
+    }
+
+    @Override
+    public Integer call(String shard) throws IOException {
+      HadoopFileIO io = context.io();
+      ModelArchive archive = context.archive();
+      String target = io.resolve(modelDirectory, shard);
+      // A retried attempt starts over; the run's staging folder is private to this run.
+      io.delete(target);
+      int tensors;
+      try (SafetensorsReader reader = archive.openShard(shard);
+          OutputStream out = new BufferedOutputStream(io.newOutputFile(target).create(), 1 << 20)) {
+        tensors = reader.tensors().size();
+        List<TensorSpec> specs = new ArrayList<>();
+        reader.tensors().forEach(tensor -> specs.add(TensorSpec.of(tensor)));
+        try (SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
+          OutputStream sink = writer.dataStream();
+          boolean first = true;
+          for (TensorInfo tensor : reader.tensors()) {
+            if (!first) {
+              // Mid-file: a retried attempt must start the shard over.
+              context.faultPoint("write");
+            }
+            first = false;
+            if (prunedTensors.contains(tensor.name())) {
+              StagedTensors.copyRaw(io, context.staging(), tensor.name(), sink);
+            } else {
+              reader.copyRaw(tensor, sink);
+            }
+          }
+        }
+      }
+      return tensors;
+    }
+  }
+}

@@ -1,0 +1,63 @@
+package dev.sparkprune.jobs.prune.plan;
+
+import dev.sparkprune.scoring.SparsityTarget;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.DType;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
+import java.io.Serializable;
+
+/**
+ * One row of the plan, from headers only: which linear, where its bytes are, how it is pruned
+ * (method and target, uniform or from an allocation or a rule), and the statistics key it
+ * shares with the linears that read the same input.
+ */
+public final class PlannedLinear implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  public final Linear linear;
+  final String shard;
+  final long fileBegin;
+  final long fileEnd;
+  public final DType dtype;
+  public final PruningMethod method;
+  public final SparsityTarget target;
+
+  public PlannedLinear(Linear linear, ArchiveTensor tensor, PruningMethod method, SparsityTarget target) {
+    this(linear, tensor.shard(), tensor.fileBegin(), tensor.fileEnd(), tensor.dtype(), method, target);
+  }
+
+  private PlannedLinear(
+      Linear linear, String shard, long fileBegin, long fileEnd, DType dtype, PruningMethod method, SparsityTarget target) {
+    this.linear = linear;
+    this.shard = shard;
+    this.fileBegin = fileBegin;
+    this.fileEnd = fileEnd;
+    this.dtype = dtype;
+    this.method = method;
+    this.target = target;
+    target.checkFits(linear.tensorName(), (int) linear.inFeatures());
+  }
+
+  public PlannedLinear with(PruningMethod newMethod, SparsityTarget newTarget) {
+    return new PlannedLinear(linear, shard, fileBegin, fileEnd, dtype, newMethod, newTarget);
+  }
+
+  public int block() {
+    return linear.block();
+  }
+
+  public String tensorName() {
+    return linear.tensorName();
+  }
+
+  /** Linears of one block reading the same input share statistics: "block/input_group". */
+  public String statisticsKey() {
+    return dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup());
+  }
+
+  /** The linear's weights in [out, in], read with positioned reads from the shard this row names. */
+  public float[] read(dev.sparkprune.jobs.spark.JobContext context) throws java.io.IOException {
+    return context.readLinear(shard, linear);
+  }
+}

@@ -1,0 +1,189 @@
+package dev.sparkprune.jobs.prune.score;
+
+import dev.sparkprune.jobs.prune.PruneOptions;
+import dev.sparkprune.jobs.prune.output.MaskWriter;
+import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.jobs.spark.JobStages;
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.storage.StorageLevel;
+import scala.Tuple2;
+
+/**
+ * The scoring stage, the one place linears are pruned: tasks read each linear's weights,
+ * prune them ({@link ScoreLinear}, or an allocation's own per-linear function), stage the
+ * pruned tensor and emit its mask; {@link #emit} writes the masks and brings the driver the
+ * figures only.
+ */
+public final class Scoring {
+  private final JavaSparkContext jsc;
+  private final JobContext context;
+  private final JobStages stages;
+  private final PruneOptions options;
+  private final MaskWriter masks;
+
+  public Scoring(JavaSparkContext jsc, JobContext context, JobStages stages, PruneOptions options, MaskWriter masks) {
+    this.jsc = Objects.requireNonNull(jsc, "jsc is null");
+    this.context = Objects.requireNonNull(context, "context is null");
+    this.stages = Objects.requireNonNull(stages, "stages is null");
+    this.options = Objects.requireNonNull(options, "options is null");
+    this.masks = Objects.requireNonNull(masks, "masks is null");
+  }
+
+  /** Linears whose methods need no statistics (magnitude). */
+  List<LinearResult> withoutStatistics(List<PlannedLinear> linears) {
+    return score(linears, null);
+  }
+
+  /**
+   * Scoring tasks of about --scoring-task-mb of weights each ({@link ScoringTasks}), a task
+   * scoring its linears one at a time. Per-channel statistics (Wanda, RIA) are small: they are collected and
+   * broadcast. Hessians (SparseGPT) stay distributed: each goes to the task of every linear that
+   * reads the same input.
+   */
+  /** With calibration statistics by key; null for none. */
+  List<LinearResult> score(List<PlannedLinear> linears, JavaPairRDD<String, CalibrationStatistics> statistics) {
+    Map<String, PlannedLinear> byName = new HashMap<>();
+    for (PlannedLinear planned : linears) {
+      byName.put(planned.tensorName(), planned);
+    }
+    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, options.scoringTaskBytes(), jsc.defaultParallelism());
+    JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> tasks;
+    Broadcast<Map<String, CalibrationStatistics>> channel = null;
+    // Decided by the method, not by probing the RDD: every action would rerun the block's forward pass.
+    if (statistics != null && hessianStorage(options, linears) == CalibrationStatistics.HessianStorage.NONE) {
+      channel = jsc.broadcast(new HashMap<>(statistics.collectAsMap()));
+    }
+    if (statistics == null || channel != null) {
+      tasks = jsc.parallelize(groups, Math.max(1, groups.size())).flatMap(new Unfold());
+    } else {
+      Broadcast<Map<String, PlannedLinear>> planBroadcast = jsc.broadcast(byName);
+      tasks = statistics
+          .flatMapToPair(new PerLinear(planBroadcast))
+          .partitionBy(new LinearPartitioner(ScoringTasks.taskIndex(groups), groups.size()))
+          .map(new WithPlan(planBroadcast));
+    }
+    JavaRDD<LinearResult> scored = stages.onGpus(tasks.map(new ScoreLinear(
+        context, channel, options.wandaGroup(), options.refinement(), options.minExpertTokens())));
+    List<LinearResult> summaries = emit(scored);
+    if (channel != null) {
+      channel.destroy();
+    }
+    return summaries;
+  }
+
+  /** Writes the masks of scored linears (executors write them) and returns the driver's summaries. */
+  public List<LinearResult> emit(JavaRDD<LinearResult> scored) {
+    JavaRDD<LinearResult> cached = scored.persist(StorageLevel.MEMORY_AND_DISK());
+    masks.append(cached);
+    List<LinearResult> summaries = cached.map(new Summary()).collect();
+    cached.unpersist(false);
+    return summaries;
+  }
+
+  /** X^T X is kept when any planned linear's method needs it (SparseGPT), or the ADMM update does. */
+  static CalibrationStatistics.HessianStorage hessianStorage(PruneOptions options, List<PlannedLinear> plan) {
+    if (options.refinement().needsHessian()) {
+      return CalibrationStatistics.HessianStorage.DOUBLE;
+    }
+    for (PlannedLinear planned : plan) {
+      if (planned.method.hessianStorage() != CalibrationStatistics.HessianStorage.NONE) {
+        return planned.method.hessianStorage();
+      }
+    }
+    return CalibrationStatistics.HessianStorage.NONE;
+  }
+
+  /** A statistics key's result, once for every linear that reads that input. */
+  private static final class PerLinear implements org.apache.spark.api.java.function.PairFlatMapFunction<
+      Tuple2<String, CalibrationStatistics>, String, CalibrationStatistics> {
+    private static final long serialVersionUID = 1L;
+    private final Broadcast<Map<String, PlannedLinear>> plan;
+
+    PerLinear(Broadcast<Map<String, PlannedLinear>> plan) {
+      this.plan = plan;
+    }
+
+    @Override
+    public java.util.Iterator<Tuple2<String, CalibrationStatistics>> call(Tuple2<String, CalibrationStatistics> keyed) {
+      List<Tuple2<String, CalibrationStatistics>> out = new ArrayList<>();
+      for (PlannedLinear planned : plan.value().values()) {
+        if (planned.statisticsKey().equals(keyed._1())) {
+          out.add(new Tuple2<>(planned.tensorName(), keyed._2()));
+        }
+      }
+      out.sort(java.util.Comparator.comparing(Tuple2::_1));
+      return out.iterator();
+    }
+  }
+
+  /** Attaches the plan row to a linear's statistics. */
+  private static final class WithPlan implements org.apache.spark.api.java.function.Function<
+      Tuple2<String, CalibrationStatistics>, Tuple2<PlannedLinear, CalibrationStatistics>> {
+    private static final long serialVersionUID = 1L;
+    private final Broadcast<Map<String, PlannedLinear>> plan;
+
+    WithPlan(Broadcast<Map<String, PlannedLinear>> plan) {
+      this.plan = plan;
+    }
+
+    @Override
+    public Tuple2<PlannedLinear, CalibrationStatistics> call(Tuple2<String, CalibrationStatistics> keyed) {
+      return new Tuple2<>(plan.value().get(keyed._1()), keyed._2());
+    }
+  }
+
+  /** The driver's copy of a result: figures only, no mask bits. */
+  private static final class Summary implements org.apache.spark.api.java.function.Function<LinearResult, LinearResult> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public LinearResult call(LinearResult result) {
+      return result.summary();
+    }
+  }
+
+  /** A task's linears, each without statistics (they come by broadcast, or are not needed). */
+  private static final class Unfold implements org.apache.spark.api.java.function.FlatMapFunction<
+      List<PlannedLinear>, Tuple2<PlannedLinear, CalibrationStatistics>> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public java.util.Iterator<Tuple2<PlannedLinear, CalibrationStatistics>> call(List<PlannedLinear> group) {
+      List<Tuple2<PlannedLinear, CalibrationStatistics>> out = new ArrayList<>();
+      group.forEach(planned -> out.add(new Tuple2<>(planned, null)));
+      return out.iterator();
+    }
+  }
+
+  /** One partition per scoring task of {@link ScoringTasks}: a linear goes to its group's task. */
+  private static final class LinearPartitioner extends org.apache.spark.Partitioner {
+    private static final long serialVersionUID = 1L;
+    private final Map<String, Integer> index;
+    private final int tasks;
+
+    LinearPartitioner(Map<String, Integer> index, int tasks) {
+      this.index = new HashMap<>(index);
+      this.tasks = Math.max(1, tasks);
+    }
+
+    @Override
+    public int numPartitions() {
+      return tasks;
+    }
+
+    @Override
+    public int getPartition(Object key) {
+      return index.get((String) key);
+    }
+  }
+}

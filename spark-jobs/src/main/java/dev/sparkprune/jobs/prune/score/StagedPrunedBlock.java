@@ -1,0 +1,56 @@
+package dev.sparkprune.jobs.prune.score;
+
+import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.prune.calibration.BlockEdit;
+import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.scoring.model.BlockWeights;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
+import java.io.IOException;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * A block as the sequential prune job left it: its linears scored in this run replaced by
+ * their staged pruned weights, so the next block calibrates on the pruned model's activations.
+ */
+final class StagedPrunedBlock implements BlockEdit {
+  private static final long serialVersionUID = 1L;
+
+  private final List<Linear> linears;
+  private final TreeSet<String> prunedTensors;
+
+  private StagedPrunedBlock(List<Linear> linears, Set<String> prunedTensors) {
+    this.linears = List.copyOf(linears);
+    this.prunedTensors = new TreeSet<>(prunedTensors);
+  }
+
+  /** Block {@code block} of the layout with the planned linears of that block pruned. */
+  static StagedPrunedBlock of(ModelLayout layout, int block, List<PlannedLinear> blockPlan) {
+    Set<String> pruned = new TreeSet<>();
+    blockPlan.forEach(planned -> pruned.add(planned.tensorName()));
+    return new StagedPrunedBlock(layout.blocks().get(block).linears(), pruned);
+  }
+
+  @Override
+  public BlockWeights apply(JobContext context, BlockWeights dense) throws IOException {
+    Objects.requireNonNull(dense, "dense is null");
+    BlockWeights weights = dense;
+    HadoopFileIO io = context.io();
+    for (Linear linear : linears) {
+      if (prunedTensors.contains(linear.tensorName())) {
+        weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging(), linear));
+      }
+    }
+    return weights;
+  }
+
+  @Override
+  public String cacheKey() {
+    // Sorted names: one block's pruned set in a run is unique, and the same on every executor.
+    return "pruned:" + String.join(",", prunedTensors);
+  }
+}
