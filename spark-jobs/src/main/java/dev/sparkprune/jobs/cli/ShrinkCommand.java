@@ -93,9 +93,9 @@ final class ShrinkCommand implements Subcommand {
     String master = line.value("master").orElse(null);
     SparkSessions.checkMaster(master);
     // Before Spark starts: a refused request or --out costs no session start-up, and writes nothing.
-    ShrinkJob.check(conf, options);
+    ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options);
     SparkSession spark = SparkSessions.getOrCreate(master);
-    ShrinkReport report = new ShrinkJob(spark, options, out).run();
+    ShrinkReport report = new ShrinkJob(spark, options, out).run(inputs);
     report.printSummary(out);
     return Main.EXIT_OK;
   }

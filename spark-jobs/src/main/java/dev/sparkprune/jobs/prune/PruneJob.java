@@ -14,6 +14,7 @@ import dev.sparkprune.jobs.prune.score.StagedTensors;
 import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
 import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.jobs.spark.JobGroups;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.SerializableConfiguration;
 import dev.sparkprune.tensorio.arch.ModelLayout;
@@ -101,7 +102,7 @@ public final class PruneJob {
       return finished;
     } catch (Throwable e) {
       // Task failures arrive as SparkException, which Java code does not see declared.
-      awaitRunningTasks(jobGroup);
+      JobGroups.cancelAndAwait(spark.sparkContext(), jobGroup);
       publisher.abort();
       throw e;
     } finally {
@@ -127,35 +128,5 @@ public final class PruneJob {
   private static void deleteRecursively(Configuration conf, String location) throws IOException {
     org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(location);
     path.getFileSystem(conf).delete(path, true);
-  }
-
-  /**
-   * A failed job leaves its other running tasks going (Spark does not interrupt them): one may
-   * still stage a tensor after the staging folder is deleted and so recreate it. Cancel this
-   * run's job group and wait, bounded, until none of its stages has a task running.
-   */
-  private void awaitRunningTasks(String jobGroup) {
-    org.apache.spark.SparkContext context = spark.sparkContext();
-    context.cancelJobGroup(jobGroup);
-    long deadline = System.nanoTime() + 60_000_000_000L;
-    while (System.nanoTime() < deadline) {
-      int running = 0;
-      for (int jobId : context.statusTracker().getJobIdsForGroup(jobGroup)) {
-        org.apache.spark.SparkJobInfo job = context.statusTracker().getJobInfo(jobId).getOrElse(() -> null);
-        for (int stageId : job == null ? new int[0] : job.stageIds()) {
-          org.apache.spark.SparkStageInfo stage = context.statusTracker().getStageInfo(stageId).getOrElse(() -> null);
-          running += stage == null ? 0 : stage.numActiveTasks();
-        }
-      }
-      if (running == 0) {
-        return;
-      }
-      try {
-        Thread.sleep(50);
-      } catch (InterruptedException interrupted) {
-        Thread.currentThread().interrupt();
-        return;
-      }
-    }
   }
 }

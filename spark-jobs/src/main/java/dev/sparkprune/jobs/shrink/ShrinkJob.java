@@ -7,6 +7,7 @@ import dev.sparkprune.jobs.prune.output.Publisher;
 import dev.sparkprune.jobs.spark.SerializableConfiguration;
 import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.jobs.spark.JobGroups;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
@@ -21,7 +22,6 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -56,8 +56,11 @@ public final class ShrinkJob {
     this.progress = progress;
   }
 
+  /** The opened and checked inputs of a run: {@link #check} makes them once, before Spark starts. */
+  public record Inputs(ModelArchive archive, ModelShape shape, Tokenizer tokenizer) {}
+
   /** Checks everything that needs no Spark: the model, the request, --out, the tokenizer and --seqlen. */
-  public static ModelShape check(Configuration conf, ShrinkOptions options) throws IOException {
+  public static Inputs check(Configuration conf, ShrinkOptions options) throws IOException {
     HadoopFileIO io = new HadoopFileIO(conf);
     ModelArchive archive = ModelArchive.open(io, options.model());
     ModelShape shape = ModelShape.of(archive.config());
@@ -68,16 +71,22 @@ public final class ShrinkJob {
         options.seqlen() <= maxPositions,
         "Invalid --seqlen %d: the model supports at most %d positions (max_position_embeddings in config.json)",
         options.seqlen(), maxPositions);
-    Models.checkTokenizer(archive, TokenizerLoader.load(archive));
-    return shape;
+    Tokenizer tokenizer = TokenizerLoader.load(archive);
+    Models.checkTokenizer(archive, tokenizer);
+    return new Inputs(archive, shape, tokenizer);
   }
 
   public ShrinkReport run() throws IOException {
+    return run(check(spark.sparkContext().hadoopConfiguration(), options));
+  }
+
+  /** Runs on inputs already opened and checked: the CLI checks them before it starts Spark. */
+  public ShrinkReport run(Inputs inputs) throws IOException {
     Configuration conf = spark.sparkContext().hadoopConfiguration();
-    ModelShape shape = check(conf, options);
     HadoopFileIO io = new HadoopFileIO(conf);
-    ModelArchive archive = ModelArchive.open(io, options.model());
-    Tokenizer tokenizer = TokenizerLoader.load(archive);
+    ModelArchive archive = inputs.archive();
+    ModelShape shape = inputs.shape();
+    Tokenizer tokenizer = inputs.tokenizer();
     int[][] samples = CalibrationSamples.sample(io, options.calibration(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
 
     String runId = UUID.randomUUID().toString().substring(0, 8);
@@ -116,7 +125,7 @@ public final class ShrinkJob {
       log("published %s", publisher.out());
       return report;
     } catch (Throwable e) {
-      spark.sparkContext().cancelJobGroup(jobGroup);
+      JobGroups.cancelAndAwait(spark.sparkContext(), jobGroup);
       publisher.abort();
       throw e;
     }
@@ -125,11 +134,7 @@ public final class ShrinkJob {
   /** Summaries from the executors, folded in chunk order on the driver, and the choice made from them. */
   private ShrinkDecision decide(JavaSparkContext jsc, JobContext source, ModelShape shape, int[][] samples)
       throws IOException {
-    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
-    int chunkSize = options.chunkSize();
-    for (int first = 0, index = 0; first < samples.length; first += chunkSize, index++) {
-      chunks.add(new Tuple2<>(index, Arrays.copyOfRange(samples, first, Math.min(samples.length, first + chunkSize))));
-    }
+    List<Tuple2<Integer, int[][]>> chunks = CalibrationSamples.chunks(samples, options.chunkSize());
     int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
     log("calibration: %d samples x %d tokens in %d chunks on %d partitions", samples.length, options.seqlen(), chunks.size(), partitions);
     List<byte[]> collected = jsc.parallelize(chunks, partitions)

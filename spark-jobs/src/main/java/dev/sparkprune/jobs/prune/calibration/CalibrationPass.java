@@ -3,8 +3,6 @@ package dev.sparkprune.jobs.prune.calibration;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobStages;
 import java.io.Serializable;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import org.apache.spark.api.java.JavaPairRDD;
@@ -60,10 +58,7 @@ public final class CalibrationPass implements AutoCloseable {
    */
   public static CalibrationPass embed(
       JavaSparkContext jsc, JobContext context, JobStages stages, int[][] samples, int chunkSize, int partitions, int blocks) {
-    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
-    for (int first = 0, index = 0; first < samples.length; first += chunkSize, index++) {
-      chunks.add(new Tuple2<>(index, Arrays.copyOfRange(samples, first, Math.min(samples.length, first + chunkSize))));
-    }
+    List<Tuple2<Integer, int[][]>> chunks = CalibrationSamples.chunks(samples, chunkSize);
     stages.describe("calibration: embed");
     JavaRDD<SampleChunk> embedded = stages.onGpus(jsc.parallelize(chunks, Math.max(1, Math.min(chunks.size(), partitions)))
         .map(new CalibrationSteps.EmbedChunk(context)))

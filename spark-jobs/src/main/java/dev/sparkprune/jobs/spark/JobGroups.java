@@ -1,0 +1,43 @@
+package dev.sparkprune.jobs.spark;
+
+import org.apache.spark.SparkContext;
+import org.apache.spark.SparkJobInfo;
+import org.apache.spark.SparkStageInfo;
+
+/** What a failed run does with its own Spark job group before it deletes its staging folder. */
+public final class JobGroups {
+  /** How long a failed run waits for its tasks to stop before cleaning up anyway. */
+  private static final long WAIT_NANOS = 60_000_000_000L;
+
+  private JobGroups() {}
+
+  /**
+   * A failed job leaves its other running tasks going (Spark does not interrupt them): one may
+   * still write into the staging folder after it is deleted and so recreate it. Cancels the
+   * run's job group (no concurrent run's) and waits, bounded, until none of its stages has a
+   * task running.
+   */
+  public static void cancelAndAwait(SparkContext context, String jobGroup) {
+    context.cancelJobGroup(jobGroup);
+    long deadline = System.nanoTime() + WAIT_NANOS;
+    while (System.nanoTime() < deadline) {
+      int running = 0;
+      for (int jobId : context.statusTracker().getJobIdsForGroup(jobGroup)) {
+        SparkJobInfo job = context.statusTracker().getJobInfo(jobId).getOrElse(() -> null);
+        for (int stageId : job == null ? new int[0] : job.stageIds()) {
+          SparkStageInfo stage = context.statusTracker().getStageInfo(stageId).getOrElse(() -> null);
+          running += stage == null ? 0 : stage.numActiveTasks();
+        }
+      }
+      if (running == 0) {
+        return;
+      }
+      try {
+        Thread.sleep(50);
+      } catch (InterruptedException interrupted) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
+  }
+}
