@@ -86,7 +86,8 @@ public final class PruneJob {
       JobContext context = new JobContext(archiveLocation(inputs), publisher.staging(),
           jsc.broadcast(new SerializableConfiguration(conf)), spark.sparkContext().conf().getInt("spark.task.cpus", 1), faults);
       JobStages stages = new JobStages(spark.sparkContext(), gpuProfile);
-      Scoring scoring = new Scoring(jsc, context, stages, options, new MaskWriter(spark, io.resolve(publisher.staging(), "masks")));
+      MaskWriter masks = new MaskWriter(context, io.resolve(publisher.staging(), "masks"));
+      Scoring scoring = new Scoring(jsc, context, stages, options, masks);
       PruneRun run = new PruneRun(options, inputs, samples, calibrationFingerprint, modelFingerprint, jsc, io, context, stages, scoring,
           report, log);
 
@@ -95,6 +96,7 @@ public final class PruneJob {
       ArchiveWriter.write(run, inputs.plan);
       report.stage("write", log.seconds());
       deleteRecursively(conf, io.resolve(publisher.staging(), StagedTensors.DIRECTORY));
+      masks.removeLeftovers();
       PruneReport finished = report.layers(results).total(log.seconds()).build();
       finished.write(io, io.resolve(publisher.staging(), "report.json"));
       publisher.publish();

@@ -41,4 +41,24 @@ final class TestPruneJobMasks {
     });
     return masks;
   }
+
+  /** Every file under the output's masks/ (hidden ones included), by relative path, with its bytes as a hex digest. */
+  static Map<String, String> files(Path out) throws java.io.IOException {
+    Path masks = out.resolve("masks");
+    Map<String, String> files = new TreeMap<>();
+    try (var walk = java.nio.file.Files.walk(masks)) {
+      for (Path file : walk.filter(java.nio.file.Files::isRegularFile).toList()) {
+        files.put(masks.relativize(file).toString(), sha256(java.nio.file.Files.readAllBytes(file)));
+      }
+    }
+    return files;
+  }
+
+  private static String sha256(byte[] bytes) {
+    try {
+      return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new AssertionError(e);
+    }
+  }
 }

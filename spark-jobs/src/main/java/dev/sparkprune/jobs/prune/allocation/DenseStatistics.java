@@ -24,7 +24,7 @@ final class DenseStatistics {
     Map<String, CalibrationStatistics> statistics = new HashMap<>();
     try (CalibrationPass pass = run.embed()) {
       for (int b = 0; b < run.blocks(); b++) {
-        statistics.putAll(pass.collectAndAdvance(visitor).collectAsMap());
+        statistics.putAll(pass.collectAndAdvance(visitor).asMap());
       }
     }
     return statistics;

@@ -26,4 +26,13 @@ public interface BlockVisitor<P extends Serializable> extends Serializable {
    * update {@code earlier} in place). Called in chunk order on the reduce side.
    */
   P merge(P earlier, P later);
+
+  /**
+   * Whether a chunk's partials are small enough to come back to the driver with the step's own
+   * job and be folded there (per-channel vectors, scalars), instead of a shuffle by key and a
+   * second job. Never for X^T X: the driver holds nothing weight-sized.
+   */
+  default boolean foldOnDriver() {
+    return false;
+  }
 }

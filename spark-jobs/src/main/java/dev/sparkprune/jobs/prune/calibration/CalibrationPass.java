@@ -3,9 +3,11 @@ package dev.sparkprune.jobs.prune.calibration;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobStages;
 import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
-import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.storage.StorageLevel;
@@ -15,13 +17,14 @@ import scala.Tuple2;
  * The calibration pass, block by block, over hidden states cached on the executors (never
  * collected): embed the samples, then for each block one Spark stage in which every chunk of
  * samples runs through the block as one batch, with a job's {@link BlockVisitor} as the
- * block's hooks. Each step returns the visitor's partials per key, folded in chunk order (a
- * distributed result: collect it when small, or shuffle it by key to the tasks that need it).
+ * block's hooks. Each step returns the visitor's partials per key, folded in chunk order: on
+ * the driver, brought back by the step's own job, when the visitor says they are small; else
+ * distributed by key, for the tasks that need them (see {@link BlockPartials}).
  *
  * <pre>{@code
  * try (CalibrationPass pass = CalibrationPass.embed(jsc, context, stages, samples, chunkSize, partitions, blocks)) {
  *   for (int b = 0; b < blocks; b++) {
- *     Map<String, Influence> influence = pass.collectAndAdvance(new BlockInfluence()).collectAsMap(); // dense
+ *     Map<String, Influence> influence = pass.collectAndAdvance(new BlockInfluence()).asMap(); // dense
  *   }
  * }
  * }</pre>
@@ -82,12 +85,12 @@ public final class CalibrationPass implements AutoCloseable {
   }
 
   /** Runs the dense block at {@link #position} with the visitor; the states stay at its input. */
-  public <P extends Serializable> JavaPairRDD<String, P> collect(BlockVisitor<P> visitor) {
+  public <P extends Serializable> BlockPartials<P> collect(BlockVisitor<P> visitor) {
     return step(CalibrationSteps.Step.NO_ADVANCE, BlockEdit.NONE, position, visitor, false, "statistics");
   }
 
   /** Runs the dense block at {@link #position} with the visitor; the states move on to its output. */
-  public <P extends Serializable> JavaPairRDD<String, P> collectAndAdvance(BlockVisitor<P> visitor) {
+  public <P extends Serializable> BlockPartials<P> collectAndAdvance(BlockVisitor<P> visitor) {
     return step(CalibrationSteps.Step.NO_ADVANCE, BlockEdit.NONE, position, visitor, true, "statistics");
   }
 
@@ -96,14 +99,14 @@ public final class CalibrationPass implements AutoCloseable {
    * pruned block), then runs the dense next block with the visitor: one stage, one pass over
    * the cached states. The states end at the next block's input.
    */
-  public <P extends Serializable> JavaPairRDD<String, P> advanceThenCollect(BlockEdit edit, BlockVisitor<P> visitor) {
+  public <P extends Serializable> BlockPartials<P> advanceThenCollect(BlockEdit edit, BlockVisitor<P> visitor) {
     if (position + 1 >= blocks) {
       throw new IllegalStateException("Cannot advance past block " + position + ": the model has " + blocks + " blocks");
     }
     return step(position, edit, position + 1, visitor, false, "advance + statistics");
   }
 
-  private <P extends Serializable> JavaPairRDD<String, P> step(
+  private <P extends Serializable> BlockPartials<P> step(
       int advanceBlock, BlockEdit edit, int collectBlock, BlockVisitor<P> visitor, boolean keepDenseOutput, String what) {
     if (collectBlock >= blocks) {
       throw new IllegalStateException("Cannot calibrate block " + collectBlock + ": the model has " + blocks + " blocks");
@@ -112,15 +115,28 @@ public final class CalibrationPass implements AutoCloseable {
             new CalibrationSteps.Step<>(context, advanceBlock, edit, collectBlock, visitor, keepDenseOutput), true))
         .persist(StorageLevel.MEMORY_AND_DISK());
     stages.describe(String.format(Locale.ROOT, "block %d/%d: %s", collectBlock + 1, blocks, what));
-    // Materialized here, so the step before it can be released and the partials' shuffle reads the cache.
-    outputs.count();
+    // Materialized here, so the step before it can be released and the partials' shuffle reads
+    // the cache; small partials come back with this job and are folded on the driver.
+    BlockPartials<P> partials;
+    if (visitor.foldOnDriver()) {
+      Map<String, List<ChunkPartial<P>>> byKey = new LinkedHashMap<>();
+      for (Tuple2<String, ChunkPartial<P>> partial : outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>()).collect()) {
+        byKey.computeIfAbsent(partial._1(), key -> new ArrayList<>()).add(partial._2());
+      }
+      Map<String, P> folded = new LinkedHashMap<>();
+      byKey.forEach((key, chunkPartials) -> folded.put(key, ChunkPartial.foldInOrder(chunkPartials, visitor)));
+      partials = BlockPartials.onDriver(folded);
+    } else {
+      outputs.count();
+      partials = BlockPartials.distributed(outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>())
+          .groupByKey(partitions)
+          .mapValues(new CalibrationSteps.FoldInChunkOrder<>(visitor)));
+    }
     cached.unpersist(false);
     cached = outputs;
     states = outputs.map(new CalibrationSteps.StatesOf<>());
     position = keepDenseOutput ? collectBlock + 1 : collectBlock;
-    return outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>())
-        .groupByKey(partitions)
-        .mapValues(new CalibrationSteps.FoldInChunkOrder<>(visitor));
+    return partials;
   }
 
   /** Releases the cached states and this run's decoded blocks held by the driver's JVM. */

@@ -36,6 +36,12 @@ public final class LinearInputStatistics implements BlockVisitor<CalibrationStat
     return block + "/" + inputGroup;
   }
 
+  /** Per-channel sums only (Wanda, RIA) fold on the driver; X^T X (SparseGPT) stays distributed. */
+  @Override
+  public boolean foldOnDriver() {
+    return storage == CalibrationStatistics.HessianStorage.NONE;
+  }
+
   @Override
   public ChunkVisit<CalibrationStatistics> start(int block, int chunk, ComputeBackend backend) {
     return new Visit(block, storage, expertInputs, backend);

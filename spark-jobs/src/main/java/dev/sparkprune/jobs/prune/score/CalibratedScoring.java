@@ -3,11 +3,14 @@ package dev.sparkprune.jobs.prune.score;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneRun;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.prune.calibration.BlockPartials;
 import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
 import dev.sparkprune.jobs.prune.calibration.LinearInputStatistics;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.List;
 import java.util.Locale;
 import org.apache.spark.api.java.JavaPairRDD;
@@ -53,10 +56,10 @@ public final class CalibratedScoring {
       long start = System.nanoTime();
       List<PlannedLinear> blockPlan = ofBlock(plan, b);
       // One pass over the cached states: through pruned block b - 1, then block b's statistics.
-      JavaPairRDD<String, CalibrationStatistics> statistics =
+      BlockPartials<CalibrationStatistics> statistics =
           b == 0 ? pass.collect(visitor) : pass.advanceThenCollect(StagedPrunedBlock.of(run.inputs().layout, b - 1, previous), visitor);
       run.stages().describe(String.format(Locale.ROOT, "block %d/%d: scoring", b + 1, run.blocks()));
-      results.addAll(run.scoring().score(blockPlan, statistics));
+      results.addAll(score(run, blockPlan, statistics));
       previous = blockPlan;
       blockDone(run, b, start, ", " + blockPlan.size() + " linears pruned");
     }
@@ -66,26 +69,39 @@ public final class CalibratedScoring {
   /** Dense statistics of every block (one forward pass per block), then every linear in one scoring stage. */
   private static List<LinearResult> oneShot(PruneRun run, List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor)
       throws IOException {
-    List<JavaPairRDD<String, CalibrationStatistics>> blocks = new ArrayList<>();
+    // Per-channel statistics come back to the driver block by block; X^T X stays distributed.
+    Map<String, CalibrationStatistics> onDriver = new HashMap<>();
+    List<JavaPairRDD<String, CalibrationStatistics>> distributed = new ArrayList<>();
     for (int b = 0; b < run.blocks(); b++) {
       long start = System.nanoTime();
-      JavaPairRDD<String, CalibrationStatistics> statistics = pass.collectAndAdvance(visitor).persist(StorageLevel.MEMORY_AND_DISK());
-      statistics.count();
-      blocks.add(statistics);
+      BlockPartials<CalibrationStatistics> statistics = pass.collectAndAdvance(visitor);
+      if (statistics.folded().isPresent()) {
+        onDriver.putAll(statistics.folded().get());
+      } else {
+        JavaPairRDD<String, CalibrationStatistics> block = statistics.asRdd(run.jsc()).persist(StorageLevel.MEMORY_AND_DISK());
+        block.count();
+        distributed.add(block);
+      }
       blockDone(run, b, start, "");
     }
-    JavaPairRDD<String, CalibrationStatistics> all = blocks.get(0);
-    for (int i = 1; i < blocks.size(); i++) {
-      all = all.union(blocks.get(i));
+    JavaPairRDD<String, CalibrationStatistics> all = null;
+    for (JavaPairRDD<String, CalibrationStatistics> block : distributed) {
+      all = all == null ? block : all.union(block);
     }
     if (run.options().saveStatistics()) {
-      StatisticsFiles.save(run, all, visitor.storage());
+      StatisticsFiles.save(run, all != null ? all : BlockPartials.onDriver(onDriver).asRdd(run.jsc()), visitor.storage());
     }
     run.stages().describe("scoring");
-    List<LinearResult> results = run.scoring().score(plan, all);
-    blocks.forEach(rdd -> rdd.unpersist(false));
+    List<LinearResult> results = all != null ? run.scoring().score(plan, all) : run.scoring().score(plan, onDriver);
+    distributed.forEach(rdd -> rdd.unpersist(false));
     run.log().line("scored %d linears in one stage from dense statistics", plan.size());
     return results;
+  }
+
+  private static List<LinearResult> score(PruneRun run, List<PlannedLinear> plan, BlockPartials<CalibrationStatistics> statistics) {
+    return statistics.folded().isPresent()
+        ? run.scoring().score(plan, statistics.folded().get())
+        : run.scoring().score(plan, statistics.asRdd(run.jsc()));
   }
 
   static List<PlannedLinear> ofBlock(List<PlannedLinear> plan, int block) {

@@ -15,7 +15,6 @@ import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
-import org.apache.spark.storage.StorageLevel;
 import scala.Tuple2;
 
 /**
@@ -41,53 +40,58 @@ public final class Scoring {
 
   /** Linears whose methods need no statistics (magnitude). */
   List<LinearResult> withoutStatistics(List<PlannedLinear> linears) {
-    return score(linears, null);
+    return emit(unfold(linears).map(scoreLinear(null)));
   }
 
   /**
    * Scoring tasks of about --scoring-task-mb of weights each ({@link ScoringTasks}), a task
-   * scoring its linears one at a time. Per-channel statistics (Wanda, RIA) are small: they are collected and
+   * scoring its linears one at a time. Per-channel statistics (Wanda, RIA) are small: they are
    * broadcast. Hessians (SparseGPT) stay distributed: each goes to the task of every linear that
-   * reads the same input.
+   * reads the same input. This one takes the statistics by key, distributed.
    */
-  /** With calibration statistics by key; null for none. */
   List<LinearResult> score(List<PlannedLinear> linears, JavaPairRDD<String, CalibrationStatistics> statistics) {
+    // Decided by the method, not by probing the RDD: every action would rerun the block's forward pass.
+    if (hessianStorage(options, linears) == CalibrationStatistics.HessianStorage.NONE) {
+      return score(linears, new HashMap<>(statistics.collectAsMap()));
+    }
+    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, options.scoringTaskBytes(), jsc.defaultParallelism());
     Map<String, PlannedLinear> byName = new HashMap<>();
     for (PlannedLinear planned : linears) {
       byName.put(planned.tensorName(), planned);
     }
-    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, options.scoringTaskBytes(), jsc.defaultParallelism());
-    JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> tasks;
-    Broadcast<Map<String, CalibrationStatistics>> channel = null;
-    // Decided by the method, not by probing the RDD: every action would rerun the block's forward pass.
-    if (statistics != null && hessianStorage(options, linears) == CalibrationStatistics.HessianStorage.NONE) {
-      channel = jsc.broadcast(new HashMap<>(statistics.collectAsMap()));
-    }
-    if (statistics == null || channel != null) {
-      tasks = jsc.parallelize(groups, Math.max(1, groups.size())).flatMap(new Unfold());
-    } else {
-      Broadcast<Map<String, PlannedLinear>> planBroadcast = jsc.broadcast(byName);
-      tasks = statistics
-          .flatMapToPair(new PerLinear(planBroadcast))
-          .partitionBy(new LinearPartitioner(ScoringTasks.taskIndex(groups), groups.size()))
-          .map(new WithPlan(planBroadcast));
-    }
-    JavaRDD<LinearResult> scored = stages.onGpus(tasks.map(new ScoreLinear(
-        context, channel, options.wandaGroup(), options.refinement(), options.minExpertTokens())));
-    List<LinearResult> summaries = emit(scored);
-    if (channel != null) {
-      channel.destroy();
-    }
-    return summaries;
+    Broadcast<Map<String, PlannedLinear>> planBroadcast = jsc.broadcast(byName);
+    JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> tasks = statistics
+        .flatMapToPair(new PerLinear(planBroadcast))
+        .partitionBy(new LinearPartitioner(ScoringTasks.taskIndex(groups), groups.size()))
+        .map(new WithPlan(planBroadcast));
+    return emit(tasks.map(scoreLinear(null)));
   }
 
-  /** Writes the masks of scored linears (executors write them) and returns the driver's summaries. */
+  /** With small per-channel statistics by key, already on the driver: broadcast to the scoring tasks. */
+  List<LinearResult> score(List<PlannedLinear> linears, Map<String, CalibrationStatistics> statistics) {
+    Broadcast<Map<String, CalibrationStatistics>> channel = jsc.broadcast(new HashMap<>(statistics));
+    try {
+      return emit(unfold(linears).map(scoreLinear(channel)));
+    } finally {
+      channel.destroy();
+    }
+  }
+
+  private JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> unfold(List<PlannedLinear> linears) {
+    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, options.scoringTaskBytes(), jsc.defaultParallelism());
+    return jsc.parallelize(groups, Math.max(1, groups.size())).flatMap(new Unfold());
+  }
+
+  private ScoreLinear scoreLinear(Broadcast<Map<String, CalibrationStatistics>> channel) {
+    return new ScoreLinear(context, channel, options.wandaGroup(), options.refinement(), options.minExpertTokens());
+  }
+
+  /**
+   * Runs the scoring stage: its tasks write the masks of the linears they scored and return the
+   * driver's summaries (figures only), in one Spark job.
+   */
   public List<LinearResult> emit(JavaRDD<LinearResult> scored) {
-    JavaRDD<LinearResult> cached = scored.persist(StorageLevel.MEMORY_AND_DISK());
-    masks.append(cached);
-    List<LinearResult> summaries = cached.map(new Summary()).collect();
-    cached.unpersist(false);
-    return summaries;
+    return stages.onGpus(masks.writeStage(scored)).collect();
   }
 
   /** X^T X is kept when any planned linear's method needs it (SparseGPT), or the ADMM update does. */
@@ -139,16 +143,6 @@ public final class Scoring {
     @Override
     public Tuple2<PlannedLinear, CalibrationStatistics> call(Tuple2<String, CalibrationStatistics> keyed) {
       return new Tuple2<>(plan.value().get(keyed._1()), keyed._2());
-    }
-  }
-
-  /** The driver's copy of a result: figures only, no mask bits. */
-  private static final class Summary implements org.apache.spark.api.java.function.Function<LinearResult, LinearResult> {
-    private static final long serialVersionUID = 1L;
-
-    @Override
-    public LinearResult call(LinearResult result) {
-      return result.summary();
     }
   }
 

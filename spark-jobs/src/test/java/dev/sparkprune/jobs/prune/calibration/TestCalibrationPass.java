@@ -47,6 +47,20 @@ class TestCalibrationPass extends SparkTestBase {
   /** Per block: {sum over tokens of |output - input|^2, sum of |input|^2, tokens}; a block-influence figure. */
   static final class InputOutputDistance implements BlockVisitor<double[]> {
     private static final long serialVersionUID = 1L;
+    private final boolean foldOnDriver;
+
+    InputOutputDistance(boolean foldOnDriver) {
+      this.foldOnDriver = foldOnDriver;
+    }
+
+    InputOutputDistance() {
+      this(false);
+    }
+
+    @Override
+    public boolean foldOnDriver() {
+      return foldOnDriver;
+    }
 
     @Override
     public ChunkVisit<double[]> start(int block, int chunk, ComputeBackend backend) {
@@ -80,9 +94,9 @@ class TestCalibrationPass extends SparkTestBase {
         TokenizerLoader.load(archive), SAMPLES, SEQLEN, 5);
   }
 
-  private Map<String, double[]> denseDistances(int partitions) throws IOException {
+  private Map<String, double[]> denseDistances(int partitions, boolean foldOnDriver) throws IOException {
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-    JobContext context = new JobContext(SharedData.stories260K().toString(), dir.resolve("run-" + partitions).toString(),
+    JobContext context = new JobContext(SharedData.stories260K().toString(), dir.resolve("run-" + partitions + "-" + foldOnDriver).toString(),
         jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultInjection.NONE);
     Map<String, double[]> out = new LinkedHashMap<>();
     try (CalibrationPass pass = CalibrationPass.embed(jsc, context, new JobStages(spark.sparkContext(), Optional.empty()), samples(),
@@ -90,7 +104,9 @@ class TestCalibrationPass extends SparkTestBase {
       assertThat(pass.chunks()).isEqualTo(3);
       for (int b = 0; b < 5; b++) {
         assertThat(pass.position()).isEqualTo(b);
-        out.putAll(pass.collectAndAdvance(new InputOutputDistance()).collectAsMap());
+        BlockPartials<double[]> partials = pass.collectAndAdvance(new InputOutputDistance(foldOnDriver));
+        assertThat(partials.folded().isPresent()).isEqualTo(foldOnDriver);
+        out.putAll(partials.asMap());
       }
       assertThatThrownBy(() -> pass.collect(new InputOutputDistance()))
           .isInstanceOf(IllegalStateException.class).hasMessage("Cannot calibrate block 5: the model has 5 blocks");
@@ -121,12 +137,16 @@ class TestCalibrationPass extends SparkTestBase {
         expected.put("block " + b, total);
       }
     }
-    Map<String, double[]> one = denseDistances(1);
-    Map<String, double[]> three = denseDistances(3);
+    Map<String, double[]> one = denseDistances(1, false);
+    Map<String, double[]> three = denseDistances(3, false);
+    Map<String, double[]> oneOnDriver = denseDistances(1, true);
+    Map<String, double[]> threeOnDriver = denseDistances(3, true);
     assertThat(one.keySet()).containsExactlyInAnyOrder("block 0", "block 1", "block 2", "block 3", "block 4");
     for (String key : expected.keySet()) {
       assertThat(one.get(key)).as(key).containsExactly(expected.get(key));
       assertThat(three.get(key)).as(key).containsExactly(expected.get(key));
+      assertThat(oneOnDriver.get(key)).as(key).containsExactly(expected.get(key));
+      assertThat(threeOnDriver.get(key)).as(key).containsExactly(expected.get(key));
       assertThat(one.get(key)[2]).isEqualTo(SAMPLES * SEQLEN);
     }
   }
@@ -139,7 +159,10 @@ class TestCalibrationPass extends SparkTestBase {
     LinearInputStatistics visitor = new LinearInputStatistics(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED);
     try (CalibrationPass pass = CalibrationPass.embed(jsc, context, new JobStages(spark.sparkContext(), Optional.empty()), samples(),
         CHUNK, 2, 5)) {
-      Map<String, CalibrationStatistics> block0 = pass.collect(visitor).collectAsMap();
+      BlockPartials<CalibrationStatistics> partials = pass.collect(visitor);
+      // Per-channel sums only: folded on the driver, brought back by the step's own job.
+      assertThat(partials.folded()).isPresent();
+      Map<String, CalibrationStatistics> block0 = partials.asMap();
       // Llama: q/k/v read one input, o another, gate/up one, down one.
       assertThat(block0).containsOnlyKeys("0/attention_input", "0/attention_output", "0/mlp_input", "0/mlp_hidden");
       assertThat(block0.values()).allSatisfy(statistics -> {
