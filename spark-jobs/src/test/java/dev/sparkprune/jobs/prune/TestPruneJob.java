@@ -40,6 +40,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -139,7 +140,7 @@ public class TestPruneJob extends SparkTestBase {
       }
       for (int b = 0; b < layout.blocks().size(); b++) {
         BlockWeights weights = model.loadBlock(b);
-        Map<String, CalibrationStatistics> total = new HashMap<>();
+        List<Map<String, CalibrationStatistics>> chunks = new ArrayList<>();
         for (int c = 0; c < hidden.length; c++) {
           Map<String, CalibrationStatistics> chunk = new HashMap<>();
           final int block = b;
@@ -148,8 +149,9 @@ public class TestPruneJob extends SparkTestBase {
                   key -> CalibrationStatistics.create((int) linears.get(0).inFeatures(), storage))
               .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
           model.runBlock(weights, hidden[c], hook);
-          chunk.forEach((key, value) -> total.merge(key, value, CalibrationStatistics::merge));
+          chunks.add(chunk);
         }
+        Map<String, CalibrationStatistics> total = foldPairwise(chunks);
         BlockWeights pruned = weights;
         for (Linear linear : layout.blocks().get(b).linears()) {
           PruneResult result = options.refinement().prune(
@@ -490,6 +492,7 @@ public class TestPruneJob extends SparkTestBase {
       }
       for (int b = 0; b < model.layout().blocks().size(); b++) {
         BlockWeights weights = model.loadBlock(b);
+        List<Map<String, CalibrationStatistics>> chunks = new ArrayList<>();
         for (int c = 0; c < hidden.length; c++) {
           Map<String, CalibrationStatistics> chunk = new HashMap<>();
           final int block = b;
@@ -498,8 +501,9 @@ public class TestPruneJob extends SparkTestBase {
                   key -> CalibrationStatistics.create((int) linears.get(0).inFeatures(), CalibrationStatistics.HessianStorage.NONE))
               .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
           hidden[c] = model.runBlock(weights, hidden[c], hook);
-          chunk.forEach((key, value) -> total.merge(key, value, CalibrationStatistics::merge));
+          chunks.add(chunk);
         }
+        total.putAll(foldPairwise(chunks));
       }
     }
     return total;
@@ -666,5 +670,31 @@ public class TestPruneJob extends SparkTestBase {
       }
     }
     assertThat(transposed).as("GPT-2's Conv1D linears").isPositive();
+  }
+
+  /**
+   * The job's fold of per-chunk statistics, written out directly: a pairwise tree over chunks
+   * 0 .. n-1, each node merging its left half's fold with its right half's (or the left alone
+   * where the right holds no chunk); the root covers the smallest power of two >= n.
+   */
+  static Map<String, CalibrationStatistics> foldPairwise(List<Map<String, CalibrationStatistics>> chunks) {
+    int size = 1;
+    while (size < chunks.size()) {
+      size *= 2;
+    }
+    return foldNode(chunks, 0, size);
+  }
+
+  private static Map<String, CalibrationStatistics> foldNode(List<Map<String, CalibrationStatistics>> chunks, int first, int size) {
+    if (size == 1) {
+      return chunks.get(first);
+    }
+    Map<String, CalibrationStatistics> left = foldNode(chunks, first, size / 2);
+    if (first + size / 2 >= chunks.size()) {
+      return left;
+    }
+    Map<String, CalibrationStatistics> right = foldNode(chunks, first + size / 2, size / 2);
+    right.forEach((key, value) -> left.merge(key, value, CalibrationStatistics::merge));
+    return left;
   }
 }

@@ -62,8 +62,9 @@ class TestSerialization {
       assertThat(plannedCopy.method).isEqualTo(PruningMethod.SPARSEGPT);
       assertThat(plannedCopy.statisticsKey()).isEqualTo(planned.statisticsKey());
 
-      ChunkPartial<CalibrationStatistics> chunk = roundTrip(serializer, new ChunkPartial<>(7, statistics));
-      assertThat(chunk.chunk()).isEqualTo(7);
+      ChunkPartial<CalibrationStatistics> chunk = roundTrip(serializer, new ChunkPartial<>(2, 3, statistics));
+      assertThat(chunk.level()).isEqualTo(2);
+      assertThat(chunk.firstChunk()).isEqualTo(12);
       assertThat(chunk.value().hessian()).isEqualTo(statistics.hessian());
       assertThat(chunk.value().channelSums("DSnoT")).containsExactly(5, 7, 9);
       dev.sparkprune.scoring.methods.Refinement refinement = new dev.sparkprune.scoring.methods.Refinement(

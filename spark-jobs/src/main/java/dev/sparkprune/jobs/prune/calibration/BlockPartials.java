@@ -8,7 +8,7 @@ import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 
 /**
- * A calibration step's partials per key, folded in chunk order: on the driver when the
+ * A calibration step's partials per key, folded over the chunks ({@link PairwiseFold}): on the driver when the
  * visitor's partials are small ({@link BlockVisitor#foldOnDriver}: they came back with the
  * step's own job, so no shuffle and no second job), else distributed by key (X^T X stays on the
  * executors and goes to the tasks that need it).

@@ -8,7 +8,8 @@ import java.io.Serializable;
  * runs through a block, a fresh {@link ChunkVisit} sees the inputs of the block's prunable
  * linears (it is the block's {@code InputHook}), then the block's input and output hidden
  * states, and returns small partials by key. The pass folds each key's partials with
- * {@link #merge} in chunk order 0, 1, 2, ..., so results never depend on partitioning.
+ * {@link #merge} over a fixed pairwise tree of the chunks ({@link PairwiseFold}), so results
+ * never depend on partitioning.
  *
  * <p>Visitors travel to executors: serializable, with final fields of resolved settings only.
  * Examples: {@link LinearInputStatistics} (Wanda/SparseGPT statistics per input group); a
@@ -23,7 +24,7 @@ public interface BlockVisitor<P extends Serializable> extends Serializable {
 
   /**
    * Folds a later chunk's partial into the earlier chunks' fold and returns the result (it may
-   * update {@code earlier} in place). Called in chunk order on the reduce side.
+   * update {@code earlier} in place): two adjacent runs of chunks, the earlier run first.
    */
   P merge(P earlier, P later);
 

@@ -4,6 +4,7 @@ import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobStages;
 import java.io.Serializable;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -17,7 +18,8 @@ import scala.Tuple2;
  * The calibration pass, block by block, over hidden states cached on the executors (never
  * collected): embed the samples, then for each block one Spark stage in which every chunk of
  * samples runs through the block as one batch, with a job's {@link BlockVisitor} as the
- * block's hooks. Each step returns the visitor's partials per key, folded in chunk order: on
+ * block's hooks. Each step returns the visitor's partials per key, folded over the chunks
+ * ({@link PairwiseFold}; tasks fold their own chunks first, so a few partials per partition travel): on
  * the driver, brought back by the step's own job, when the visitor says they are small; else
  * distributed by key, for the tasks that need them (see {@link BlockPartials}).
  *
@@ -112,25 +114,28 @@ public final class CalibrationPass implements AutoCloseable {
       throw new IllegalStateException("Cannot calibrate block " + collectBlock + ": the model has " + blocks + " blocks");
     }
     JavaRDD<CalibrationSteps.StepOutput<P>> outputs = stages.onGpus(states.mapPartitions(
-            new CalibrationSteps.Step<>(context, advanceBlock, edit, collectBlock, visitor, keepDenseOutput), true))
+            new CalibrationSteps.Step<>(context, advanceBlock, edit, collectBlock, visitor, keepDenseOutput, chunks), true))
         .persist(StorageLevel.MEMORY_AND_DISK());
     stages.describe(String.format(Locale.ROOT, "block %d/%d: %s", collectBlock + 1, blocks, what));
     // Materialized here, so the step before it can be released and the partials' shuffle reads
     // the cache; small partials come back with this job and are folded on the driver.
     BlockPartials<P> partials;
     if (visitor.foldOnDriver()) {
-      Map<String, List<ChunkPartial<P>>> byKey = new LinkedHashMap<>();
-      for (Tuple2<String, ChunkPartial<P>> partial : outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>()).collect()) {
-        byKey.computeIfAbsent(partial._1(), key -> new ArrayList<>()).add(partial._2());
+      List<Tuple2<String, ChunkPartial<P>>> nodes = new ArrayList<>(outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>()).collect());
+      nodes.sort(Comparator.comparing((Tuple2<String, ChunkPartial<P>> node) -> node._1()).thenComparingInt(node -> node._2().firstChunk()));
+      Map<String, PairwiseFold<P>> folds = new LinkedHashMap<>();
+      for (Tuple2<String, ChunkPartial<P>> node : nodes) {
+        folds.computeIfAbsent(node._1(), key -> new PairwiseFold<>(chunks, visitor)).add(node._2());
       }
       Map<String, P> folded = new LinkedHashMap<>();
-      byKey.forEach((key, chunkPartials) -> folded.put(key, ChunkPartial.foldInOrder(chunkPartials, visitor)));
+      folds.forEach((key, fold) -> folded.put(key, fold.result()));
       partials = BlockPartials.onDriver(folded);
     } else {
       outputs.count();
       partials = BlockPartials.distributed(outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>())
-          .groupByKey(partitions)
-          .mapValues(new CalibrationSteps.FoldInChunkOrder<>(visitor)));
+          .mapToPair(new CalibrationSteps.ByFirstChunk<>())
+          .repartitionAndSortWithinPartitions(new CalibrationSteps.KeyPartitioner(partitions), new CalibrationSteps.KeyThenFirstChunk())
+          .mapPartitionsToPair(new CalibrationSteps.FoldSorted<>(visitor, chunks), true));
     }
     cached.unpersist(false);
     cached = outputs;

@@ -11,12 +11,13 @@ import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
+import java.util.List;
 import java.util.Objects;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.api.java.function.Function;
 import org.apache.spark.api.java.function.PairFlatMapFunction;
+import org.apache.spark.api.java.function.PairFunction;
 import scala.Tuple2;
 
 /**
@@ -44,13 +45,16 @@ final class CalibrationSteps {
     }
   }
 
-  /** A chunk's states after a step and the visitor's partials of that chunk. */
+  /**
+   * A chunk's states after a step; the last chunk of a partition also carries the partition's
+   * partials: per key, the complete subtrees of its chunks' {@link PairwiseFold}.
+   */
   static final class StepOutput<P extends Serializable> implements Serializable {
-    private static final long serialVersionUID = 1L;
+    private static final long serialVersionUID = 2L;
     final SampleChunk states;
-    final LinkedHashMap<String, P> partials;
+    final List<Tuple2<String, ChunkPartial<P>>> partials;
 
-    StepOutput(SampleChunk states, LinkedHashMap<String, P> partials) {
+    StepOutput(SampleChunk states, List<Tuple2<String, ChunkPartial<P>>> partials) {
       this.states = states;
       this.partials = partials;
     }
@@ -74,14 +78,17 @@ final class CalibrationSteps {
     private final int collectBlock;
     private final BlockVisitor<P> visitor;
     private final boolean keepDenseOutput;
+    private final int chunks;
 
-    Step(JobContext context, int advanceBlock, BlockEdit edit, int collectBlock, BlockVisitor<P> visitor, boolean keepDenseOutput) {
+    Step(JobContext context, int advanceBlock, BlockEdit edit, int collectBlock, BlockVisitor<P> visitor, boolean keepDenseOutput,
+        int chunks) {
       this.context = context;
       this.advanceBlock = advanceBlock;
       this.edit = Objects.requireNonNull(edit, "edit is null");
       this.collectBlock = collectBlock;
       this.visitor = Objects.requireNonNull(visitor, "visitor is null");
       this.keepDenseOutput = keepDenseOutput;
+      this.chunks = chunks;
     }
 
     @Override
@@ -91,6 +98,8 @@ final class CalibrationSteps {
         return out.iterator();
       }
       ComputeBackend backend = context.backend().backend();
+      // Per key, this partition's chunks folded as they finish: a few partials live, not one per chunk.
+      Map<String, PairwiseFold<P>> folds = new LinkedHashMap<>();
       try (DecoderModel model = context.openModel(backend)) {
         BlockWeights advanced = advanceBlock == NO_ADVANCE ? null : edited(model, advanceBlock);
         BlockWeights dense = dense(model, collectBlock);
@@ -99,10 +108,15 @@ final class CalibrationSteps {
           HiddenStates input = advanced == null ? chunk.hidden() : model.runBlock(advanced, chunk.hidden(), InputHook.NONE);
           ChunkVisit<P> visit = visitor.start(collectBlock, chunk.index(), backend);
           HiddenStates output = model.runBlock(dense, input, visit);
-          LinkedHashMap<String, P> partials = new LinkedHashMap<>(visit.finish(input, output));
-          out.add(new StepOutput<>(chunk.with(keepDenseOutput ? output : input), partials));
+          visit.finish(input, output).forEach(
+              (key, partial) -> folds.computeIfAbsent(key, k -> new PairwiseFold<>(this.chunks, visitor)).addChunk(chunk.index(), partial));
+          out.add(new StepOutput<>(chunk.with(keepDenseOutput ? output : input), List.of()));
         }
       }
+      List<Tuple2<String, ChunkPartial<P>>> partials = new ArrayList<>();
+      folds.forEach((key, fold) -> fold.nodes().forEach(node -> partials.add(new Tuple2<>(key, node))));
+      StepOutput<P> last = out.remove(out.size() - 1);
+      out.add(new StepOutput<>(last.states, partials));
       // After the work: a retried attempt must redo all of it.
       context.faultPoint(advanceBlock == NO_ADVANCE ? "statistics" : "advance");
       return out.iterator();
@@ -132,26 +146,87 @@ final class CalibrationSteps {
 
     @Override
     public Iterator<Tuple2<String, ChunkPartial<P>>> call(StepOutput<P> step) {
-      List<Tuple2<String, ChunkPartial<P>>> out = new ArrayList<>();
-      for (Map.Entry<String, P> entry : step.partials.entrySet()) {
-        out.add(new Tuple2<>(entry.getKey(), new ChunkPartial<>(step.states.index(), entry.getValue())));
-      }
-      return out.iterator();
+      return step.partials.iterator();
     }
   }
 
-  /** Folds a key's chunk partials in chunk order with the visitor's merge. */
-  static final class FoldInChunkOrder<P extends Serializable> implements Function<Iterable<ChunkPartial<P>>, P> {
+  /** A partial's shuffle key: its statistics key and first chunk, sorted in that order. */
+  static final class ByFirstChunk<P extends Serializable>
+      implements PairFunction<Tuple2<String, ChunkPartial<P>>, Tuple2<String, Integer>, ChunkPartial<P>> {
     private static final long serialVersionUID = 1L;
-    private final BlockVisitor<P> visitor;
 
-    FoldInChunkOrder(BlockVisitor<P> visitor) {
-      this.visitor = visitor;
+    @Override
+    public Tuple2<Tuple2<String, Integer>, ChunkPartial<P>> call(Tuple2<String, ChunkPartial<P>> partial) {
+      return new Tuple2<>(new Tuple2<>(partial._1(), partial._2().firstChunk()), partial._2());
+    }
+  }
+
+  /** Partitions (key, first chunk) by key only, so one reducer sees all of a key's partials. */
+  static final class KeyPartitioner extends org.apache.spark.Partitioner {
+    private static final long serialVersionUID = 1L;
+    private final int partitions;
+
+    KeyPartitioner(int partitions) {
+      this.partitions = partitions;
     }
 
     @Override
-    public P call(Iterable<ChunkPartial<P>> partials) {
-      return ChunkPartial.foldInOrder(partials, visitor);
+    public int numPartitions() {
+      return partitions;
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public int getPartition(Object key) {
+      return Math.floorMod(((Tuple2<String, Integer>) key)._1().hashCode(), partitions);
+    }
+  }
+
+  static final class KeyThenFirstChunk implements java.util.Comparator<Tuple2<String, Integer>>, Serializable {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public int compare(Tuple2<String, Integer> a, Tuple2<String, Integer> b) {
+      int byKey = a._1().compareTo(b._1());
+      return byKey != 0 ? byKey : Integer.compare(a._2(), b._2());
+    }
+  }
+
+  /**
+   * The reduce side: a partition's partials sorted by key, then first chunk, folded key by key
+   * as they stream past (a few partials in memory, never all of a key's).
+   */
+  static final class FoldSorted<P extends Serializable>
+      implements PairFlatMapFunction<Iterator<Tuple2<Tuple2<String, Integer>, ChunkPartial<P>>>, String, P> {
+    private static final long serialVersionUID = 1L;
+    private final BlockVisitor<P> visitor;
+    private final int chunks;
+
+    FoldSorted(BlockVisitor<P> visitor, int chunks) {
+      this.visitor = visitor;
+      this.chunks = chunks;
+    }
+
+    @Override
+    public Iterator<Tuple2<String, P>> call(Iterator<Tuple2<Tuple2<String, Integer>, ChunkPartial<P>>> sorted) {
+      List<Tuple2<String, P>> out = new ArrayList<>();
+      String key = null;
+      PairwiseFold<P> fold = null;
+      while (sorted.hasNext()) {
+        Tuple2<Tuple2<String, Integer>, ChunkPartial<P>> next = sorted.next();
+        if (!next._1()._1().equals(key)) {
+          if (fold != null) {
+            out.add(new Tuple2<>(key, fold.result()));
+          }
+          key = next._1()._1();
+          fold = new PairwiseFold<>(chunks, visitor);
+        }
+        fold.add(next._2());
+      }
+      if (fold != null) {
+        out.add(new Tuple2<>(key, fold.result()));
+      }
+      return out.iterator();
     }
   }
 }

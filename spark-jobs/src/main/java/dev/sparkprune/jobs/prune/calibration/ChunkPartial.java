@@ -1,40 +1,45 @@
 package dev.sparkprune.jobs.prune.calibration;
 
 import java.io.Serializable;
-import java.util.ArrayList;
-import java.util.Comparator;
-import java.util.List;
 import java.util.Objects;
 
-/** One chunk's partial for one key of a {@link BlockVisitor}; folded in chunk order. */
+/**
+ * A key's partial of a {@link BlockVisitor} over a run of chunks: a node of the fixed pairwise
+ * tree of {@link PairwiseFold}, covering chunks {@code [index * 2^level, (index + 1) * 2^level)}
+ * (those that exist). Level 0 is one chunk's own partial.
+ */
 public final class ChunkPartial<P extends Serializable> implements Serializable {
-  private static final long serialVersionUID = 2L;
+  private static final long serialVersionUID = 3L;
 
-  private final int chunk;
+  private final int level;
+  private final int index;
   private final P value;
 
-  public ChunkPartial(int chunk, P value) {
-    this.chunk = chunk;
+  public ChunkPartial(int level, int index, P value) {
+    this.level = level;
+    this.index = index;
     this.value = Objects.requireNonNull(value, "value is null");
   }
 
-  public int chunk() {
-    return chunk;
+  /** One chunk's partial. */
+  public static <P extends Serializable> ChunkPartial<P> ofChunk(int chunk, P value) {
+    return new ChunkPartial<>(0, chunk, value);
+  }
+
+  public int level() {
+    return level;
+  }
+
+  public int index() {
+    return index;
+  }
+
+  /** The first chunk this node covers. */
+  public int firstChunk() {
+    return index << level;
   }
 
   public P value() {
     return value;
-  }
-
-  /** Folds partials chunk 0, 1, 2, ... so the result does not depend on partitioning. */
-  public static <P extends Serializable> P foldInOrder(Iterable<ChunkPartial<P>> partials, BlockVisitor<P> visitor) {
-    List<ChunkPartial<P>> sorted = new ArrayList<>();
-    partials.forEach(sorted::add);
-    sorted.sort(Comparator.comparingInt(ChunkPartial::chunk));
-    P total = sorted.get(0).value;
-    for (int i = 1; i < sorted.size(); i++) {
-      total = visitor.merge(total, sorted.get(i).value);
-    }
-    return total;
   }
 }

@@ -21,7 +21,7 @@ public interface ChunkVisit<P> extends InputHook {
   /**
    * @param input the chunk's hidden states entering the block, [samples x seqlen x hidden]
    * @param output what the block (dense, with this hook) gave for them; valid during the call
-   * @return partials by key, in a deterministic order; folded per key in chunk order
+   * @return partials by key, in a deterministic order; folded per key over the chunks ({@link PairwiseFold})
    */
   Map<String, P> finish(HiddenStates input, HiddenStates output);
 }

@@ -2,17 +2,17 @@ package dev.sparkprune.jobs.prune.score;
 
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneRun;
-import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.prune.calibration.BlockPartials;
 import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
 import dev.sparkprune.jobs.prune.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.Map;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.storage.StorageLevel;
 

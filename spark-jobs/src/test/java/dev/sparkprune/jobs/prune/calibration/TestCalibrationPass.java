@@ -40,7 +40,7 @@ import org.junit.jupiter.api.io.TempDir;
 class TestCalibrationPass extends SparkTestBase {
   private static final int SAMPLES = 7;
   private static final int SEQLEN = 32;
-  private static final int CHUNK = 3;
+  private static final int CHUNK = 2;
 
   @TempDir Path dir;
 
@@ -101,7 +101,7 @@ class TestCalibrationPass extends SparkTestBase {
     Map<String, double[]> out = new LinkedHashMap<>();
     try (CalibrationPass pass = CalibrationPass.embed(jsc, context, new JobStages(spark.sparkContext(), Optional.empty()), samples(),
         CHUNK, partitions, 5)) {
-      assertThat(pass.chunks()).isEqualTo(3);
+      assertThat(pass.chunks()).isEqualTo(4);
       for (int b = 0; b < 5; b++) {
         assertThat(pass.position()).isEqualTo(b);
         BlockPartials<double[]> partials = pass.collectAndAdvance(new InputOutputDistance(foldOnDriver));
@@ -115,26 +115,27 @@ class TestCalibrationPass extends SparkTestBase {
   }
 
   @Test
-  void visitorsSeeEachChunksBlockInputAndOutputFoldedInChunkOrderOnAnyPartitioning() throws IOException {
-    // Direct: each chunk of 3 samples as one batch (the last of 1), dense blocks, chunk-order sums.
+  void visitorsSeeEachChunksBlockInputAndOutputFoldedPairwiseOnAnyPartitioning() throws IOException {
+    // Direct: each chunk of 2 samples as one batch (the last of 1), dense blocks, the pairwise
+    // tree (c0 + c1) + (c2 + c3) — not ((c0 + c1) + c2) + c3 — on 1 and 3 partitions alike.
     int[][] samples = samples();
     Map<String, double[]> expected = new HashMap<>();
     try (DecoderModel model = Models.open(ModelArchive.open(new HadoopFileIO(new Configuration()), SharedData.stories260K().toString()),
         NetlibLinearAlgebra.defaultInstance())) {
-      HiddenStates[] chunks = new HiddenStates[3];
-      for (int c = 0; c < 3; c++) {
+      HiddenStates[] chunks = new HiddenStates[4];
+      for (int c = 0; c < 4; c++) {
         chunks[c] = model.embed(Arrays.copyOfRange(samples, c * CHUNK, Math.min(SAMPLES, (c + 1) * CHUNK)));
       }
       for (int b = 0; b < 5; b++) {
         BlockWeights weights = model.loadBlock(b);
-        double[] total = null;
-        for (int c = 0; c < 3; c++) {
+        double[][] partials = new double[4][];
+        for (int c = 0; c < 4; c++) {
           HiddenStates next = model.runBlock(weights, chunks[c], InputHook.NONE);
-          double[] partial = distance(chunks[c], next);
-          total = total == null ? partial : new InputOutputDistance().merge(total, partial);
+          partials[c] = distance(chunks[c], next);
           chunks[c] = next;
         }
-        expected.put("block " + b, total);
+        InputOutputDistance sum = new InputOutputDistance();
+        expected.put("block " + b, sum.merge(sum.merge(partials[0], partials[1]), sum.merge(partials[2], partials[3])));
       }
     }
     Map<String, double[]> one = denseDistances(1, false);
