@@ -21,7 +21,9 @@ public interface ChunkVisit<P> extends InputHook {
   /**
    * @param input the chunk's hidden states entering the block, [samples x seqlen x hidden]
    * @param output what the block (dense, with this hook) gave for them; valid during the call
-   * @return partials by key, in a deterministic order; folded per key over the chunks ({@link PairwiseFold})
+   * @return partials by key, in a deterministic order, the same keys for every chunk (a key
+   *     with no rows in a chunk still gets its empty partial); folded per key over the chunks
+   *     ({@link PairwiseFold}), which refuses a key some chunk did not give
    */
   Map<String, P> finish(HiddenStates input, HiddenStates output);
 }
