@@ -1,11 +1,13 @@
 package dev.sparkprune.jobs.prune.calibration;
 
 import java.io.Serializable;
+import java.util.Comparator;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaSparkContext;
+import scala.Tuple2;
 
 /**
  * A calibration step's partials per key, folded over the chunks ({@link PairwiseFold}): on the driver when the
@@ -26,7 +28,7 @@ public final class BlockPartials<P extends Serializable> {
     return new BlockPartials<>(Map.copyOf(folded), null);
   }
 
-  static <P extends Serializable> BlockPartials<P> distributed(JavaPairRDD<String, P> folded) {
+  public static <P extends Serializable> BlockPartials<P> distributed(JavaPairRDD<String, P> folded) {
     return new BlockPartials<>(null, Objects.requireNonNull(folded, "folded is null"));
   }
 
@@ -46,8 +48,8 @@ public final class BlockPartials<P extends Serializable> {
       return distributed;
     }
     return jsc.parallelizePairs(onDriver.entrySet().stream()
-        .map(entry -> new scala.Tuple2<>(entry.getKey(), entry.getValue()))
-        .sorted(java.util.Comparator.comparing(scala.Tuple2::_1))
+        .map(entry -> new Tuple2<>(entry.getKey(), entry.getValue()))
+        .sorted(Comparator.comparing(Tuple2::_1))
         .toList(), Math.max(1, Math.min(onDriver.size(), jsc.defaultParallelism())));
   }
 }

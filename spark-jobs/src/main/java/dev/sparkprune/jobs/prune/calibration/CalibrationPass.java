@@ -7,8 +7,8 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Locale;
+import java.util.Map;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.storage.StorageLevel;
@@ -121,14 +121,15 @@ public final class CalibrationPass implements AutoCloseable {
     // the cache; small partials come back with this job and are folded on the driver.
     BlockPartials<P> partials;
     if (visitor.foldOnDriver()) {
-      List<Tuple2<String, ChunkPartial<P>>> nodes = new ArrayList<>(outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>()).collect());
-      nodes.sort(Comparator.comparing((Tuple2<String, ChunkPartial<P>> node) -> node._1()).thenComparingInt(node -> node._2().firstChunk()));
-      Map<String, PairwiseFold<P>> folds = new LinkedHashMap<>();
-      for (Tuple2<String, ChunkPartial<P>> node : nodes) {
-        folds.computeIfAbsent(node._1(), key -> new PairwiseFold<>(chunks, visitor)).add(node._2());
-      }
+      // The reduce side's sort and fold, on the driver.
+      List<Tuple2<Tuple2<String, Integer>, ChunkPartial<P>>> nodes = new ArrayList<>(outputs
+          .flatMapToPair(new CalibrationSteps.PartialsOf<>())
+          .mapToPair(new CalibrationSteps.ByFirstChunk<>())
+          .collect());
+      Comparator<Tuple2<String, Integer>> order = new CalibrationSteps.KeyThenFirstChunk();
+      nodes.sort((a, b) -> order.compare(a._1(), b._1()));
       Map<String, P> folded = new LinkedHashMap<>();
-      folds.forEach((key, fold) -> folded.put(key, fold.result()));
+      new CalibrationSteps.FoldSorted<P>(visitor, chunks).call(nodes.iterator()).forEachRemaining(result -> folded.put(result._1(), result._2()));
       partials = BlockPartials.onDriver(folded);
     } else {
       outputs.count();

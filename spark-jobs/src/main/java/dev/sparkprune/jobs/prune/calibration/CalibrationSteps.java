@@ -11,8 +11,8 @@ import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
-import java.util.Map;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.api.java.function.Function;
@@ -92,9 +92,9 @@ final class CalibrationSteps {
     }
 
     @Override
-    public Iterator<StepOutput<P>> call(Iterator<SampleChunk> chunks) throws IOException {
+    public Iterator<StepOutput<P>> call(Iterator<SampleChunk> partition) throws IOException {
       List<StepOutput<P>> out = new ArrayList<>();
-      if (!chunks.hasNext()) {
+      if (!partition.hasNext()) {
         return out.iterator();
       }
       ComputeBackend backend = context.backend().backend();
@@ -103,13 +103,13 @@ final class CalibrationSteps {
       try (DecoderModel model = context.openModel(backend)) {
         BlockWeights advanced = advanceBlock == NO_ADVANCE ? null : edited(model, advanceBlock);
         BlockWeights dense = dense(model, collectBlock);
-        while (chunks.hasNext()) {
-          SampleChunk chunk = chunks.next();
+        while (partition.hasNext()) {
+          SampleChunk chunk = partition.next();
           HiddenStates input = advanced == null ? chunk.hidden() : model.runBlock(advanced, chunk.hidden(), InputHook.NONE);
           ChunkVisit<P> visit = visitor.start(collectBlock, chunk.index(), backend);
           HiddenStates output = model.runBlock(dense, input, visit);
           visit.finish(input, output).forEach(
-              (key, partial) -> folds.computeIfAbsent(key, k -> new PairwiseFold<>(this.chunks, visitor)).addChunk(chunk.index(), partial));
+              (key, partial) -> folds.computeIfAbsent(key, k -> new PairwiseFold<>(chunks, visitor)).addChunk(chunk.index(), partial));
           out.add(new StepOutput<>(chunk.with(keepDenseOutput ? output : input), List.of()));
         }
       }
@@ -182,6 +182,7 @@ final class CalibrationSteps {
     }
   }
 
+  /** Orders (key, first chunk) by key, then first chunk: the order a key's partials fold in. */
   static final class KeyThenFirstChunk implements java.util.Comparator<Tuple2<String, Integer>>, Serializable {
     private static final long serialVersionUID = 1L;
 
@@ -193,8 +194,9 @@ final class CalibrationSteps {
   }
 
   /**
-   * The reduce side: a partition's partials sorted by key, then first chunk, folded key by key
-   * as they stream past (a few partials in memory, never all of a key's).
+   * Partials sorted by key, then first chunk, folded key by key as they stream past (a few
+   * partials in memory, never all of a key's): a reduce partition, or all of a step's small
+   * partials on the driver.
    */
   static final class FoldSorted<P extends Serializable>
       implements PairFlatMapFunction<Iterator<Tuple2<Tuple2<String, Integer>, ChunkPartial<P>>>, String, P> {

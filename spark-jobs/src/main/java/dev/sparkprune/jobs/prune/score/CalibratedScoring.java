@@ -59,7 +59,7 @@ public final class CalibratedScoring {
       BlockPartials<CalibrationStatistics> statistics =
           b == 0 ? pass.collect(visitor) : pass.advanceThenCollect(StagedPrunedBlock.of(run.inputs().layout, b - 1, previous), visitor);
       run.stages().describe(String.format(Locale.ROOT, "block %d/%d: scoring", b + 1, run.blocks()));
-      results.addAll(score(run, blockPlan, statistics));
+      results.addAll(run.scoring().score(blockPlan, statistics));
       previous = blockPlan;
       blockDone(run, b, start, ", " + blockPlan.size() + " linears pruned");
     }
@@ -75,8 +75,8 @@ public final class CalibratedScoring {
     for (int b = 0; b < run.blocks(); b++) {
       long start = System.nanoTime();
       BlockPartials<CalibrationStatistics> statistics = pass.collectAndAdvance(visitor);
-      if (statistics.folded().isPresent()) {
-        onDriver.putAll(statistics.folded().get());
+      if (visitor.foldOnDriver()) {
+        onDriver.putAll(statistics.asMap());
       } else {
         JavaPairRDD<String, CalibrationStatistics> block = statistics.asRdd(run.jsc()).persist(StorageLevel.MEMORY_AND_DISK());
         block.count();
@@ -84,24 +84,17 @@ public final class CalibratedScoring {
       }
       blockDone(run, b, start, "");
     }
-    JavaPairRDD<String, CalibrationStatistics> all = null;
-    for (JavaPairRDD<String, CalibrationStatistics> block : distributed) {
-      all = all == null ? block : all.union(block);
-    }
+    BlockPartials<CalibrationStatistics> all = visitor.foldOnDriver()
+        ? BlockPartials.onDriver(onDriver)
+        : BlockPartials.distributed(distributed.stream().reduce(JavaPairRDD::union).orElseThrow());
     if (run.options().saveStatistics()) {
-      StatisticsFiles.save(run, all != null ? all : BlockPartials.onDriver(onDriver).asRdd(run.jsc()), visitor.storage());
+      StatisticsFiles.save(run, all.asRdd(run.jsc()), visitor.storage());
     }
     run.stages().describe("scoring");
-    List<LinearResult> results = all != null ? run.scoring().score(plan, all) : run.scoring().score(plan, onDriver);
+    List<LinearResult> results = run.scoring().score(plan, all);
     distributed.forEach(rdd -> rdd.unpersist(false));
     run.log().line("scored %d linears in one stage from dense statistics", plan.size());
     return results;
-  }
-
-  private static List<LinearResult> score(PruneRun run, List<PlannedLinear> plan, BlockPartials<CalibrationStatistics> statistics) {
-    return statistics.folded().isPresent()
-        ? run.scoring().score(plan, statistics.folded().get())
-        : run.scoring().score(plan, statistics.asRdd(run.jsc()));
   }
 
   static List<PlannedLinear> ofBlock(List<PlannedLinear> plan, int block) {

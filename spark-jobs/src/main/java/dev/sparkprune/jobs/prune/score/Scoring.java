@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.prune.score;
 
 import dev.sparkprune.jobs.prune.PruneOptions;
+import dev.sparkprune.jobs.prune.calibration.BlockPartials;
 import dev.sparkprune.jobs.prune.output.MaskWriter;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.spark.JobContext;
@@ -67,8 +68,13 @@ public final class Scoring {
     return emit(tasks.map(scoreLinear(null)));
   }
 
+  /** With a calibration step's statistics, on the driver or distributed. */
+  List<LinearResult> score(List<PlannedLinear> linears, BlockPartials<CalibrationStatistics> statistics) {
+    return statistics.folded().isPresent() ? score(linears, statistics.folded().get()) : score(linears, statistics.asRdd(jsc));
+  }
+
   /** With small per-channel statistics by key, already on the driver: broadcast to the scoring tasks. */
-  List<LinearResult> score(List<PlannedLinear> linears, Map<String, CalibrationStatistics> statistics) {
+  private List<LinearResult> score(List<PlannedLinear> linears, Map<String, CalibrationStatistics> statistics) {
     Broadcast<Map<String, CalibrationStatistics>> channel = jsc.broadcast(new HashMap<>(statistics));
     try {
       return emit(unfold(linears).map(scoreLinear(channel)));
