@@ -1,5 +1,6 @@
 package dev.sparkprune.scoring.methods;
 
+import dev.sparkprune.scoring.backend.Selection;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;

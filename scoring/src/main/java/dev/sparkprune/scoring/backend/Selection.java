@@ -1,4 +1,4 @@
-package dev.sparkprune.scoring.methods;
+package dev.sparkprune.scoring.backend;
 
 import dev.sparkprune.tensorio.mask.Mask;
 import java.util.Arrays;
@@ -12,7 +12,7 @@ import java.util.Arrays;
  * chosen bucket are compacted and refined on the next 11 and last 10 bits. O(n), exact,
  * deterministic. One instance per thread: it owns its scratch arrays.
  */
-final class Selection {
+public final class Selection {
   private static final int TOP_BITS = 11;
   private static final int TOP_BUCKETS = 1 << TOP_BITS;
 
@@ -21,7 +21,7 @@ final class Selection {
   private float[] rowScratch = new float[0];
 
   /** A per-thread scratch row of at least {@code length} floats. */
-  float[] rowScratch(int length) {
+  public float[] rowScratch(int length) {
     if (rowScratch.length < length) {
       rowScratch = new float[length];
     }
@@ -29,7 +29,7 @@ final class Selection {
   }
 
   /** The value of 0-based rank {@code k} among {@code values[from, to)}; no NaNs allowed. */
-  float kthSmallest(float[] values, int from, int to, long k) {
+  public float kthSmallest(float[] values, int from, int to, long k) {
     int n = to - from;
     if (k < 0 || k >= n) {
       throw new IllegalArgumentException("Invalid rank " + k + " of " + n + " values");
@@ -95,7 +95,7 @@ final class Selection {
    * Keep bits of one row: the {@code k} lowest of {@code scores[from, from + cols)} pruned, ties
    * toward the lower column as a stable ascending sort orders them.
    */
-  void keepAllButLowest(float[] scores, int from, int cols, int k, byte[] keepBits) {
+  public void keepAllButLowest(float[] scores, int from, int cols, int k, byte[] keepBits) {
     if (k <= 0) {
       keepAll(cols, keepBits);
       return;
@@ -115,7 +115,7 @@ final class Selection {
    * Sets keep bits for scores above {@code threshold} (also those equal to it unless
    * {@code pruneEqual}) and returns how many were pruned.
    */
-  static int keepAtLeast(float[] scores, int from, int cols, float threshold, boolean pruneEqual, byte[] keepBits) {
+  public static int keepAtLeast(float[] scores, int from, int cols, float threshold, boolean pruneEqual, byte[] keepBits) {
     int pruned = 0;
     int rowBytes = Mask.rowBytes(cols);
     for (int b = 0; b < rowBytes; b++) {
@@ -133,11 +133,11 @@ final class Selection {
     return pruned;
   }
 
-  static void keepAll(int cols, byte[] keepBits) {
+  public static void keepAll(int cols, byte[] keepBits) {
     keepAll(cols, keepBits, 0);
   }
 
-  static void keepAll(int cols, byte[] keepBits, int keepOffset) {
+  public static void keepAll(int cols, byte[] keepBits, int keepOffset) {
     int rowBytes = Mask.rowBytes(cols);
     Arrays.fill(keepBits, keepOffset, keepOffset + rowBytes, (byte) 0xFF);
     if ((cols & 7) != 0) {
@@ -149,7 +149,7 @@ final class Selection {
    * N:M keep bits of one row: in every group of {@code groupSize} consecutive columns, the
    * {@code pruned} lowest scores are pruned (ties toward the lower column).
    */
-  static void keepAllButLowestInGroups(float[] scores, int from, int cols, int pruned, int groupSize, byte[] keepBits) {
+  public static void keepAllButLowestInGroups(float[] scores, int from, int cols, int pruned, int groupSize, byte[] keepBits) {
     keepAll(cols, keepBits);
     for (int g = 0; g < cols; g += groupSize) {
       pruneLowestInGroup(scores, from, g, Math.min(g + groupSize, cols), pruned, keepBits, 0);
@@ -160,7 +160,7 @@ final class Selection {
    * Prunes the {@code pruned} lowest still-kept scores of columns [groupStart, groupEnd) in the
    * row whose keep bits start at {@code keepBits[keepOffset]}.
    */
-  static void pruneLowestInGroup(
+  public static void pruneLowestInGroup(
       float[] scores, int from, int groupStart, int groupEnd, int pruned, byte[] keepBits, int keepOffset) {
     for (int n = 0; n < pruned; n++) {
       int lowest = -1;
@@ -173,11 +173,11 @@ final class Selection {
     }
   }
 
-  static boolean isKept(byte[] keepBits, int keepOffset, int col) {
+  public static boolean isKept(byte[] keepBits, int keepOffset, int col) {
     return (keepBits[keepOffset + (col >>> 3)] >>> (col & 7) & 1) != 0;
   }
 
-  static void prune(byte[] keepBits, int keepOffset, int col) {
+  public static void prune(byte[] keepBits, int keepOffset, int col) {
     keepBits[keepOffset + (col >>> 3)] &= (byte) ~(1 << (col & 7));
   }
 
@@ -185,7 +185,7 @@ final class Selection {
    * out[to + c] = keep ? w[from + c] : +0 for one row, branch-free (a 50% mask would mispredict
    * every other branch): the float's bits are ANDed with all ones or all zeros.
    */
-  static void applyRow(byte[] keepBits, float[] w, int from, float[] out, int to, int cols) {
+  public static void applyRow(byte[] keepBits, float[] w, int from, float[] out, int to, int cols) {
     for (int c = 0; c < cols; c++) {
       int keep = -((keepBits[c >>> 3] >>> (c & 7)) & 1);
       out[to + c] = Float.intBitsToFloat(Float.floatToRawIntBits(w[from + c]) & keep);
@@ -193,12 +193,12 @@ final class Selection {
   }
 
   /** Order-preserving map from float to int compared as unsigned: -Inf < ... < -0 < +0 < ... < +Inf. */
-  static int key(float value) {
+  public static int key(float value) {
     int bits = Float.floatToRawIntBits(value);
     return bits ^ ((bits >> 31) | 0x80000000);
   }
 
-  static float fromKey(int key) {
+  public static float fromKey(int key) {
     return Float.intBitsToFloat(key < 0 ? key ^ 0x80000000 : ~key);
   }
 }
