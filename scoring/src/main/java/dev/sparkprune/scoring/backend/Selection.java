@@ -4,7 +4,9 @@ import dev.sparkprune.tensorio.mask.Mask;
 import java.util.Arrays;
 
 /**
- * Order statistics on float scores without sorting, and row masks built a byte at a time.
+ * Order statistics on float scores without sorting, and row masks built a byte at a time: the
+ * CPU backend's selection blocks, and the keep-bit helpers the methods share (1 = kept, a row's
+ * bits packed least significant first, as {@link Mask} stores them).
  *
  * <p>The k-th smallest value comes from a radix select on an order-preserving int key: a first
  * pass histograms the top 11 bits (four interleaved histograms, because scores share exponents
@@ -20,8 +22,11 @@ public final class Selection {
   private int[] keys = new int[0];
   private float[] rowScratch = new float[0];
 
+  /** The CPU backend's; methods select through {@link ComputeBackend}. */
+  Selection() {}
+
   /** A per-thread scratch row of at least {@code length} floats. */
-  public float[] rowScratch(int length) {
+  float[] rowScratch(int length) {
     if (rowScratch.length < length) {
       rowScratch = new float[length];
     }
@@ -29,7 +34,7 @@ public final class Selection {
   }
 
   /** The value of 0-based rank {@code k} among {@code values[from, to)}; no NaNs allowed. */
-  public float kthSmallest(float[] values, int from, int to, long k) {
+  float kthSmallest(float[] values, int from, int to, long k) {
     int n = to - from;
     if (k < 0 || k >= n) {
       throw new IllegalArgumentException("Invalid rank " + k + " of " + n + " values");
@@ -95,7 +100,7 @@ public final class Selection {
    * Keep bits of one row: the {@code k} lowest of {@code scores[from, from + cols)} pruned, ties
    * toward the lower column as a stable ascending sort orders them.
    */
-  public void keepAllButLowest(float[] scores, int from, int cols, int k, byte[] keepBits) {
+  void keepAllButLowest(float[] scores, int from, int cols, int k, byte[] keepBits) {
     if (k <= 0) {
       keepAll(cols, keepBits);
       return;
@@ -149,7 +154,7 @@ public final class Selection {
    * N:M keep bits of one row: in every group of {@code groupSize} consecutive columns, the
    * {@code pruned} lowest scores are pruned (ties toward the lower column).
    */
-  public static void keepAllButLowestInGroups(float[] scores, int from, int cols, int pruned, int groupSize, byte[] keepBits) {
+  static void keepAllButLowestInGroups(float[] scores, int from, int cols, int pruned, int groupSize, byte[] keepBits) {
     keepAll(cols, keepBits);
     for (int g = 0; g < cols; g += groupSize) {
       pruneLowestInGroup(scores, from, g, Math.min(g + groupSize, cols), pruned, keepBits, 0);
@@ -198,7 +203,7 @@ public final class Selection {
     return bits ^ ((bits >> 31) | 0x80000000);
   }
 
-  public static float fromKey(int key) {
+  static float fromKey(int key) {
     return Float.intBitsToFloat(key < 0 ? key ^ 0x80000000 : ~key);
   }
 }

@@ -4,6 +4,7 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.methods.LinearInputs;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.methods.Refinement;
 import dev.sparkprune.scoring.methods.Wanda;
@@ -30,7 +31,7 @@ import org.apache.hadoop.conf.Configuration;
 /**
  * The README's update/refine perplexity table without Spark's overhead: the prune job's
  * sequential mode (calibrate a block on the pruned model's activations, prune each linear with
- * {@link Refinement#prune}, advance) in one JVM, then perplexity on the pruned blocks.
+ * {@link Refinement#pruner}, advance) in one JVM, then perplexity on the pruned blocks.
  * Not a test: run by hand, {@code java -cp ... RefinementFigures MODEL TEXT}.
  */
 public final class RefinementFigures {
@@ -120,9 +121,10 @@ public final class RefinementFigures {
       }
       for (Linear linear : model.layout().blocks().get(b).linears()) {
         float[] values = weights.tensor(linear.tensorName());
-        PruneResult result = refinement.prune(method, linear.tensorName(),
-            Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values), statistics.get(linear.inputGroup()), target,
-            backend, 2, Wanda.Group.ROW);
+        PruneResult result = refinement.pruner(method, Wanda.Group.ROW).prune(
+            LinearInputs.of(linear.tensorName(), Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values))
+                .withStatistics(statistics.get(linear.inputGroup())),
+            target, backend, 2);
         weights = weights.withTensor(linear.tensorName(), result.weights());
       }
       for (int s = 0; s < hidden.length; s++) {

@@ -14,6 +14,7 @@ import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.methods.LinearInputs;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.model.BlockWeights;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -154,15 +155,14 @@ public class TestPruneJob extends SparkTestBase {
         Map<String, CalibrationStatistics> total = foldPairwise(chunks);
         BlockWeights pruned = weights;
         for (Linear linear : layout.blocks().get(b).linears()) {
-          PruneResult result = options.refinement().prune(
-              options.method(),
-              linear.tensorName(),
-              Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), weights.tensor(linear.tensorName())),
-              total.get(dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(b, linear.inputGroup())),
+          PruneResult result = options.refinement().pruner(options.method(), options.wandaGroup()).prune(
+              LinearInputs.of(
+                  linear.tensorName(),
+                  Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), weights.tensor(linear.tensorName())))
+                  .withStatistics(total.get(dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(b, linear.inputGroup()))),
               options.target(),
               CpuBackend.defaultInstance(),
-              1,
-              options.wandaGroup());
+              1);
           results.put(linear.tensorName(), result);
           pruned = pruned.withTensor(linear.tensorName(), result.weights());
         }
@@ -234,7 +234,7 @@ public class TestPruneJob extends SparkTestBase {
     try (SafetensorsReader reader = archive.openShard("model.safetensors")) {
       for (Linear linear : Architectures.layout(archive).linears()) {
         Weights weights = Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), reader.readFloats(linear.tensorName()));
-        masks.put(linear.tensorName(), PruningMethod.MAGNITUDE.prune(linear.tensorName(), weights, null, target, CpuBackend.defaultInstance(), 1).mask());
+        masks.put(linear.tensorName(), PruningMethod.MAGNITUDE.pruner().prune(LinearInputs.of(linear.tensorName(), weights), target, CpuBackend.defaultInstance(), 1).mask());
       }
     }
     return masks;
