@@ -45,27 +45,31 @@ public final class CpuBackend implements ComputeBackend {
 
   @Override
   public void pruneLowestPerRow(int rows, int cols, RowScorer scorer, int pruned, RowSink sink, int threads) {
-    RowParallel.forEach(rows, threads, (start, end) -> {
-      Selection selection = new Selection();
-      byte[] keepBits = new byte[Mask.rowBytes(cols)];
-      for (int r = start; r < end; r++) {
-        float[] scores = selection.rowScratch(cols);
-        scorer.score(r, scores);
-        selection.keepAllButLowest(scores, 0, cols, pruned, keepBits);
-        sink.accept(r, keepBits);
-      }
-    });
+    selectRows(rows, cols, scorer, sink, threads,
+        (selection, scores, keepBits) -> selection.keepAllButLowest(scores, 0, cols, pruned, keepBits));
   }
 
   @Override
   public void pruneLowestPerGroup(int rows, int cols, RowScorer scorer, int pruned, int groupSize, RowSink sink, int threads) {
+    selectRows(rows, cols, scorer, sink, threads,
+        (selection, scores, keepBits) -> Selection.keepAllButLowestInGroups(scores, 0, cols, pruned, groupSize, keepBits));
+  }
+
+  /** One row's keep bits from its scores. */
+  @FunctionalInterface
+  private interface RowSelector {
+    void select(Selection selection, float[] scores, byte[] keepBits);
+  }
+
+  /** Rows in parallel ranges, each range with its own selection scratch, score row and keep bits. */
+  private static void selectRows(int rows, int cols, RowScorer scorer, RowSink sink, int threads, RowSelector selector) {
     RowParallel.forEach(rows, threads, (start, end) -> {
       Selection selection = new Selection();
       byte[] keepBits = new byte[Mask.rowBytes(cols)];
       for (int r = start; r < end; r++) {
         float[] scores = selection.rowScratch(cols);
         scorer.score(r, scores);
-        Selection.keepAllButLowestInGroups(scores, 0, cols, pruned, groupSize, keepBits);
+        selector.select(selection, scores, keepBits);
         sink.accept(r, keepBits);
       }
     });
