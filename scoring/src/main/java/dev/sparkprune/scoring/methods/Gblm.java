@@ -4,6 +4,7 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
 import dev.sparkprune.tensorio.ValidationException;
 
 /**
@@ -20,14 +21,22 @@ import dev.sparkprune.tensorio.ValidationException;
 public final class Gblm {
   private Gblm() {}
 
-  public static PruneResult prune(String layer, Weights weights, float[] scalerRow, float[] gradient, SparsityTarget target, int threads) {
+  /** GBLM as a method: scaler_row from the statistics, G from the inputs' gradient statistic. */
+  public static Pruner pruner() {
+    return (inputs, target, backend, threads) -> prune(
+        inputs.layer(), inputs.weights(), inputs.requireStatistics("prune", "gblm").scalerRow(),
+        inputs.requireGradient("gblm").values(), target, backend, threads);
+  }
+
+  public static PruneResult prune(
+      String layer, Weights weights, float[] scalerRow, float[] gradient, SparsityTarget target, ComputeBackend backend, int threads) {
     weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
     int cols = weights.cols();
     float[] norms = RowMasks.channelNorms(layer, "GBLM", scalerRow, cols);
     checkGradient(layer, "GBLM", weights, gradient);
     float[] w = weights.values();
-    return RowMasks.pruneLowestPerRow(weights, (row, scores) -> score(w, gradient, row * cols, norms, scores, 0, cols), target, threads);
+    return RowMasks.pruneLowestPerRow(weights, (row, scores) -> score(w, gradient, row * cols, norms, scores, 0, cols), target, backend, threads);
   }
 
   /** The whole score matrix, row-major like W (for comparisons across layers). */

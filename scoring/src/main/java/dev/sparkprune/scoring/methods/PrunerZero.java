@@ -3,6 +3,7 @@ package dev.sparkprune.scoring.methods;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
 
 /**
  * Pruner-Zero's evolved metric (Dong et al., "Pruner-Zero: Evolving Symbolic Pruning Metric from
@@ -19,7 +20,14 @@ import dev.sparkprune.scoring.Weights;
 public final class PrunerZero {
   private PrunerZero() {}
 
-  public static PruneResult prune(String layer, Weights weights, float[] gradient, SparsityTarget target, int threads) {
+  /** Pruner-Zero as a method: G from the inputs' gradient statistic; activations unused. */
+  public static Pruner pruner() {
+    return (inputs, target, backend, threads) -> prune(
+        inputs.layer(), inputs.weights(), inputs.requireGradient("prunerzero").values(), target, backend, threads);
+  }
+
+  public static PruneResult prune(
+      String layer, Weights weights, float[] gradient, SparsityTarget target, ComputeBackend backend, int threads) {
     weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
     Gblm.checkGradient(layer, "Pruner-Zero", weights, gradient);
@@ -44,6 +52,7 @@ public final class PrunerZero {
           }
         },
         target,
+        backend,
         threads);
   }
 }

@@ -3,6 +3,7 @@ package dev.sparkprune.scoring.grad;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.scoring.PruneResult;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
@@ -39,9 +40,9 @@ class TestGradientScoresAgainstTorch {
         float[] gradient = reference.floats("g_l2." + name);
         for (String tag : new String[] {"u50", "2of4"}) {
           SparsityTarget target = tag.equals("u50") ? SparsityTarget.unstructured(0.5) : SparsityTarget.nOfM(2, 4);
-          PruneResult gblm = Gblm.prune(name, weights, scalerRow, gradient, target, 2);
+          PruneResult gblm = Gblm.prune(name, weights, scalerRow, gradient, target, CpuBackend.defaultInstance(), 2);
           assertThat(gblm.mask()).as("GBLM %s %s", tag, name).isEqualTo(expectedMask(reference, "gblm_" + tag + "_mask." + name, weights));
-          PruneResult prunerZero = PrunerZero.prune(name, weights, gradient, target, 2);
+          PruneResult prunerZero = PrunerZero.prune(name, weights, gradient, target, CpuBackend.defaultInstance(), 2);
           assertThat(prunerZero.mask()).as("Pruner-Zero %s %s", tag, name).isEqualTo(expectedMask(reference, "prunerzero_" + tag + "_mask." + name, weights));
           compared++;
         }

@@ -1,5 +1,6 @@
 package dev.sparkprune.scoring.methods;
 
+import dev.sparkprune.scoring.backend.CpuBackend;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -66,8 +67,8 @@ class TestGradientMethods {
       scores[i] = Math.abs(w[i]) * Math.sqrt(scaler[i % COLS]) + Math.abs(w[i]) * Math.abs(g[i]);
     }
     Weights weights = Weights.of(ROWS, COLS, w);
-    assertMask(Gblm.prune("l", weights, scaler, g, SparsityTarget.unstructured(0.5), 2).mask(), lowest(scores, COLS, COLS / 2), "u50");
-    assertMask(Gblm.prune("l", weights, scaler, g, SparsityTarget.nOfM(2, 4), 2).mask(), lowest(scores, 4, 2), "2:4");
+    assertMask(Gblm.prune("l", weights, scaler, g, SparsityTarget.unstructured(0.5), CpuBackend.defaultInstance(), 2).mask(), lowest(scores, COLS, COLS / 2), "u50");
+    assertMask(Gblm.prune("l", weights, scaler, g, SparsityTarget.nOfM(2, 4), CpuBackend.defaultInstance(), 2).mask(), lowest(scores, 4, 2), "2:4");
     float[] all = Gblm.scores("l", weights, scaler, g, 2);
     for (int i = 0; i < all.length; i++) {
       assertThat((double) all[i]).isCloseTo(scores[i], org.assertj.core.data.Offset.offset(1e-5 * scores[i]));
@@ -89,8 +90,8 @@ class TestGradientMethods {
       scores[i] = (double) w[i] * w[i] * (g[i] - min) / (max - min);
     }
     Weights weights = Weights.of(ROWS, COLS, w);
-    assertMask(PrunerZero.prune("l", weights, g, SparsityTarget.unstructured(0.5), 2).mask(), lowest(scores, COLS, COLS / 2), "u50");
-    assertMask(PrunerZero.prune("l", weights, g, SparsityTarget.nOfM(2, 4), 2).mask(), lowest(scores, 4, 2), "2:4");
+    assertMask(PrunerZero.prune("l", weights, g, SparsityTarget.unstructured(0.5), CpuBackend.defaultInstance(), 2).mask(), lowest(scores, COLS, COLS / 2), "u50");
+    assertMask(PrunerZero.prune("l", weights, g, SparsityTarget.nOfM(2, 4), CpuBackend.defaultInstance(), 2).mask(), lowest(scores, 4, 2), "2:4");
   }
 
   @Test
@@ -100,19 +101,19 @@ class TestGradientMethods {
     for (int i = 0; i < w.length; i++) {
       magnitude[i] = Math.abs(w[i]);
     }
-    assertMask(PrunerZero.prune("l", Weights.of(ROWS, COLS, w), new float[w.length], SparsityTarget.unstructured(0.5), 2).mask(),
+    assertMask(PrunerZero.prune("l", Weights.of(ROWS, COLS, w), new float[w.length], SparsityTarget.unstructured(0.5), CpuBackend.defaultInstance(), 2).mask(),
         lowest(magnitude, COLS, COLS / 2), "constant G");
   }
 
   @Test
   void badGradientsFailWithOneLine() {
     Weights weights = Weights.of(2, 4, new float[8]);
-    assertThatThrownBy(() -> Gblm.prune("blk.0.q", weights, new float[4], new float[7], SparsityTarget.unstructured(0.5), 1))
+    assertThatThrownBy(() -> Gblm.prune("blk.0.q", weights, new float[4], new float[7], SparsityTarget.unstructured(0.5), CpuBackend.defaultInstance(), 1))
         .isInstanceOf(ValidationException.class)
         .hasMessage("Cannot prune layer blk.0.q with GBLM: gradient statistics hold 7 values but the weight has 2 x 4");
     float[] nan = new float[8];
     nan[5] = Float.NaN;
-    assertThatThrownBy(() -> PrunerZero.prune("blk.0.q", weights, nan, SparsityTarget.unstructured(0.5), 1))
+    assertThatThrownBy(() -> PrunerZero.prune("blk.0.q", weights, nan, SparsityTarget.unstructured(0.5), CpuBackend.defaultInstance(), 1))
         .isInstanceOf(ValidationException.class)
         .hasMessage("Cannot prune layer blk.0.q with Pruner-Zero: gradient statistic [1, 1] is NaN");
   }
