@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
-import dev.sparkprune.jobs.prune.ValidationFailureLogs;
+import dev.sparkprune.jobs.spark.ValidationFailureLogs;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.FileNotFoundException;
 import java.io.PrintStream;

@@ -1,10 +1,10 @@
 package dev.sparkprune.jobs.cli;
 
-import dev.sparkprune.jobs.options.HadoopInputs;
-import dev.sparkprune.jobs.options.PruneKeys;
-import dev.sparkprune.jobs.options.PruneOptionsResolver;
-import dev.sparkprune.jobs.prune.plan.JobInputs;
-import dev.sparkprune.jobs.prune.output.OutputGuard;
+import dev.sparkprune.jobs.prune.HadoopInputs;
+import dev.sparkprune.jobs.prune.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneOptionsResolver;
+import dev.sparkprune.jobs.prune.JobInputs;
+import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.output.PruneReport;

@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneKeys;
 import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.jobs.shrink.ShrinkJob;
 import dev.sparkprune.jobs.shrink.ShrinkKeys;

@@ -1,7 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.options.OptionKey;
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneKeys;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;

@@ -40,7 +40,7 @@ public record OptionKey(String name, String label, String defaultText, String de
 
   /** The Spark conf key that sets it cluster-wide, e.g. {@code spark.sparkprune.min-keep}. */
   public String confKey() {
-    return PruneKeys.CONF_PREFIX + name;
+    return dev.sparkprune.jobs.prune.PruneKeys.CONF_PREFIX + name;
   }
 
   /** The description with the default appended, as the help prints it. */

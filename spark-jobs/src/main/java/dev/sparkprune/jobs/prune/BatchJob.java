@@ -1,14 +1,14 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.prune.output.OutputGuard;
-import dev.sparkprune.jobs.prune.output.Publisher;
+import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.options.OptionKey;
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneKeys;
 import dev.sparkprune.jobs.options.KeyValues;
-import dev.sparkprune.jobs.options.PruneOptionsResolver;
+import dev.sparkprune.jobs.prune.PruneOptionsResolver;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;

@@ -1,17 +1,20 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.ValidationFailureLogs;
+import dev.sparkprune.jobs.spark.ProgressLog;
+import dev.sparkprune.jobs.spark.GpuScheduling;
 import dev.sparkprune.jobs.prune.allocation.Allocation;
 import dev.sparkprune.jobs.prune.output.ArchiveWriter;
 import dev.sparkprune.jobs.prune.output.MaskWriter;
-import dev.sparkprune.jobs.prune.output.OutputGuard;
+import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.prune.output.PruneReport;
-import dev.sparkprune.jobs.prune.output.Publisher;
+import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
-import dev.sparkprune.jobs.prune.plan.JobInputs;
-import dev.sparkprune.jobs.prune.score.LinearResult;
+import dev.sparkprune.jobs.prune.JobInputs;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.score.Scoring;
-import dev.sparkprune.jobs.prune.score.StagedTensors;
-import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.prune.output.StagedTensors;
+import dev.sparkprune.jobs.calibration.CalibrationSamples;
 import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobGroups;

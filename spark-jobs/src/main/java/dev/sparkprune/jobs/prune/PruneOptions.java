@@ -1,8 +1,9 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.prune.output.OutputGuard;
+import dev.sparkprune.jobs.spark.GpuScheduling;
+import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneKeys;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.ValidationException;

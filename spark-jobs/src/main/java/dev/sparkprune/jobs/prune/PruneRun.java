@@ -1,9 +1,10 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.jobs.prune.output.PruneReport;
-import dev.sparkprune.jobs.prune.plan.JobInputs;
+import dev.sparkprune.jobs.prune.JobInputs;
 import dev.sparkprune.jobs.prune.score.Scoring;
-import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
+import dev.sparkprune.jobs.calibration.CalibrationPass;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.tensorio.io.HadoopFileIO;

@@ -1,9 +1,9 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
-import dev.sparkprune.jobs.prune.output.OutputGuard;
+import dev.sparkprune.jobs.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
-import dev.sparkprune.jobs.prune.output.Publisher;
+import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.spark.SerializableConfiguration;
 import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.jobs.spark.JobContext;

@@ -1,7 +1,7 @@
 package dev.sparkprune.jobs.shrink;
 
 import dev.sparkprune.jobs.options.OptionKey;
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneKeys;
 import java.util.List;
 
 /**

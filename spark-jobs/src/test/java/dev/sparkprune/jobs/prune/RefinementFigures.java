@@ -45,7 +45,7 @@ public final class RefinementFigures {
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     ModelArchive archive = ModelArchive.open(io, modelPath);
     Tokenizer tokenizer = TokenizerLoader.load(archive);
-    int[][] samples = dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, text, tokenizer, nsamples, seqlen, 0);
+    int[][] samples = dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, text, tokenizer, nsamples, seqlen, 0);
     int[] corpus = tokenizer.encode(Files.readString(Path.of(text)), true);
     ComputeBackend backend = dev.sparkprune.scoring.backend.CpuBackend.defaultInstance();
     Refinement admm = new Refinement(Refinement.Update.ADMM, dev.sparkprune.scoring.methods.Admm.DEFAULTS, false,

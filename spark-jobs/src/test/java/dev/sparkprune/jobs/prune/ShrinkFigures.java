@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.calibration.CalibrationSamples;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.backend.ComputeBackend;
 import dev.sparkprune.scoring.methods.PruningMethod;

@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator;
 import dev.sparkprune.jobs.prune.output.PruneReport;
 import static org.assertj.core.api.Assertions.assertThat;
 

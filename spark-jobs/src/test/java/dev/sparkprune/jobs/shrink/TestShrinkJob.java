@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.SparkTestBase;
-import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.calibration.CalibrationSamples;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.DecoderModel;

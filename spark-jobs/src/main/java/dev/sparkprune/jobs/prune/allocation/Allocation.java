@@ -4,7 +4,7 @@ import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneRun;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.score.LinearResult;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import java.io.IOException;
 import java.util.List;
 

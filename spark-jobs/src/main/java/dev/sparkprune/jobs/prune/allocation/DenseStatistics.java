@@ -2,8 +2,8 @@ package dev.sparkprune.jobs.prune.allocation;
 
 import dev.sparkprune.jobs.prune.PruneRun;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
-import dev.sparkprune.jobs.prune.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.calibration.CalibrationPass;
+import dev.sparkprune.jobs.calibration.LinearInputStatistics;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.model.InputHook;

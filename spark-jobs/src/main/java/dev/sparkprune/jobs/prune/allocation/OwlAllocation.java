@@ -4,7 +4,7 @@ import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneRun;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.prune.score.CalibratedScoring;
-import dev.sparkprune.jobs.prune.score.LinearResult;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.Wanda;

@@ -3,7 +3,7 @@ package dev.sparkprune.jobs.prune.allocation;
 import dev.sparkprune.jobs.prune.PruneRun;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.prune.score.CalibratedScoring;
-import dev.sparkprune.jobs.prune.score.LinearResult;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import java.io.IOException;
 import java.util.List;
 

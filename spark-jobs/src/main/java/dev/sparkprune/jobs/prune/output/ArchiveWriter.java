@@ -2,7 +2,7 @@ package dev.sparkprune.jobs.prune.output;
 
 import dev.sparkprune.jobs.prune.PruneRun;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.score.StagedTensors;
+import dev.sparkprune.jobs.prune.output.StagedTensors;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.tensorio.io.InputFiles;
 import java.util.LinkedHashSet;

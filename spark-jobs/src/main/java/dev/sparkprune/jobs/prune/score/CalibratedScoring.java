@@ -1,10 +1,11 @@
 package dev.sparkprune.jobs.prune.score;
 
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.PruneRun;
-import dev.sparkprune.jobs.prune.calibration.BlockPartials;
-import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
-import dev.sparkprune.jobs.prune.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.calibration.BlockPartials;
+import dev.sparkprune.jobs.calibration.CalibrationPass;
+import dev.sparkprune.jobs.calibration.LinearInputStatistics;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import java.io.IOException;

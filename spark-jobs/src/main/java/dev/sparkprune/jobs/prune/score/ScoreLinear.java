@@ -1,5 +1,7 @@
 package dev.sparkprune.jobs.prune.score;
 
+import dev.sparkprune.jobs.prune.output.StagedTensors;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.plan.Placement;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.scoring.PruneResult;

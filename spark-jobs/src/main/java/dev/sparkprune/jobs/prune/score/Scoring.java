@@ -1,7 +1,8 @@
 package dev.sparkprune.jobs.prune.score;
 
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.calibration.BlockPartials;
+import dev.sparkprune.jobs.calibration.BlockPartials;
 import dev.sparkprune.jobs.prune.output.MaskWriter;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.spark.JobContext;
