@@ -24,7 +24,7 @@ import scala.Tuple2;
  * distributed by key, for the tasks that need them (see {@link BlockPartials}).
  *
  * <pre>{@code
- * try (CalibrationPass pass = CalibrationPass.embed(jsc, context, stages, samples, chunkSize, partitions, blocks)) {
+ * try (CalibrationPass pass = CalibrationPass.embed(stages, samples, chunkSize, partitions, blocks)) {
  *   for (int b = 0; b < blocks; b++) {
  *     Map<String, Influence> influence = pass.collectAndAdvance(new BlockInfluence()).asMap(); // dense
  *   }
@@ -61,8 +61,9 @@ public final class CalibrationPass implements AutoCloseable {
    * Splits the samples into fixed chunks of {@code chunkSize} (in order; never by partitions)
    * spread over {@code partitions} partitions (at most one per chunk) and embeds them.
    */
-  public static CalibrationPass embed(
-      JavaSparkContext jsc, JobContext context, JobStages stages, int[][] samples, int chunkSize, int partitions, int blocks) {
+  public static CalibrationPass embed(JobStages stages, int[][] samples, int chunkSize, int partitions, int blocks) {
+    JavaSparkContext jsc = stages.jsc();
+    JobContext context = stages.context();
     List<Tuple2<Integer, int[][]>> chunks = CalibrationSamples.chunks(samples, chunkSize);
     stages.describe("calibration: embed");
     JavaRDD<SampleChunk> embedded = stages.onGpus(jsc.parallelize(chunks, Math.max(1, Math.min(chunks.size(), partitions)))

@@ -38,7 +38,7 @@ final class CalibrationSteps {
 
     @Override
     public SampleChunk call(Tuple2<Integer, int[][]> chunk) throws IOException {
-      context.faultPoint("embed");
+      context.probe("embed");
       try (DecoderModel model = context.openModel(context.backend().backend())) {
         return new SampleChunk(chunk._1(), chunk._2(), model.embed(chunk._2()));
       }
@@ -118,7 +118,7 @@ final class CalibrationSteps {
       StepOutput<P> last = out.remove(out.size() - 1);
       out.add(new StepOutput<>(last.states, partials));
       // After the work: a retried attempt must redo all of it.
-      context.faultPoint(advanceBlock == NO_ADVANCE ? "statistics" : "advance");
+      context.probe(advanceBlock == NO_ADVANCE ? "statistics" : "advance");
       return out.iterator();
     }
 

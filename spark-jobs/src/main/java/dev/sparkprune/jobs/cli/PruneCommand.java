@@ -52,7 +52,7 @@ final class PruneCommand implements Subcommand {
     String master = arguments.value("master").orElse(null);
     SparkSessions.checkMaster(master);
     // Before Spark starts: a refused --out costs no session start-up.
-    OutputGuard.check(conf, options);
+    OutputGuard.check(conf, options.output());
     // The model, plan, tokenizer and calibration source are checked before Spark starts.
     JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options);
     SparkSession spark = SparkSessions.getOrCreate(master);

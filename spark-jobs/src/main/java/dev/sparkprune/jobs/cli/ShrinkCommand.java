@@ -6,6 +6,7 @@ import dev.sparkprune.jobs.shrink.ShrinkJob;
 import dev.sparkprune.jobs.shrink.ShrinkKeys;
 import dev.sparkprune.jobs.shrink.ShrinkOptions;
 import dev.sparkprune.jobs.shrink.ShrinkReport;
+import dev.sparkprune.jobs.workflow.ShrinkThenPrune;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.structure.KeepCounts;
 import dev.sparkprune.scoring.structure.ShrinkSettings;
@@ -95,7 +96,9 @@ final class ShrinkCommand implements Subcommand {
     // Before Spark starts: a refused request or --out costs no session start-up, and writes nothing.
     ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options);
     SparkSession spark = SparkSessions.getOrCreate(master);
-    ShrinkReport report = new ShrinkJob(spark, options, out).run(inputs);
+    ShrinkReport report = options.thenPrune().isEmpty()
+        ? new ShrinkJob(spark, options, out).run(inputs)
+        : new ShrinkThenPrune(spark, options, out).run(inputs);
     report.printSummary(out);
     return Main.EXIT_OK;
   }

@@ -1,11 +1,9 @@
 package dev.sparkprune.jobs.output;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.net.URI;
-import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
@@ -27,18 +25,13 @@ import org.apache.hadoop.fs.Path;
 public final class OutputGuard {
   private OutputGuard() {}
 
-  /** Every output check of one prune run: separate from its inputs, writable, replaceable, not locked. */
-  public static void check(Configuration conf, PruneOptions options) throws IOException {
-    Map<String, String> inputs = new LinkedHashMap<>();
-    inputs.put("--model", options.model());
-    options.calibration().ifPresent(location -> inputs.put("--calib", location));
-    options.statistics().ifPresent(location -> inputs.put("--stats", location));
-    options.config().ifPresent(location -> inputs.put("--config", location));
-    checkSeparate(conf, "--out", options.out(), inputs);
-    Path out = new Path(options.out());
+  /** Every output check of one run: separate from its inputs, writable, replaceable, not locked. */
+  public static void check(Configuration conf, OutputRequest request) throws IOException {
+    checkSeparate(conf, request.option(), request.out(), request.inputs());
+    Path out = new Path(request.out());
     FileSystem fs = out.getFileSystem(conf);
-    checkParent(fs, out, "--out " + options.out());
-    checkReplaceable(fs, out, "--out " + options.out(), options.overwrite());
+    checkParent(fs, out, request.option() + " " + request.out());
+    checkReplaceable(fs, out, request.option() + " " + request.out(), request.overwrite());
     Publisher.checkNotLocked(conf, out);
   }
 

@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.output;
 
-import dev.sparkprune.jobs.spark.FaultInjection;
+import dev.sparkprune.jobs.spark.FaultProbe;
+import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.IOException;
 import java.util.Optional;
@@ -27,7 +28,7 @@ import org.apache.hadoop.fs.Path;
  * is the whole output of the interrupted run (its marker's files, sizes included), and refuses,
  * deleting nothing, when {@code <out>} is anything else.
  */
-public final class Publisher {
+public final class Publisher implements StagedRun.Output {
   private static final String STAGING = ".staging-";
   private static final String REPLACED = ".replaced-";
   private static final String LOCK = ".publish-lock";
@@ -47,18 +48,18 @@ public final class Publisher {
   private final String runId;
   private final boolean overwrite;
   private int lockAttempts = LOCK_ATTEMPTS;
-  /** Test-only faults: "publish" halts the JVM after the earlier output was set aside. */
-  private final FaultInjection faults;
+  /** The run's fault probe: its "publish" point lies between the two renames. */
+  private final FaultProbe probe;
   /** Set when a rename threw: the staging folder may hold the only whole copy of the output. */
   private boolean outcomeUnknown;
 
-  private Publisher(FileSystem fs, Path out, Path staging, String runId, boolean overwrite, FaultInjection faults) {
+  private Publisher(FileSystem fs, Path out, Path staging, String runId, boolean overwrite, FaultProbe probe) {
     this.fs = fs;
     this.out = out;
     this.staging = staging;
     this.runId = runId;
     this.overwrite = overwrite;
-    this.faults = faults;
+    this.probe = probe;
   }
 
   public static Publisher prepare(Configuration conf, String outLocation, String runId) throws IOException {
@@ -70,16 +71,21 @@ public final class Publisher {
    * overwrite}: the earlier output may be replaced even when it is not a sparkprune output.
    */
   public static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite) throws IOException {
-    return prepare(conf, outLocation, runId, overwrite, FaultInjection.NONE);
+    return prepare(conf, outLocation, runId, overwrite, FaultProbe.NONE);
   }
 
-  public static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite, FaultInjection faults)
+  /** A run's output as {@link StagedRun} prepares it: this request's folder, with the run's probe. */
+  public static StagedRun.OutputPreparer preparer(Configuration conf, OutputRequest request) {
+    return (runId, probe) -> prepare(conf, request.out(), runId, request.overwrite(), probe);
+  }
+
+  public static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite, FaultProbe probe)
       throws IOException {
     Path out = new Path(outLocation);
     FileSystem fs = out.getFileSystem(conf);
     OutputGuard.checkParent(fs, out, "--out " + outLocation);
     Path parent = out.getParent();
-    Publisher publisher = new Publisher(fs, out, new Path(parent, out.getName() + STAGING + runId), runId, overwrite, faults);
+    Publisher publisher = new Publisher(fs, out, new Path(parent, out.getName() + STAGING + runId), runId, overwrite, probe);
     if (fs.exists(parent)) {
       ValidationException.check(
           !fs.exists(out) || fs.getFileStatus(out).isDirectory(), "Invalid --out %s: it exists and is not a folder", outLocation);
@@ -180,6 +186,7 @@ public final class Publisher {
     return this;
   }
 
+  @Override
   public String staging() {
     return staging.toString();
   }
@@ -188,7 +195,13 @@ public final class Publisher {
     return out.toString();
   }
 
+  @Override
+  public String location() {
+    return out();
+  }
+
   /** Moves the staged output into place; an earlier output is replaced only after this run succeeded. */
+  @Override
   public void publish() throws IOException {
     OutputMarker.write(fs, staging, runId);
     Path lock = lock();
@@ -244,7 +257,7 @@ public final class Publisher {
     if (hadOutput && !rename(out, replaced)) {
       throw new IOException("Cannot publish: renaming the earlier output " + out + " aside failed; it is untouched");
     }
-    faults.at("publish");
+    probe.at("publish");
     if (!rename(staging, out)) {
       if (hadOutput && !rename(replaced, out)) {
         throw unknown(replaced, "moving the earlier output back failed");
@@ -273,6 +286,7 @@ public final class Publisher {
   }
 
   /** Deletes this run's staging folder after a failure; an earlier output stays as it was. */
+  @Override
   public void abort() {
     if (outcomeUnknown) {
       return;

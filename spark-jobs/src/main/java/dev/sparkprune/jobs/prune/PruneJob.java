@@ -15,11 +15,8 @@ import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.score.Scoring;
 import dev.sparkprune.jobs.prune.output.StagedTensors;
 import dev.sparkprune.jobs.calibration.CalibrationSamples;
-import dev.sparkprune.jobs.spark.FaultInjection;
-import dev.sparkprune.jobs.spark.JobContext;
-import dev.sparkprune.jobs.spark.JobGroups;
 import dev.sparkprune.jobs.spark.JobStages;
-import dev.sparkprune.jobs.spark.SerializableConfiguration;
+import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
@@ -27,9 +24,7 @@ import java.io.PrintStream;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
-import java.util.UUID;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.resource.ResourceProfile;
 import org.apache.spark.sql.SparkSession;
 
@@ -60,7 +55,7 @@ public final class PruneJob {
     ValidationFailureLogs.nextJob();
     ProgressLog log = new ProgressLog(progress);
     Configuration conf = spark.sparkContext().hadoopConfiguration();
-    OutputGuard.check(conf, options);
+    OutputGuard.check(conf, options.output());
     HadoopFileIO io = new HadoopFileIO(conf);
     PruneReport.Builder report = PruneReport.builder(options, spark.sparkContext().master());
     String modelFingerprint = Fingerprints.model(inputs.archive);
@@ -78,45 +73,22 @@ public final class PruneJob {
         profile.taskResources().get(GpuScheduling.GPU).get()));
     report.stage("plan", log.seconds());
 
-    String runId = UUID.randomUUID().toString().substring(0, 8);
-    // Its own job group, so a failure cancels this run's tasks and no concurrent run's.
-    String jobGroup = "sparkprune-prune-" + runId;
-    spark.sparkContext().setJobGroup(jobGroup, "sparkprune prune " + options.model(), false);
-    FaultInjection faults = FaultInjection.parse(spark.conf());
-    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite(), faults);
-    try {
-      JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-      JobContext context = new JobContext(archiveLocation(inputs), publisher.staging(),
-          jsc.broadcast(new SerializableConfiguration(conf)), spark.sparkContext().conf().getInt("spark.task.cpus", 1), faults);
-      JobStages stages = new JobStages(spark.sparkContext(), gpuProfile);
-      MaskWriter masks = new MaskWriter(context, io.resolve(publisher.staging(), "masks"));
-      Scoring scoring = new Scoring(jsc, context, stages, options, masks);
-      PruneRun run = new PruneRun(options, inputs, samples, calibrationFingerprint, modelFingerprint, jsc, io, context, stages, scoring,
-          report, log);
+    return StagedRun.start(spark, "prune", options.model()).publish(Publisher.preparer(conf, options.output()), log, run -> {
+      JobStages stages = run.stages(inputs.archive.location(), gpuProfile);
+      MaskWriter masks = new MaskWriter(stages.context(), io.resolve(run.staging(), "masks"));
+      Scoring scoring = new Scoring(stages, options, masks);
+      PruneRun prune = new PruneRun(options, inputs, samples, calibrationFingerprint, modelFingerprint, io, stages, scoring, report, log);
 
-      List<LinearResult> results = Allocation.of(options.allocation()).prune(run, inputs.plan);
+      List<LinearResult> results = Allocation.of(options.allocation()).prune(prune, inputs.plan);
       report.stage("prune", log.seconds());
-      ArchiveWriter.write(run, inputs.plan);
+      ArchiveWriter.write(prune, inputs.plan);
       report.stage("write", log.seconds());
-      deleteRecursively(conf, io.resolve(publisher.staging(), StagedTensors.DIRECTORY));
+      deleteRecursively(conf, io.resolve(run.staging(), StagedTensors.DIRECTORY));
       masks.removeLeftovers();
       PruneReport finished = report.layers(results).total(log.seconds()).build();
-      finished.write(io, io.resolve(publisher.staging(), "report.json"));
-      publisher.publish();
-      log.line("published %s", publisher.out());
+      finished.write(io, io.resolve(run.staging(), "report.json"));
       return finished;
-    } catch (Throwable e) {
-      // Task failures arrive as SparkException, which Java code does not see declared.
-      JobGroups.cancelAndAwait(spark.sparkContext(), jobGroup);
-      publisher.abort();
-      throw e;
-    } finally {
-      spark.sparkContext().setJobDescription(null);
-    }
-  }
-
-  private static String archiveLocation(JobInputs inputs) {
-    return inputs.archive.location();
+    });
   }
 
   private void logPlan(ProgressLog log, JobInputs inputs) {

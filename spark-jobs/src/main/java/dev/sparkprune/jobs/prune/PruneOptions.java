@@ -2,6 +2,7 @@ package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.jobs.spark.GpuScheduling;
 import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.PruneKeys;
 import dev.sparkprune.scoring.SparsityTarget;
@@ -310,6 +311,16 @@ public final class PruneOptions implements Serializable {
    */
   public boolean overwrite() {
     return overwrite;
+  }
+
+  /** The output folder and the inputs it must keep clear of: --model, --calib, --stats, --config. */
+  public OutputRequest output() {
+    java.util.Map<String, String> inputs = new java.util.LinkedHashMap<>();
+    inputs.put("--model", model);
+    calibration().ifPresent(location -> inputs.put("--calib", location));
+    statistics().ifPresent(location -> inputs.put("--stats", location));
+    config().ifPresent(location -> inputs.put("--config", location));
+    return new OutputRequest(out, overwrite, inputs);
   }
 
   /** Whether to keep the dense statistics under {@code <out>/stats} for later runs. */

@@ -23,9 +23,7 @@ public record PruneRun(
     int[][] samples,
     String calibrationFingerprint,
     String modelFingerprint,
-    JavaSparkContext jsc,
     HadoopFileIO io,
-    JobContext context,
     JobStages stages,
     Scoring scoring,
     PruneReport.Builder report,
@@ -36,13 +34,19 @@ public record PruneRun(
     Objects.requireNonNull(samples, "samples is null");
     Objects.requireNonNull(calibrationFingerprint, "calibrationFingerprint is null");
     Objects.requireNonNull(modelFingerprint, "modelFingerprint is null");
-    Objects.requireNonNull(jsc, "jsc is null");
     Objects.requireNonNull(io, "io is null");
-    Objects.requireNonNull(context, "context is null");
     Objects.requireNonNull(stages, "stages is null");
     Objects.requireNonNull(scoring, "scoring is null");
     Objects.requireNonNull(report, "report is null");
     Objects.requireNonNull(log, "log is null");
+  }
+
+  public JavaSparkContext jsc() {
+    return stages.jsc();
+  }
+
+  public JobContext context() {
+    return stages.context();
   }
 
   public int blocks() {
@@ -51,8 +55,8 @@ public record PruneRun(
 
   /** Embeds the run's samples on the executors: a calibration pass at block 0. */
   public CalibrationPass embed() {
-    int partitions = options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism();
-    CalibrationPass pass = CalibrationPass.embed(jsc, context, stages, samples, options.chunkSize(), partitions, blocks());
+    int partitions = options.partitions() > 0 ? options.partitions() : jsc().defaultParallelism();
+    CalibrationPass pass = CalibrationPass.embed(stages, samples, options.chunkSize(), partitions, blocks());
     log.line("calibration: %d samples x %d tokens in %d chunks on %d partitions", samples.length, options.seqlen(), pass.chunks(),
         pass.partitions());
     return pass;

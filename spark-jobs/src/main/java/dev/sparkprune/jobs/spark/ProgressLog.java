@@ -4,13 +4,20 @@ import java.io.PrintStream;
 import java.util.Locale;
 import java.util.Objects;
 
-/** The job's progress lines, each stamped with the seconds since the run started. */
+/** A run's progress lines, each stamped with the seconds since the log was made ("[  12.3s] ..."). */
 public final class ProgressLog {
   private final PrintStream out;
+  private final String prefix;
   private final long start = System.nanoTime();
 
   public ProgressLog(PrintStream out) {
+    this(out, "");
+  }
+
+  /** @param job names the job in every line ("[shrink  12.3s] ..."); "" for none */
+  public ProgressLog(PrintStream out, String job) {
     this.out = Objects.requireNonNull(out, "out is null");
+    this.prefix = Objects.requireNonNull(job, "job is null").isEmpty() ? "[" : "[" + job + " ";
   }
 
   public double seconds() {
@@ -18,7 +25,7 @@ public final class ProgressLog {
   }
 
   public void line(String format, Object... args) {
-    out.printf(Locale.ROOT, "[%6.1fs] %s%n", seconds(), String.format(Locale.ROOT, format, args));
+    out.printf(Locale.ROOT, "%s%6.1fs] %s%n", prefix, seconds(), String.format(Locale.ROOT, format, args));
     out.flush();
   }
 }

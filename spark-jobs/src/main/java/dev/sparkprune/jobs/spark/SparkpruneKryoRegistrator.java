@@ -1,27 +1,23 @@
 package dev.sparkprune.jobs.spark;
 
-import dev.sparkprune.jobs.prune.allocation.GlobalAllocation;
-import dev.sparkprune.jobs.prune.plan.Placement;
-import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.output.LinearResult;
 import com.esotericsoftware.kryo.Kryo;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.ServiceLoader;
 import org.apache.spark.serializer.KryoRegistrator;
 
 /**
- * Registers the classes the prune job caches and shuffles (chunks of hidden states, statistics,
- * masks, plan rows), so Kryo writes class ids instead of names. Set with
+ * Registers the classes the jobs cache and shuffle (chunks of hidden states, statistics, masks,
+ * plan rows), so Kryo writes class ids instead of names: the modules' value types here, then each
+ * job package's {@link KryoClasses}, providers in class-name order so that the driver and every
+ * executor (one jar) number them alike. Set with
  * {@code spark.kryo.registrator=dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator}.
  */
-public final class SparkpruneKryoRegistrator implements KryoRegistrator {
+public class SparkpruneKryoRegistrator implements KryoRegistrator {
   @Override
   public void registerClasses(Kryo kryo) {
-    kryo.register(dev.sparkprune.jobs.calibration.SampleChunk.class);
-    kryo.register(dev.sparkprune.jobs.calibration.ChunkPartial.class);
     kryo.register(java.util.LinkedHashMap.class);
-    kryo.register(LinearResult.class);
-    kryo.register(Placement.class);
-    kryo.register(PlannedLinear.class);
-    kryo.register(GlobalAllocation.LayerScores.class);
     kryo.register(dev.sparkprune.scoring.model.HiddenStates.class);
     kryo.register(dev.sparkprune.scoring.model.HiddenStates[].class);
     kryo.register(dev.sparkprune.scoring.stats.CalibrationStatistics.class);
@@ -38,5 +34,11 @@ public final class SparkpruneKryoRegistrator implements KryoRegistrator {
     kryo.register(double[].class);
     kryo.register(long[].class);
     kryo.register(byte[].class);
+    List<KryoClasses> providers = new ArrayList<>();
+    ServiceLoader.load(KryoClasses.class, SparkpruneKryoRegistrator.class.getClassLoader()).forEach(providers::add);
+    providers.sort(Comparator.comparing(provider -> provider.getClass().getName()));
+    for (KryoClasses provider : providers) {
+      provider.classes().forEach(kryo::register);
+    }
   }
 }

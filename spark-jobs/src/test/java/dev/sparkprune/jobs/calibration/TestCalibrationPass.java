@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.sparkprune.jobs.SparkTestBase;
-import dev.sparkprune.jobs.spark.FaultInjection;
+import dev.sparkprune.jobs.spark.FaultProbe;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.SerializableConfiguration;
@@ -97,9 +97,9 @@ class TestCalibrationPass extends SparkTestBase {
   private Map<String, double[]> denseDistances(int partitions, boolean foldOnDriver) throws IOException {
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     JobContext context = new JobContext(SharedData.stories260K().toString(), dir.resolve("run-" + partitions + "-" + foldOnDriver).toString(),
-        jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultInjection.NONE);
+        jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultProbe.NONE);
     Map<String, double[]> out = new LinkedHashMap<>();
-    try (CalibrationPass pass = CalibrationPass.embed(jsc, context, new JobStages(spark.sparkContext(), Optional.empty()), samples(),
+    try (CalibrationPass pass = CalibrationPass.embed(new JobStages(jsc, context, Optional.empty()), samples(),
         CHUNK, partitions, 5)) {
       assertThat(pass.chunks()).isEqualTo(4);
       for (int b = 0; b < 5; b++) {
@@ -156,9 +156,9 @@ class TestCalibrationPass extends SparkTestBase {
   void linearInputStatisticsCountEveryTokenOfEveryChunkOnce() throws IOException {
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     JobContext context = new JobContext(SharedData.stories260K().toString(), dir.resolve("statistics").toString(),
-        jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultInjection.NONE);
+        jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultProbe.NONE);
     LinearInputStatistics visitor = new LinearInputStatistics(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED);
-    try (CalibrationPass pass = CalibrationPass.embed(jsc, context, new JobStages(spark.sparkContext(), Optional.empty()), samples(),
+    try (CalibrationPass pass = CalibrationPass.embed(new JobStages(jsc, context, Optional.empty()), samples(),
         CHUNK, 2, 5)) {
       BlockPartials<CalibrationStatistics> partials = pass.collect(visitor);
       // Per-channel sums only: folded on the driver, brought back by the step's own job.

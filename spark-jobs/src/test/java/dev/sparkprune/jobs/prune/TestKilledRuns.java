@@ -1,5 +1,7 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.FaultInjection;
+import dev.sparkprune.jobs.spark.FaultProbe;
 import dev.sparkprune.jobs.output.Publisher;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -24,6 +26,9 @@ import org.junit.jupiter.api.io.TempDir;
  * output survives: intact in place, or restored by the next run.
  */
 class TestKilledRuns {
+  /** The tests' fault probe, named to every child JVM. */
+  private static final String PROBE = FaultProbe.CLASS_KEY + "=" + FaultInjection.class.getName();
+
   @TempDir Path dir;
 
   /** Exit code and output of {@code sparkprune prune} in a JVM of its own, local[2]. */
@@ -66,7 +71,7 @@ class TestKilledRuns {
     assertThat(earlier.code()).as(earlier.output()).isZero();
     Map<String, byte[]> before = FolderSnapshot.of(out);
 
-    Run killed = prune(out, "0.7", dev.sparkprune.jobs.spark.FaultInjection.HALT_JVM_AT + "=write");
+    Run killed = prune(out, "0.7", PROBE, FaultInjection.HALT_JVM_AT + "=write");
     assertThat(killed.code()).as(killed.output()).isEqualTo(137);
     Map<String, byte[]> after = FolderSnapshot.of(out);
     assertThat(after.keySet()).isEqualTo(before.keySet());
@@ -85,7 +90,7 @@ class TestKilledRuns {
     assertThat(prune(out, "0.5").code()).isZero();
     Map<String, byte[]> before = FolderSnapshot.of(out);
 
-    Run killed = prune(out, "0.7", dev.sparkprune.jobs.spark.FaultInjection.HALT_JVM_AT + "=publish");
+    Run killed = prune(out, "0.7", PROBE, FaultInjection.HALT_JVM_AT + "=publish");
     assertThat(killed.code()).as(killed.output()).isEqualTo(137);
     // Mid-publish: the earlier output is whole under its set-aside name and the lock is held.
     assertThat(out).doesNotExist();
@@ -95,7 +100,7 @@ class TestKilledRuns {
     assertThat(FolderSnapshot.of(setAside).keySet()).isEqualTo(before.keySet());
 
     // The next run treats the dead run's lock as stale, restores the earlier output, then replaces it.
-    Run next = prune(out, "0.7", "spark.hadoop." + Publisher.STALE_LOCK_SECONDS + "=0", dev.sparkprune.jobs.spark.FaultInjection.HALT_JVM_AT + "=write");
+    Run next = prune(out, "0.7", "spark.hadoop." + Publisher.STALE_LOCK_SECONDS + "=0", PROBE, FaultInjection.HALT_JVM_AT + "=write");
     assertThat(next.code()).isEqualTo(137);
     assertThat(out).exists();
     Map<String, byte[]> restored = FolderSnapshot.of(out);

@@ -1,5 +1,7 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.FaultInjection;
+import dev.sparkprune.jobs.spark.FaultProbe;
 import dev.sparkprune.jobs.prune.output.PruneReport;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -113,12 +115,14 @@ class TestOnLocalCluster {
   void anExecutorLostMidStageIsSurvivedWithIdenticalOutput() throws IOException {
     Path cpu = cpuRun();
     Path marker = SHARED_DIR.resolve("executor-exited");
-    spark.conf().set(dev.sparkprune.jobs.spark.FaultInjection.EXIT_EXECUTOR_ONCE, "advance@" + marker);
+    spark.conf().set(FaultProbe.CLASS_KEY, FaultInjection.class.getName());
+    spark.conf().set(FaultInjection.EXIT_EXECUTOR_ONCE, "advance@" + marker);
     Path survived;
     try {
       survived = run("survived", 0);
     } finally {
-      spark.conf().unset(dev.sparkprune.jobs.spark.FaultInjection.EXIT_EXECUTOR_ONCE);
+      spark.conf().unset(FaultInjection.EXIT_EXECUTOR_ONCE);
+      spark.conf().unset(FaultProbe.CLASS_KEY);
     }
     assertThat(marker).as("an executor was halted").exists();
     Set<String> executors = new TreeSet<>();

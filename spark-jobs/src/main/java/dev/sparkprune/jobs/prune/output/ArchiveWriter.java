@@ -95,7 +95,7 @@ public final class ArchiveWriter {
           for (TensorInfo tensor : reader.tensors()) {
             if (!first) {
               // Mid-file: a retried attempt must start the shard over.
-              context.faultPoint("write");
+              context.probe("write");
             }
             first = false;
             if (prunedTensors.contains(tensor.name())) {

@@ -140,7 +140,7 @@ public final class MaskWriter {
           file.abortIfOpen();
         }
       }
-      context.faultPoint("masks");
+      context.probe("masks");
       return summaries.iterator();
     }
   }

@@ -78,7 +78,7 @@ final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationSta
         wandaGroup);
     StagedTensors.write(context.io(), context.staging(), linear, planned.dtype, result.weights());
     // After the side effect: a retried attempt must overwrite what the failed one staged.
-    context.faultPoint("score");
+    context.probe("score");
     return new LinearResult(
         planned.block(),
         linear.name(),

@@ -32,10 +32,10 @@ public final class Scoring {
   private final PruneOptions options;
   private final MaskWriter masks;
 
-  public Scoring(JavaSparkContext jsc, JobContext context, JobStages stages, PruneOptions options, MaskWriter masks) {
-    this.jsc = Objects.requireNonNull(jsc, "jsc is null");
-    this.context = Objects.requireNonNull(context, "context is null");
+  public Scoring(JobStages stages, PruneOptions options, MaskWriter masks) {
     this.stages = Objects.requireNonNull(stages, "stages is null");
+    this.jsc = stages.jsc();
+    this.context = stages.context();
     this.options = Objects.requireNonNull(options, "options is null");
     this.masks = Objects.requireNonNull(masks, "masks is null");
   }
