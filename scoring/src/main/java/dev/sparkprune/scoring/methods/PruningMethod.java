@@ -6,7 +6,6 @@ import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.backend.ComputeBackend;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
-import java.util.List;
 import java.util.Locale;
 
 /**
@@ -33,8 +32,7 @@ public enum PruningMethod {
         return method;
       }
     }
-    throw new ValidationException(
-        "Unknown pruning method '" + name + "' (methods: " + List.of("magnitude", "wanda", "sparsegpt", "ria") + ")");
+    throw ValidationException.invalid("pruning method", "'" + name + "'", "use magnitude, wanda, sparsegpt or ria");
   }
 
   public String displayName() {
