@@ -63,7 +63,7 @@ public final class Main {
         }
       }
     } catch (ParameterException e) {
-      return fail(err, e, Specs.message(e), EXIT_BAD_INPUT, verbose);
+      return fail(err, e, Specs.message(e, rest), EXIT_BAD_INPUT, verbose);
     } catch (ValidationException | IllegalArgumentException e) {
       return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);
     } catch (FileNotFoundException e) {

@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.options.OptionValues;
 import dev.sparkprune.jobs.prune.HadoopInputs;
 import dev.sparkprune.jobs.prune.PruneKeys;
 import dev.sparkprune.jobs.prune.PruneOptionsResolver;
@@ -42,11 +43,12 @@ final class PruneCommand implements Subcommand {
    */
   static PruneOptions options(Arguments arguments, PruneOptionsResolver.Inputs inputs) throws IOException {
     Map<String, String> given = arguments.given(PruneKeys.ALL);
-    return new PruneOptionsResolver(PruneOptionsResolver.confEntries(new SparkConf()), inputs).resolve(given);
+    return new PruneOptionsResolver(OptionValues.confEntries(new SparkConf()), inputs).resolve(given);
   }
 
   @Override
   public int run(Arguments arguments, PrintStream out) throws IOException {
+    ConfKeys.checkKnown(new SparkConf());
     org.apache.hadoop.conf.Configuration conf = SparkSessions.hadoopConfiguration();
     PruneOptions options = options(arguments, new HadoopInputs(new HadoopFileIO(conf)));
     String master = arguments.value("master").orElse(null);

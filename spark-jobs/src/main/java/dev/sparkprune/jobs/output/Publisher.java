@@ -36,11 +36,15 @@ public final class Publisher implements StagedRun.Output {
   private static final long LOCK_WAIT_MILLIS = 50;
 
   /**
-   * Hadoop setting (Spark: {@code spark.hadoop.sparkprune.publish.staleLockSeconds}): a publish
+   * Hadoop setting (Spark: {@code spark.hadoop.sparkprune.publish.stale-lock-seconds}): a publish
    * lock older than this was left by a run killed while publishing, which takes two renames, so
    * it is removed. Default ten minutes.
    */
-  public static final String STALE_LOCK_SECONDS = "sparkprune.publish.staleLockSeconds";
+  public static final String STALE_LOCK_SECONDS = "sparkprune.publish.stale-lock-seconds";
+
+  /** The setting's spelling before release 0.2, still read after the current one. */
+  @Deprecated
+  public static final String DEPRECATED_STALE_LOCK_SECONDS = "sparkprune.publish.staleLockSeconds";
 
   private final FileSystem fs;
   private final Path out;
@@ -89,7 +93,7 @@ public final class Publisher implements StagedRun.Output {
     if (fs.exists(parent)) {
       ValidationException.check(
           !fs.exists(out) || fs.getFileStatus(out).isDirectory(), "Invalid --out %s: it exists and is not a folder", outLocation);
-      removeIfStale(fs, publisher.lock(), conf.getLong(STALE_LOCK_SECONDS, 600));
+      removeIfStale(fs, publisher.lock(), staleLockSeconds(conf));
       publisher.recover();
     }
     try {
@@ -112,7 +116,7 @@ public final class Publisher implements StagedRun.Output {
       return;
     }
     Path lock = new Path(out.getParent(), out.getName() + LOCK);
-    long staleMillis = conf.getLong(STALE_LOCK_SECONDS, 600) * 1000;
+    long staleMillis = staleLockSeconds(conf) * 1000;
     for (int attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
       FileStatus status;
       try {
@@ -127,6 +131,11 @@ public final class Publisher implements StagedRun.Output {
     }
     throw new ValidationException("Cannot write --out " + out + ": another run holds " + lock
         + "; wait for it to finish, or delete that file if no run is publishing");
+  }
+
+  @SuppressWarnings("deprecation")
+  private static long staleLockSeconds(Configuration conf) {
+    return conf.getLong(STALE_LOCK_SECONDS, conf.getLong(DEPRECATED_STALE_LOCK_SECONDS, 600));
   }
 
   private Path lock() {

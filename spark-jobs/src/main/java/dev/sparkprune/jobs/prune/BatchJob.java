@@ -8,7 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.options.OptionKey;
 import dev.sparkprune.jobs.prune.PruneKeys;
-import dev.sparkprune.jobs.options.KeyValues;
+import dev.sparkprune.jobs.options.Parsers;
 import dev.sparkprune.jobs.prune.PruneOptionsResolver;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
@@ -257,7 +257,7 @@ public final class BatchJob {
       return false;
     }
     try {
-      return KeyValues.flag(text);
+      return Parsers.FLAG.parse(text.trim());
     } catch (ValidationException e) {
       throw new ValidationException("Invalid manifest overwrite " + text + ": " + e.getMessage());
     }
