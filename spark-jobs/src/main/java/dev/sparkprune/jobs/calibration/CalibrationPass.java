@@ -24,7 +24,7 @@ import scala.Tuple2;
  * distributed by key, for the tasks that need them (see {@link BlockPartials}).
  *
  * <pre>{@code
- * try (CalibrationPass pass = CalibrationPass.embed(stages, samples, chunkSize, partitions, blocks)) {
+ * try (CalibrationPass pass = source.embed(stages, blocks, log)) {
  *   for (int b = 0; b < blocks; b++) {
  *     Map<String, Influence> influence = pass.collectAndAdvance(new BlockInfluence()).asMap(); // dense
  *   }
@@ -58,15 +58,14 @@ public final class CalibrationPass implements AutoCloseable {
   }
 
   /**
-   * Splits the samples into fixed chunks of {@code chunkSize} (in order; never by partitions)
-   * spread over {@code partitions} partitions (at most one per chunk) and embeds them.
+   * Embeds fixed chunks of samples ({@link CalibrationSource#chunks}: in order, never by
+   * partitions) spread over {@code partitions} partitions.
    */
-  public static CalibrationPass embed(JobStages stages, int[][] samples, int chunkSize, int partitions, int blocks) {
+  static CalibrationPass embed(JobStages stages, List<Tuple2<Integer, int[][]>> chunks, int partitions, int blocks) {
     JavaSparkContext jsc = stages.jsc();
     JobContext context = stages.context();
-    List<Tuple2<Integer, int[][]>> chunks = CalibrationSamples.chunks(samples, chunkSize);
     stages.describe("calibration: embed");
-    JavaRDD<SampleChunk> embedded = stages.onGpus(jsc.parallelize(chunks, Math.max(1, Math.min(chunks.size(), partitions)))
+    JavaRDD<SampleChunk> embedded = stages.onGpus(jsc.parallelize(chunks, partitions)
         .map(new CalibrationSteps.EmbedChunk(context)))
         .persist(StorageLevel.MEMORY_AND_DISK());
     // Its own stage: a retried embed task redoes only the embedding, and the UI shows it apart.

@@ -5,11 +5,9 @@ import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.tokenizer.Tokenizer;
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
-import scala.Tuple2;
 
 /**
  * Calibration samples: the documents are joined with a blank line and tokenized once with the
@@ -20,18 +18,6 @@ import scala.Tuple2;
  */
 public final class CalibrationSamples {
   private CalibrationSamples() {}
-
-  /**
-   * The samples in fixed, numbered chunks of {@code chunkSize}, in order: chunks depend only on
-   * the samples and the chunk size, never on partitions, so results fold the same on any cluster.
-   */
-  public static List<Tuple2<Integer, int[][]>> chunks(int[][] samples, int chunkSize) {
-    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
-    for (int first = 0, index = 0; first < samples.length; first += chunkSize, index++) {
-      chunks.add(new Tuple2<>(index, Arrays.copyOfRange(samples, first, Math.min(samples.length, first + chunkSize))));
-    }
-    return chunks;
-  }
 
   public static int[][] sample(HadoopFileIO io, String location, Tokenizer tokenizer, int nsamples, int seqlen, long seed) throws IOException {
     java.util.Optional<List<int[]>> pretokenized = TextSource.readTokenIds(io, location);

@@ -60,8 +60,7 @@ public final class JobInputs {
       plan = PruneRules.load(io, options.config().get()).apply(plan);
     }
     // ADMM and DSnoT work from calibration statistics whatever method chose the mask.
-    boolean needsCalibration =
-        options.refinement().needsCalibration() || plan.stream().anyMatch(planned -> planned.method.needsCalibration());
+    boolean needsCalibration = options.scoring().needsCalibration(plan);
     ValidationException.check(
         !needsCalibration || options.calibration().isPresent() || options.statistics().isPresent(),
         "Missing --calib: some linears are pruned with a method that scores calibration activations");

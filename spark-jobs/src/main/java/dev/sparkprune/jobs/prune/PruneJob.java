@@ -1,22 +1,23 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.spark.ValidationFailureLogs;
-import dev.sparkprune.jobs.spark.ProgressLog;
-import dev.sparkprune.jobs.spark.GpuScheduling;
+import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.prune.allocation.Allocation;
 import dev.sparkprune.jobs.prune.output.ArchiveWriter;
-import dev.sparkprune.jobs.prune.output.MaskWriter;
-import dev.sparkprune.jobs.output.OutputGuard;
-import dev.sparkprune.jobs.prune.output.PruneReport;
-import dev.sparkprune.jobs.output.Publisher;
-import dev.sparkprune.jobs.prune.plan.Fingerprints;
-import dev.sparkprune.jobs.prune.JobInputs;
 import dev.sparkprune.jobs.prune.output.LinearResult;
-import dev.sparkprune.jobs.prune.score.Scoring;
+import dev.sparkprune.jobs.prune.output.MaskWriter;
+import dev.sparkprune.jobs.prune.output.PruneReport;
 import dev.sparkprune.jobs.prune.output.StagedTensors;
-import dev.sparkprune.jobs.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.prune.plan.Fingerprints;
+import dev.sparkprune.jobs.prune.score.CalibratedScoring;
+import dev.sparkprune.jobs.prune.score.Scoring;
+import dev.sparkprune.jobs.spark.GpuScheduling;
 import dev.sparkprune.jobs.spark.JobStages;
+import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.jobs.spark.StagedRun;
+import dev.sparkprune.jobs.spark.ValidationFailureLogs;
+import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
@@ -55,40 +56,54 @@ public final class PruneJob {
     ValidationFailureLogs.nextJob();
     ProgressLog log = new ProgressLog(progress);
     Configuration conf = spark.sparkContext().hadoopConfiguration();
-    OutputGuard.check(conf, options.output());
     HadoopFileIO io = new HadoopFileIO(conf);
-    PruneReport.Builder report = PruneReport.builder(options, spark.sparkContext().master());
+    OutputGuard.check(conf, options.output());
+
+    // 1. Plan: headers only; the calibration windows sampled and fingerprinted on the driver.
+    PruneReport.Builder report = PruneReport.builder(options.reportConfiguration(spark.sparkContext().master()));
     String modelFingerprint = Fingerprints.model(inputs.archive);
     report.model(inputs.layout, modelFingerprint);
     logPlan(log, inputs);
-    int[][] samples = inputs.tokenizer.isPresent()
-        ? CalibrationSamples.sample(io, options.calibration().get(), inputs.tokenizer.get(), options.nsamples(), options.seqlen(), options.seed())
-        : new int[0][];
-    String calibrationFingerprint = samples.length > 0 ? Fingerprints.calibration(samples) : "";
-    if (samples.length > 0) {
-      report.calibrationFingerprint(calibrationFingerprint);
+    CalibrationSource calibration = inputs.tokenizer.isPresent()
+        ? CalibrationSource.sample(io, options.calibrationSettings(), inputs.tokenizer.get())
+        : CalibrationSource.none();
+    if (!calibration.isEmpty()) {
+      report.calibrationFingerprint(calibration.fingerprint());
     }
-    Optional<ResourceProfile> gpuProfile = GpuScheduling.profile(spark.sparkContext().conf(), spark.sparkContext().master(), options);
-    gpuProfile.ifPresent(profile -> log.line("GPU stages: calibration and scoring tasks request %s",
+    Optional<ResourceProfile> gpus = GpuScheduling.profile(spark.sparkContext().conf(), spark.sparkContext().master(), options.gpus());
+    gpus.ifPresent(profile -> log.line("GPU stages: calibration and scoring tasks request %s",
         profile.taskResources().get(GpuScheduling.GPU).get()));
     report.stage("plan", log.seconds());
 
     return StagedRun.start(spark, "prune", options.model()).publish(Publisher.preparer(conf, options.output()), log, run -> {
-      JobStages stages = run.stages(inputs.archive.location(), gpuProfile);
+      JobStages stages = run.stages(inputs.archive.location(), gpus);
       MaskWriter masks = new MaskWriter(stages.context(), io.resolve(run.staging(), "masks"));
-      Scoring scoring = new Scoring(stages, options, masks);
-      PruneRun prune = new PruneRun(options, inputs, samples, calibrationFingerprint, modelFingerprint, io, stages, scoring, report, log);
 
-      List<LinearResult> results = Allocation.of(options.allocation()).prune(prune, inputs.plan);
+      // 2. Calibration pass and scoring, as the allocation drives them; masks written as tasks finish.
+      CalibratedScoring scoring = new CalibratedScoring(new Scoring(stages, options.scoring(), masks), calibration,
+          options.statisticsSettings(), modelFingerprint, inputs.layout, report, log);
+      List<LinearResult> results = allocation().prune(scoring, inputs.plan);
       report.stage("prune", log.seconds());
-      ArchiveWriter.write(prune, inputs.plan);
+
+      // 3. Outputs: the pruned archive in the input's layout, then the report; 4. the skeleton publishes.
+      ArchiveWriter.write(stages, inputs.archive, inputs.plan, log);
       report.stage("write", log.seconds());
-      deleteRecursively(conf, io.resolve(run.staging(), StagedTensors.DIRECTORY));
+      StagedTensors.delete(io, run.staging());
       masks.removeLeftovers();
       PruneReport finished = report.layers(results).total(log.seconds()).build();
       finished.write(io, io.resolve(run.staging(), "report.json"));
       return finished;
     });
+  }
+
+  /** The allocation the options name, with the settings it reads. */
+  private Allocation allocation() {
+    return switch (options.allocation()) {
+      case UNIFORM -> Allocation.uniform();
+      case OWL -> Allocation.owl(options.target(), options.owlLambda(), options.owlM());
+      case GLOBAL, LAMP -> Allocation.global(options.allocation() == PruneOptions.Allocation.LAMP,
+          options.method() == PruningMethod.WANDA, options.target(), options.minKeep());
+    };
   }
 
   private void logPlan(ProgressLog log, JobInputs inputs) {
@@ -100,10 +115,5 @@ public final class PruneJob {
       log.line("config %s: %d of %d linears pruned, %d skipped", options.config().get(), inputs.plan.size(), inputs.prunableLinears,
           inputs.prunableLinears - inputs.plan.size());
     }
-  }
-
-  private static void deleteRecursively(Configuration conf, String location) throws IOException {
-    org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(location);
-    path.getFileSystem(conf).delete(path, true);
   }
 }

@@ -1,5 +1,7 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.options.OptionValues;
 import dev.sparkprune.jobs.options.Rule;
 import dev.sparkprune.jobs.options.Rules;
@@ -7,6 +9,9 @@ import dev.sparkprune.jobs.options.Sources;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
+import dev.sparkprune.jobs.prune.score.ScoringSettings;
+import dev.sparkprune.jobs.prune.score.StatisticsSettings;
+import dev.sparkprune.jobs.spark.GpuRequest;
 import dev.sparkprune.jobs.spark.GpuScheduling;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
@@ -15,7 +20,9 @@ import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.Serializable;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -343,13 +350,50 @@ public final class PruneOptions implements Serializable {
     return Optional.ofNullable(statistics);
   }
 
-  /**
-   * Samples per calibration chunk: statistics are folded within a chunk and then chunk by chunk
-   * in order, so results do not depend on how chunks are spread over partitions. At most 16
-   * chunks, which also caps calibration parallelism.
-   */
-  public int chunkSize() {
-    return Math.max(1, (nsamples + 15) / 16);
+  /** Where the calibration windows come from and how many (the chunk rule is {@link CalibrationSource}'s). */
+  public CalibrationSettings calibrationSettings() {
+    return new CalibrationSettings(calibration == null ? "" : calibration, nsamples, seqlen, seed, partitions);
+  }
+
+  /** What the scoring tasks read. */
+  public ScoringSettings scoring() {
+    return new ScoringSettings(wandaGroup, refinement, minExpertTokens, scoringTaskBytes);
+  }
+
+  /** Where the scoring stage's statistics come from and go. */
+  public StatisticsSettings statisticsSettings() {
+    return new StatisticsSettings(mode == Mode.SEQUENTIAL, moeCalibration, statistics == null ? "" : statistics, saveStatistics);
+  }
+
+  /** The settings as report.json's "configuration" lists them, in order; {@code master} is the Spark master the run used. */
+  public Map<String, Object> reportConfiguration(String master) {
+    Map<String, Object> configuration = new LinkedHashMap<>();
+    configuration.put("model", model);
+    configuration.put("out", out);
+    configuration.put("method", method.displayName());
+    configuration.put("target", target.toString());
+    configuration.put("mode", mode.name().toLowerCase(Locale.ROOT));
+    configuration.put("allocation", allocation.id());
+    calibration().ifPresent(location -> configuration.put("calibration", location));
+    configuration.put("nsamples", nsamples);
+    configuration.put("seqlen", seqlen);
+    configuration.put("seed", seed);
+    configuration.put("chunk_size", CalibrationSource.chunkSize(nsamples));
+    configuration.put("master", master);
+    configuration.put("moe_calibration", moeCalibration.name().toLowerCase(Locale.ROOT));
+    configuration.put("min_expert_tokens", minExpertTokens);
+    configuration.put("scoring_task_bytes", scoringTaskBytes);
+    configuration.put("settings_key", settingsKey());
+    if (!refinement.equals(Refinement.NONE)) {
+      configuration.put("refinement", refinement.toString());
+    }
+    return configuration;
+  }
+
+  /** The GPUs the model stages ask for. */
+  public GpuRequest gpus() {
+    return new GpuRequest(gpusPerTask, gpusPerExecutor, gpuDiscoveryScript == null ? "" : gpuDiscoveryScript,
+        gpuVendor == null ? "" : gpuVendor);
   }
 
   /** Which tokens a routed expert's calibration statistics come from: those routed to it, or all. */

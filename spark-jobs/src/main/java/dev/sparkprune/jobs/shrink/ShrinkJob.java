@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.spark.JobStages;
@@ -79,9 +79,9 @@ public final class ShrinkJob {
       throw new IllegalStateException("Cannot prune in the shrink job: --then-prune runs through workflow.ShrinkThenPrune");
     }
     Configuration conf = spark.sparkContext().hadoopConfiguration();
-    int[][] samples = sample(inputs);
+    CalibrationSource calibration = sample(inputs);
     return StagedRun.start(spark, "shrink", options.model()).publish(Publisher.preparer(conf, options.output()), log,
-        run -> finish(run, shrinkInto(run, inputs, samples, "model")));
+        run -> finish(run, shrinkInto(run, inputs, calibration, "model")));
   }
 
   /** The run's progress log ("[shrink  12.3s] ..."). */
@@ -90,21 +90,21 @@ public final class ShrinkJob {
   }
 
   /** The calibration windows, sampled on the driver before the run starts. */
-  public int[][] sample(Inputs inputs) throws IOException {
-    return CalibrationSamples.sample(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options.calibration(),
-        inputs.tokenizer(), options.nsamples(), options.seqlen(), options.seed());
+  public CalibrationSource sample(Inputs inputs) throws IOException {
+    return CalibrationSource.sample(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options.calibrationSettings(),
+        inputs.tokenizer());
   }
 
   /**
    * The shrink stages inside a run: statistics from the executors, the decision, and the shrunk
    * archive written by one task per shard into {@code folder} of the staging folder.
    */
-  public ShrinkReport shrinkInto(StagedRun run, Inputs inputs, int[][] samples, String folder) throws IOException {
+  public ShrinkReport shrinkInto(StagedRun run, Inputs inputs, CalibrationSource calibration, String folder) throws IOException {
     HadoopFileIO io = new HadoopFileIO(spark.sparkContext().hadoopConfiguration());
     ModelArchive archive = inputs.archive();
     JobStages stages = run.stages(archive.location(), Optional.empty());
 
-    ShrinkDecision decision = decide(stages, inputs.shape(), samples);
+    ShrinkDecision decision = decide(stages, inputs.shape(), calibration);
     double calibrated = log.seconds();
     ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
     ShrinkReport report = new ShrinkReport(options, decision, archive.totalParameters(), shrunk.parameters());
@@ -128,12 +128,18 @@ public final class ShrinkJob {
     return report;
   }
 
-  /** Summaries from the executors, folded in chunk order on the driver, and the choice made from them. */
-  private ShrinkDecision decide(JobStages stages, ModelShape shape, int[][] samples) throws IOException {
+  /**
+   * Summaries from the executors, folded in chunk order on the driver, and the choice made from
+   * them. The chunks are the calibration source's, as prune's; each partition runs its chunks
+   * through the dense model block-major (StructureCalibration), not through the calibration
+   * pass: the depth scores compare a chunk's input at block l with its input at block l + n,
+   * and the summaries fold in chunk order (see ARCHITECTURE.md).
+   */
+  private ShrinkDecision decide(JobStages stages, ModelShape shape, CalibrationSource calibration) throws IOException {
     JavaSparkContext jsc = stages.jsc();
-    List<Tuple2<Integer, int[][]>> chunks = CalibrationSamples.chunks(samples, options.chunkSize());
-    int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
-    log.line("calibration: %d samples x %d tokens in %d chunks on %d partitions", samples.length, options.seqlen(), chunks.size(), partitions);
+    List<Tuple2<Integer, int[][]>> chunks = calibration.chunks();
+    int partitions = calibration.partitions(jsc);
+    calibration.logChunks(log, chunks.size(), partitions);
     List<byte[]> collected = jsc.parallelize(chunks, partitions)
         .mapPartitions(new ShrinkFunctions.CollectSummaries(stages.context(), options.settings().maxSpan()))
         .collect();

@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.shrink;
 
+import dev.sparkprune.jobs.calibration.CalibrationSettings;
 import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
@@ -35,8 +36,8 @@ public record ShrinkOptions(
     return new OutputRequest(out, overwrite, inputs);
   }
 
-  /** Calibration samples per chunk, as the prune job splits them (at most 16 chunks). */
-  int chunkSize() {
-    return (nsamples + 15) / 16;
+  /** Where the calibration windows come from and how many (chunked as every job chunks them: CalibrationSource). */
+  public CalibrationSettings calibrationSettings() {
+    return new CalibrationSettings(calibration, nsamples, seqlen, seed, partitions);
   }
 }

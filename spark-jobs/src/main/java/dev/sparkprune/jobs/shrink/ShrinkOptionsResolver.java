@@ -42,6 +42,12 @@ public final class ShrinkOptionsResolver {
         drop, values.get(ShrinkKeys.LAYER_METRIC), values.get(ShrinkKeys.MLP_KEEP), values.get(ShrinkKeys.HEADS_KEEP),
         values.get(ShrinkKeys.WIDTH_METRIC), values.get(ShrinkKeys.EXPERTS_KEEP), values.get(ShrinkKeys.EXPERT_METRIC));
     String thenPrune = values.value(ShrinkKeys.THEN_PRUNE).orElse("");
+    ShrinkOptions options = new ShrinkOptions(
+        model, values.get(ShrinkKeys.OUT), values.get(ShrinkKeys.CALIB), values.get(CommonKeys.NSAMPLES), values.get(CommonKeys.SEQLEN),
+        values.get(CommonKeys.SEED), settings, thenPrune,
+        values.value(CommonKeys.PATTERN).orElseGet(() -> values.get(CommonKeys.SPARSITY)),
+        values.value(CommonKeys.PARTITIONS).orElse(0), values.get(CommonKeys.OVERWRITE));
+    // Every value is checked by its key above; the combinations after.
     ValidationException.check(
         !thenPrune.isEmpty() || !values.isSet(CommonKeys.SPARSITY) && !values.isSet(CommonKeys.PATTERN),
         "Cannot use %s or %s without %s wanda|sparsegpt", values.of(CommonKeys.SPARSITY), values.of(CommonKeys.PATTERN),
@@ -50,10 +56,6 @@ public final class ShrinkOptionsResolver {
     ValidationException.check(settings.removesSomething(), "Cannot shrink: nothing to remove; give %s, %s, %s or %s",
         values.of(ShrinkKeys.DROP_LAYERS), values.of(ShrinkKeys.MLP_KEEP), values.of(ShrinkKeys.HEADS_KEEP),
         values.of(ShrinkKeys.EXPERTS_KEEP));
-    return new ShrinkOptions(
-        model, values.get(ShrinkKeys.OUT), values.get(ShrinkKeys.CALIB), values.get(CommonKeys.NSAMPLES), values.get(CommonKeys.SEQLEN),
-        values.get(CommonKeys.SEED), settings, thenPrune,
-        values.value(CommonKeys.PATTERN).orElseGet(() -> values.get(CommonKeys.SPARSITY)),
-        values.value(CommonKeys.PARTITIONS).orElse(0), values.get(CommonKeys.OVERWRITE));
+    return options;
   }
 }

@@ -1,6 +1,5 @@
 package dev.sparkprune.jobs.spark;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.tensorio.ValidationException;
 import java.util.Map;
 import java.util.Optional;
@@ -54,11 +53,11 @@ public final class GpuScheduling {
 
   /**
    * The profile for the GPU stages, or empty when no GPUs were asked for. The sparkprune settings
-   * come resolved in {@code options} (spark.sparkprune.* included); only Spark's own executor
+   * come resolved in {@code request} (spark.sparkprune.* included); only Spark's own executor
    * and dynamic-allocation settings are read from the conf here.
    */
-  public static Optional<ResourceProfile> profile(SparkConf conf, String master, PruneOptions options) {
-    double perTask = options.gpusPerTask();
+  public static Optional<ResourceProfile> profile(SparkConf conf, String master, GpuRequest request) {
+    double perTask = request.perTask();
     if (perTask == 0) {
       return Optional.empty();
     }
@@ -72,13 +71,13 @@ public final class GpuScheduling {
     double executorGpus = number(conf, EXECUTOR_GPU + "amount");
     String key;
     if (conf.getBoolean("spark.dynamicAllocation.enabled", false)) {
-      int perExecutor = options.gpusPerExecutor() > 0
-          ? options.gpusPerExecutor()
+      int perExecutor = request.perExecutor() > 0
+          ? request.perExecutor()
           : (int) Math.max(Math.ceil(perTask), executorGpus);
       ValidationException.check(
           perExecutor >= perTask, "Invalid --gpus-per-executor %d: less than --gpus-per-task %s", perExecutor, perTask);
-      String script = options.gpuDiscoveryScript().orElse(conf.get(EXECUTOR_GPU + "discoveryScript", ""));
-      String vendor = options.gpuVendor().orElse(conf.get(EXECUTOR_GPU + "vendor", ""));
+      String script = request.script().orElse(conf.get(EXECUTOR_GPU + "discoveryScript", ""));
+      String vendor = request.vendorName().orElse(conf.get(EXECUTOR_GPU + "vendor", ""));
       ValidationException.check(
           !script.isEmpty() || !conf.get("spark.resources.discoveryPlugin", "").isEmpty(),
           "GPU executors need a discovery script: give --gpu-discovery-script (conf/getGpusResources.sh) or set %s",

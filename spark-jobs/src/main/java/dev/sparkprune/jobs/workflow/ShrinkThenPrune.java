@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.workflow;
 
+import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
@@ -48,9 +49,9 @@ public final class ShrinkThenPrune {
   public ShrinkReport run(ShrinkJob.Inputs inputs) throws IOException {
     Configuration conf = spark.sparkContext().hadoopConfiguration();
     ShrinkJob shrink = new ShrinkJob(spark, options, progress);
-    int[][] samples = shrink.sample(inputs);
+    CalibrationSource calibration = shrink.sample(inputs);
     return StagedRun.start(spark, "shrink", options.model()).publish(Publisher.preparer(conf, options.output()), shrink.log(), run -> {
-      ShrinkReport report = shrink.shrinkInto(run, inputs, samples, "shrunk");
+      ShrinkReport report = shrink.shrinkInto(run, inputs, calibration, "shrunk");
       prune(conf, run.staging());
       report.stage("then_prune", shrink.log().seconds());
       return shrink.finish(run, report);

@@ -1,5 +1,8 @@
 package dev.sparkprune.jobs.calibration;
 
+import scala.Tuple2;
+import java.util.List;
+import java.util.ArrayList;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -94,13 +97,21 @@ class TestCalibrationPass extends SparkTestBase {
         TokenizerLoader.load(archive), SAMPLES, SEQLEN, 5);
   }
 
+  /** Chunks of {@value #CHUNK} samples (the last shorter), smaller than the jobs' rule, for an uneven pairwise tree of 4. */
+  private static List<Tuple2<Integer, int[][]>> chunks(int[][] samples) {
+    List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
+    for (int first = 0, index = 0; first < samples.length; first += CHUNK, index++) {
+      chunks.add(new Tuple2<>(index, Arrays.copyOfRange(samples, first, Math.min(samples.length, first + CHUNK))));
+    }
+    return chunks;
+  }
+
   private Map<String, double[]> denseDistances(int partitions, boolean foldOnDriver) throws IOException {
     JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
     JobContext context = new JobContext(SharedData.stories260K().toString(), dir.resolve("run-" + partitions + "-" + foldOnDriver).toString(),
         jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultProbe.NONE);
     Map<String, double[]> out = new LinkedHashMap<>();
-    try (CalibrationPass pass = CalibrationPass.embed(new JobStages(jsc, context, Optional.empty()), samples(),
-        CHUNK, partitions, 5)) {
+    try (CalibrationPass pass = CalibrationPass.embed(new JobStages(jsc, context, Optional.empty()), chunks(samples()), partitions, 5)) {
       assertThat(pass.chunks()).isEqualTo(4);
       for (int b = 0; b < 5; b++) {
         assertThat(pass.position()).isEqualTo(b);
@@ -158,8 +169,7 @@ class TestCalibrationPass extends SparkTestBase {
     JobContext context = new JobContext(SharedData.stories260K().toString(), dir.resolve("statistics").toString(),
         jsc.broadcast(new SerializableConfiguration(new Configuration())), 1, FaultProbe.NONE);
     LinearInputStatistics visitor = new LinearInputStatistics(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED);
-    try (CalibrationPass pass = CalibrationPass.embed(new JobStages(jsc, context, Optional.empty()), samples(),
-        CHUNK, 2, 5)) {
+    try (CalibrationPass pass = CalibrationPass.embed(new JobStages(jsc, context, Optional.empty()), chunks(samples()), 2, 5)) {
       BlockPartials<CalibrationStatistics> partials = pass.collect(visitor);
       // Per-channel sums only: folded on the driver, brought back by the step's own job.
       assertThat(partials.folded()).isPresent();

@@ -134,9 +134,9 @@ public class TestPruneJob extends SparkTestBase {
     try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
       ModelLayout layout = model.layout();
       // One batch per chunk, as the job runs them: results are bit-identical for the same batch shapes only.
-      HiddenStates[] hidden = new HiddenStates[(samples.length + options.chunkSize() - 1) / options.chunkSize()];
+      HiddenStates[] hidden = new HiddenStates[(samples.length + dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()) - 1) / dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples())];
       for (int c = 0; c < hidden.length; c++) {
-        hidden[c] = model.embed(Arrays.copyOfRange(samples, c * options.chunkSize(), Math.min(samples.length, (c + 1) * options.chunkSize())));
+        hidden[c] = model.embed(Arrays.copyOfRange(samples, c * dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()), Math.min(samples.length, (c + 1) * dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()))));
       }
       for (int b = 0; b < layout.blocks().size(); b++) {
         BlockWeights weights = model.loadBlock(b);
@@ -486,9 +486,9 @@ public class TestPruneJob extends SparkTestBase {
     Map<String, CalibrationStatistics> total = new HashMap<>();
     try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
       // One batch per chunk, as the job runs them: results are bit-identical for the same batch shapes only.
-      HiddenStates[] hidden = new HiddenStates[(samples.length + options.chunkSize() - 1) / options.chunkSize()];
+      HiddenStates[] hidden = new HiddenStates[(samples.length + dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()) - 1) / dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples())];
       for (int c = 0; c < hidden.length; c++) {
-        hidden[c] = model.embed(Arrays.copyOfRange(samples, c * options.chunkSize(), Math.min(samples.length, (c + 1) * options.chunkSize())));
+        hidden[c] = model.embed(Arrays.copyOfRange(samples, c * dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()), Math.min(samples.length, (c + 1) * dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()))));
       }
       for (int b = 0; b < model.layout().blocks().size(); b++) {
         BlockWeights weights = model.loadBlock(b);

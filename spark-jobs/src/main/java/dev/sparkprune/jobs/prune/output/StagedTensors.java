@@ -8,6 +8,7 @@ import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.TensorSpec;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.io.FileIO;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -45,6 +46,12 @@ public final class StagedTensors {
     try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(location(io, staging, linear.tensorName())))) {
       return ArchiveWeights.outByIn(linear, reader.readFloats(linear.tensorName()));
     }
+  }
+
+  /** Deletes the run's staged tensors once the archive holds them (they are no part of the output). */
+  public static void delete(HadoopFileIO io, String staging) throws IOException {
+    org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(io.resolve(staging, DIRECTORY));
+    path.getFileSystem(io.conf()).delete(path, true);
   }
 
   /** Copies the staged tensor's bytes, unchanged, to {@code out}. */
