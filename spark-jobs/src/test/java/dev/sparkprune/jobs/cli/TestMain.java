@@ -217,7 +217,7 @@ class TestMain {
         "Invalid --gpus-per-task 0.7: use a whole number, or a fraction of at most 0.5");
 
     // A NaN inside a weight is found by the scoring task on an executor; it still reads as one line.
-    Path poisoned = TestConsoleErrors.poisonedStories260K(dir);
+    Path poisoned = ConsoleErrorsIT.poisonedStories260K(dir);
     Result nan = run("prune", "--model", poisoned.toString(), "--out", out.toString(), "--method", "magnitude");
     assertOneLineError(nan, "Cannot prune layer model.layers.2.mlp.up_proj.weight: weight [3, 5] is NaN");
     assertThat(out).doesNotExist();

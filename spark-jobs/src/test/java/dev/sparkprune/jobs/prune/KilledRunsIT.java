@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  * or between the two renames of the publish, never leaves a partial output, and the earlier
  * output survives: intact in place, or restored by the next run.
  */
-class TestKilledRuns {
+class KilledRunsIT {
   /** The tests' fault probe, named to every child JVM. */
   private static final String PROBE = FaultProbe.CLASS_KEY + "=" + FaultInjection.class.getName();
 

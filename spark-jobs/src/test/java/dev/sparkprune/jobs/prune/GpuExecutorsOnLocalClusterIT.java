@@ -28,7 +28,7 @@ import org.junit.jupiter.api.io.TempDir;
  * and the calibration and scoring stages asking Spark for executors with one GPU each through a
  * full resource profile. Two workers with two cores and one (fake-discovered) GPU each.
  */
-class TestGpuExecutorsOnLocalCluster {
+class GpuExecutorsOnLocalClusterIT {
   private static SparkSession spark;
 
   @TempDir static Path dir;

@@ -32,7 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
  * (fake-discovered) GPU each, executors in JVMs of their own, so broadcasts, shuffles and cached
  * blocks cross process boundaries and an executor can be lost.
  */
-class TestOnLocalCluster {
+class OnLocalClusterIT {
   private static SparkSession spark;
 
   @TempDir static Path SHARED_DIR;

@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code conf/log4j2.properties}, as {@code bin/sparkprune} starts it, so Spark's own log lines
  * land on the captured stderr too (an in-process run only sees the CLI's stream).
  */
-class TestConsoleErrors {
+class ConsoleErrorsIT {
   private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
 
   @TempDir Path dir;

@@ -27,7 +27,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The prune job reading its model and text from, and writing its outputs to, a real HDFS. */
-class TestPruneOnHdfs extends SparkTestBase {
+class PruneOnHdfsIT extends SparkTestBase {
   private static MiniDFSCluster cluster;
   private static String root;
 

@@ -31,7 +31,7 @@ import org.junit.jupiter.api.io.TempDir;
  * 127.0.0.1 (filesystem-backed). Runs with {@code mvn -Ps3 verify}, which adds hadoop-aws (and
  * its AWS SDK bundle) and fetches the s3proxy jar; skipped otherwise.
  */
-class TestPruneOnS3 extends SparkTestBase {
+class PruneOnS3IT extends SparkTestBase {
   private static final String BUCKET = "lake";
   private static Process s3proxy;
   private static String endpoint;
