@@ -2,7 +2,6 @@ package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.tensorio.ValidationException;

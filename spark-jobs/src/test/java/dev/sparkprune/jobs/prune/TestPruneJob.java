@@ -3,7 +3,6 @@ package dev.sparkprune.jobs.prune;
 import dev.sparkprune.jobs.prune.allocation.OwlAllocation;
 import dev.sparkprune.jobs.prune.allocation.TestGlobalAllocation;
 import dev.sparkprune.jobs.prune.output.PruneReport;
-import dev.sparkprune.jobs.prune.JobInputs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;

@@ -4,7 +4,6 @@ import dev.sparkprune.jobs.options.OptionKey;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.methods.Refinement;

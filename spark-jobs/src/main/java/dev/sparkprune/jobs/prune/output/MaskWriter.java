@@ -1,6 +1,5 @@
 package dev.sparkprune.jobs.prune.output;
 
-import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.tensorio.mask.Mask;
 import java.io.IOException;

@@ -1,6 +1,5 @@
 package dev.sparkprune.jobs.prune.output;
 
-import dev.sparkprune.jobs.prune.output.LinearResult;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
