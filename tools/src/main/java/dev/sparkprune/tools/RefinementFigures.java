@@ -1,4 +1,4 @@
-package dev.sparkprune.jobs.prune;
+package dev.sparkprune.tools;
 
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;

@@ -1,4 +1,4 @@
-package dev.sparkprune.jobs.prune;
+package dev.sparkprune.tools;
 
 import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.io.LocalFileIO;
