@@ -2,7 +2,6 @@ package dev.sparkprune.scoring.methods;
 
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
-import java.util.List;
 import java.util.Locale;
 import java.util.function.Function;
 
@@ -36,8 +35,7 @@ public enum PruningMethod {
         return method;
       }
     }
-    throw new ValidationException(
-        "Unknown pruning method '" + name + "' (methods: " + List.of("magnitude", "wanda", "sparsegpt", "ria") + ")");
+    throw ValidationException.invalid("pruning method", "'" + name + "'", "use magnitude, wanda, sparsegpt or ria");
   }
 
   public String displayName() {

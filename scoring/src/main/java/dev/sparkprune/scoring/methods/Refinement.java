@@ -41,7 +41,7 @@ public record Refinement(Update update, Admm.Settings admm, boolean dsnot, Dsnot
         case "admm-gradual":
           return ADMM_GRADUAL;
         default:
-          throw new ValidationException("Invalid --update " + text + ": use admm, admm-gradual or none");
+          throw ValidationException.invalid("weight update", text, "use admm, admm-gradual or none");
       }
     }
   }
@@ -54,7 +54,7 @@ public record Refinement(Update update, Admm.Settings admm, boolean dsnot, Dsnot
     try {
       Pattern.compile(dsnotSkip);
     } catch (PatternSyntaxException e) {
-      throw new ValidationException("Invalid --dsnot-skip " + dsnotSkip + ": not a regular expression (" + e.getDescription() + ")");
+      throw ValidationException.invalid("DSnoT skip pattern", dsnotSkip, "not a regular expression (%s)", e.getDescription());
     }
   }
 
@@ -71,11 +71,11 @@ public record Refinement(Update update, Admm.Settings admm, boolean dsnot, Dsnot
   public void checkMethod(PruningMethod method) {
     ValidationException.check(
         !dsnot || method == PruningMethod.WANDA || method == PruningMethod.RIA,
-        "--refine dsnot refines a Wanda or RIA mask: use it with --method wanda or ria, not %s",
+        "DSnoT refines a Wanda or RIA mask: use it with the wanda or ria method, not %s",
         method.displayName());
     ValidationException.check(
         update != Update.ADMM_GRADUAL || method == PruningMethod.WANDA && !dsnot,
-        "--update admm-gradual chooses its own mask from Wanda's metric: use it with --method wanda and without --refine");
+        "Gradual ADMM chooses its own mask from Wanda's metric: use it with the wanda method and without DSnoT");
   }
 
   /**

@@ -1,5 +1,7 @@
 package dev.sparkprune.jobs.prune.score;
 
+import dev.sparkprune.jobs.prune.output.StagedTensors;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.plan.Placement;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.scoring.PruneResult;
@@ -71,7 +73,7 @@ final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationSta
         .prune(statistics == null ? inputs : inputs.withStatistics(statistics), planned.target, backend.backend(), context.threads());
     StagedTensors.write(context.io(), context.staging(), linear, planned.dtype, result.weights());
     // After the side effect: a retried attempt must overwrite what the failed one staged.
-    context.faultPoint("score");
+    context.probe("score");
     return new LinearResult(
         planned.block(),
         linear.name(),
