@@ -3,6 +3,7 @@ package dev.sparkprune.jobs.cli;
 import dev.sparkprune.jobs.options.HadoopInputs;
 import dev.sparkprune.jobs.options.PruneKeys;
 import dev.sparkprune.jobs.options.PruneOptionsResolver;
+import dev.sparkprune.jobs.prune.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.prune.plan.JobInputs;
 import dev.sparkprune.jobs.prune.output.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
@@ -54,7 +55,9 @@ final class PruneCommand implements Subcommand {
     // Before Spark starts: a refused --out costs no session start-up.
     OutputGuard.check(conf, options);
     // The model, plan, tokenizer and calibration source are checked before Spark starts.
-    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options);
+    SparkConf sparkConf = new SparkConf();
+    CalibrationMemory.Executors executors = CalibrationMemory.Executors.of(master, sparkConf);
+    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options, executors, executors.defaultParallelism(sparkConf));
     SparkSession spark = SparkSessions.getOrCreate(master);
     PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);

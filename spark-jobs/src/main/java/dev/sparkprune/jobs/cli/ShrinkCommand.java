@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.jobs.shrink.ShrinkJob;
 import dev.sparkprune.jobs.shrink.ShrinkKeys;
@@ -93,7 +94,9 @@ final class ShrinkCommand implements Subcommand {
     String master = line.value("master").orElse(null);
     SparkSessions.checkMaster(master);
     // Before Spark starts: a refused request or --out costs no session start-up, and writes nothing.
-    ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options);
+    org.apache.spark.SparkConf sparkConf = new org.apache.spark.SparkConf();
+    CalibrationMemory.Executors executors = CalibrationMemory.Executors.of(master, sparkConf);
+    ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options, executors, executors.defaultParallelism(sparkConf));
     SparkSession spark = SparkSessions.getOrCreate(master);
     ShrinkReport report = new ShrinkJob(spark, options, out).run(inputs);
     report.printSummary(out);

@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.jobs.prune.allocation.Allocation;
+import dev.sparkprune.jobs.prune.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.prune.output.ArchiveWriter;
 import dev.sparkprune.jobs.prune.output.MaskWriter;
 import dev.sparkprune.jobs.prune.output.OutputGuard;
@@ -11,7 +12,6 @@ import dev.sparkprune.jobs.prune.plan.JobInputs;
 import dev.sparkprune.jobs.prune.score.LinearResult;
 import dev.sparkprune.jobs.prune.score.Scoring;
 import dev.sparkprune.jobs.prune.score.StagedTensors;
-import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
 import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobGroups;
@@ -49,7 +49,9 @@ public final class PruneJob {
   }
 
   public PruneReport run() throws IOException {
-    return run(JobInputs.open(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options));
+    // Batches and nested runs open their inputs here, with this session's executors.
+    return run(JobInputs.open(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options,
+        CalibrationMemory.Executors.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism()));
   }
 
   /** Runs on inputs already opened and checked: the CLI opens them before it starts Spark. */
@@ -63,9 +65,7 @@ public final class PruneJob {
     String modelFingerprint = Fingerprints.model(inputs.archive);
     report.model(inputs.layout, modelFingerprint);
     logPlan(log, inputs);
-    int[][] samples = inputs.tokenizer.isPresent()
-        ? CalibrationSamples.sample(io, options.calibration().get(), inputs.tokenizer.get(), options.nsamples(), options.seqlen(), options.seed())
-        : new int[0][];
+    int[][] samples = inputs.samples;
     String calibrationFingerprint = samples.length > 0 ? Fingerprints.calibration(samples) : "";
     if (samples.length > 0) {
       report.calibrationFingerprint(calibrationFingerprint);
@@ -80,7 +80,7 @@ public final class PruneJob {
     String jobGroup = "sparkprune-prune-" + runId;
     spark.sparkContext().setJobGroup(jobGroup, "sparkprune prune " + options.model(), false);
     FaultInjection faults = FaultInjection.parse(spark.conf());
-    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite(), faults);
+    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite(), faults, OutputGuard.inputs(options));
     try {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
       JobContext context = new JobContext(archiveLocation(inputs), publisher.staging(),

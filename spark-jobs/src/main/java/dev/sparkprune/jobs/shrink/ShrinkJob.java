@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.shrink;
 
+import dev.sparkprune.jobs.prune.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
 import dev.sparkprune.jobs.prune.output.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
@@ -10,7 +11,9 @@ import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobGroups;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.structure.ChunkSummary;
+import dev.sparkprune.scoring.structure.KeepCounts;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
+import dev.sparkprune.scoring.structure.ShrinkSettings;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -56,15 +59,30 @@ public final class ShrinkJob {
     this.progress = progress;
   }
 
-  /** The opened and checked inputs of a run: {@link #check} makes them once, before Spark starts. */
-  public record Inputs(ModelArchive archive, ModelShape shape, Tokenizer tokenizer) {}
+  /** The opened and checked inputs of a run, with its calibration windows: {@link #check} makes them once, before Spark starts. */
+  public record Inputs(ModelArchive archive, ModelShape shape, Tokenizer tokenizer, int[][] samples) {}
 
-  /** Checks everything that needs no Spark: the model, the request, --out, the tokenizer and --seqlen. */
+  /**
+   * Checks everything that needs no Spark: the model, the request (and --then-prune's pattern
+   * against the shrunk widths), --out, the tokenizer and --seqlen; samples the calibration windows.
+   */
   public static Inputs check(Configuration conf, ShrinkOptions options) throws IOException {
+    return check(conf, options, java.util.Optional.empty(), 0);
+  }
+
+  /** As {@link #check(Configuration, ShrinkOptions)}, refusing before sampling what the executors cannot hold ({@link CalibrationMemory}). */
+  public static Inputs check(Configuration conf, ShrinkOptions options, CalibrationMemory.Executors executors, int defaultPartitions)
+      throws IOException {
+    return check(conf, options, java.util.Optional.of(executors), defaultPartitions);
+  }
+
+  private static Inputs check(Configuration conf, ShrinkOptions options, java.util.Optional<CalibrationMemory.Executors> executors,
+      int defaultPartitions) throws IOException {
     HadoopFileIO io = new HadoopFileIO(conf);
     ModelArchive archive = ModelArchive.open(io, options.model());
     ModelShape shape = ModelShape.of(archive.config());
     options.settings().checkAgainst(shape);
+    checkPatternFits(options, shape);
     OutputGuard.check(conf, options.asPruneOptions(options.model(), options.out(), options.overwrite()));
     int maxPositions = Models.maxPositions(archive.config(), shape.modelType());
     ValidationException.check(
@@ -73,11 +91,57 @@ public final class ShrinkJob {
         options.seqlen(), maxPositions);
     Tokenizer tokenizer = TokenizerLoader.load(archive);
     Models.checkTokenizer(archive, tokenizer);
-    return new Inputs(archive, shape, tokenizer);
+    if (executors.isPresent()) {
+      checkCalibrationMemory(archive, shape, options, executors.get(), defaultPartitions);
+    }
+    int[][] samples = CalibrationSamples.sample(io, options.calibration(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
+    return new Inputs(archive, shape, tokenizer, samples);
+  }
+
+  /**
+   * --then-prune with an N:M pattern prunes the shrunk model: M must divide every width its
+   * linears read (the hidden size, the kept attention width, the kept MLP channels, the experts'
+   * widths), which the shrink settings fix before any statistics are gathered.
+   */
+  private static void checkPatternFits(ShrinkOptions options, ModelShape shape) {
+    if (options.thenPrune().isEmpty() || !options.thenTarget().isStructured()) {
+      return;
+    }
+    ShrinkSettings settings = options.settings();
+    java.util.Map<String, Integer> widths = new java.util.LinkedHashMap<>();
+    widths.put("the linears reading hidden states (hidden_size)", shape.hidden());
+    int kvGroups = KeepCounts.kvGroups(shape.kvHeads(), settings.headsKeep());
+    widths.put("o_proj after --heads-keep (kept heads x head_dim)", kvGroups * shape.headsPerGroup() * shape.headDim());
+    if (shape.hasDenseMlp()) {
+      widths.put("down_proj after --mlp-keep (kept MLP channels)", KeepCounts.mlpChannels(shape.intermediate(), settings.mlpKeep()));
+    }
+    shape.moe().ifPresent(moe -> {
+      widths.put("the experts' down_proj (moe_intermediate_size)", moe.expertIntermediate());
+      if (moe.hasSharedExpert()) {
+        widths.put("the shared expert's down_proj (shared_expert_intermediate_size)", moe.sharedIntermediate());
+      }
+    });
+    widths.forEach((what, width) -> ValidationException.check(width % options.thenTarget().groupSize() == 0,
+        "Cannot use --then-prune with --pattern %s: M = %d does not divide %s, %d wide; choose a pattern whose M divides it",
+        options.thenTarget(), options.thenTarget().groupSize(), what, width));
+  }
+
+  /**
+   * Refuses calibration windows the executors cannot hold ({@link CalibrationMemory}); {@code
+   * defaultPartitions} is what the job uses when --partitions is not given.
+   */
+  private static void checkCalibrationMemory(ModelArchive archive, ModelShape shape, ShrinkOptions options,
+      CalibrationMemory.Executors executors, int defaultPartitions) {
+    dev.sparkprune.tensorio.arch.ModelLayout layout = dev.sparkprune.tensorio.arch.Architectures.layout(archive);
+    int topK = shape.moe().map(moe -> moe.topK()).orElse(1);
+    CalibrationMemory.estimate(options.nsamples(), options.seqlen(), shape.hidden(), CalibrationMemory.widestPerToken(layout, topK),
+            options.chunkSize(), options.partitions() > 0 ? options.partitions() : defaultPartitions)
+        .check(String.format(Locale.ROOT, "%d samples x %d tokens (--nsamples, --seqlen)", options.nsamples(), options.seqlen()), executors);
   }
 
   public ShrinkReport run() throws IOException {
-    return run(check(spark.sparkContext().hadoopConfiguration(), options));
+    return run(check(spark.sparkContext().hadoopConfiguration(), options,
+        CalibrationMemory.Executors.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism()));
   }
 
   /** Runs on inputs already opened and checked: the CLI checks them before it starts Spark. */
@@ -86,13 +150,13 @@ public final class ShrinkJob {
     HadoopFileIO io = new HadoopFileIO(conf);
     ModelArchive archive = inputs.archive();
     ModelShape shape = inputs.shape();
-    Tokenizer tokenizer = inputs.tokenizer();
-    int[][] samples = CalibrationSamples.sample(io, options.calibration(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
+    int[][] samples = inputs.samples();
 
     String runId = UUID.randomUUID().toString().substring(0, 8);
     String jobGroup = "sparkprune-shrink-" + runId;
     spark.sparkContext().setJobGroup(jobGroup, "sparkprune shrink " + options.model(), false);
-    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite());
+    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite(), FaultInjection.NONE,
+        OutputGuard.inputs(options.asPruneOptions(options.model(), options.out(), options.overwrite())));
     try {
       JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
       Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));

@@ -34,8 +34,7 @@ public final class CalibratedScoring {
     }
     if (options.statistics().isPresent()) {
       String directory = options.statistics().get();
-      List<String> keys = StatisticsFiles.checkManifest(run.io(), directory, run.modelFingerprint(),
-          Scoring.hessianStorage(options, plan) != CalibrationStatistics.HessianStorage.NONE);
+      List<String> keys = StatisticsFiles.checkManifest(run.io(), directory, run.modelFingerprint(), StatisticsFiles.hessianUser(options, plan));
       JavaPairRDD<String, CalibrationStatistics> saved =
           run.jsc().parallelize(keys, Math.max(1, keys.size())).mapToPair(new StatisticsFiles.Load(run.context(), directory));
       List<LinearResult> results = run.scoring().score(plan, saved);
