@@ -3,6 +3,7 @@ package dev.sparkprune.tensorio;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -62,28 +63,40 @@ public final class SafetensorsHeader {
    * that overlap, leave holes or run past the data.
    */
   public static SafetensorsHeader parse(String location, byte[] json, long dataLength) {
-    JsonNode root;
+    try {
+      return parse(location, new java.io.ByteArrayInputStream(json), dataLength);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  /**
+   * As {@link #parse(String, byte[], long)}, streaming: the header is read entry by entry and
+   * only the tensors' descriptions are kept, never the JSON text or a tree of all of it, so
+   * memory is what the tensor list takes. IOExceptions are those of {@code json}.
+   */
+  public static SafetensorsHeader parse(String location, java.io.InputStream json, long dataLength) throws IOException {
+    List<TensorInfo> tensors = new ArrayList<>();
+    Map<String, String> metadata = new LinkedHashMap<>();
     try (JsonParser parser = STRICT_JSON.createParser(json)) {
-      root = STRICT_JSON.readTree(parser);
+      ValidationException.check(
+          parser.nextToken() == JsonToken.START_OBJECT, "Invalid safetensors header in %s: expected a JSON object", location);
+      while (parser.nextToken() == JsonToken.FIELD_NAME) {
+        String name = parser.currentName();
+        parser.nextToken();
+        // One entry's tree at a time: a tensor's dtype, shape and offsets, or the metadata.
+        JsonNode value = parser.readValueAsTree();
+        if (METADATA_KEY.equals(name)) {
+          readMetadata(location, value, metadata);
+        } else {
+          tensors.add(readTensor(location, name, value, dataLength));
+        }
+      }
       ValidationException.check(
           parser.nextToken() == null, "Invalid safetensors header in %s: trailing data after the JSON object", location);
     } catch (JsonProcessingException e) {
       throw new ValidationException(
           "Invalid safetensors header in " + location + ": not valid JSON (" + e.getOriginalMessage() + ")");
-    } catch (IOException e) {
-      throw new ValidationException("Invalid safetensors header in " + location + ": " + e.getMessage());
-    }
-    ValidationException.check(
-        root != null && root.isObject(), "Invalid safetensors header in %s: expected a JSON object", location);
-
-    List<TensorInfo> tensors = new ArrayList<>();
-    Map<String, String> metadata = new LinkedHashMap<>();
-    for (Map.Entry<String, JsonNode> field : root.properties()) {
-      if (METADATA_KEY.equals(field.getKey())) {
-        readMetadata(location, field.getValue(), metadata);
-      } else {
-        tensors.add(readTensor(location, field.getKey(), field.getValue(), dataLength));
-      }
     }
     tensors.sort(Comparator.comparingLong(TensorInfo::begin).thenComparingLong(TensorInfo::end));
     checkCoverage(location, tensors, dataLength);

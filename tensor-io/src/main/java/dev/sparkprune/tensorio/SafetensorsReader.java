@@ -13,8 +13,14 @@ import java.util.Map;
  * reads only the 8-byte length and the header; tensor data is read on request.
  */
 public final class SafetensorsReader implements Closeable {
-  /** Headers above this are refused before allocation: real headers are a few hundred KB. */
-  public static final long MAX_HEADER_BYTES = 100L * 1024 * 1024;
+  /**
+   * Headers above this are refused before anything is read. Real headers are a few hundred KB (a
+   * 128-expert, 48-layer MoE saved in one file would be about 3 MB); a hostile one near the
+   * format's own 100 MB limit describes millions of tensors, gigabytes to hold however it is parsed.
+   */
+  public static final long MAX_HEADER_BYTES = 16L << 20;
+  /** The header is parsed from positioned reads of this size, never held whole. */
+  private static final int HEADER_READ_BYTES = 64 << 10;
 
   private static final int COPY_CHUNK_BYTES = 8 << 20;
   private static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 16;
@@ -45,7 +51,7 @@ public final class SafetensorsReader implements Closeable {
       long headerLength = TensorCodec.readLongLE(prefix, 0);
       ValidationException.check(
           headerLength >= 0 && headerLength <= MAX_HEADER_BYTES,
-          "Invalid safetensors file %s: header length %s is over the %d-byte limit",
+          "Invalid safetensors file %s: header length %s is over the %d-byte limit (real headers are a few hundred KB)",
           location,
           Long.toUnsignedString(headerLength),
           MAX_HEADER_BYTES);
@@ -55,10 +61,8 @@ public final class SafetensorsReader implements Closeable {
           location,
           headerLength,
           fileLength);
-      byte[] json = new byte[(int) headerLength];
-      input.readFully(8, json, 0, json.length);
       long dataStart = 8 + headerLength;
-      SafetensorsHeader header = SafetensorsHeader.parse(location, json, fileLength - dataStart);
+      SafetensorsHeader header = SafetensorsHeader.parse(location, new HeaderStream(input, headerLength), fileLength - dataStart);
       return new SafetensorsReader(location, fileLength, dataStart, header, input);
     } catch (RuntimeException | IOException e) {
       input.close();
@@ -188,5 +192,59 @@ public final class SafetensorsReader implements Closeable {
   @Override
   public void close() throws IOException {
     input.close();
+  }
+
+  /** The header's bytes as a stream of positioned reads, {@link #HEADER_READ_BYTES} at a time. */
+  private static final class HeaderStream extends java.io.InputStream {
+    private final SeekableInput input;
+    private final long end;
+    private final byte[] buffer;
+    private long bufferStart = 8;
+    private int bufferLength;
+    private int at;
+
+    HeaderStream(SeekableInput input, long headerLength) {
+      this.input = input;
+      this.end = 8 + headerLength;
+      this.buffer = new byte[(int) Math.min(HEADER_READ_BYTES, Math.max(1, headerLength))];
+    }
+
+    @Override
+    public int read() throws IOException {
+      if (!fill()) {
+        return -1;
+      }
+      return buffer[at++] & 0xFF;
+    }
+
+    @Override
+    public int read(byte[] out, int offset, int length) throws IOException {
+      if (length == 0) {
+        return 0;
+      }
+      if (!fill()) {
+        return -1;
+      }
+      int count = Math.min(length, bufferLength - at);
+      System.arraycopy(buffer, at, out, offset, count);
+      at += count;
+      return count;
+    }
+
+    /** Whether bytes are available, reading the next block when the buffer is spent. */
+    private boolean fill() throws IOException {
+      if (at < bufferLength) {
+        return true;
+      }
+      long next = bufferStart + bufferLength;
+      if (next >= end) {
+        return false;
+      }
+      bufferLength = (int) Math.min(buffer.length, end - next);
+      input.readFully(next, buffer, 0, bufferLength);
+      bufferStart = next;
+      at = 0;
+      return true;
+    }
   }
 }

@@ -51,7 +51,7 @@ class TestHostileSafetensors {
   @Test
   void headerLengthOverTheCap() throws IOException {
     assertOpenFails(write("huge.safetensors", 200L << 20, "{}", 0))
-        .hasMessageContaining("header length 209715200 is over the 104857600-byte limit");
+        .hasMessageContaining("header length 209715200 is over the 16777216-byte limit (real headers are a few hundred KB)");
   }
 
   @Test
@@ -148,5 +148,61 @@ class TestHostileSafetensors {
   void missingDataOffsets() throws IOException {
     assertOpenFails(write("nooffsets.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4))
         .hasMessageContaining("tensor 'w' has no data_offsets array");
+  }
+
+  /**
+   * A 90 MB header is inside the format's 100 MB limit but describes over a million tensors: it
+   * cost 2.4 GB of memory to open. Refused from its length alone, before anything is read.
+   */
+  @Test
+  void aNinetyMegabyteHeaderIsRefusedBeforeItIsRead() throws IOException {
+    Path file = dir.resolve("ninety.safetensors");
+    long header = 90L << 20;
+    try (java.io.RandomAccessFile out = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+      out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header).array());
+      out.setLength(8 + header);
+    }
+    assertOpenFails(file).hasMessage("Invalid safetensors file %s: header length %d is over the 16777216-byte limit (real headers are a few"
+        + " hundred KB)", file, header);
+  }
+
+  /** Writes a header of {@code tensors} empty tensors (the least bytes per tensor a valid header allows). */
+  static Path manyTensors(Path file, int tensors) throws IOException {
+    StringBuilder json = new StringBuilder("{");
+    for (int i = 0; i < tensors; i++) {
+      json.append(i == 0 ? "" : ",").append(String.format(java.util.Locale.ROOT, "\"t%07d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}", i));
+    }
+    byte[] header = json.append('}').toString().getBytes(StandardCharsets.UTF_8);
+    ByteBuffer buffer = ByteBuffer.allocate(8 + header.length).order(ByteOrder.LITTLE_ENDIAN);
+    Files.write(file, buffer.putLong(header.length).put(header).array());
+    return file;
+  }
+
+  /** Opens a safetensors file and prints its tensor count: run in a JVM with a small heap. */
+  public static final class OpenOne {
+    public static void main(String[] args) throws IOException {
+      try (SafetensorsReader reader = SafetensorsReader.open(new HadoopFileIO(new Configuration()).newInputFile(args[0]))) {
+        System.out.println(reader.tensors().size());
+      }
+    }
+  }
+
+  /**
+   * The header is parsed as a stream, keeping only each tensor's description: 60,000 tensors in a
+   * 3.2 MB header open within a 32 MB heap, where parsing the header as one JSON tree runs out of
+   * memory. Run in a JVM of its own with -Xmx32m.
+   */
+  @Test
+  void aHeaderIsParsedInMemoryBoundedByItsTensors() throws Exception {
+    Path file = manyTensors(dir.resolve("many.safetensors"), 60_000);
+    java.util.List<String> command = new java.util.ArrayList<>(java.util.List.of(
+        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx32m", "-XX:+UseSerialGC",
+        "-cp", System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")), OpenOne.class.getName(), file.toString()));
+    Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+    String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    org.assertj.core.api.Assertions.assertThat(process.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    org.assertj.core.api.Assertions.assertThat(process.exitValue()).as(output).isZero();
+    // The last line: logging libraries may say something first.
+    org.assertj.core.api.Assertions.assertThat(output.strip().lines().reduce((first, second) -> second).orElse("")).isEqualTo("60000");
   }
 }

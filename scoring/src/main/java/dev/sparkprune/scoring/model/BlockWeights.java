@@ -46,6 +46,23 @@ public final class BlockWeights {
     return new BlockWeights(block, copy);
   }
 
+  /** The tensor holding the largest finite magnitude, with that magnitude; empty without tensors. */
+  public java.util.Optional<Map.Entry<String, Float>> largestMagnitude() {
+    Map.Entry<String, Float> largest = null;
+    for (Map.Entry<String, float[]> tensor : new java.util.TreeMap<>(tensors).entrySet()) {
+      float magnitude = 0;
+      for (float value : tensor.getValue()) {
+        if (Float.isFinite(value)) {
+          magnitude = Math.max(magnitude, Math.abs(value));
+        }
+      }
+      if (largest == null || magnitude > largest.getValue()) {
+        largest = Map.entry(tensor.getKey(), magnitude);
+      }
+    }
+    return java.util.Optional.ofNullable(largest);
+  }
+
   public long bytes() {
     long total = 0;
     for (float[] values : tensors.values()) {

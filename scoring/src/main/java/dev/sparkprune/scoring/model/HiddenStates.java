@@ -46,6 +46,27 @@ public final class HiddenStates implements Serializable {
     return values;
   }
 
+  /** The index of the first value that is NaN or infinite, or -1 when all are finite. */
+  public int firstNonFinite() {
+    for (int i = 0; i < values.length; i++) {
+      if (!Float.isFinite(values[i])) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** The largest finite magnitude among the values (0 for none). */
+  public float largestMagnitude() {
+    float largest = 0;
+    for (float value : values) {
+      if (Float.isFinite(value)) {
+        largest = Math.max(largest, Math.abs(value));
+      }
+    }
+    return largest;
+  }
+
   /** Sequences {@code [first, first + count)} as their own batch (a copy). */
   public HiddenStates slice(int first, int count) {
     float[] part = new float[count * length * width];

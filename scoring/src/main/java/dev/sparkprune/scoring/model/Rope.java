@@ -158,9 +158,13 @@ final class Rope {
         }
         return;
       case "llama3": {
-        double low = scaling.path("low_freq_factor").asDouble(1.0);
-        double high = scaling.path("high_freq_factor").asDouble(4.0);
-        double original = scaling.path("original_max_position_embeddings").asDouble(8192);
+        // Required (ForwardChecks refuses a config without them, as transformers does); no invented defaults.
+        double low = scaling.path("low_freq_factor").asDouble();
+        double high = scaling.path("high_freq_factor").asDouble();
+        // As transformers' standardize_rope_params: the config's own value, else max_position_embeddings.
+        double original = scaling.hasNonNull("original_max_position_embeddings")
+            ? scaling.get("original_max_position_embeddings").asDouble()
+            : config.optionalInt("original_max_position_embeddings").orElseGet(() -> config.requireInt("max_position_embeddings"));
         double lowWavelength = original / low;
         double highWavelength = original / high;
         for (int i = 0; i < inverseFrequency.length; i++) {

@@ -106,8 +106,12 @@ final class CalibrationSteps {
         while (partition.hasNext()) {
           SampleChunk chunk = partition.next();
           HiddenStates input = advanced == null ? chunk.hidden() : model.runBlock(advanced, chunk.hidden(), InputHook.NONE);
+          if (advanced != null) {
+            checkFinite(advanceBlock, chunk, chunk.hidden(), input, advanced);
+          }
           ChunkVisit<P> visit = visitor.start(collectBlock, chunk.index(), backend);
           HiddenStates output = model.runBlock(dense, input, visit);
+          checkFinite(collectBlock, chunk, input, output, dense);
           visit.finish(input, output).forEach(
               (key, partial) -> folds.computeIfAbsent(key, k -> new PairwiseFold<>(chunks, visitor)).addChunk(chunk.index(), partial));
           out.add(new StepOutput<>(chunk.with(keepDenseOutput ? output : input), List.of()));
@@ -130,6 +134,36 @@ final class CalibrationSteps {
       BlockWeights dense = dense(model, block);
       return BlockWeightsCache.get(BlockWeightsCache.key(context.staging(), block, edit.cacheKey()), () -> edit.apply(context, dense));
     }
+  }
+
+  /**
+   * Refuses a block whose output holds NaN or infinity, naming that block instead of letting a
+   * later layer's statistics report a NaN activation: finite inputs turned non-finite mean values
+   * beyond float32's range inside the block (a weight or an input near 3e38), the largest of which
+   * the message names. Non-finite inputs of the first block come from the embedding.
+   */
+  static void checkFinite(int block, SampleChunk chunk, HiddenStates input, HiddenStates output, BlockWeights weights) {
+    int bad = output.firstNonFinite();
+    if (bad < 0) {
+      return;
+    }
+    int badInput = input.firstNonFinite();
+    int width = output.width();
+    int length = output.length();
+    int at = badInput >= 0 ? badInput : bad;
+    float value = badInput >= 0 ? input.values()[badInput] : output.values()[bad];
+    String where = String.format(java.util.Locale.ROOT, "sample %d of chunk %d, token %d", at / width / length, chunk.index(), at / width % length);
+    if (badInput >= 0) {
+      throw new dev.sparkprune.tensorio.ValidationException(String.format(java.util.Locale.ROOT,
+          "Cannot calibrate block %d: its input holds %s (%s), from the embedding or an earlier block; check the model's weights",
+          block, value, where));
+    }
+    String largest = weights.largestMagnitude().map(entry -> String.format(java.util.Locale.ROOT, "%s in %s", entry.getValue(), entry.getKey()))
+        .orElse("none");
+    throw new dev.sparkprune.tensorio.ValidationException(String.format(java.util.Locale.ROOT,
+        "Cannot calibrate block %d: its output holds %s (%s) although its input is finite: values beyond float32's range inside the"
+            + " block; largest |weight| %s, largest |input| %s; check those weights (and norm epsilons in config.json)",
+        block, value, where, largest, input.largestMagnitude()));
   }
 
   static final class StatesOf<P extends Serializable> implements Function<StepOutput<P>, SampleChunk> {

@@ -29,7 +29,11 @@ final class BatchCommand implements Subcommand {
     ConfKeys.checkKnown(new org.apache.spark.SparkConf());
     String manifest = arguments.require("manifest");
     String outRoot = arguments.require("out-root");
-    List<Row> statuses = new BatchJob(SparkSessions.getOrCreate(arguments.value("master").orElse(null)), manifest, outRoot, out).run();
+    String master = arguments.value("master").orElse(null);
+    // Before Spark starts: a bad --master or a malformed manifest costs no session start-up.
+    SparkSessions.checkMaster(master);
+    BatchJob.checkManifest(SparkSessions.hadoopConfiguration(), manifest);
+    List<Row> statuses = new BatchJob(SparkSessions.getOrCreate(master), manifest, outRoot, out).run();
     long failed = statuses.stream().filter(row -> "FAILED".equals(row.getString(2))).count();
     out.printf("batch: %d models, %d failed; status table %s/_status%n", statuses.size(), failed, outRoot.replaceAll("/+$", ""));
     return failed == 0 ? Main.EXIT_OK : Main.EXIT_FAILURE;

@@ -37,6 +37,7 @@ public final class Main {
     // --verbose is accepted anywhere, as before the parser knew the commands.
     boolean verbose = rest.removeIf(arg -> arg.equals("--verbose"));
     ValidationFailureLogs.configure(verbose);
+    routeJavaLoggingToLog4j();
     CommandLine root = commandLine();
     try {
       if (rest.isEmpty()) {
@@ -65,7 +66,7 @@ public final class Main {
     } catch (ParameterException e) {
       return fail(err, e, Specs.message(e, rest), EXIT_BAD_INPUT, verbose);
     } catch (ValidationException | IllegalArgumentException e) {
-      return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);
+      return fail(err, e, FileSystemErrors.explain(e).orElse(e.getMessage()), EXIT_BAD_INPUT, verbose);
     } catch (FileNotFoundException e) {
       return fail(err, e, "File not found: " + e.getMessage(), EXIT_BAD_INPUT, verbose);
     } catch (FSError e) {
@@ -78,6 +79,10 @@ public final class Main {
       if (ValidationFailureLogs.isDiskFull(e)) {
         return fail(err, e, DISK_FULL, EXIT_BAD_INPUT, verbose);
       }
+      java.util.Optional<String> unreachable = FileSystemErrors.explain(e);
+      if (unreachable.isPresent()) {
+        return fail(err, e, unreachable.get(), EXIT_BAD_INPUT, verbose);
+      }
       if (e instanceof UncheckedIOException) {
         return fail(err, e, e.getMessage() + ": " + e.getCause().getMessage(), EXIT_FAILURE, verbose);
       }
@@ -88,6 +93,18 @@ public final class Main {
         }
       }
       return fail(err, e, e.getClass().getSimpleName() + ": " + firstLine(e.getMessage()), EXIT_FAILURE, verbose);
+    }
+  }
+
+  /**
+   * Lines logged through java.util.logging (the BLAS choice, netlib) go through log4j and its
+   * levels, as Spark routes them once it starts; before that, or without Spark (eval --text),
+   * they would reach the console at INFO through java.util.logging's own handler.
+   */
+  private static void routeJavaLoggingToLog4j() {
+    if (!org.slf4j.bridge.SLF4JBridgeHandler.isInstalled()) {
+      org.slf4j.bridge.SLF4JBridgeHandler.removeHandlersForRootLogger();
+      org.slf4j.bridge.SLF4JBridgeHandler.install();
     }
   }
 

@@ -6,6 +6,7 @@ import dev.sparkprune.jobs.prune.PruneKeys;
 import dev.sparkprune.jobs.prune.PruneOptionsResolver;
 import dev.sparkprune.jobs.prune.JobInputs;
 import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.output.PruneReport;
@@ -56,7 +57,9 @@ final class PruneCommand implements Subcommand {
     // Before Spark starts: a refused --out costs no session start-up.
     OutputGuard.check(conf, options.output());
     // The model, plan, tokenizer and calibration source are checked before Spark starts.
-    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options);
+    SparkConf sparkConf = new SparkConf();
+    CalibrationMemory.Executors executors = CalibrationMemory.Executors.of(master, sparkConf);
+    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options, executors, executors.defaultParallelism(sparkConf));
     SparkSession spark = SparkSessions.getOrCreate(master);
     PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);

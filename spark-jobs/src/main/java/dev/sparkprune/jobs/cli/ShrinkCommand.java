@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.options.OptionValues;
+import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.shrink.ShrinkJob;
 import dev.sparkprune.jobs.shrink.ShrinkKeys;
 import dev.sparkprune.jobs.shrink.ShrinkOptions;
@@ -46,7 +47,9 @@ final class ShrinkCommand implements Subcommand {
     String master = line.value("master").orElse(null);
     SparkSessions.checkMaster(master);
     // Before Spark starts: a refused request or --out costs no session start-up, and writes nothing.
-    ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options);
+    SparkConf sparkConf = new SparkConf();
+    CalibrationMemory.Executors executors = CalibrationMemory.Executors.of(master, sparkConf);
+    ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options, executors, executors.defaultParallelism(sparkConf));
     SparkSession spark = SparkSessions.getOrCreate(master);
     ShrinkReport report = options.thenPrune().isEmpty()
         ? new ShrinkJob(spark, options, out).run(inputs)

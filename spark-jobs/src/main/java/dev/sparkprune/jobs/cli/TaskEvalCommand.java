@@ -19,7 +19,9 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.Set;
@@ -34,7 +36,7 @@ import picocli.CommandLine.Model.CommandSpec;
  */
 final class TaskEvalCommand {
   /** The options of {@code eval --tasks} only. */
-  static final Set<String> OPTIONS = Set.of("task-format", "max-length", "partitions", "pass-size", "master", "report", "json");
+  static final Set<String> OPTIONS = Set.of("task-format", "max-length", "partitions", "pass-size", "master", "report", "overwrite", "json");
 
   private TaskEvalCommand() {}
 
@@ -46,7 +48,8 @@ final class TaskEvalCommand {
     spec.addOption(Specs.option("pass-size", "N", "--tasks: requests per forward pass. Default: "
         + TaskEvalOptions.REQUESTS_PER_PASS_DEFAULT + "."));
     spec.addOption(Specs.master());
-    spec.addOption(Specs.option("report", "URI", "--tasks: also write the JSON report there."));
+    spec.addOption(Specs.option("report", "URI", "--tasks: also write the JSON report there (a new file, or --overwrite)."));
+    spec.addOption(Specs.flag("overwrite", "--tasks: replace an existing --report file."));
     spec.addOption(Specs.flag("json", "--tasks: print the JSON report instead of the table."));
   }
 
@@ -56,10 +59,17 @@ final class TaskEvalCommand {
     List<String> files = taskFiles(line.require("tasks"));
     Optional<String> format = line.value("task-format");
     Optional<String> report = line.value("report");
+    SparkSessions.checkMaster(line.value("master").orElse(null));
 
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     if (report.isPresent()) {
-      TaskReport.checkTarget(io, report.get(), files);
+      // The report is an output: never the model or a task file, nor inside them; an existing file only with --overwrite.
+      Map<String, String> inputs = new LinkedHashMap<>();
+      inputs.put("--model", model);
+      for (int i = 0; i < files.size(); i++) {
+        inputs.put(files.size() == 1 ? "--tasks" : "--tasks file " + (i + 1), files.get(i));
+      }
+      TaskReport.checkTarget(io.conf(), report.get(), inputs, line.flag("overwrite"));
     }
     ModelArchive archive = ModelArchive.open(io, model);
     Tokenizer tokenizer = TokenizerLoader.load(archive);
@@ -114,7 +124,8 @@ final class TaskEvalCommand {
 
   private static List<String> taskFiles(String value) {
     List<String> files = new ArrayList<>();
-    for (String file : value.split(",")) {
+    // -1: trailing empty names count too, so "," and "a.jsonl," are refused rather than read as fewer files.
+    for (String file : value.split(",", -1)) {
       ValidationException.check(!file.isBlank(), "Invalid --tasks: %s (a comma-separated list of JSONL files)", value);
       files.add(file.trim());
     }

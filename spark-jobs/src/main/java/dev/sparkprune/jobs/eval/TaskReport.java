@@ -10,7 +10,11 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
+import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.output.OutputRequest;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
@@ -58,18 +62,13 @@ public final class TaskReport {
     }
   }
 
-  /** Refuses, before any work, a report path that is a folder or one of the task files. */
-  public static void checkTarget(HadoopFileIO io, String report, List<String> inputs) throws IOException {
-    Path path = new Path(report);
-    FileSystem fs = io.fileSystem(path);
-    Path qualified = fs.makeQualified(path);
-    ValidationException.check(
-        !fs.exists(path) || fs.getFileStatus(path).isFile(), "Invalid --report %s: it is a folder (give a file path)", report);
-    for (String input : inputs) {
-      Path inputPath = new Path(input);
-      ValidationException.check(
-          !io.fileSystem(inputPath).makeQualified(inputPath).equals(qualified), "Invalid --report %s: it is an input file", report);
-    }
+  /**
+   * Refuses, before any work, a report path the output rules forbid ({@link OutputGuard}): a
+   * folder, an input (the model, a task file) or a path inside one in any spelling or through
+   * symbolic links, an existing file without {@code overwrite}, an unwritable folder.
+   */
+  public static void checkTarget(Configuration conf, String report, Map<String, String> inputs, boolean overwrite) throws IOException {
+    OutputGuard.check(conf, OutputRequest.file("--report", report, overwrite, inputs));
   }
 
   /** Writes the report whole: to a temporary file beside it, then renamed over any earlier one. */

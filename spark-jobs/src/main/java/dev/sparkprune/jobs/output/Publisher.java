@@ -25,8 +25,17 @@ import org.apache.hadoop.fs.Path;
  * and fails with {@link CommitStateUnknownException}. A crash between the renames is the same
  * case. The next run on that output recovers under the lock before anything else: it restores
  * the set-aside output when {@code <out>} is missing, completes the publish when {@code <out>}
- * is the whole output of the interrupted run (its marker's files, sizes included), and refuses,
- * deleting nothing, when {@code <out>} is anything else.
+ * is the whole output of the interrupted run (its marker's files, sizes and digests), and
+ * refuses, deleting nothing, when {@code <out>} is anything else. Recovery touches a {@code
+ * <out>.replaced-<run>} folder only when this tool's own publish provably made it: the marker
+ * written before the first rename, in {@code <out>.staging-<run>} or (after the second) in
+ * {@code <out>}, names that run and this output. Any other folder of that name, and any input of
+ * the run, is never touched.
+ *
+ * <p>Each staging folder holds its owner ({@link RunOwner}: host, PID, start time) until it is
+ * published, and the publish lock names its holder the same way: a staging folder or a lock
+ * whose owner is provably dead (kill -9) is removed by the next run on that output instead of
+ * lingering or blocking it until {@link #STALE_LOCK_SECONDS}.
  */
 public final class Publisher implements StagedRun.Output {
   private static final String STAGING = ".staging-";
@@ -38,7 +47,9 @@ public final class Publisher implements StagedRun.Output {
   /**
    * Hadoop setting (Spark: {@code spark.hadoop.sparkprune.publish.stale-lock-seconds}): a publish
    * lock older than this was left by a run killed while publishing, which takes two renames, so
-   * it is removed. Default ten minutes.
+   * it is removed. Default ten minutes. A lock whose holder is provably dead ({@link RunOwner}: on
+   * this machine, its process gone) is removed at once; this age is the fallback for a holder
+   * that cannot be proved dead (another host, a lock from an earlier version).
    */
   public static final String STALE_LOCK_SECONDS = "sparkprune.publish.stale-lock-seconds";
 
@@ -48,6 +59,8 @@ public final class Publisher implements StagedRun.Output {
 
   private final FileSystem fs;
   private final Path out;
+  /** The output's qualified name, as the marker records it: what proves a set-aside folder is for this output. */
+  private final String qualifiedOut;
   private final Path staging;
   private final String runId;
   private final boolean overwrite;
@@ -60,6 +73,7 @@ public final class Publisher implements StagedRun.Output {
   private Publisher(FileSystem fs, Path out, Path staging, String runId, boolean overwrite, FaultProbe probe) {
     this.fs = fs;
     this.out = out;
+    this.qualifiedOut = fs.makeQualified(out).toString();
     this.staging = staging;
     this.runId = runId;
     this.overwrite = overwrite;
@@ -80,13 +94,23 @@ public final class Publisher implements StagedRun.Output {
 
   /** A run's output as {@link StagedRun} prepares it: this request's folder, with the run's probe. */
   public static StagedRun.OutputPreparer preparer(Configuration conf, OutputRequest request) {
-    return (runId, probe) -> prepare(conf, request.out(), runId, request.overwrite(), probe);
+    return (runId, probe) -> prepare(conf, request.out(), runId, request.overwrite(), probe, request.inputs());
   }
 
   public static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite, FaultProbe probe)
       throws IOException {
+    return prepare(conf, outLocation, runId, overwrite, probe, java.util.Map.of());
+  }
+
+  /**
+   * As above; {@code inputs} (name to location, as {@link OutputGuard#checkOutput} takes them)
+   * are never touched by recovery or by the removal of dead runs' staging folders.
+   */
+  public static Publisher prepare(Configuration conf, String outLocation, String runId, boolean overwrite, FaultProbe probe,
+      java.util.Map<String, String> inputs) throws IOException {
     Path out = new Path(outLocation);
-    FileSystem fs = out.getFileSystem(conf);
+    // Raw: the owner and lock files, renames and listings without Hadoop's checksum side files.
+    FileSystem fs = OutputMarker.raw(out.getFileSystem(conf));
     OutputGuard.checkParent(fs, out, "--out " + outLocation);
     Path parent = out.getParent();
     Publisher publisher = new Publisher(fs, out, new Path(parent, out.getName() + STAGING + runId), runId, overwrite, probe);
@@ -94,8 +118,12 @@ public final class Publisher implements StagedRun.Output {
       ValidationException.check(
           !fs.exists(out) || fs.getFileStatus(out).isDirectory(), "Invalid --out %s: it exists and is not a folder", outLocation);
       removeIfStale(fs, publisher.lock(), staleLockSeconds(conf));
-      publisher.recover();
+      publisher.recover(conf, inputs);
+      publisher.removeDeadStaging(conf, inputs);
     }
+    // A folder of that name is someone else's (run ids are random): never write into it or delete it.
+    ValidationException.check(!fs.exists(publisher.staging), "Cannot stage --out %s: %s already exists and is not this run's; move it away",
+        outLocation, publisher.staging);
     try {
       if (!fs.mkdirs(publisher.staging)) {
         throw new IOException("Cannot create staging folder " + publisher.staging);
@@ -103,6 +131,7 @@ public final class Publisher implements StagedRun.Output {
     } catch (org.apache.hadoop.security.AccessControlException | java.nio.file.AccessDeniedException e) {
       throw new ValidationException("Cannot write --out " + outLocation + ": permission denied creating " + publisher.staging, e);
     }
+    RunOwner.current(runId).write(fs, new Path(publisher.staging, RunOwner.NAME));
     return publisher;
   }
 
@@ -116,15 +145,13 @@ public final class Publisher implements StagedRun.Output {
       return;
     }
     Path lock = new Path(out.getParent(), out.getName() + LOCK);
-    long staleMillis = staleLockSeconds(conf) * 1000;
+    long staleSeconds = staleLockSeconds(conf);
     for (int attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
-      FileStatus status;
       try {
-        status = fs.getFileStatus(lock);
+        if (isStale(fs, lock, staleSeconds)) {
+          return;
+        }
       } catch (java.io.FileNotFoundException e) {
-        return;
-      }
-      if (System.currentTimeMillis() - status.getModificationTime() >= staleMillis) {
         return;
       }
       sleep(out);
@@ -142,30 +169,44 @@ public final class Publisher implements StagedRun.Output {
     return new Path(out.getParent(), out.getName() + LOCK);
   }
 
-  /** Resolves a publish a crash or a throwing rename interrupted, holding the lock; deletes only what is proven redundant. */
-  private void recover() throws IOException {
+  /**
+   * Resolves a publish a crash or a throwing rename interrupted, holding the lock; touches only a
+   * set-aside folder this tool's publish provably made, never an input, and deletes only what is
+   * proven redundant.
+   */
+  private void recover(Configuration conf, java.util.Map<String, String> inputs) throws IOException {
     Path replaced = null;
+    String interrupted = null;
     for (FileStatus sibling : fs.listStatus(out.getParent())) {
-      if (sibling.getPath().getName().startsWith(out.getName() + REPLACED)) {
-        replaced = sibling.getPath();
-        break;
+      String name = sibling.getPath().getName();
+      if (name.startsWith(out.getName() + REPLACED) && sibling.isDirectory()) {
+        String run = name.substring(out.getName().length() + REPLACED.length());
+        if (setAsideBy(run)) {
+          replaced = sibling.getPath();
+          interrupted = run;
+          break;
+        }
       }
     }
     if (replaced == null) {
       return;
     }
+    Optional<String> input = OutputGuard.touchedInput(conf, fs.makeQualified(replaced), inputs);
+    ValidationException.check(input.isEmpty(),
+        "Cannot recover --out %s: an interrupted publish left the earlier output in %s, and this run reads %s from there; "
+            + "move that folder back to %s (or elsewhere) by hand, then run again",
+        out, replaced, input.orElse(""), out);
     acquire(lock());
     try {
       if (!fs.exists(replaced)) {
         return;
       }
-      String interrupted = replaced.getName().substring(out.getName().length() + REPLACED.length());
       if (!fs.exists(out)) {
         ValidationException.check(fs.rename(replaced, out), "Cannot restore %s from %s: the rename failed; move it back by hand", out, replaced);
         return;
       }
       Optional<OutputMarker> marker = OutputMarker.read(fs, out);
-      boolean whole = marker.isPresent() && marker.get().runId().equals(interrupted) && marker.get().isWhole(OutputMarker.list(fs, out));
+      boolean whole = marker.isPresent() && marker.get().runId().equals(interrupted) && marker.get().isWhole(fs, out);
       ValidationException.check(whole,
           "Cannot publish %s: an interrupted publish left the earlier output in %s and something else in %s; "
               + "check them, keep the one you want as %s and delete the other",
@@ -178,15 +219,59 @@ public final class Publisher implements StagedRun.Output {
     }
   }
 
+  /**
+   * Whether {@code <out>.replaced-<run>} was set aside by this tool's publish of run {@code run}
+   * to this output: the marker written before the first rename names both, in that run's staging
+   * folder (the second rename did not happen) or in the output (it did).
+   */
+  private boolean setAsideBy(String run) throws IOException {
+    for (Path folder : new Path[] {new Path(out.getParent(), out.getName() + STAGING + run), out}) {
+      if (fs.exists(folder)) {
+        Optional<OutputMarker> marker = OutputMarker.read(fs, folder);
+        if (marker.isPresent() && marker.get().runId().equals(run) && marker.get().out().equals(qualifiedOut)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Deletes the {@code <out>.staging-<run>} folders of runs provably dead (killed while writing):
+   * only folders holding a {@link RunOwner} of this machine whose process is gone, never an input.
+   */
+  private void removeDeadStaging(Configuration conf, java.util.Map<String, String> inputs) throws IOException {
+    for (FileStatus sibling : fs.listStatus(out.getParent())) {
+      Path folder = sibling.getPath();
+      if (!sibling.isDirectory() || !folder.getName().startsWith(out.getName() + STAGING) || folder.getName().equals(staging.getName())) {
+        continue;
+      }
+      Optional<RunOwner> owner = RunOwner.read(fs, new Path(folder, RunOwner.NAME));
+      String run = folder.getName().substring(out.getName().length() + STAGING.length());
+      if (owner.isPresent() && owner.get().runId().equals(run) && owner.get().isProvablyDead()
+          && OutputGuard.touchedInput(conf, fs.makeQualified(folder), inputs).isEmpty()) {
+        fs.delete(folder, true);
+      }
+    }
+  }
+
   private static void removeIfStale(FileSystem fs, Path lock, long staleSeconds) throws IOException {
     try {
-      long age = System.currentTimeMillis() - fs.getFileStatus(lock).getModificationTime();
-      if (age >= staleSeconds * 1000) {
+      if (isStale(fs, lock, staleSeconds)) {
         fs.delete(lock, false);
       }
     } catch (java.io.FileNotFoundException e) {
       // No lock: nothing to do.
     }
+  }
+
+  /**
+   * A lock left by a run that died while publishing: its holder is provably dead ({@link
+   * RunOwner}), or it is older than {@code staleSeconds}, more than a publish (two renames) takes.
+   */
+  private static boolean isStale(FileSystem fs, Path lock, long staleSeconds) throws IOException {
+    long age = System.currentTimeMillis() - fs.getFileStatus(lock).getModificationTime();
+    return age >= staleSeconds * 1000 || RunOwner.read(fs, lock).map(RunOwner::isProvablyDead).orElse(false);
   }
 
   /** Tests shorten the wait for a held lock. */
@@ -212,7 +297,8 @@ public final class Publisher implements StagedRun.Output {
   /** Moves the staged output into place; an earlier output is replaced only after this run succeeded. */
   @Override
   public void publish() throws IOException {
-    OutputMarker.write(fs, staging, runId);
+    // Before any rename: the marker names this run and this output, which later proves a set-aside folder is ours.
+    OutputMarker.write(fs, staging, runId, qualifiedOut);
     Path lock = lock();
     acquire(lock);
     try {
@@ -222,6 +308,8 @@ public final class Publisher implements StagedRun.Output {
     } finally {
       fs.delete(lock, false);
     }
+    // The run's owner file came along with the staging folder; listings skip it, but it is no part of the output.
+    fs.delete(new Path(out, RunOwner.NAME), false);
   }
 
   private void acquire(Path lock) throws IOException {
@@ -251,17 +339,21 @@ public final class Publisher implements StagedRun.Output {
    * NIO's exclusive create.
    */
   private void createExclusively(Path lock) throws IOException {
-    if ("file".equals(fs.getScheme())) {
-      java.nio.file.Files.createFile(java.nio.file.Paths.get(fs.makeQualified(lock).toUri()));
+    byte[] owner = RunOwner.current(runId).toJson();
+    if ("file".equals(fs.getUri().getScheme())) {
+      java.nio.file.Files.write(OutputGuard.localPath(fs.makeQualified(lock)), owner, java.nio.file.StandardOpenOption.CREATE_NEW,
+          java.nio.file.StandardOpenOption.WRITE);
       return;
     }
     try (var stream = fs.create(lock, false)) {
-      stream.write(runId.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      stream.write(owner);
     }
   }
 
   private void swap() throws IOException {
     Path replaced = new Path(out.getParent(), out.getName() + REPLACED + runId);
+    // Renaming onto an existing folder would move the output into it: a folder of that name is not ours.
+    ValidationException.check(!fs.exists(replaced), "Cannot publish %s: %s already exists and is not this run's; move it away", out, replaced);
     boolean hadOutput = fs.exists(out);
     if (hadOutput && !rename(out, replaced)) {
       throw new IOException("Cannot publish: renaming the earlier output " + out + " aside failed; it is untouched");

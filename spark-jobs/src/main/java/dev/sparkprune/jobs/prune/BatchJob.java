@@ -1,7 +1,8 @@
 package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.jobs.output.OutputGuard;
-import dev.sparkprune.jobs.output.Publisher;
+import dev.sparkprune.jobs.output.OutputMarker;
+import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -62,6 +63,10 @@ public final class BatchJob {
       .add("run_id", DataTypes.StringType, false);
 
   private static final ObjectMapper JSON = new ObjectMapper();
+  /** A manifest has one small row per model; a larger file is not one. */
+  static final long MAX_MANIFEST_BYTES = 64L << 20;
+  /** The status table's folder under --out-root. */
+  static final String STATUS = "_status";
 
   private final SparkSession spark;
   private final String manifest;
@@ -78,6 +83,7 @@ public final class BatchJob {
   /** Runs the batch and returns its status rows (also appended to the status table). */
   public List<Row> run() throws IOException {
     HadoopFileIO io = new HadoopFileIO(spark.sparkContext().hadoopConfiguration());
+    checkManifest(io.conf(), manifest);
     List<Row> entries = readManifest(io);
     List<String> names = names(entries);
     checkOutputs(io, entries, names);
@@ -118,13 +124,79 @@ public final class BatchJob {
       statuses.add(RowFactory.create(name, model == null ? "" : model, status, error, seconds, fingerprint, settings, out,
           new Timestamp(System.currentTimeMillis()), runId));
     }
-    spark.createDataFrame(statuses, STATUS_SCHEMA).coalesce(1).write().mode(SaveMode.Append).partitionBy("run_id")
-        .parquet(io.resolve(outRoot, "_status"));
+    String status = io.resolve(outRoot, STATUS);
+    spark.createDataFrame(statuses, STATUS_SCHEMA).coalesce(1).write().mode(SaveMode.Append).partitionBy("run_id").parquet(status);
+    // The next batch writes into this table only while it holds what sparkprune wrote and nothing else.
+    OutputMarker.mark(io.conf(), status, runId);
     return statuses;
   }
 
+  /**
+   * Checks a manifest before Spark starts, so that a malformed one is one line instead of a
+   * failed Spark job: a regular file of at most {@value #MAX_MANIFEST_BYTES} bytes; JSONL lines
+   * that are JSON objects, CSV that is UTF-8 text with a header, Parquet with a readable footer.
+   */
+  public static void checkManifest(org.apache.hadoop.conf.Configuration conf, String manifest) throws IOException {
+    org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(manifest);
+    org.apache.hadoop.fs.FileSystem fs = path.getFileSystem(conf);
+    org.apache.hadoop.fs.FileStatus status;
+    try {
+      status = fs.getFileStatus(path);
+    } catch (java.io.FileNotFoundException e) {
+      throw new ValidationException("Cannot read --manifest " + manifest + ": file not found");
+    }
+    ValidationException.check(!status.isDirectory(), "Invalid --manifest %s: it is a folder; give one JSONL, CSV or Parquet file", manifest);
+    boolean regular = status.isFile()
+        && (!"file".equals(fs.getUri().getScheme()) || java.nio.file.Files.isRegularFile(OutputGuard.localPath(fs.makeQualified(path))));
+    ValidationException.check(regular, "Invalid --manifest %s: not a regular file (a device or pipe); give a JSONL, CSV or Parquet file", manifest);
+    String lower = manifest.toLowerCase(Locale.ROOT);
+    if (lower.endsWith(".parquet")) {
+      try {
+        org.apache.parquet.hadoop.ParquetFileReader.readFooter(conf, path);
+      } catch (IOException | RuntimeException e) {
+        throw new ValidationException("Invalid --manifest " + manifest + ": not a readable Parquet file (" + firstLine(e.getMessage()) + ")");
+      }
+      return;
+    }
+    ValidationException.check(status.getLen() <= MAX_MANIFEST_BYTES,
+        "Invalid --manifest %s: %d bytes, over the limit of %d for a manifest (one row per model)", manifest, status.getLen(), MAX_MANIFEST_BYTES);
+    byte[] bytes = dev.sparkprune.tensorio.io.InputFiles.readAll(new HadoopFileIO(conf).newInputFile(manifest), MAX_MANIFEST_BYTES);
+    String text;
+    try {
+      text = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+          .decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+    } catch (java.nio.charset.CharacterCodingException e) {
+      throw new ValidationException("Invalid --manifest " + manifest + ": not UTF-8 text (a binary file?); give a JSONL, CSV or Parquet file");
+    }
+    ValidationException.check(text.indexOf('\0') < 0, "Invalid --manifest %s: it holds NUL bytes (a binary file?); give a JSONL, CSV or Parquet file", manifest);
+    if (lower.endsWith(".csv")) {
+      String header = text.lines().findFirst().orElse("");
+      ValidationException.check(!header.isBlank(), "Invalid --manifest %s: no header line (CSV manifests name their columns first)", manifest);
+      return;
+    }
+    int number = 0;
+    for (String line : (Iterable<String>) text.lines()::iterator) {
+      number++;
+      if (line.isBlank()) {
+        continue;
+      }
+      JsonNode row;
+      try {
+        row = JSON.readTree(line);
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        throw new ValidationException("Invalid --manifest " + manifest + " line " + number + ": not valid JSON (" + e.getOriginalMessage() + ")");
+      }
+      ValidationException.check(row != null && row.isObject(),
+          "Invalid --manifest %s line %d: expected one JSON object per line, found %s", manifest, number, row == null ? "nothing" : row.getNodeType());
+    }
+  }
+
+  private static String firstLine(String message) {
+    return message == null ? "" : message.lines().findFirst().orElse("");
+  }
+
   private List<Row> readManifest(HadoopFileIO io) throws IOException {
-    ValidationException.check(io.exists(manifest), "Cannot read --manifest %s: file not found", manifest);
     String lower = manifest.toLowerCase(Locale.ROOT);
     Dataset<Row> rows;
     if (lower.endsWith(".parquet")) {
@@ -198,10 +270,15 @@ public final class BatchJob {
     if (name.chars().anyMatch(c -> Character.isISOControl(c))) {
       return "contains a control character";
     }
+    // Invisible format characters: a right-to-left override (U+202E) shows "evil\u202Etxt.exe" as "evilexe.txt".
+    int format = name.codePoints().filter(c -> Character.getType(c) == Character.FORMAT).findFirst().orElse(-1);
+    if (format >= 0) {
+      return String.format(Locale.ROOT, "contains the invisible formatting character U+%04X", format);
+    }
     if (!name.strip().equals(name)) {
       return "starts or ends with a space";
     }
-    if (name.equalsIgnoreCase("_status")) {
+    if (name.equalsIgnoreCase(STATUS)) {
       return "is the status table's folder";
     }
     for (String reserved : List.of(".staging-", ".replaced-", ".publish-lock")) {
@@ -214,7 +291,8 @@ public final class BatchJob {
 
   private static String printable(String text) {
     StringBuilder out = new StringBuilder();
-    text.codePoints().forEach(c -> out.append(Character.isISOControl(c) ? String.format(Locale.ROOT, "\\u%04x", c) : Character.toString(c)));
+    text.codePoints().forEach(c -> out.append(Character.isISOControl(c) || Character.getType(c) == Character.FORMAT
+        ? String.format(Locale.ROOT, "\\u%04x", c) : Character.toString(c)));
     return out.toString();
   }
 
@@ -234,17 +312,10 @@ public final class BatchJob {
       }
     }
     org.apache.hadoop.conf.Configuration conf = io.conf();
-    String status = io.resolve(outRoot, "_status");
-    OutputGuard.checkSeparate(conf, "status table", status, inputs);
-    org.apache.hadoop.fs.Path statusPath = new org.apache.hadoop.fs.Path(status);
-    OutputGuard.checkParent(statusPath.getFileSystem(conf), statusPath, "--out-root " + outRoot);
+    // The status table is an output too: never an input, and written into only when sparkprune wrote all of it.
+    OutputGuard.check(conf, OutputRequest.appendedFolder("status table", io.resolve(outRoot, STATUS), inputs));
     for (int i = 0; i < entries.size(); i++) {
-      String out = io.resolve(outRoot, names.get(i));
-      String label = "output of row " + (i + 1);
-      OutputGuard.checkSeparate(conf, label, out, inputs);
-      org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(out);
-      OutputGuard.checkReplaceable(path.getFileSystem(conf), path, label + " " + out, overwrite(entries.get(i)));
-      Publisher.checkNotLocked(conf, path);
+      OutputGuard.check(conf, OutputRequest.folder("output of row " + (i + 1), io.resolve(outRoot, names.get(i)), overwrite(entries.get(i)), inputs));
     }
   }
 

@@ -1,7 +1,11 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.calibration.CalibrationMemory;
+import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.prune.plan.Fingerprints;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.prune.score.StatisticsFiles;
 import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.tensorio.ValidationException;
@@ -20,8 +24,10 @@ import java.util.Optional;
 /**
  * What the prune job's driver reads and checks before any Spark work: the archive's config,
  * headers and layout, the plan with the per-layer rules, and, when the run calibrates on text,
- * the tokenizer, the calibration source and --seqlen against the model's context. All of it is
- * headers and small files, so the CLI opens it before starting Spark: a bad archive or option
+ * the tokenizer, the calibration source and --seqlen against the model's context, the sampled
+ * calibration windows (text tokenized, or pre-tokenized rows checked against the vocabulary),
+ * and saved statistics ({@code --stats}) against the model. All of it is headers, small files
+ * and the driver's token ids, so the CLI opens it before starting Spark: a bad archive or option
  * fails in the seconds {@code inspect} takes, and nothing found here can fail inside a task.
  */
 public final class JobInputs {
@@ -35,19 +41,38 @@ public final class JobInputs {
   public final boolean needsCalibration;
   /** The archive's tokenizer, when the run samples calibration windows from text. */
   public final Optional<Tokenizer> tokenizer;
+  /** The calibration windows (nsamples x seqlen token ids), sampled once before Spark starts; none when the run samples none. */
+  public final CalibrationSource calibration;
 
   private JobInputs(
       ModelArchive archive, ModelLayout layout, List<PlannedLinear> plan, int prunableLinears, boolean needsCalibration,
-      Optional<Tokenizer> tokenizer) {
+      Optional<Tokenizer> tokenizer, CalibrationSource calibration) {
     this.archive = archive;
     this.layout = layout;
     this.plan = List.copyOf(plan);
     this.prunableLinears = prunableLinears;
     this.needsCalibration = needsCalibration;
     this.tokenizer = tokenizer;
+    this.calibration = calibration;
   }
 
+  /** Opens and checks the inputs without a memory check: for callers that calibrate in this JVM's own terms (tests). */
   public static JobInputs open(HadoopFileIO io, PruneOptions options) throws IOException {
+    return open(io, options, Optional.empty(), 0);
+  }
+
+  /**
+   * Opens and checks the inputs; before sampling, refuses a calibration the executors cannot hold
+   * ({@link CalibrationMemory}). {@code defaultPartitions}: the calibration partitions when
+   * --partitions is not given.
+   */
+  public static JobInputs open(HadoopFileIO io, PruneOptions options, CalibrationMemory.Executors executors, int defaultPartitions)
+      throws IOException {
+    return open(io, options, Optional.of(executors), defaultPartitions);
+  }
+
+  private static JobInputs open(HadoopFileIO io, PruneOptions options, Optional<CalibrationMemory.Executors> executors,
+      int defaultPartitions) throws IOException {
     ModelArchive archive = ModelArchive.open(io, options.model());
     ModelLayout layout = Architectures.layout(archive);
     List<PlannedLinear> plan = new ArrayList<>();
@@ -81,7 +106,30 @@ public final class JobInputs {
           rows >= options.nsamples(), "Cannot calibrate on %s: it has %d input_ids rows, fewer than --nsamples %d", calibration, rows,
           options.nsamples());
     }
-    return new JobInputs(archive, layout, plan, prunable, needsCalibration, tokenizer);
+    // Saved statistics are checked against this model and what the plan needs before any work.
+    if (needsCalibration && options.statistics().isPresent()) {
+      StatisticsFiles.checkManifest(io, options.statistics().get(), Fingerprints.model(archive), options.scoring().hessianUser(plan));
+    }
+    if (tokenizer.isPresent() && executors.isPresent()) {
+      checkCalibrationMemory(archive, layout, options, executors.get(), defaultPartitions);
+    }
+    CalibrationSource calibration = tokenizer.isPresent()
+        ? CalibrationSource.sample(io, options.calibrationSettings(), tokenizer.get())
+        : CalibrationSource.none();
+    return new JobInputs(archive, layout, plan, prunable, needsCalibration, tokenizer, calibration);
+  }
+
+  /**
+   * Refuses a calibration that the executors cannot hold ({@link CalibrationMemory}): the cached
+   * hidden states of the samples in total and per partition, and a task's activations.
+   * {@code partitions} is what the calibration pass will use when --partitions is not given.
+   */
+  private static void checkCalibrationMemory(ModelArchive archive, ModelLayout layout, PruneOptions options,
+      CalibrationMemory.Executors executors, int defaultPartitions) {
+    int topK = dev.sparkprune.tensorio.arch.MixtureOfExperts.of(archive.config()).map(moe -> moe.topK()).orElse(1);
+    long hidden = layout.linears().get(0).inFeatures();
+    CalibrationMemory.check(options.calibrationSettings(), hidden, CalibrationMemory.widestPerToken(layout, topK), executors,
+        defaultPartitions);
   }
 
   /**

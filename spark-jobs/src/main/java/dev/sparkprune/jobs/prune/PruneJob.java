@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.Publisher;
@@ -48,7 +49,9 @@ public final class PruneJob {
   }
 
   public PruneReport run() throws IOException {
-    return run(JobInputs.open(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options));
+    // Batches and nested runs open their inputs here, with this session's executors.
+    return run(JobInputs.open(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options,
+        CalibrationMemory.Executors.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism()));
   }
 
   /** Runs on inputs already opened and checked: the CLI opens them before it starts Spark. */
@@ -59,14 +62,12 @@ public final class PruneJob {
     HadoopFileIO io = new HadoopFileIO(conf);
     OutputGuard.check(conf, options.output());
 
-    // 1. Plan: headers only; the calibration windows sampled and fingerprinted on the driver.
+    // 1. Plan: headers only; the calibration windows, sampled on the driver before Spark started (JobInputs), fingerprinted.
     PruneReport.Builder report = PruneReport.builder(options.reportConfiguration(spark.sparkContext().master()));
     String modelFingerprint = Fingerprints.model(inputs.archive);
     report.model(inputs.layout, modelFingerprint);
     logPlan(log, inputs);
-    CalibrationSource calibration = inputs.tokenizer.isPresent()
-        ? CalibrationSource.sample(io, options.calibrationSettings(), inputs.tokenizer.get())
-        : CalibrationSource.none();
+    CalibrationSource calibration = inputs.calibration;
     if (!calibration.isEmpty()) {
       report.calibrationFingerprint(calibration.fingerprint());
     }

@@ -62,6 +62,10 @@ public final class PruneOptionsResolver {
     if (!values.isSet(PruneKeys.SEQLEN) && options.calibration().isPresent()) {
       OptionalInt length = inputs.tokenRowLength(options.calibration().get());
       if (length.isPresent()) {
+        // Named as the rows' fault: the user gave no --seqlen.
+        ValidationException.check(length.getAsInt() >= 2,
+            "Invalid calibration rows %s: the first input_ids row holds %d ids; a sample needs at least 2 tokens",
+            options.calibration().get(), length.getAsInt());
         builder.seqlen(length.getAsInt());
         inferred = true;
       }

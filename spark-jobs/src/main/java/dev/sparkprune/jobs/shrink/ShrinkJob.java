@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.shrink;
 
+import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.Publisher;
@@ -8,7 +9,9 @@ import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.structure.ChunkSummary;
+import dev.sparkprune.scoring.structure.KeepCounts;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
+import dev.sparkprune.scoring.structure.ShrinkSettings;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -49,15 +52,33 @@ public final class ShrinkJob {
     this.log = new ProgressLog(progress, "shrink");
   }
 
-  /** The opened and checked inputs of a run: {@link #check} makes them once, before Spark starts. */
-  public record Inputs(ModelArchive archive, ModelShape shape, Tokenizer tokenizer) {}
+  /**
+   * The opened and checked inputs of a run, with its calibration windows: {@link #check} makes
+   * them once, before Spark starts (shrink then prune embeds the same windows).
+   */
+  public record Inputs(ModelArchive archive, ModelShape shape, Tokenizer tokenizer, CalibrationSource calibration) {}
 
-  /** Checks everything that needs no Spark: the model, the request, --out, the tokenizer and --seqlen. */
+  /**
+   * Checks everything that needs no Spark: the model, the request (and --then-prune's pattern
+   * against the shrunk widths), --out, the tokenizer and --seqlen; samples the calibration windows.
+   */
   public static Inputs check(Configuration conf, ShrinkOptions options) throws IOException {
+    return check(conf, options, java.util.Optional.empty(), 0);
+  }
+
+  /** As {@link #check(Configuration, ShrinkOptions)}, refusing before sampling what the executors cannot hold ({@link CalibrationMemory}). */
+  public static Inputs check(Configuration conf, ShrinkOptions options, CalibrationMemory.Executors executors, int defaultPartitions)
+      throws IOException {
+    return check(conf, options, java.util.Optional.of(executors), defaultPartitions);
+  }
+
+  private static Inputs check(Configuration conf, ShrinkOptions options, java.util.Optional<CalibrationMemory.Executors> executors,
+      int defaultPartitions) throws IOException {
     HadoopFileIO io = new HadoopFileIO(conf);
     ModelArchive archive = ModelArchive.open(io, options.model());
     ModelShape shape = ModelShape.of(archive.config());
     options.settings().checkAgainst(shape);
+    checkPatternFits(options, shape);
     OutputGuard.check(conf, options.output());
     int maxPositions = Models.maxPositions(archive.config(), shape.modelType());
     ValidationException.check(
@@ -66,11 +87,61 @@ public final class ShrinkJob {
         options.seqlen(), maxPositions);
     Tokenizer tokenizer = TokenizerLoader.load(archive);
     Models.checkTokenizer(archive, tokenizer);
-    return new Inputs(archive, shape, tokenizer);
+    if (executors.isPresent()) {
+      checkCalibrationMemory(archive, shape, options, executors.get(), defaultPartitions);
+    }
+    CalibrationSource calibration = CalibrationSource.sample(io, options.calibrationSettings(), tokenizer);
+    return new Inputs(archive, shape, tokenizer, calibration);
+  }
+
+  /**
+   * --then-prune with an N:M pattern prunes the shrunk model: M must divide every width its
+   * linears read (the hidden size, the kept attention width, the kept MLP channels, the experts'
+   * widths), which the shrink settings fix before any statistics are gathered.
+   */
+  private static void checkPatternFits(ShrinkOptions options, ModelShape shape) {
+    if (options.thenPrune().isEmpty() || !options.thenTarget().isStructured()) {
+      return;
+    }
+    ShrinkSettings settings = options.settings();
+    java.util.Map<String, Integer> widths = new java.util.LinkedHashMap<>();
+    widths.put("the linears reading hidden states (hidden_size)", shape.hidden());
+    int kvGroups = KeepCounts.kvGroups(shape.kvHeads(), settings.headsKeep());
+    widths.put("o_proj after --heads-keep (kept heads x head_dim)", kvGroups * shape.headsPerGroup() * shape.headDim());
+    if (shape.hasDenseMlp()) {
+      widths.put("down_proj after --mlp-keep (kept MLP channels)", KeepCounts.mlpChannels(shape.intermediate(), settings.mlpKeep()));
+    }
+    shape.moe().ifPresent(moe -> {
+      widths.put("the experts' down_proj (moe_intermediate_size)", moe.expertIntermediate());
+      if (moe.hasSharedExpert()) {
+        widths.put("the shared expert's down_proj (shared_expert_intermediate_size)", moe.sharedIntermediate());
+      }
+    });
+    widths.forEach((what, width) -> ValidationException.check(width % options.thenTarget().groupSize() == 0,
+        "Cannot use --then-prune with --pattern %s: M = %d does not divide %s, %d wide; choose a pattern whose M divides it",
+        options.thenTarget(), options.thenTarget().groupSize(), what, width));
+  }
+
+  /**
+   * Refuses calibration windows the executors cannot hold ({@link CalibrationMemory}); {@code
+   * defaultPartitions} is what the job uses when --partitions is not given.
+   */
+  private static void checkCalibrationMemory(ModelArchive archive, ModelShape shape, ShrinkOptions options,
+      CalibrationMemory.Executors executors, int defaultPartitions) {
+    dev.sparkprune.tensorio.arch.ModelLayout layout = dev.sparkprune.tensorio.arch.Architectures.layout(archive);
+    int topK = shape.moe().map(moe -> moe.topK()).orElse(1);
+    CalibrationMemory.check(options.calibrationSettings(), shape.hidden(), CalibrationMemory.widestPerToken(layout, topK), executors,
+        defaultPartitions);
+  }
+
+  /** As {@link #check(Configuration, ShrinkOptions, CalibrationMemory.Executors, int)}, for a session already started: its executors. */
+  public static Inputs check(SparkSession spark, ShrinkOptions options) throws IOException {
+    return check(spark.sparkContext().hadoopConfiguration(), options,
+        CalibrationMemory.Executors.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism());
   }
 
   public ShrinkReport run() throws IOException {
-    return run(check(spark.sparkContext().hadoopConfiguration(), options));
+    return run(check(spark, options));
   }
 
   /** Runs on inputs already opened and checked: the CLI checks them before it starts Spark. */
@@ -79,20 +150,13 @@ public final class ShrinkJob {
       throw new IllegalStateException("Cannot prune in the shrink job: --then-prune runs through workflow.ShrinkThenPrune");
     }
     Configuration conf = spark.sparkContext().hadoopConfiguration();
-    CalibrationSource calibration = sample(inputs);
     return StagedRun.start(spark, "shrink", options.model()).publish(Publisher.preparer(conf, options.output()), log,
-        run -> finish(run, shrinkInto(run, inputs, calibration, "model")));
+        run -> finish(run, shrinkInto(run, inputs, inputs.calibration(), "model")));
   }
 
   /** The run's progress log ("[shrink  12.3s] ..."). */
   public ProgressLog log() {
     return log;
-  }
-
-  /** The calibration windows, sampled on the driver before the run starts. */
-  public CalibrationSource sample(Inputs inputs) throws IOException {
-    return CalibrationSource.sample(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options.calibrationSettings(),
-        inputs.tokenizer());
   }
 
   /**

@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.spark;
 
+import org.apache.spark.JobExecutionStatus;
 import org.apache.spark.SparkContext;
 import org.apache.spark.SparkJobInfo;
 import org.apache.spark.SparkStageInfo;
@@ -18,7 +19,11 @@ public final class JobGroups {
    * task running.
    */
   public static void cancelAndAwait(SparkContext context, String jobGroup) {
-    context.cancelJobGroup(jobGroup);
+    // A group with no running job has nothing to cancel (Spark would log a warning saying so after
+    // every failure); tasks of its failed job may still run, so the wait below is still needed.
+    if (hasRunningJob(context, jobGroup)) {
+      context.cancelJobGroup(jobGroup);
+    }
     long deadline = System.nanoTime() + WAIT_NANOS;
     while (System.nanoTime() < deadline) {
       int running = 0;
@@ -39,5 +44,15 @@ public final class JobGroups {
         return;
       }
     }
+  }
+
+  private static boolean hasRunningJob(SparkContext context, String jobGroup) {
+    for (int jobId : context.statusTracker().getJobIdsForGroup(jobGroup)) {
+      SparkJobInfo job = context.statusTracker().getJobInfo(jobId).getOrElse(() -> null);
+      if (job != null && job.status() == JobExecutionStatus.RUNNING) {
+        return true;
+      }
+    }
+    return false;
   }
 }

@@ -24,12 +24,62 @@ public final class SparkSessions {
   private static final Pattern MASTER =
       Pattern.compile("local(\\[(\\*|\\d+)(\\s*,\\s*\\d+)?\\])?|local-cluster\\[\\s*\\d+\\s*,\\s*\\d+\\s*,\\s*\\d+\\s*\\]|spark://\\S+|yarn|k8s://\\S+");
 
-  /** Checks --master: one line for a URL that Spark cannot parse. */
+  private static final Pattern COUNTS = Pattern.compile("\\d+");
+  /** How long the check waits for a standalone master to accept a connection. */
+  private static final int CONNECT_TIMEOUT_MILLIS = 5_000;
+
+  /**
+   * Checks --master before Spark starts: one line for a URL that Spark cannot parse, thread or
+   * executor counts of zero ({@code local[0]}), and a standalone master ({@code spark://}) whose
+   * host does not resolve or where nothing accepts a connection (Spark itself retries for a
+   * minute, then fails with hundreds of log lines).
+   */
   public static void checkMaster(String master) {
     ValidationException.check(
         master == null || MASTER.matcher(master).matches(),
         "Invalid --master %s: use local[N], local[*], spark://HOST:PORT, yarn or k8s://URL",
         master);
+    if (master == null) {
+      return;
+    }
+    if (master.startsWith("local")) {
+      java.util.regex.Matcher counts = COUNTS.matcher(master);
+      while (counts.find()) {
+        ValidationException.check(!counts.group().matches("0+"),
+            "Invalid --master %s: counts must be at least 1 (threads, failures, workers, cores, memory); e.g. local[2] or local[*]", master);
+      }
+    } else if (master.startsWith("spark://")) {
+      checkStandalone(master);
+    }
+  }
+
+  /**
+   * A standalone master URL ({@code spark://host:port}, or several for HA): every port in range,
+   * and at least one host that resolves and accepts a TCP connection within a few seconds.
+   */
+  private static void checkStandalone(String master) {
+    String failure = null;
+    for (String address : master.substring("spark://".length()).split(",")) {
+      int colon = address.lastIndexOf(':');
+      String host = colon < 0 ? address : address.substring(0, colon);
+      String port = colon < 0 ? "" : address.substring(colon + 1);
+      ValidationException.check(!host.isEmpty() && port.matches("\\d{1,5}") && Integer.parseInt(port) >= 1 && Integer.parseInt(port) <= 65535,
+          "Invalid --master %s: expected spark://HOST:PORT with a port from 1 to 65535", master);
+      java.net.InetAddress resolved;
+      try {
+        resolved = java.net.InetAddress.getByName(host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host);
+      } catch (java.net.UnknownHostException e) {
+        failure = failure != null ? failure : "unknown host " + host;
+        continue;
+      }
+      try (java.net.Socket socket = new java.net.Socket()) {
+        socket.connect(new java.net.InetSocketAddress(resolved, Integer.parseInt(port)), CONNECT_TIMEOUT_MILLIS);
+        return;
+      } catch (java.io.IOException e) {
+        failure = failure != null ? failure : "nothing accepts connections at " + host + ":" + port + " (" + e.getMessage() + ")";
+      }
+    }
+    throw new ValidationException("Cannot reach --master " + master + ": " + failure + "; is the master running, and is the URL its spark:// address?");
   }
 
   /**

@@ -305,8 +305,9 @@ public final class TextSource {
       ValidationException.check(ids.isArray(), "Invalid JSONL %s line %d: '%s' is not an array", path, lineNumber, TOKENS_FIELD);
       int[] sample = new int[ids.size()];
       for (int i = 0; i < sample.length; i++) {
-        ValidationException.check(
-            ids.get(i).canConvertToInt(), "Invalid JSONL %s line %d: %s[%d] is not a token id", path, lineNumber, TOKENS_FIELD, i);
+        // An integral JSON number only: 3.7 (or 3.0) is not a token id, and truncating it would pick another token.
+        ValidationException.check(ids.get(i).isIntegralNumber() && ids.get(i).canConvertToInt(),
+            "Invalid JSONL %s line %d: %s[%d] = %s is not a token id (an integer)", path, lineNumber, TOKENS_FIELD, i, ids.get(i));
         sample[i] = ids.get(i).intValue();
       }
       samples.add(sample);
@@ -322,7 +323,7 @@ public final class TextSource {
           return false;
         }
         List<Long> ids = new ArrayList<>();
-        collectIntegers(row, row.getType().getFieldIndex(TOKENS_FIELD), ids);
+        collectIntegers(path, row, row.getType().getFieldIndex(TOKENS_FIELD), ids);
         int[] sample = new int[ids.size()];
         for (int i = 0; i < sample.length; i++) {
           long id = ids.get(i);
@@ -337,16 +338,21 @@ public final class TextSource {
   }
 
   /** Integers of a field, through any list nesting (Parquet's 3-level LIST or a repeated int). */
-  private static void collectIntegers(Group group, int field, List<Long> out) {
+  private static void collectIntegers(Path path, Group group, int field, List<Long> out) {
     var type = group.getType().getType(field);
     for (int i = 0; i < group.getFieldRepetitionCount(field); i++) {
       if (type.isPrimitive()) {
         var primitive = type.asPrimitiveType().getPrimitiveTypeName();
+        // Floating-point or text columns are not token ids (a float 3.7 would be read as some other id).
+        ValidationException.check(
+            primitive == org.apache.parquet.schema.PrimitiveType.PrimitiveTypeName.INT32
+                || primitive == org.apache.parquet.schema.PrimitiveType.PrimitiveTypeName.INT64,
+            "Invalid Parquet %s: column %s holds %s values; token ids are integers (INT32 or INT64)", path, TOKENS_FIELD, primitive);
         out.add(primitive == org.apache.parquet.schema.PrimitiveType.PrimitiveTypeName.INT64 ? group.getLong(field, i) : group.getInteger(field, i));
       } else {
         Group child = group.getGroup(field, i);
         for (int f = 0; f < child.getType().getFieldCount(); f++) {
-          collectIntegers(child, f, out);
+          collectIntegers(path, child, f, out);
         }
       }
     }

@@ -1,6 +1,5 @@
 package dev.sparkprune.jobs.workflow;
 
-import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
@@ -42,16 +41,15 @@ public final class ShrinkThenPrune {
   }
 
   public ShrinkReport run() throws IOException {
-    return run(ShrinkJob.check(spark.sparkContext().hadoopConfiguration(), options));
+    return run(ShrinkJob.check(spark, options));
   }
 
   /** Runs on inputs already opened and checked: the CLI checks them before it starts Spark. */
   public ShrinkReport run(ShrinkJob.Inputs inputs) throws IOException {
     Configuration conf = spark.sparkContext().hadoopConfiguration();
     ShrinkJob shrink = new ShrinkJob(spark, options, progress);
-    CalibrationSource calibration = shrink.sample(inputs);
     return StagedRun.start(spark, "shrink", options.model()).publish(Publisher.preparer(conf, options.output()), shrink.log(), run -> {
-      ShrinkReport report = shrink.shrinkInto(run, inputs, calibration, "shrunk");
+      ShrinkReport report = shrink.shrinkInto(run, inputs, inputs.calibration(), "shrunk");
       prune(conf, run.staging());
       report.stage("then_prune", shrink.log().seconds());
       return shrink.finish(run, report);

@@ -115,4 +115,26 @@ class ConsoleErrorsIT {
       assertThat(siblings.map(path -> path.getFileName().toString())).noneMatch(name -> name.startsWith("pruned"));
     }
   }
+
+  /**
+   * A successful eval prints its result and nothing on stderr: the BLAS choice, logged at INFO
+   * through java.util.logging before Spark (or without it) routed that to log4j, printed on every run.
+   */
+  @Test
+  void aSuccessfulEvalWritesNothingToStderr() throws IOException, InterruptedException {
+    Run eval = sparkprune(Files.createDirectories(dir.resolve("eval")), "eval", "--model", SharedData.stories260K().toString(), "--text",
+        SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--seqlen", "64", "--max-windows", "2");
+    assertThat(eval.code()).as(eval.err()).isZero();
+    assertThat(eval.out()).contains("perplexity");
+    assertThat(eval.err()).isEmpty();
+  }
+
+  /** A host that does not resolve is one line, not the raw UnknownHostException and Hadoop's warning about it. */
+  @Test
+  void anUnknownHostIsOneLine() throws IOException, InterruptedException {
+    Run inspect = sparkprune(Files.createDirectories(dir.resolve("host")), "inspect", "hdfs://nohost.invalid:8020/models/llama");
+    assertThat(inspect.code()).as(inspect.err()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(inspect.err()).isEqualTo("sparkprune: error: Cannot reach host nohost.invalid: unknown host; check the host name in the URI"
+        + " (and the DNS of this machine)" + System.lineSeparator());
+  }
 }

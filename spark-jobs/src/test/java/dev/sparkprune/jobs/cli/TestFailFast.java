@@ -54,9 +54,14 @@ class TestFailFast {
   private void assertRefusedBeforeSpark(String expected, String... args) {
     List<String> all = new ArrayList<>(List.of("prune", "--out", dir.resolve("out").toString()));
     all.addAll(List.of(args));
+    assertCommandRefusedBeforeSpark(expected, all.toArray(String[]::new));
+  }
+
+  /** Runs a whole command line and checks one line naming {@code expected}, exit 2, no Spark, and no out folder. */
+  private void assertCommandRefusedBeforeSpark(String expected, String... all) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream err = new ByteArrayOutputStream();
-    int code = Main.run(all.toArray(String[]::new), new PrintStream(out, true, StandardCharsets.UTF_8),
+    int code = Main.run(all, new PrintStream(out, true, StandardCharsets.UTF_8),
         new PrintStream(err, true, StandardCharsets.UTF_8));
     String stderr = err.toString(StandardCharsets.UTF_8);
     assertThat(code).as(stderr).isEqualTo(Main.EXIT_BAD_INPUT);
@@ -129,5 +134,135 @@ class TestFailFast {
     assertRefusedBeforeSpark(
         "Invalid tokenizer " + archive + "/tokenizer.json: it has token ids up to 512, but the model has 512 embedding rows",
         "--model", archive.toString(), "--method", "wanda", "--calib", text, "--seqlen", "64", "--nsamples", "2");
+  }
+
+  private static final String TEXT = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
+
+  /**
+   * 100,000 samples of 512 tokens are 51M tokens, under the 2^26 token limit, but 13 GB of cached
+   * hidden states: refused before anything is sampled, with the numbers, instead of an
+   * OutOfMemoryError after Spark started.
+   */
+  @Test
+  void aCalibrationTheExecutorsCannotHoldIsRefusedBeforeSparkStarts() {
+    long heap = Runtime.getRuntime().maxMemory();
+    long perTask = (heap - (300L << 20)) / 2;
+    assertRefusedBeforeSpark("Cannot calibrate 100000 samples x 512 tokens (--nsamples, --seqlen): a task holds about ",
+        "--model", SharedData.stories260K().toString(), "--method", "wanda", "--calib", TEXT, "--nsamples", "100000", "--seqlen", "512",
+        "--master", "local[2]");
+    // The same figures as a direct computation: 8 chunks of 6,250 samples per partition, 512 tokens, 64 floats of 4 bytes, in and out.
+    long partition = 8L * 6250 * 512 * 64 * 4;
+    assertThat(partition).isEqualTo(6_553_600_000L);
+    assertThat(perTask).isLessThan(2 * partition);
+  }
+
+  /** Paths are Unicode: an archive under 模型 and outputs résultat or naïve are compared, not refused with "Bad escape". */
+  @Test
+  void nonAsciiPathsAreCheckedLikeAnyOther() throws IOException {
+    Path model = copyOfStories260K("模型");
+    assertCommandRefusedBeforeSpark("Invalid --out " + model.resolve("naïve") + ": it lies inside --model " + model,
+        "prune", "--model", model.toString(), "--method", "magnitude", "--out", model.resolve("naïve").toString());
+    assertCommandRefusedBeforeSpark("Invalid --out " + model.resolve("résultat") + ": it lies inside --model " + model,
+        "shrink", "--model", model.toString(), "--out", model.resolve("résultat").toString(), "--calib", TEXT, "--drop-layers", "1");
+  }
+
+  /** A malformed manifest, or a --master Spark cannot run on, is one line before Spark: no 93-230 lines of traces. */
+  @Test
+  void batchManifestsAndMastersAreCheckedBeforeSparkStarts() throws IOException {
+    Path syntax = Files.writeString(dir.resolve("syntax.jsonl"), "{\"model\": \"m\", \"method\": \"magnitude\"}\n{\"model\": \"x\", \"method\"\n");
+    assertCommandRefusedBeforeSpark("Invalid --manifest " + syntax + " line 2: not valid JSON",
+        "batch", "--manifest", syntax.toString(), "--out-root", dir.resolve("out").toString());
+    Path binary = Files.write(dir.resolve("binary.jsonl"), new byte[] {(byte) 0x89, 'P', 'N', 'G', 0, 0, (byte) 0xff, (byte) 0xfe});
+    assertCommandRefusedBeforeSpark("Invalid --manifest " + binary + ": not UTF-8 text (a binary file?)",
+        "batch", "--manifest", binary.toString(), "--out-root", dir.resolve("out").toString());
+    Path folder = Files.createDirectories(dir.resolve("manifests"));
+    assertCommandRefusedBeforeSpark("Invalid --manifest " + folder + ": it is a folder; give one JSONL, CSV or Parquet file",
+        "batch", "--manifest", folder.toString(), "--out-root", dir.resolve("out").toString());
+    Path array = Files.writeString(dir.resolve("array.jsonl"), "[\"model\", \"method\"]\n");
+    assertCommandRefusedBeforeSpark("Invalid --manifest " + array + " line 1: expected one JSON object per line, found ARRAY",
+        "batch", "--manifest", array.toString(), "--out-root", dir.resolve("out").toString());
+    Path parquet = Files.writeString(dir.resolve("rows.parquet"), "PAR1 not a footer PAR1");
+    assertCommandRefusedBeforeSpark("Invalid --manifest " + parquet + ": not a readable Parquet file",
+        "batch", "--manifest", parquet.toString(), "--out-root", dir.resolve("out").toString());
+
+    String model = SharedData.stories260K().toString();
+    assertRefusedBeforeSpark("Invalid --master local[0]: counts must be at least 1", "--model", model, "--method", "magnitude", "--master", "local[0]");
+    assertCommandRefusedBeforeSpark("Invalid --master local[0]: counts must be at least 1",
+        "batch", "--manifest", syntax.toString(), "--out-root", dir.resolve("out").toString(), "--master", "local[0]");
+    assertRefusedBeforeSpark("Cannot reach --master spark://nohost.invalid:1: unknown host nohost.invalid",
+        "--model", model, "--method", "magnitude", "--master", "spark://nohost.invalid:1");
+    int closed;
+    try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      closed = socket.getLocalPort();
+    }
+    assertRefusedBeforeSpark("Cannot reach --master spark://127.0.0.1:" + closed + ": nothing accepts connections at 127.0.0.1:" + closed,
+        "--model", model, "--method", "magnitude", "--master", "spark://127.0.0.1:" + closed);
+  }
+
+  /** Token ids that are not integers, out of the vocabulary, negative or ragged; an empty first row. All before Spark. */
+  @Test
+  void preTokenizedRowsAreCheckedBeforeSparkStarts() throws IOException {
+    String model = SharedData.stories260K().toString();
+    Path fractional = Files.writeString(dir.resolve("fractional.jsonl"), "{\"input_ids\": [1, 2.7, 3, 4]}\n{\"input_ids\": [1, 2, 3, 4]}\n");
+    assertRefusedBeforeSpark("Invalid JSONL file:" + fractional + " line 1: input_ids[1] = 2.7 is not a token id (an integer)",
+        "--model", model, "--method", "wanda", "--calib", fractional.toString(), "--nsamples", "2");
+    Path outside = Files.writeString(dir.resolve("outside.jsonl"), "{\"input_ids\": [1, 2, 3, 4]}\n{\"input_ids\": [1, 512, 3, 4]}\n");
+    assertRefusedBeforeSpark("Invalid calibration row 1 of " + outside + ": token id 512 at 1 is outside the vocabulary of 512",
+        "--model", model, "--method", "wanda", "--calib", outside.toString(), "--nsamples", "2");
+    Path negative = Files.writeString(dir.resolve("negative.jsonl"), "{\"input_ids\": [1, -3, 3, 4]}\n{\"input_ids\": [1, 2, 3, 4]}\n");
+    assertRefusedBeforeSpark("Invalid calibration row 0 of " + negative + ": token id -3 at 1 is outside the vocabulary of 512",
+        "--model", model, "--method", "wanda", "--calib", negative.toString(), "--nsamples", "2");
+    Path ragged = Files.writeString(dir.resolve("ragged.jsonl"), "{\"input_ids\": [1, 2, 3, 4]}\n{\"input_ids\": [1, 2, 3]}\n");
+    assertRefusedBeforeSpark("Invalid calibration row 1 of " + ragged + ": 3 input_ids, expected --seqlen 4",
+        "--model", model, "--method", "wanda", "--calib", ragged.toString(), "--nsamples", "2");
+    Path empty = Files.writeString(dir.resolve("empty.jsonl"), "{\"input_ids\": []}\n{\"input_ids\": []}\n");
+    assertRefusedBeforeSpark("Invalid calibration rows " + empty + ": the first input_ids row holds 0 ids; a sample needs at least 2 tokens",
+        "--model", model, "--method", "wanda", "--calib", empty.toString(), "--nsamples", "2");
+  }
+
+  /** Saved statistics that are missing, of another model, or without X^T X for the ADMM update: before Spark, naming the right user. */
+  @Test
+  void savedStatisticsAreCheckedBeforeSparkStarts() throws IOException {
+    String model = SharedData.stories260K().toString();
+    Path missing = dir.resolve("no-stats");
+    assertRefusedBeforeSpark("Cannot read --stats " + missing + ": folder not found",
+        "--model", model, "--method", "wanda", "--stats", missing.toString());
+    Path other = Files.createDirectories(dir.resolve("other-stats"));
+    Files.writeString(other.resolve("stats.json"), "{\"format\": \"sparkprune-statistics-set\", \"model_fingerprint\": \"sha256:other\", "
+        + "\"hessian\": false, \"keys\": []}");
+    assertRefusedBeforeSpark("Cannot use --stats " + other + ": they were computed for a different model (fingerprint sha256:other",
+        "--model", model, "--method", "wanda", "--stats", other.toString());
+    String fingerprint = dev.sparkprune.jobs.prune.plan.Fingerprints.model(
+        dev.sparkprune.tensorio.archive.ModelArchive.open(new dev.sparkprune.tensorio.io.LocalFileIO(), model));
+    Files.writeString(other.resolve("stats.json"), "{\"format\": \"sparkprune-statistics-set\", \"model_fingerprint\": \"" + fingerprint
+        + "\", \"hessian\": false, \"keys\": []}");
+    assertRefusedBeforeSpark("Cannot use --stats " + other + " for the ADMM weight update (--update admm): they hold no X^T X",
+        "--model", model, "--method", "wanda", "--stats", other.toString(), "--update", "admm");
+  }
+
+  /** shrink --then-prune's N:M pattern must divide the shrunk widths: stories260K's 172 MLP channels are not a multiple of 8. */
+  @Test
+  void aPatternThatCannotDivideTheShrunkWidthsIsRefusedBeforeSparkStarts() {
+    assertCommandRefusedBeforeSpark("Cannot use --then-prune with --pattern 2:8: M = 8 does not divide down_proj after --mlp-keep (kept MLP"
+            + " channels), 172 wide",
+        "shrink", "--model", SharedData.stories260K().toString(), "--out", dir.resolve("out").toString(), "--calib", TEXT,
+        "--seqlen", "64", "--nsamples", "4", "--drop-layers", "1", "--then-prune", "wanda", "--pattern", "2:8");
+  }
+
+  /** A dangling symbolic link as --out failed at publish, after the whole job. */
+  @Test
+  void aDanglingSymbolicLinkAsOutIsRefusedBeforeSparkStarts() throws IOException {
+    Path link = Files.createSymbolicLink(dir.resolve("link-out"), dir.resolve("gone"));
+    assertCommandRefusedBeforeSpark("Invalid --out " + link + ": it is a symbolic link to " + dir.resolve("gone") + ", which does not exist",
+        "prune", "--model", SharedData.stories260K().toString(), "--method", "magnitude", "--out", link.toString());
+  }
+
+  /** Hosts that do not resolve and file systems missing from the class path: one line, exit 2, not a raw exception. */
+  @Test
+  void unreachableFileSystemsAreOneLine() {
+    assertRefusedBeforeSpark("Cannot reach host nohost.invalid: unknown host; check the host name in the URI",
+        "--model", "hdfs://nohost.invalid:8020/models/llama", "--method", "magnitude");
+    assertRefusedBeforeSpark("Cannot open s3a:// paths: the s3a file system (hadoop-aws) is not on the class path; run bin/sparkprune with "
+            + "SPARKPRUNE_CLASSPATH=", "--model", "s3a://bucket/models/llama", "--method", "magnitude");
   }
 }

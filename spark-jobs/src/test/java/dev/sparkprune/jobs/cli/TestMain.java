@@ -301,4 +301,64 @@ class TestMain {
     // Running it again must not overwrite the outputs.
     assertOneLineError(run("demo", "--out", out.toString(), "--shared", dir.resolve("no-shared-data").toString()), "already holds a demo output");
   }
+
+  /** Library log lines at WARN and above, as the console would show them. */
+  private static final class CapturedLog extends org.apache.logging.log4j.core.appender.AbstractAppender implements AutoCloseable {
+    final List<String> lines = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    CapturedLog() {
+      super("captured", null, null, true, org.apache.logging.log4j.core.config.Property.EMPTY_ARRAY);
+      start();
+      var context = (org.apache.logging.log4j.core.LoggerContext) org.apache.logging.log4j.LogManager.getContext(false);
+      context.getConfiguration().getRootLogger().addAppender(this, org.apache.logging.log4j.Level.WARN, null);
+      context.updateLoggers();
+    }
+
+    @Override
+    public void append(org.apache.logging.log4j.core.LogEvent event) {
+      lines.add(event.getLevel() + " " + event.getLoggerName() + ": " + event.getMessage().getFormattedMessage());
+    }
+
+    @Override
+    public void close() {
+      var context = (org.apache.logging.log4j.core.LoggerContext) org.apache.logging.log4j.LogManager.getContext(false);
+      context.getConfiguration().getRootLogger().removeAppender(getName());
+      context.updateLoggers();
+      stop();
+    }
+  }
+
+  /**
+   * A 3e38 weight is finite, so the scoring tasks' NaN check passed it, and the overflow showed up
+   * as a NaN activation statistic of a later layer. The calibration step names the block whose
+   * output first leaves float32's range and its largest weight. With --verbose (Spark's whole log
+   * kept), the failed run's cleanup adds no "Failed to cancel job group" warning: its job had
+   * already ended, so there was nothing to cancel.
+   */
+  @Test
+  void anOverflowingWeightIsBlamedOnItsBlockAndTheCleanupAddsNoWarning() throws IOException {
+    Path overflowing = FolderSnapshot.copyFiles(SharedData.stories260K(), dir.resolve("overflowing"));
+    var archive = dev.sparkprune.tensorio.archive.ModelArchive.open(new dev.sparkprune.tensorio.io.LocalFileIO(), overflowing.toString());
+    long row = archive.tensor("model.layers.2.mlp.up_proj.weight").fileBegin() + 4L * 3 * 64;
+    java.nio.ByteBuffer huge = java.nio.ByteBuffer.allocate(4 * 64).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    for (int c = 0; c < 64; c++) {
+      huge.putFloat(3e38f);
+    }
+    try (var channel = java.nio.channels.FileChannel.open(overflowing.resolve("model.safetensors"), java.nio.file.StandardOpenOption.WRITE)) {
+      channel.write(huge.flip(), row);
+    }
+    Path out = dir.resolve("overflow-out");
+    Result result;
+    try (CapturedLog log = new CapturedLog()) {
+      result = run("prune", "--verbose", "--model", overflowing.toString(), "--out", out.toString(), "--method", "wanda", "--calib",
+          SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--nsamples", "2", "--seqlen", "32", "--master", "local[2]");
+      assertThat(log.lines).noneMatch(line -> line.contains("Failed to cancel job group"));
+    }
+    assertThat(result.code()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(result.err().lines().findFirst().orElse(""))
+        .startsWith("sparkprune: error: Cannot calibrate block 2: its output holds ")
+        .contains("although its input is finite")
+        .contains("largest |weight| 3.0E38 in model.layers.2.mlp.up_proj.weight");
+    assertThat(out).doesNotExist();
+  }
 }

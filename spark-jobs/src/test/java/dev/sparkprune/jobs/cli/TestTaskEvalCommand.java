@@ -12,6 +12,7 @@ import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import org.apache.spark.sql.SparkSession;
 import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.AfterAll;
@@ -45,9 +46,10 @@ class TestTaskEvalCommand {
 
   @Test
   void printsAndWritesTheJsonReportPerTask() throws Exception {
-    Path report = dir.resolve("report.json");
+    // An earlier report is replaced with --overwrite (without it, see aReportFollowsTheOutputRules).
+    Path report = Files.writeString(dir.resolve("report.json"), "{\"an\": \"earlier report\"}");
     Result result = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", sample("generic") + "," + sample("boolq"),
-        "--partitions", "2", "--pass-size", "3", "--master", "local[2]", "--json", "--report", report.toString());
+        "--partitions", "2", "--pass-size", "3", "--master", "local[2]", "--json", "--report", report.toString(), "--overwrite");
     assertThat(result.code()).as(result.err()).isZero();
     JsonNode json = new ObjectMapper().readTree(result.out());
     assertThat(new ObjectMapper().readTree(report.toFile())).isEqualTo(json);
@@ -79,12 +81,78 @@ class TestTaskEvalCommand {
         .isEqualTo("sparkprune: error: Invalid task file " + bad + " line 1: Invalid label 2: the document has 2 choices (labels 0 to 1)");
     assertThat(report).doesNotExist();
 
-    Result folder = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--report", dir.toString());
+    // A folder that holds no input (dir holds the task file, which is refused first: aReportFollowsTheOutputRules).
+    Path reports = Files.createDirectories(dir.resolve("reports"));
+    Result folder = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--report", reports.toString());
     assertThat(folder.code()).isEqualTo(Main.EXIT_BAD_INPUT);
-    assertThat(folder.err().strip()).isEqualTo("sparkprune: error: Invalid --report " + dir + ": it is a folder (give a file path)");
+    assertThat(folder.err().strip()).isEqualTo("sparkprune: error: Invalid --report " + reports + ": it is a folder (give a file path)");
 
     Result format = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--max-length", "600");
     assertThat(format.code()).isEqualTo(Main.EXIT_BAD_INPUT);
     assertThat(format.err().strip()).isEqualTo("sparkprune: error: Invalid --max-length 600: the model supports at most 512 positions");
+  }
+
+  /** Runs eval --tasks and checks one line naming {@code expected}, exit 2, before any work (no Spark session). */
+  private static void assertRefused(String expected, String... args) {
+    scala.Option<SparkSession> before = SparkSession.getActiveSession();
+    Result result = run(args);
+    assertThat(result.code()).as(result.err()).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(result.err()).startsWith("sparkprune: error: ").contains(expected);
+    assertThat(result.err().strip().lines()).hasSize(1);
+    assertThat(SparkSession.getActiveSession().isDefined()).as("a Spark session started").isEqualTo(before.isDefined());
+  }
+
+  /**
+   * --report is an output like --out: never the model or a task file, nor inside the model, in any
+   * spelling or through a symbolic link; an existing file only with --overwrite; a folder that
+   * cannot be written is refused before the evaluation, not after it. Every refused case leaves
+   * the files byte for byte.
+   */
+  @Test
+  void aReportFollowsTheOutputRules() throws Exception {
+    Path model = dev.sparkprune.jobs.FolderSnapshot.copyFiles(SharedData.stories260K(), dir.resolve("model"));
+    Map<String, byte[]> dense = dev.sparkprune.jobs.FolderSnapshot.of(model);
+    Path tasks = Files.copy(Path.of(sample("generic")), dir.resolve("tasks.jsonl"));
+    byte[] taskBytes = Files.readAllBytes(tasks);
+    Path link = Files.createSymbolicLink(dir.resolve("link.json"), tasks);
+    String[] base = {"eval", "--model", model.toString(), "--tasks", tasks.toString(), "--report"};
+
+    assertRefused("Invalid --report " + model.resolve("config.json") + ": it lies inside --model " + model, concat(base, model.resolve("config.json")));
+    assertRefused("Invalid --report " + model.resolve("model.safetensors") + ": it lies inside --model " + model,
+        concat(base, model.resolve("model.safetensors")));
+    assertRefused("Invalid --report " + link + ": it is the same file as --tasks " + tasks, concat(base, link));
+    assertRefused("Invalid --report " + dir + "/./tasks.jsonl: it is the same file as --tasks " + tasks, concat(base, dir + "/./tasks.jsonl"));
+    assertThat(dev.sparkprune.jobs.FolderSnapshot.of(model)).containsOnlyKeys(dense.keySet())
+        .allSatisfy((name, bytes) -> assertThat(bytes).isEqualTo(dense.get(name)));
+    assertThat(Files.readAllBytes(tasks)).isEqualTo(taskBytes);
+
+    Path mine = Files.writeString(dir.resolve("mine.json"), "my notes");
+    assertRefused("Cannot replace --report " + mine + ": the file exists; add --overwrite to replace it, or choose another file",
+        concat(base, mine));
+    // --overwrite allows replacing a file, never an input.
+    assertRefused("Invalid --report " + link + ": it is the same file as --tasks " + tasks,
+        "eval", "--model", model.toString(), "--tasks", tasks.toString(), "--overwrite", "--report", link.toString());
+    assertThat(Files.readString(mine)).isEqualTo("my notes");
+
+    // /proc/sys refuses new files even to root (procfs); a read-only mount does the same.
+    Path readOnly = Path.of("/proc/sys");
+    org.junit.jupiter.api.Assumptions.assumeFalse(Files.isWritable(readOnly), "/proc/sys is writable here");
+    assertRefused("Cannot write --report " + readOnly.resolve("report.json") + ": permission denied on " + readOnly,
+        concat(base, readOnly.resolve("report.json")));
+  }
+
+  /** "--tasks ," named no file and printed an empty table with exit 0. */
+  @Test
+  void anEmptyTaskListIsRefused() {
+    for (String tasks : new String[] {",", "a.jsonl,", ",,"}) {
+      assertRefused("Invalid --tasks: " + tasks + " (a comma-separated list of JSONL files)",
+          "eval", "--model", SharedData.stories260K().toString(), "--tasks", tasks);
+    }
+  }
+
+  private static String[] concat(String[] base, Object last) {
+    String[] all = java.util.Arrays.copyOf(base, base.length + 1);
+    all[base.length] = last.toString();
+    return all;
   }
 }

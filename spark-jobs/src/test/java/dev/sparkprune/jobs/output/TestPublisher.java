@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -155,5 +156,95 @@ class TestPublisher {
     conf.setLong(Publisher.STALE_LOCK_SECONDS, 0);
     Publisher.checkNotLocked(conf, out);
     assertThat(Files.readString(lock)).isEqualTo("another run");
+  }
+
+  /**
+   * A folder named like a set-aside output, {@code <out>.replaced-*}, that no publish of this
+   * tool made (the user's calibration corpus, a dated backup) is never restored over, renamed or
+   * deleted: recovery touches only what a marker naming that run and this output proves it made.
+   */
+  @Test
+  void aFolderNamedLikeASetAsideOutputIsNeverTouchedUnlessThisToolsPublishMadeIt() throws IOException {
+    Configuration conf = new Configuration();
+    String out = dir.resolve("out").toString();
+    Path corpus = Files.createDirectories(dir.resolve("out.replaced-corpus"));
+    Files.writeString(corpus.resolve("train.txt"), "the user's calibration text");
+    Path backup = Files.createDirectories(dir.resolve("out.replaced-2024"));
+    Files.writeString(backup.resolve(OutputMarker.NAME), "{\"tool\": \"sparkprune\", \"run_id\": \"2024\", \"files\": {}}");
+    Map<String, byte[]> before = FolderSnapshot.of(dir);
+
+    Publisher first = stage(conf, out, "first");
+    assertThat(dir.resolve("out")).doesNotExist();
+    first.publish();
+    // With --overwrite too: the earlier output is replaced, the siblings stay byte for byte.
+    Publisher second = Publisher.prepare(conf, out, "second", true);
+    second.publish();
+    Map<String, byte[]> after = FolderSnapshot.of(dir);
+    before.forEach((name, bytes) -> assertThat(after.get(name)).as(name).isEqualTo(bytes));
+    assertThat(siblings()).containsExactly("out", "out.replaced-2024", "out.replaced-corpus");
+  }
+
+  /** A set-aside output that is this tool's own but also an input of the run (--model out.replaced-R) is left alone, with one line. */
+  @Test
+  void recoveryNeverMovesAnInputOfTheRun() throws IOException {
+    Configuration conf = FlakyFileSystem.configuration();
+    String out = FlakyFileSystem.uri(dir.resolve("out"));
+    firstThenSecondThrowing(conf, out);
+    Path setAside = dir.resolve("out.replaced-second");
+    Map<String, byte[]> before = FolderSnapshot.of(setAside);
+    String model = FlakyFileSystem.uri(setAside.resolve("model"));
+    assertThatThrownBy(() -> Publisher.prepare(conf, out, "third", false, dev.sparkprune.jobs.spark.FaultProbe.NONE, Map.of("--model", model)))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("an interrupted publish left the earlier output in " + out.replace("flaky://", "flaky:") + ".replaced-second")
+        .hasMessageContaining("and this run reads --model " + model + " from there");
+    assertThat(FolderSnapshot.of(setAside)).containsOnlyKeys(before.keySet());
+    assertThat(dir.resolve("out")).doesNotExist();
+  }
+
+  /** A real process that has exited: its PID names no process, or another one started later. */
+  private static RunOwner deadOwner(String runId) throws IOException, InterruptedException {
+    Process process = new ProcessBuilder("sleep", "60").start();
+    long start = process.info().startInstant().orElseThrow().toEpochMilli();
+    process.destroyForcibly().waitFor();
+    RunOwner here = RunOwner.current(runId);
+    return new RunOwner(runId, here.host(), here.bootId(), here.pidNamespace(), process.pid(), start);
+  }
+
+  /**
+   * kill -9 leaves {@code <out>.staging-<run>} and, between the publish renames, the publish lock.
+   * The next run removes both when their owner (host, boot, PID namespace, PID, start time) is a
+   * process of this machine that is provably gone, and leaves a live run's, an unproven one's and
+   * another machine's alone; a dead holder's lock does not block the run for 600 s.
+   */
+  @Test
+  void theStagingFolderAndLockOfADeadRunAreRemovedAndALiveRunsAreNot() throws Exception {
+    Configuration conf = new Configuration();
+    String out = dir.resolve("out").toString();
+    FileSystem fs = FileSystem.getLocal(conf).getRawFileSystem();
+    RunOwner dead = deadOwner("dead");
+    assertThat(dead.isProvablyDead()).isTrue();
+    Path deadStaging = Files.createDirectories(dir.resolve("out.staging-dead/model"));
+    dead.write(fs, new org.apache.hadoop.fs.Path(dir.resolve("out.staging-dead").resolve(RunOwner.NAME).toString()));
+    Path alive = Files.createDirectories(dir.resolve("out.staging-alive"));
+    RunOwner.current("alive").write(fs, new org.apache.hadoop.fs.Path(alive.resolve(RunOwner.NAME).toString()));
+    RunOwner elsewhere = new RunOwner("elsewhere", "another-host", dead.bootId(), dead.pidNamespace(), dead.pid(), dead.startMillis());
+    Path remote = Files.createDirectories(dir.resolve("out.staging-elsewhere"));
+    elsewhere.write(fs, new org.apache.hadoop.fs.Path(remote.resolve(RunOwner.NAME).toString()));
+    Path unproven = Files.createDirectories(dir.resolve("out.staging-old"));
+    Path lock = dir.resolve("out.publish-lock");
+    Files.write(lock, deadOwner("crashed").toJson());
+    assertThat(deadStaging).exists();
+
+    // Before any work: the dead holder's lock does not count as held (the default staleness is 600 s).
+    Publisher.checkNotLocked(conf, new org.apache.hadoop.fs.Path(out));
+    Publisher next = Publisher.prepare(conf, out, "next");
+    assertThat(siblings()).containsExactly("out.staging-alive", "out.staging-elsewhere", "out.staging-next", "out.staging-old");
+    assertThat(unproven).exists();
+    next.publish();
+    // The owner file went with the staging folder and is no part of the output.
+    assertThat(dir.resolve("out").resolve(RunOwner.NAME)).doesNotExist();
+    // A live holder's lock (this process) is not stale; a held lock fails the run: aHeldPublishLockFailsTheRunBeforeItsWork.
+    Files.write(lock, RunOwner.current("holder").toJson());
+    assertThat(RunOwner.read(fs, new org.apache.hadoop.fs.Path(lock.toString())).orElseThrow().isProvablyDead()).isFalse();
   }
 }

@@ -2,7 +2,6 @@ package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.jobs.spark.FaultInjection;
 import dev.sparkprune.jobs.spark.FaultProbe;
-import dev.sparkprune.jobs.output.Publisher;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.jobs.FolderSnapshot;
@@ -82,6 +81,8 @@ class KilledRunsIT {
     Run next = prune(out, "0.7");
     assertThat(next.code()).as(next.output()).isZero();
     assertThat(Files.readString(out.resolve("report.json"))).contains("\"sparsity\" : 0.7");
+    // The killed run's staging folder named its process, now gone: the next run removed it.
+    assertThat(siblings()).containsExactly("pruned");
   }
 
   @Test
@@ -99,13 +100,16 @@ class KilledRunsIT {
     Path setAside = dir.resolve(left.stream().filter(name -> name.startsWith("pruned.replaced-")).findFirst().orElseThrow());
     assertThat(FolderSnapshot.of(setAside).keySet()).isEqualTo(before.keySet());
 
-    // The next run treats the dead run's lock as stale, restores the earlier output, then replaces it.
-    Run next = prune(out, "0.7", "spark.hadoop." + Publisher.STALE_LOCK_SECONDS + "=0", PROBE, FaultInjection.HALT_JVM_AT + "=write");
-    assertThat(next.code()).isEqualTo(137);
+    String killedStaging = left.stream().filter(name -> name.startsWith("pruned.staging-")).findFirst().orElseThrow();
+
+    // The next run sees that the lock's holder is dead (at once, not after the 600 s staleness),
+    // restores the earlier output, removes the dead run's staging folder, then replaces the output.
+    Run next = prune(out, "0.7", PROBE, FaultInjection.HALT_JVM_AT + "=write");
+    assertThat(next.code()).as(next.output()).isEqualTo(137);
     assertThat(out).exists();
     Map<String, byte[]> restored = FolderSnapshot.of(out);
     assertThat(restored.keySet()).isEqualTo(before.keySet());
     before.forEach((name, bytes) -> assertThat(restored.get(name)).as(name).isEqualTo(bytes));
-    assertThat(siblings()).doesNotContain("pruned.publish-lock").noneMatch(name -> name.startsWith("pruned.replaced-"));
+    assertThat(siblings()).doesNotContain("pruned.publish-lock", killedStaging).noneMatch(name -> name.startsWith("pruned.replaced-"));
   }
 }

@@ -200,6 +200,9 @@ class TestBatchJob extends SparkTestBase {
     assertThat(problems.get("..")).isEqualTo("is not a folder name");
     assertThat(problems.get("a\\b")).isEqualTo("contains '\\'");
     assertThat(problems.get("_status")).isEqualTo("is the status table's folder");
+    // A right-to-left override shows "report\u202Efdp.exe" as "reportexe.pdf": invisible format characters are refused.
+    assertThat(BatchJob.nameProblem("report\u202Efdp.exe")).isEqualTo("contains the invisible formatting character U+202E");
+    assertThat(BatchJob.nameProblem("zero\u200Bwidth")).isEqualTo("contains the invisible formatting character U+200B");
     for (String good : List.of("llama-7b", "Qwen2.5-0.5B", "model_v1", ".hidden", "a.b", "名前", "x".repeat(200))) {
       assertThat(BatchJob.nameProblem(good)).as(good).isNull();
     }
@@ -241,5 +244,49 @@ class TestBatchJob extends SparkTestBase {
     assertThat(statuses(run(manifest, outRoot))).containsExactly("mine=SUCCEEDED");
     assertThat(mine.resolve("notes.txt")).doesNotExist();
     assertThat(mine.resolve("model/model.safetensors")).isRegularFile();
+  }
+
+  /**
+   * The status table is an output: a {@code _status} folder sparkprune did not write (a user's
+   * {@code _SUCCESS}) or a {@code _status} file fails the batch before any model runs, leaving it as
+   * it was; one the batch wrote carries its marker and takes the next run's rows.
+   */
+  @Test
+  void theStatusTableIsWrittenOnlyWhenItIsSparkprunesOwn() throws IOException {
+    String stories = SharedData.stories260K().toString();
+    Path manifest = dir.resolve("one.jsonl");
+    Files.writeString(manifest, "{\"model\": \"" + stories + "\", \"name\": \"pruned\", \"method\": \"magnitude\"}\n");
+
+    Path userRoot = Files.createDirectories(dir.resolve("user-root/_status"));
+    Files.writeString(userRoot.resolve("_SUCCESS"), "the user's own marker");
+    assertThatThrownBy(() -> run(manifest, dir.resolve("user-root")))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot write into status table %s: it exists and is not a sparkprune output (no _SPARKPRUNE_SUCCESS); move it away or"
+            + " choose another output folder", userRoot);
+    assertThat(Files.readString(userRoot.resolve("_SUCCESS"))).isEqualTo("the user's own marker");
+    assertThat(dir.resolve("user-root/pruned")).doesNotExist();
+
+    Path fileRoot = Files.createDirectories(dir.resolve("file-root"));
+    Files.writeString(fileRoot.resolve("_status"), "not a folder");
+    assertThatThrownBy(() -> run(manifest, fileRoot))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Invalid status table %s: it exists and is a file, not a folder; choose another output folder", fileRoot.resolve("_status"));
+    assertThat(fileRoot.resolve("pruned")).doesNotExist();
+
+    // A user's hidden checksum file in a row's output is data (the checksummed listing hid it).
+    Path crcRoot = Files.createDirectories(dir.resolve("crc-root/pruned"));
+    Files.writeString(crcRoot.resolve(".notes.crc"), "mine");
+    assertThatThrownBy(() -> run(manifest, dir.resolve("crc-root")))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("Cannot replace output of row 1 " + crcRoot + ": it exists and is not a sparkprune output");
+
+    Path root = dir.resolve("root");
+    assertThat(statuses(run(manifest, root))).containsExactly("pruned=SUCCEEDED");
+    assertThat(root.resolve("_status").resolve(dev.sparkprune.jobs.output.OutputMarker.NAME)).isRegularFile();
+    assertThat(statuses(run(manifest, root))).containsExactly("pruned=SKIPPED");
+    assertThat(spark.read().parquet(root.resolve("_status").toString()).count()).isEqualTo(2);
+    // Someone's file added to the table since: the next batch refuses it up front.
+    Files.writeString(root.resolve("_status/notes.txt"), "mine");
+    assertThatThrownBy(() -> run(manifest, root)).hasMessageContaining("also holds [notes.txt], which sparkprune did not write");
   }
 }

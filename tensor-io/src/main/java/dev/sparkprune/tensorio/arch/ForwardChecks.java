@@ -40,8 +40,22 @@ final class ForwardChecks {
     for (String key : new String[] {"max_position_embeddings", "n_positions", "original_max_position_embeddings"}) {
       decoder.optionalInt(key);
     }
+    checkNormEpsilon(decoder);
     if (architecture.rotary()) {
       checkRope(modelType, decoder);
+    }
+  }
+
+  /** Epsilon keys of the norms: a negative one makes the square root of a small variance NaN, blamed later on an activation. */
+  private static final String[] NORM_EPSILON_KEYS = {"rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon"};
+
+  private static void checkNormEpsilon(ModelConfig decoder) {
+    for (String key : NORM_EPSILON_KEYS) {
+      JsonNode value = decoder.json().get(key);
+      if (value != null && !value.isNull()) {
+        ValidationException.check(value.isNumber() && Double.isFinite(value.doubleValue()) && value.doubleValue() >= 0,
+            "Invalid model config %s: %s must be a non-negative number, found %s", decoder.location(), key, value);
+      }
     }
   }
 
@@ -80,7 +94,24 @@ final class ForwardChecks {
         "Invalid model config %s: rope_scaling.factor must be a positive number, found %s",
         decoder.location(),
         factor);
+    // As transformers' rope validation: these types raise on a missing key instead of inventing defaults.
+    for (String key : new TreeSet<>(REQUIRED_ROPE_KEYS.getOrDefault(type, Set.of()))) {
+      JsonNode value = scaling.get(key);
+      ValidationException.check(
+          value != null && value.isNumber() && value.doubleValue() > 0,
+          "Invalid model config %s: rope_scaling of type '%s' needs %s, a positive number, found %s; its keys are %s",
+          decoder.location(), type, key, value, new TreeSet<>(REQUIRED_ROPE_KEYS.get(type)));
+    }
   }
+
+  /**
+   * The keys each rope_scaling type requires (transformers' {@code _validate_*_rope_parameters}
+   * raise a KeyError without them). llama3's original_max_position_embeddings may be left out:
+   * transformers then takes the config's own, else max_position_embeddings, and so does Rope.
+   */
+  private static final Map<String, Set<String>> REQUIRED_ROPE_KEYS = Map.of(
+      "linear", Set.of("factor"),
+      "llama3", Set.of("factor", "low_freq_factor", "high_freq_factor"));
 
   /** rope_scaling's {@code rope_type} (or the older {@code type}); empty without rope_scaling. */
   static String ropeScalingType(ModelConfig decoder) {
@@ -137,6 +168,16 @@ final class ForwardChecks {
         break;
       }
     }
+    // No block at all is not a count to fix in config.json: the archive is not this architecture's (or is empty).
+    ValidationException.check(
+        found > 0,
+        "Invalid model archive %s: it holds no decoder blocks (no tensors named %sN.*) although %s in %s is %d; is it a %s model?",
+        archiveLocation,
+        blocksPrefix,
+        key,
+        decoder.location(),
+        declared,
+        decoder.modelType());
     ValidationException.check(
         declared == found,
         "Invalid model config %s: %s is %d but archive %s holds %s; set %s to %d",
@@ -144,7 +185,7 @@ final class ForwardChecks {
         key,
         declared,
         archiveLocation,
-        found == 0 ? "no blocks (no tensors named " + blocksPrefix + "N.*)" : found + " blocks (" + blocksPrefix + "0 to " + blocksPrefix + (found - 1) + ")",
+        found + " blocks (" + blocksPrefix + "0 to " + blocksPrefix + (found - 1) + ")",
         key,
         found);
   }

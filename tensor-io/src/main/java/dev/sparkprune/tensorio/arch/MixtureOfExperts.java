@@ -50,11 +50,7 @@ public final class MixtureOfExperts implements Serializable {
             config.requireInt("num_experts_per_tok"), true, config.requireInt("intermediate_size"), 0, 1, Set.of())));
       case "qwen2_moe":
       case "qwen3_moe": {
-        Set<Integer> dense = new HashSet<>();
-        var mlpOnly = config.json().get("mlp_only_layers");
-        if (mlpOnly != null && mlpOnly.isArray()) {
-          mlpOnly.forEach(layer -> dense.add(layer.asInt()));
-        }
+        Set<Integer> dense = denseLayers(config);
         int shared = type.equals("qwen2_moe") ? config.requireInt("shared_expert_intermediate_size") : 0;
         return Optional.of(checked(config, new MixtureOfExperts(
             "mlp", new String[] {"gate_proj", "up_proj", "down_proj"}, config.requireInt("num_experts"),
@@ -64,6 +60,28 @@ public final class MixtureOfExperts implements Serializable {
       default:
         return Optional.empty();
     }
+  }
+
+  /**
+   * {@code mlp_only_layers}: a list of layer indices, each in [0, num_hidden_layers). transformers
+   * raises on "all" and silently ignores an index past the last layer; both are refused here.
+   */
+  private static Set<Integer> denseLayers(ModelConfig config) {
+    Set<Integer> dense = new HashSet<>();
+    var mlpOnly = config.json().get("mlp_only_layers");
+    if (mlpOnly == null || mlpOnly.isNull()) {
+      return dense;
+    }
+    ValidationException.check(mlpOnly.isArray(), "Invalid model config %s: mlp_only_layers must be a list of layer indices, found %s",
+        config.location(), mlpOnly);
+    int layers = config.requireInt("num_hidden_layers");
+    for (var layer : mlpOnly) {
+      ValidationException.check(layer.isIntegralNumber() && layer.canConvertToInt() && layer.intValue() >= 0 && layer.intValue() < layers,
+          "Invalid model config %s: mlp_only_layers holds %s, not a layer index from 0 to %d (num_hidden_layers %d)",
+          config.location(), layer, layers - 1, layers);
+      dense.add(layer.intValue());
+    }
+    return dense;
   }
 
   private static MixtureOfExperts checked(ModelConfig config, MixtureOfExperts moe) {

@@ -133,6 +133,17 @@ public final class ModelArchive {
           tensors.add(new ArchiveTensor(tensor, shardName, reader.dataStart()));
         }
         if (entry.getValue() != null) {
+          // A tensor the index does not map would be dropped by loaders that go by the index, and by the copied index here.
+          Set<String> mapped = new java.util.HashSet<>(entry.getValue());
+          for (TensorInfo tensor : reader.tensors()) {
+            ValidationException.check(
+                mapped.contains(tensor.name()),
+                "Invalid model archive %s: shard %s holds tensor '%s', which %s does not map; add it to weight_map",
+                directory,
+                shardName,
+                tensor.name(),
+                INDEX);
+          }
           for (String name : entry.getValue()) {
             ValidationException.check(
                 reader.contains(name),

@@ -84,21 +84,6 @@ final class Regex {
     }
   }
 
-  /** Replaces every match with {@code replacement} (taken literally). */
-  String replaceAll(String text, String replacement) {
-    List<int[]> spans = find(text);
-    if (spans.isEmpty()) {
-      return text;
-    }
-    StringBuilder out = new StringBuilder(text.length());
-    int last = 0;
-    for (int[] span : spans) {
-      out.append(text, last, span[0]).append(replacement);
-      last = span[1];
-    }
-    return out.append(text, last, text.length()).toString();
-  }
-
   /** The text as the matcher sees it, counting each character read against a budget. */
   private static final class Budgeted implements CharSequence {
     /** Thrown through the matcher when the budget is spent; caught in {@link #find}. */

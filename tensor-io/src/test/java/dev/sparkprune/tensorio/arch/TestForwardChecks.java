@@ -105,4 +105,68 @@ class TestForwardChecks {
     assertRefused(gpt2, archive("gpt2", gpt2), c -> c.put("n_layer", 1_000_000_000),
         "Invalid model config config.json: n_layer is 1000000000 but archive archive holds 2 blocks (transformer.h.0 to transformer.h.1); set n_layer to 2");
   }
+
+  /**
+   * transformers raises a KeyError for a llama3 rope_scaling without its low/high frequency factors
+   * (checked against transformers 5.18: "Missing required keys in `rope_parameters` for
+   * 'rope_type'='llama3'"), and for linear without a factor; sparkprune invented defaults (1, 4,
+   * 8192). original_max_position_embeddings may be left out: transformers then uses
+   * max_position_embeddings.
+   */
+  @Test
+  void aRopeScalingWithoutTheFactorsItsTypeRequiresIsRefused() throws IOException {
+    ObjectNode llama = SyntheticArchive.llamaConfig(32, 2, 4, 2, 48, 64);
+    Map<String, TensorInfo> tensors = archive("llama", llama);
+    assertRefused(llama, tensors, c -> c.putObject("rope_scaling").put("rope_type", "llama3").put("factor", 8.0),
+        "Invalid model config config.json: rope_scaling of type 'llama3' needs high_freq_factor, a positive number, found null;"
+            + " its keys are [factor, high_freq_factor, low_freq_factor]");
+    assertRefused(llama, tensors, c -> c.putObject("rope_scaling").put("rope_type", "llama3").put("factor", 8.0).put("high_freq_factor", 4.0),
+        "Invalid model config config.json: rope_scaling of type 'llama3' needs low_freq_factor, a positive number, found null;"
+            + " its keys are [factor, high_freq_factor, low_freq_factor]");
+    assertRefused(llama, tensors, c -> c.putObject("rope_scaling").put("type", "linear"),
+        "Invalid model config config.json: rope_scaling of type 'linear' needs factor, a positive number, found null; its keys are [factor]");
+    assertThat(layoutWith(llama, tensors, c -> c.putObject("rope_scaling").put("rope_type", "llama3").put("factor", 8.0)
+        .put("low_freq_factor", 1.0).put("high_freq_factor", 4.0)).blocks()).hasSize(2);
+  }
+
+  /** A negative epsilon turns a norm's square root of a small variance into NaN, later blamed on an activation. */
+  @Test
+  void aNegativeNormEpsilonIsRefused() throws IOException {
+    ObjectNode llama = SyntheticArchive.llamaConfig(32, 2, 4, 2, 48, 64);
+    Map<String, TensorInfo> tensors = archive("llama", llama);
+    assertRefused(llama, tensors, c -> c.put("rms_norm_eps", -1e-5),
+        "Invalid model config config.json: rms_norm_eps must be a non-negative number, found -1.0E-5");
+    ObjectNode gpt2 = SyntheticArchive.gpt2Config(32, 2, 4, 64, 32);
+    assertRefused(gpt2, archive("gpt2", gpt2), c -> c.put("layer_norm_epsilon", "tiny"),
+        "Invalid model config config.json: layer_norm_epsilon must be a non-negative number, found \"tiny\"");
+  }
+
+  /** An archive without any block is not a num_hidden_layers to set to 0: it is not this architecture's. */
+  @Test
+  void anArchiveWithoutBlocksIsNotToldToSetZeroBlocks() throws IOException {
+    ObjectNode llama = SyntheticArchive.llamaConfig(32, 2, 4, 2, 48, 64);
+    Map<String, TensorInfo> tensors = new java.util.LinkedHashMap<>(archive("llama", llama));
+    tensors.keySet().removeIf(name -> name.startsWith("model.layers."));
+    assertRefused(llama, tensors, c -> { },
+        "Invalid model archive archive: it holds no decoder blocks (no tensors named model.layers.N.*) although num_hidden_layers in"
+            + " config.json is 2; is it a llama model?");
+  }
+
+  /** mlp_only_layers is a list of layer indices: transformers raises on "all", and ignores 99 of 4 layers where sparkprune refuses it. */
+  @Test
+  void mlpOnlyLayersMustBeLayerIndices() throws IOException {
+    Path fixture = dev.sparkprune.tensorio.ModelFixtures.path("qwen2_moe");
+    ModelArchive archive = ModelArchive.open(IO, fixture.toString());
+    ObjectNode config = (ObjectNode) archive.config().json().deepCopy();
+    Map<String, TensorInfo> tensors = archive.tensorInfos();
+    int layers = config.get("num_hidden_layers").asInt();
+    assertRefused(config, tensors, c -> c.put("mlp_only_layers", "all"),
+        "Invalid model config config.json: mlp_only_layers must be a list of layer indices, found \"all\"");
+    assertRefused(config, tensors, c -> c.putArray("mlp_only_layers").add(99),
+        "Invalid model config config.json: mlp_only_layers holds 99, not a layer index from 0 to " + (layers - 1) + " (num_hidden_layers "
+            + layers + ")");
+    assertRefused(config, tensors, c -> c.putArray("mlp_only_layers").add(-1),
+        "Invalid model config config.json: mlp_only_layers holds -1, not a layer index from 0 to " + (layers - 1) + " (num_hidden_layers "
+            + layers + ")");
+  }
 }

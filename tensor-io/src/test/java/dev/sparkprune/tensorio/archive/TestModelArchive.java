@@ -197,4 +197,20 @@ class TestModelArchive {
     assertThat(List.of("config.json", "tokenizer.json", "tokenizer.model", "generation_config.json", "README.md"))
         .noneMatch(ModelArchive::isWeightFile);
   }
+
+  /** A tensor a shard holds but the index does not map was silently left out, also from the output's copied index. */
+  @Test
+  void aShardTensorTheIndexDoesNotMapIsRefused() throws IOException {
+    Path sharded = dir.resolve("sharded");
+    ArchiveFiles.reshard(SharedData.stories260K(), sharded, 2);
+    Path index = sharded.resolve("model.safetensors.index.json");
+    String text = Files.readString(index);
+    String without = text.replaceFirst("\"model\\.norm\\.weight\":\"model-0000\\d-of-00002\\.safetensors\",?", "");
+    assertThat(without).isNotEqualTo(text);
+    Files.writeString(index, without.replace(",}", "}"));
+    assertThatThrownBy(() -> ModelArchive.open(IO, sharded.toString()))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageMatching("Invalid model archive .*: shard model-0000\\d-of-00002\\.safetensors holds tensor 'model\\.norm\\.weight',"
+            + " which model\\.safetensors\\.index\\.json does not map; add it to weight_map");
+  }
 }

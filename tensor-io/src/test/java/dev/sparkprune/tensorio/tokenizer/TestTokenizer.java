@@ -210,4 +210,51 @@ class TestTokenizer {
         .hasMessage("Cannot tokenize: the regex 'a*a*a*a*a*a*a*a*b' in evil/tokenizer.json took over 4096 steps per character on a text "
             + "of 5000 characters (catastrophic backtracking); fix the pattern in the tokenizer file");
   }
+
+  /** The tiny tokenizer with {@code normalizer} as its normalizer. */
+  private static String withNormalizer(String normalizer) {
+    return "{\"normalizer\":" + normalizer + ",\"pre_tokenizer\":null,\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"e\":2},\"merges\":[]}}";
+  }
+
+  /**
+   * A tokenizer.json is untrusted: a Replace of "e" by 5,000 e's, or 30 chained doublings, made
+   * the JVM run out of memory (3.2-3.5 GB); each is refused before its result is built. A real
+   * normalizer (a prefix, spaces swapped) stays far below the bound.
+   */
+  @Test
+  void aNormalizerThatExpandsTextWithoutBoundIsRefused() {
+    String replace = "{\"type\":\"Replace\",\"pattern\":{\"String\":\"e\"},\"content\":\"" + "e".repeat(5000) + "\"}";
+    BpeTokenizer bomb = TokenizerLoader.parse("bomb/tokenizer.json", withNormalizer(replace), "{}");
+    assertThatThrownBy(() -> bomb.encode("eee", false))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot normalize text with the tokenizer in bomb/tokenizer.json: one of its normalizer steps turns 3 characters into 15000,"
+            + " over the limit of 1048 (8 x the input + 1024); its Replace or Prepend steps expand text without bound");
+
+    StringBuilder doublings = new StringBuilder("{\"type\":\"Sequence\",\"normalizers\":[");
+    for (int i = 0; i < 30; i++) {
+      doublings.append(i == 0 ? "" : ",").append("{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"e\"},\"content\":\"ee\"}");
+    }
+    BpeTokenizer doubling = TokenizerLoader.parse("doubling/tokenizer.json", withNormalizer(doublings + "]}"), "{}");
+    assertThatThrownBy(() -> doubling.encode("e".repeat(1000), false))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageContaining("one of its normalizer steps turns 8000 characters into 16000, over the limit of 9024");
+
+    String prefix = "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"a\"},"
+        + "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"b\"}]}";
+    BpeTokenizer real = TokenizerLoader.parse("real/tokenizer.json", withNormalizer(prefix), "{}");
+    assertThat(real.encode("e e", false)).containsExactly(0, 2, 1, 2);
+  }
+
+  /** A 200,000-step normalizer took 50 s to load and run; a pipeline has at most 64 steps. */
+  @Test
+  void aNormalizerPipelineHasABoundedSize() {
+    StringBuilder steps = new StringBuilder("{\"type\":\"Sequence\",\"normalizers\":[");
+    for (int i = 0; i < 200_000; i++) {
+      steps.append(i == 0 ? "" : ",").append("{\"type\":\"Lowercase\"}");
+    }
+    String json = withNormalizer(steps + "]}");
+    assertThatThrownBy(() -> TokenizerLoader.parse("long/tokenizer.json", json, "{}"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Invalid tokenizer long/tokenizer.json: its normalizer has more than 64 steps");
+  }
 }

@@ -66,7 +66,7 @@ public final class CalibratedScoring {
     if (statistics.load().isPresent()) {
       String directory = statistics.load().get();
       List<String> keys = StatisticsFiles.checkManifest(
-          stages().context().io(), directory, modelFingerprint, storage != CalibrationStatistics.HessianStorage.NONE);
+          stages().context().io(), directory, modelFingerprint, scoring.settings().hessianUser(plan));
       JavaPairRDD<String, CalibrationStatistics> saved =
           stages().jsc().parallelize(keys, Math.max(1, keys.size())).mapToPair(new StatisticsFiles.Load(stages().context(), directory));
       List<LinearResult> results = scoring.score(plan, saved);

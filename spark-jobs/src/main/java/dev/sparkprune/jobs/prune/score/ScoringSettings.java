@@ -6,7 +6,9 @@ import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import java.io.Serializable;
 import java.util.List;
+import java.util.Locale;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * What the scoring tasks read of a run's settings: Wanda's comparison group, the update and
@@ -35,5 +37,17 @@ public record ScoringSettings(Wanda.Group wandaGroup, Refinement refinement, int
       }
     }
     return CalibrationStatistics.HessianStorage.NONE;
+  }
+
+  /**
+   * What of {@code plan} needs X^T X, in the words a message about saved statistics gives it:
+   * the ADMM update, else the first method that keeps one; empty when nothing does.
+   */
+  public Optional<String> hessianUser(List<PlannedLinear> plan) {
+    if (refinement.needsHessian()) {
+      return Optional.of("the ADMM weight update (--update " + refinement.update().name().toLowerCase(Locale.ROOT).replace('_', '-') + ")");
+    }
+    return plan.stream().filter(planned -> planned.method.hessianStorage() != CalibrationStatistics.HessianStorage.NONE)
+        .findFirst().map(planned -> planned.method.displayName());
   }
 }

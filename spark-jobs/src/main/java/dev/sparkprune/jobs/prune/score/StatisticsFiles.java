@@ -26,7 +26,7 @@ import scala.Tuple2;
  * calibration settings and the keys. Reuse checks the fingerprint, so statistics never meet a
  * different model.
  */
-final class StatisticsFiles {
+public final class StatisticsFiles {
   static final String MANIFEST = "stats.json";
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -110,8 +110,13 @@ final class StatisticsFiles {
     }
   }
 
-  /** Reads and checks a saved set against the model and method of this run; returns its keys. */
-  static List<String> checkManifest(HadoopFileIO io, String directory, String modelFingerprint, boolean needsHessian) throws IOException {
+  /**
+   * Reads and checks a saved set against the model and the run; returns its keys. {@code
+   * hessianUser} names what needs X^T X (a method, the ADMM update), empty when nothing does.
+   */
+  public static List<String> checkManifest(HadoopFileIO io, String directory, String modelFingerprint, java.util.Optional<String> hessianUser)
+      throws IOException {
+    ValidationException.check(io.exists(directory), "Cannot read --stats %s: folder not found", directory);
     String location = io.resolve(directory, MANIFEST);
     ValidationException.check(io.exists(location), "Invalid --stats %s: no %s (was it written with --save-stats?)", directory, MANIFEST);
     JsonNode manifest = JSON.readTree(InputFiles.readAll(io.newInputFile(location), 64L << 20));
@@ -124,9 +129,9 @@ final class StatisticsFiles {
         manifest.path("model_fingerprint").asText(),
         modelFingerprint);
     ValidationException.check(
-        !needsHessian || manifest.path("hessian").asBoolean(false),
-        "Cannot use --stats %s for SparseGPT: they hold no X^T X (save them with --method sparsegpt)",
-        directory);
+        hessianUser.isEmpty() || manifest.path("hessian").asBoolean(false),
+        "Cannot use --stats %s for %s: they hold no X^T X (save them with --method sparsegpt)",
+        directory, hessianUser.orElse(""));
     List<String> keys = new java.util.ArrayList<>();
     manifest.path("keys").forEach(key -> keys.add(key.asText()));
     return keys;
