@@ -74,6 +74,6 @@ class TestHdfs {
     assertThatThrownBy(() -> SafetensorsReader.open(io.newInputFile(location)).close())
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining(location)
-        .hasMessageContaining("over the 104857600-byte limit");
+        .hasMessageContaining("over the 16777216-byte limit");
   }
 }
