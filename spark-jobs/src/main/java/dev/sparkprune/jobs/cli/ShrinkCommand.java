@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.options.PruneKeys;
 import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.jobs.shrink.ShrinkJob;
@@ -37,7 +38,7 @@ final class ShrinkCommand implements Subcommand {
   }
 
   static ShrinkOptions options(Arguments line, Configuration conf) throws IOException {
-    String model = line.require("model");
+    String model = Locations.qualify(line.require("model"), conf);
     ValidationException.check(
         !(line.has("drop-layers") && line.has("drop-layers-fraction")), "Give either --drop-layers or --drop-layers-fraction, not both");
     int drop = 0;
@@ -73,7 +74,8 @@ final class ShrinkCommand implements Subcommand {
       throw new ValidationException("Invalid --seed " + line.value("seed").get() + ": must be an integer");
     }
     return new ShrinkOptions(
-        model, line.require("out"), line.require("calib"), line.positiveInt("nsamples", PruneKeys.NSAMPLES_DEFAULT),
+        model, Locations.qualify(line.require("out"), conf), Locations.qualify(line.require("calib"), conf),
+        line.positiveInt("nsamples", PruneKeys.NSAMPLES_DEFAULT),
         line.positiveInt("seqlen", PruneKeys.SEQLEN_DEFAULT), seed, settings, thenPrune, target,
         line.has("partitions") ? line.positiveInt("partitions", 1) : 0, line.flag("overwrite"));
   }

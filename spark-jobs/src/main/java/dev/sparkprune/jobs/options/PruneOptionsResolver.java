@@ -38,6 +38,11 @@ public final class PruneOptionsResolver {
 
     /** SHA-256 of a small file's content; empty when it does not exist (the job reports that). */
     Optional<String> fingerprint(String location) throws IOException;
+
+    /** The given settings with their locations qualified on the driver ({@link Locations}); as given by default. */
+    default Map<String, String> qualify(Map<String, String> given) {
+      return given;
+    }
   }
 
   /** Conf keys of earlier releases, still read after the current spelling. */
@@ -73,7 +78,7 @@ public final class PruneOptionsResolver {
    */
   public PruneOptions resolve(Map<String, String> given) throws IOException {
     KeyValues.checkKnown(given, PruneKeys.ALL, "prune");
-    KeyValues values = new KeyValues(given, conf, LEGACY_CONF);
+    KeyValues values = new KeyValues(inputs.qualify(given), conf, LEGACY_CONF);
     PruneOptions.Builder builder = builder(values);
     PruneOptions options = values.build(builder::build);
     // Only valid settings reach the inputs: a typo is reported before any file is read.
