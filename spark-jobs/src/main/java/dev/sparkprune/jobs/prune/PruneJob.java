@@ -17,6 +17,7 @@ import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobGroups;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.SerializableConfiguration;
+import dev.sparkprune.jobs.spark.ValidationFailures;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
@@ -55,6 +56,7 @@ public final class PruneJob {
   /** Runs on inputs already opened and checked: the CLI opens them before it starts Spark. */
   public PruneReport run(JobInputs inputs) throws IOException {
     ValidationFailureLogs.nextJob();
+    ValidationFailures.install(spark.sparkContext());
     ProgressLog log = new ProgressLog(progress);
     Configuration conf = spark.sparkContext().hadoopConfiguration();
     OutputGuard.check(conf, options);
@@ -104,8 +106,11 @@ public final class PruneJob {
       return finished;
     } catch (Throwable e) {
       // Task failures arrive as SparkException, which Java code does not see declared.
-      JobGroups.cancelAndAwait(spark.sparkContext(), jobGroup);
-      publisher.abort();
+      try {
+        JobGroups.cancelAndAwait(spark.sparkContext(), jobGroup);
+      } finally {
+        publisher.abort();
+      }
       throw e;
     } finally {
       spark.sparkContext().setJobDescription(null);

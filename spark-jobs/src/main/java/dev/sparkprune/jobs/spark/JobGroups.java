@@ -18,9 +18,18 @@ public final class JobGroups {
    * task running.
    */
   public static void cancelAndAwait(SparkContext context, String jobGroup) {
-    context.cancelJobGroup(jobGroup);
+    // A context the cluster manager stopped (the application killed on the master) has no tasks
+    // left to wait for, and answers every call with IllegalStateException.
+    if (context.isStopped()) {
+      return;
+    }
+    try {
+      context.cancelJobGroup(jobGroup);
+    } catch (IllegalStateException stopped) {
+      return;
+    }
     long deadline = System.nanoTime() + WAIT_NANOS;
-    while (System.nanoTime() < deadline) {
+    while (System.nanoTime() < deadline && !context.isStopped()) {
       int running = 0;
       for (int jobId : context.statusTracker().getJobIdsForGroup(jobGroup)) {
         SparkJobInfo job = context.statusTracker().getJobInfo(jobId).getOrElse(() -> null);
