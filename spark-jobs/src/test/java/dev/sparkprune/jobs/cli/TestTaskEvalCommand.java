@@ -81,7 +81,7 @@ class TestTaskEvalCommand {
 
     Result folder = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--report", dir.toString());
     assertThat(folder.code()).isEqualTo(Main.EXIT_BAD_INPUT);
-    assertThat(folder.err().strip()).isEqualTo("sparkprune: error: Invalid --report " + dir + ": it is a folder (give a file path)");
+    assertThat(folder.err().strip()).isEqualTo("sparkprune: error: Invalid --report file:" + dir + ": it is a folder (give a file path)");
 
     Result format = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--max-length", "600");
     assertThat(format.code()).isEqualTo(Main.EXIT_BAD_INPUT);

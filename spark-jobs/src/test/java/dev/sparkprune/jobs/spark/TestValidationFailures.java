@@ -25,6 +25,12 @@ class TestValidationFailures {
 
   @BeforeAll
   static void start() {
+    // A session an earlier suite left running (local[2]: no retries) would be reused by getOrCreate.
+    for (scala.Option<SparkSession> earlier : List.of(SparkSession.getActiveSession(), SparkSession.getDefaultSession())) {
+      if (earlier.isDefined()) {
+        earlier.get().stop();
+      }
+    }
     spark = SparkSession.builder().master("local[2,4]").appName("sparkprune-validation-failures").config("spark.ui.enabled", "false")
         .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1").getOrCreate();
     ValidationFailures.install(spark.sparkContext());
