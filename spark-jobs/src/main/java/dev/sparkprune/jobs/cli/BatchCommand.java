@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.prune.BatchJob;
 import dev.sparkprune.jobs.spark.SparkSessions;
 import java.io.IOException;
@@ -27,12 +28,13 @@ final class BatchCommand implements Subcommand {
   @Override
   public int run(Arguments arguments, PrintStream out) throws IOException {
     ConfKeys.checkKnown(new org.apache.spark.SparkConf());
-    String manifest = arguments.require("manifest");
-    String outRoot = arguments.require("out-root");
+    org.apache.hadoop.conf.Configuration conf = SparkSessions.hadoopConfiguration();
+    String manifest = Locations.qualify(arguments.require("manifest"), conf);
+    String outRoot = Locations.qualify(arguments.require("out-root"), conf);
     String master = arguments.value("master").orElse(null);
     // Before Spark starts: a bad --master or a malformed manifest costs no session start-up.
     SparkSessions.checkMaster(master);
-    BatchJob.checkManifest(SparkSessions.hadoopConfiguration(), manifest);
+    BatchJob.checkManifest(conf, manifest);
     List<Row> statuses = new BatchJob(SparkSessions.getOrCreate(master), manifest, outRoot, out).run();
     long failed = statuses.stream().filter(row -> "FAILED".equals(row.getString(2))).count();
     out.printf("batch: %d models, %d failed; status table %s/_status%n", statuses.size(), failed, outRoot.replaceAll("/+$", ""));

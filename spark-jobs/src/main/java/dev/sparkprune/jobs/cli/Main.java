@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.spark.ValidationFailureLogs;
+import dev.sparkprune.jobs.spark.ValidationFailures;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.FileNotFoundException;
 import java.io.PrintStream;
@@ -86,11 +87,10 @@ public final class Main {
       if (e instanceof UncheckedIOException) {
         return fail(err, e, e.getMessage() + ": " + e.getCause().getMessage(), EXIT_FAILURE, verbose);
       }
-      // Bad input found inside a Spark task arrives wrapped in a SparkException.
-      for (Throwable cause = e.getCause(); cause != null; cause = cause.getCause()) {
-        if (cause instanceof ValidationException) {
-          return fail(err, e, cause.getMessage(), EXIT_BAD_INPUT, verbose);
-        }
+      // Bad input found inside a Spark task arrives wrapped in a SparkException, or as its cancelled stage.
+      java.util.Optional<ValidationException> validation = ValidationFailures.find(e);
+      if (validation.isPresent()) {
+        return fail(err, e, validation.get().getMessage(), EXIT_BAD_INPUT, verbose);
       }
       return fail(err, e, e.getClass().getSimpleName() + ": " + firstLine(e.getMessage()), EXIT_FAILURE, verbose);
     }

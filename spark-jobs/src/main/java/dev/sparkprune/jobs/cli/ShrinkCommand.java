@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.options.OptionValues;
 import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.shrink.ShrinkJob;
@@ -12,6 +13,7 @@ import dev.sparkprune.jobs.workflow.ShrinkThenPrune;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.SparkSession;
@@ -36,7 +38,9 @@ final class ShrinkCommand implements Subcommand {
   }
 
   static ShrinkOptions options(Arguments line, Configuration conf) throws IOException {
-    return new ShrinkOptionsResolver(OptionValues.confEntries(new SparkConf()), new HadoopFileIO(conf)).resolve(line.given(ShrinkKeys.ALL));
+    // Locations qualified on the driver: executors run in folders of their own.
+    Map<String, String> given = Locations.qualify(line.given(ShrinkKeys.ALL), ShrinkKeys.LOCATIONS, conf);
+    return new ShrinkOptionsResolver(OptionValues.confEntries(new SparkConf()), new HadoopFileIO(conf)).resolve(given);
   }
 
   @Override

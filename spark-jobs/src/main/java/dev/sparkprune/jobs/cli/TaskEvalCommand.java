@@ -5,6 +5,7 @@ import dev.sparkprune.jobs.eval.TaskEvalOptions;
 import dev.sparkprune.jobs.eval.TaskReport;
 import dev.sparkprune.jobs.eval.TaskResult;
 import dev.sparkprune.jobs.eval.TaskSet;
+import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -55,13 +56,13 @@ final class TaskEvalCommand {
 
   static int run(Arguments line, PrintStream out) throws IOException {
     ConfKeys.checkKnown(new org.apache.spark.SparkConf());
-    String model = line.require("model");
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    String model = Locations.qualify(line.require("model"), io.conf());
     List<String> files = taskFiles(line.require("tasks"));
     Optional<String> format = line.value("task-format");
-    Optional<String> report = line.value("report");
+    Optional<String> report = line.value("report").map(location -> Locations.qualify(location, io.conf()));
     SparkSessions.checkMaster(line.value("master").orElse(null));
 
-    HadoopFileIO io = new HadoopFileIO(new Configuration());
     if (report.isPresent()) {
       // The report is an output: never the model or a task file, nor inside them; an existing file only with --overwrite.
       Map<String, String> inputs = new LinkedHashMap<>();

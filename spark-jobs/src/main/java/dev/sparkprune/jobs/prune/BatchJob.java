@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.options.OptionKey;
 import dev.sparkprune.jobs.options.Parsers;
+import dev.sparkprune.jobs.spark.ValidationFailures;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -58,7 +59,7 @@ public final class BatchJob {
       .add("seconds", DataTypes.DoubleType, false)
       .add("model_fingerprint", DataTypes.StringType, true)
       .add("settings", DataTypes.StringType, true)
-      .add("output", DataTypes.StringType, false)
+      .add("output", DataTypes.StringType, true)
       .add("finished_at", DataTypes.TimestampType, false)
       .add("run_id", DataTypes.StringType, false);
 
@@ -118,10 +119,12 @@ public final class BatchJob {
         status = "FAILED";
         error = rootMessage(e);
       }
+      // A failed model's row names its output only where one is there (an earlier run's, left in place).
+      String output = status.equals("FAILED") && !exists(io, out) ? null : out;
       double seconds = (System.nanoTime() - start) / 1e9;
       progress.printf(Locale.ROOT, "batch %d/%d %s: %s (%.1f s)%s%n", i + 1, entries.size(), name, status, seconds,
           error == null ? "" : ": " + error);
-      statuses.add(RowFactory.create(name, model == null ? "" : model, status, error, seconds, fingerprint, settings, out,
+      statuses.add(RowFactory.create(name, model == null ? "" : model, status, error, seconds, fingerprint, settings, output,
           new Timestamp(System.currentTimeMillis()), runId));
     }
     String status = io.resolve(outRoot, STATUS);
@@ -340,6 +343,14 @@ public final class BatchJob {
     return value == null ? null : value.toString();
   }
 
+  private static boolean exists(HadoopFileIO io, String location) {
+    try {
+      return io.exists(location);
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
   /** Whether {@code out} holds a committed output of the same model and settings. */
   private static boolean committed(HadoopFileIO io, String out, String fingerprint, String settings) throws IOException {
     String report = io.resolve(out, "report.json");
@@ -352,10 +363,9 @@ public final class BatchJob {
   }
 
   private static String rootMessage(Throwable error) {
-    for (Throwable cause = error; cause != null; cause = cause.getCause()) {
-      if (cause instanceof ValidationException) {
-        return cause.getMessage();
-      }
+    java.util.Optional<ValidationException> validation = ValidationFailures.find(error);
+    if (validation.isPresent()) {
+      return validation.get().getMessage();
     }
     String message = error.getMessage();
     return error.getClass().getSimpleName() + (message == null ? "" : ": " + message.lines().findFirst().orElse(""));

@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -9,6 +10,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
@@ -22,6 +24,12 @@ public final class HadoopInputs implements PruneOptionsResolver.Inputs {
 
   public HadoopInputs(HadoopFileIO io) {
     this.io = Objects.requireNonNull(io, "io is null");
+  }
+
+  /** Qualified against the driver's working folder and default file system, once, before anything reads them. */
+  @Override
+  public Map<String, String> qualify(Map<String, String> given) {
+    return Locations.qualify(given, PruneKeys.LOCATIONS, io.conf());
   }
 
   @Override

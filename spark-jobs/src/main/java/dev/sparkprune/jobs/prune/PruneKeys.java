@@ -215,6 +215,9 @@ public final class PruneKeys {
       .fromConf().description("GPU vendor of new executors, e.g. nvidia.com.").build();
 
   /** Every key, in the order the help lists them. */
+  /** The keys whose values are locations, qualified on the driver (not the GPU discovery script: a path on each executor). */
+  public static final List<OptionKey<?>> LOCATIONS = List.of(MODEL, OUT, CALIB, STATS, CONFIG);
+
   public static final List<OptionKey<?>> ALL = List.of(
       MODEL, OUT, METHOD, SPARSITY, PATTERN, CALIB, NSAMPLES, SEQLEN, SEED, MODE, PARTITIONS, SAVE_STATS, STATS,
       ALLOCATION, MIN_KEEP, OWL_LAMBDA, OWL_M, GROUP, CONFIG,

@@ -31,6 +31,11 @@ public final class PruneOptionsResolver {
 
     /** SHA-256 of a small file's content; empty when it does not exist (the job reports that). */
     Optional<String> fingerprint(String location) throws IOException;
+
+    /** The given settings with their locations qualified on the driver ({@link dev.sparkprune.jobs.options.Locations}); as given by default. */
+    default Map<String, String> qualify(Map<String, String> given) {
+      return given;
+    }
   }
 
   private final Map<String, String> conf;
@@ -54,7 +59,7 @@ public final class PruneOptionsResolver {
    */
   public PruneOptions resolve(Map<String, String> given) throws IOException {
     OptionValues.checkKnown(given, PruneKeys.ALL, "prune");
-    OptionValues values = new OptionValues(given, conf, PruneKeys.DEPRECATED_CONF);
+    OptionValues values = new OptionValues(inputs.qualify(given), conf, PruneKeys.DEPRECATED_CONF);
     PruneOptions.Builder builder = builder(values);
     PruneOptions options = builder.build();
     // Only valid settings reach the inputs: a typo is reported before any file is read.

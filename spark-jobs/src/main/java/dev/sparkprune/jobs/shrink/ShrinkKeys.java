@@ -66,6 +66,9 @@ public final class ShrinkKeys {
       .label("M").description("Then prune the shrunk model: wanda or sparsegpt.").build();
 
   /** Everything the command takes, in help order. */
+  /** The keys whose values are locations, qualified on the driver. */
+  public static final List<OptionKey<?>> LOCATIONS = List.of(MODEL, OUT, CALIB);
+
   public static final List<OptionKey<?>> ALL = List.of(
       MODEL, OUT, CALIB, CommonKeys.NSAMPLES, CommonKeys.SEQLEN, CommonKeys.SEED, DROP_LAYERS, DROP_LAYERS_FRACTION, LAYER_METRIC, MLP_KEEP,
       HEADS_KEEP, WIDTH_METRIC, EXPERTS_KEEP, EXPERT_METRIC, THEN_PRUNE, CommonKeys.SPARSITY, CommonKeys.PATTERN, CommonKeys.PARTITIONS,

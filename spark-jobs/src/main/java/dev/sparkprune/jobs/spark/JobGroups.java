@@ -19,13 +19,22 @@ public final class JobGroups {
    * task running.
    */
   public static void cancelAndAwait(SparkContext context, String jobGroup) {
+    // A context the cluster manager stopped (the application killed on the master) has no tasks
+    // left to wait for, and answers every call with IllegalStateException.
+    if (context.isStopped()) {
+      return;
+    }
     // A group with no running job has nothing to cancel (Spark would log a warning saying so after
     // every failure); tasks of its failed job may still run, so the wait below is still needed.
-    if (hasRunningJob(context, jobGroup)) {
-      context.cancelJobGroup(jobGroup);
+    try {
+      if (hasRunningJob(context, jobGroup)) {
+        context.cancelJobGroup(jobGroup);
+      }
+    } catch (IllegalStateException stopped) {
+      return;
     }
     long deadline = System.nanoTime() + WAIT_NANOS;
-    while (System.nanoTime() < deadline) {
+    while (System.nanoTime() < deadline && !context.isStopped()) {
       int running = 0;
       for (int jobId : context.statusTracker().getJobIdsForGroup(jobGroup)) {
         SparkJobInfo job = context.statusTracker().getJobInfo(jobId).getOrElse(() -> null);

@@ -10,10 +10,14 @@ import scala.Tuple2;
 /**
  * The job's SparkSession: the one spark-submit started, or an in-process {@code local[*]} one.
  * sparkprune prints its own progress lines, so Spark's console progress bar is off; local runs
- * bind to loopback and skip the web UI.
+ * bind to loopback and skip the web UI. Every session quiets library logging ({@link LogLevels})
+ * and fails a job at the first bad input a task finds ({@link ValidationFailures}).
  */
 public final class SparkSessions {
   private static final String HADOOP_PREFIX = "spark.hadoop.";
+  /** System property bin/sparkprune sets to the shaded jar, which a cluster master's executors load. */
+  public static final String APPLICATION_JAR = "sparkprune.application.jar";
+  private static final String OPENBLAS_CORETYPE = "OPENBLAS_CORETYPE";
 
   private SparkSessions() {}
 
@@ -99,13 +103,18 @@ public final class SparkSessions {
 
   public static SparkSession getOrCreate(String master) {
     checkMaster(master);
+    SparkConf given = new SparkConf();
     SparkSession.Builder builder = SparkSession.builder()
-        .appName("sparkprune")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
         .config("spark.kryo.registrator", SparkpruneKryoRegistrator.class.getName())
-        .config("spark.kryoserializer.buffer.max", "1g");
-    String resolved = master != null ? master : System.getProperty("spark.master", "local[*]");
+        .config("spark.kryoserializer.buffer.max", "1g")
+        .config("spark.plugins", plugins(given));
+    // The name spark-submit was given (--name, or an Airflow task's) is what the master shows.
+    if (!given.contains("spark.app.name")) {
+      builder.appName("sparkprune");
+    }
+    String resolved = master != null ? master : given.get("spark.master", "local[*]");
     builder.master(resolved);
     if (resolved.startsWith("local")) {
       builder
@@ -113,7 +122,41 @@ public final class SparkSessions {
           .config("spark.driver.host", "127.0.0.1")
           .config("spark.driver.bindAddress", "127.0.0.1")
           .config("spark.sql.shuffle.partitions", "8");
+    } else {
+      clusterSettings(given).forEach(builder::config);
     }
-    return builder.getOrCreate();
+    LogLevels.apply(given);
+    SparkSession session = builder.getOrCreate();
+    ValidationFailures.install(session.sparkContext());
+    return session;
+  }
+
+  /** {@code spark.plugins} with {@link LogLevels} added to any the conf names. */
+  private static String plugins(SparkConf given) {
+    String existing = given.get("spark.plugins", "").trim();
+    String own = LogLevels.class.getName();
+    return existing.isEmpty() ? own : existing.contains(own) ? existing : existing + "," + own;
+  }
+
+  /**
+   * What executors on a cluster need that spark-submit would have given them: the application
+   * jar (bin/sparkprune with {@code --master spark://...} runs from the Maven classpath, so its
+   * executors would otherwise miss sparkprune's classes) and the OpenBLAS core type the launcher
+   * pinned for this machine.
+   */
+  static java.util.Map<String, String> clusterSettings(SparkConf given) {
+    java.util.Map<String, String> settings = new java.util.LinkedHashMap<>();
+    if (given.get("spark.jars", "").isBlank()) {
+      String jar = System.getProperty(APPLICATION_JAR, "");
+      ValidationException.check(!jar.isBlank() && new java.io.File(jar).isFile(),
+          "Cannot run on a cluster master without the application jar: build it (mvn -B -q -DskipTests package) and run "
+              + "bin/sparkprune, or submit with deploy/sparkprune-submit");
+      settings.put("spark.jars", jar);
+    }
+    String coreType = System.getenv(OPENBLAS_CORETYPE);
+    if (coreType != null && !coreType.isBlank() && !given.contains("spark.executorEnv." + OPENBLAS_CORETYPE)) {
+      settings.put("spark.executorEnv." + OPENBLAS_CORETYPE, coreType);
+    }
+    return settings;
   }
 }

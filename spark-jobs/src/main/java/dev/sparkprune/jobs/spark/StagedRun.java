@@ -79,6 +79,8 @@ public final class StagedRun {
    * probe the session's runtime settings name.
    */
   public static StagedRun start(SparkSession spark, String job, String subject) {
+    // A bad-input failure on an executor ends the run at once instead of after every retry.
+    ValidationFailures.install(spark.sparkContext());
     return new StagedRun(
         Objects.requireNonNull(spark, "spark is null"), Objects.requireNonNull(job, "job is null"),
         Objects.requireNonNull(subject, "subject is null"), UUID.randomUUID().toString().substring(0, 8), FaultProbe.load(spark.conf()),
@@ -116,8 +118,11 @@ public final class StagedRun {
       return result;
     } catch (Throwable e) {
       // Task failures arrive as SparkException, which Java code does not see declared.
-      JobGroups.cancelAndAwait(context, jobGroup());
-      output.ifPresent(Output::abort);
+      try {
+        JobGroups.cancelAndAwait(context, jobGroup());
+      } finally {
+        output.ifPresent(Output::abort);
+      }
       throw e;
     } finally {
       for (int i = 0; i < previous.length; i++) {

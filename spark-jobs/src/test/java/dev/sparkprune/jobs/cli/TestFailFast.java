@@ -89,7 +89,8 @@ class TestFailFast {
     bytes[8] = 'x'; // the header's JSON no longer opens with '{'
     Files.write(archive.resolve("model.safetensors"), bytes);
     String text = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
-    assertRefusedBeforeSpark("Invalid safetensors header in " + archive.resolve("model.safetensors") + ": not valid JSON",
+    // Locations are qualified on the driver (file: URIs), and messages name them so.
+    assertRefusedBeforeSpark("Invalid safetensors header in file:" + archive.resolve("model.safetensors") + ": not valid JSON",
         "--model", archive.toString(), "--method", "wanda", "--calib", text, "--seqlen", "64");
   }
 
@@ -108,7 +109,7 @@ class TestFailFast {
     Files.write(garbage, "PAR1 this is not a Parquet file, only its first magic bytes".getBytes(StandardCharsets.UTF_8));
     assertRefusedBeforeSpark("Invalid Parquet file:" + garbage, "--model", model, "--method", "wanda", "--calib", garbage.toString(),
         "--seqlen", "64", "--nsamples", "2");
-    assertRefusedBeforeSpark("Cannot read text /dev/zero: file:/dev/zero is not a regular file", "--model", model, "--method", "wanda",
+    assertRefusedBeforeSpark("Cannot read text file:/dev/zero: file:/dev/zero is not a regular file", "--model", model, "--method", "wanda",
         "--calib", "/dev/zero", "--seqlen", "64", "--nsamples", "2");
 
     // A sparse file: 1 GiB and a byte long, beyond what 256 Mi characters can take even at 4 bytes each; nothing is read.
@@ -116,7 +117,7 @@ class TestFailFast {
     try (java.io.RandomAccessFile file = new java.io.RandomAccessFile(huge.toFile(), "rw")) {
       file.setLength(4 * TextSource.MAX_CHARS + 1);
     }
-    assertRefusedBeforeSpark("Cannot read text " + huge + ": " + (4 * TextSource.MAX_CHARS + 1) + " bytes, over the limit of "
+    assertRefusedBeforeSpark("Cannot read text file:" + huge + ": " + (4 * TextSource.MAX_CHARS + 1) + " bytes, over the limit of "
         + TextSource.MAX_CHARS + " characters", "--model", model, "--method", "wanda", "--calib", huge.toString(), "--seqlen", "64",
         "--nsamples", "2");
   }
@@ -132,7 +133,7 @@ class TestFailFast {
     json.writeValue(archive.resolve("tokenizer.json").toFile(), tokenizer);
     String text = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
     assertRefusedBeforeSpark(
-        "Invalid tokenizer " + archive + "/tokenizer.json: it has token ids up to 512, but the model has 512 embedding rows",
+        "Invalid tokenizer file:" + archive + "/tokenizer.json: it has token ids up to 512, but the model has 512 embedding rows",
         "--model", archive.toString(), "--method", "wanda", "--calib", text, "--seqlen", "64", "--nsamples", "2");
   }
 

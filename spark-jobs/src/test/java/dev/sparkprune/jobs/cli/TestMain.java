@@ -233,8 +233,9 @@ class TestMain {
     Map<String, byte[]> dense = FolderSnapshot.of(model);
     String relative = Path.of(System.getProperty("user.dir")).toAbsolutePath().relativize(model).toString();
     for (String out : List.of(dir + "/x/./model", model + "/../model", "file://" + model, dir + "//x/model", relative)) {
+      // Every spelling is qualified on the driver to the one URI the message names.
       assertOneLineError(run("prune", "--model", model.toString(), "--out", out, "--method", "magnitude", "--sparsity", "0.5"),
-          "Invalid --out " + out + ": it is the same folder as --model " + model);
+          "Invalid --out file:" + model + ": it is the same folder as --model file:" + model);
       assertOneLineError(run("prune", "--model", model.toString(), "--out", out, "--method", "magnitude", "--overwrite"),
           "it is the same folder as --model");
     }
@@ -248,14 +249,14 @@ class TestMain {
     Files.writeString(folder.resolve("notes.txt"), "x");
     Map<String, byte[]> before = FolderSnapshot.of(folder);
     assertOneLineError(run("prune", "--model", llama.toString(), "--out", folder.toString(), "--method", "magnitude", "--overwrite"),
-        "Invalid --out " + folder + ": it contains --model " + llama);
+        "Invalid --out file:" + folder + ": it contains --model file:" + llama);
     assertOneLineError(run("prune", "--model", llama.toString(), "--out", llama + "/pruned", "--method", "magnitude"),
-        "it lies inside --model " + llama);
+        "it lies inside --model file:" + llama);
     assertThat(FolderSnapshot.of(folder)).containsOnlyKeys(before.keySet()).allSatisfy((name, bytes) -> assertThat(bytes).isEqualTo(before.get(name)));
 
     Path file = Files.writeString(dir.resolve("a-file"), "x");
     assertOneLineError(run("prune", "--model", model.toString(), "--out", file + "/out", "--method", "magnitude"),
-        "Cannot write --out " + file + "/out: " + file + " is a file, not a folder");
+        "Cannot write --out file:" + file + "/out: file:" + file + " is a file, not a folder");
   }
 
   @Test
@@ -264,7 +265,7 @@ class TestMain {
     Path mine = Files.createDirectories(dir.resolve("mine"));
     Files.writeString(mine.resolve("notes.txt"), "my notes");
     assertOneLineError(run("prune", "--model", model, "--out", mine.toString(), "--method", "magnitude"),
-        "Cannot replace --out " + mine + ": it exists and is not a sparkprune output (no _SPARKPRUNE_SUCCESS); choose another output"
+        "Cannot replace --out file:" + mine + ": it exists and is not a sparkprune output (no _SPARKPRUNE_SUCCESS); choose another output"
             + " folder, or add --overwrite to replace it whole");
     assertThat(Files.readString(mine.resolve("notes.txt"))).isEqualTo("my notes");
 

@@ -97,6 +97,7 @@ class TestShrinkCommand {
     java.nio.file.Files.writeString(model.resolve("config.json"), SyntheticArchive.llamaConfig(48, 2, 6, 4, 32, 64).toString());
     String[] args = args("--heads-keep", "0.5");
     args[2] = model.toString();
-    assertRefused(args, "Cannot shrink " + model + "/config.json: num_attention_heads 6 is not divisible into num_key_value_heads 4 groups");
+    // Locations are qualified on the driver (file: URIs), and messages name them so.
+    assertRefused(args, "Cannot shrink file:" + model + "/config.json: num_attention_heads 6 is not divisible into num_key_value_heads 4 groups");
   }
 }

@@ -85,7 +85,7 @@ class TestTaskEvalCommand {
     Path reports = Files.createDirectories(dir.resolve("reports"));
     Result folder = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--report", reports.toString());
     assertThat(folder.code()).isEqualTo(Main.EXIT_BAD_INPUT);
-    assertThat(folder.err().strip()).isEqualTo("sparkprune: error: Invalid --report " + reports + ": it is a folder (give a file path)");
+    assertThat(folder.err().strip()).isEqualTo("sparkprune: error: Invalid --report file:" + reports + ": it is a folder (give a file path)");
 
     Result format = run("eval", "--model", SharedData.stories260K().toString(), "--tasks", bad.toString(), "--max-length", "600");
     assertThat(format.code()).isEqualTo(Main.EXIT_BAD_INPUT);

@@ -65,6 +65,9 @@ class TestBatchJob extends SparkTestBase {
     assertThat(outRoot.resolve("magnitude/model/model.safetensors")).exists();
     assertThat(outRoot.resolve("wanda/report.json")).exists();
     assertThat(outRoot.resolve("corrupt")).doesNotExist();
+    // A failed row names no output where there is none; the others name theirs.
+    assertThat(first.get(1).isNullAt(7)).isTrue();
+    assertThat(first.get(0).getString(7)).endsWith("/magnitude");
     byte[] wandaBytes = Files.readAllBytes(outRoot.resolve("wanda/model/model.safetensors"));
 
     List<Row> second = run(manifest, outRoot);

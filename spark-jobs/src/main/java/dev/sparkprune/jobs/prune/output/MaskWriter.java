@@ -10,6 +10,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -19,7 +20,6 @@ import org.apache.parquet.hadoop.ParquetFileWriter;
 import org.apache.parquet.hadoop.ParquetWriter;
 import org.apache.parquet.hadoop.example.ExampleParquetWriter;
 import org.apache.parquet.hadoop.metadata.CompressionCodecName;
-import org.apache.parquet.hadoop.util.HadoopOutputFile;
 import org.apache.parquet.io.api.Binary;
 import org.apache.parquet.schema.LogicalTypeAnnotation;
 import org.apache.parquet.schema.MessageType;
@@ -144,31 +144,38 @@ public final class MaskWriter {
     }
   }
 
-  /** One block's mask file of a task: written under a temporary name, then renamed. */
+  /**
+   * One block's mask file of a task: built in memory (a task's linears of one block, at most
+   * {@code --scoring-task-mb} of float weights, so at most 1/32 of that in mask bits), given a
+   * {@link CanonicalFooter}, written under a temporary name and renamed.
+   */
   private static final class BlockFile {
     private final FileSystem fs;
     private final Path temporary;
     private final Path target;
     private final SimpleGroupFactory groups = new SimpleGroupFactory(SCHEMA);
+    private final CanonicalFooter.Buffer buffer;
     private ParquetWriter<Group> writer;
 
-    private BlockFile(FileSystem fs, Path temporary, Path target, ParquetWriter<Group> writer) {
+    private BlockFile(FileSystem fs, Path temporary, Path target, CanonicalFooter.Buffer buffer, ParquetWriter<Group> writer) {
       this.fs = fs;
       this.temporary = temporary;
       this.target = target;
+      this.buffer = buffer;
       this.writer = writer;
     }
 
     static BlockFile open(Configuration conf, Path directory, String name, String attempt) throws IOException {
       FileSystem fs = directory.getFileSystem(conf);
       Path temporary = new Path(directory, "." + name + TEMPORARY + attempt);
-      ParquetWriter<Group> writer = ExampleParquetWriter.builder(HadoopOutputFile.fromPath(temporary, conf))
+      CanonicalFooter.Buffer buffer = new CanonicalFooter.Buffer();
+      ParquetWriter<Group> writer = ExampleParquetWriter.builder(buffer)
           .withConf(conf)
           .withType(SCHEMA)
           .withCompressionCodec(CompressionCodecName.ZSTD)
           .withWriteMode(ParquetFileWriter.Mode.OVERWRITE)
           .build();
-      return new BlockFile(fs, temporary, new Path(directory, name), writer);
+      return new BlockFile(fs, temporary, new Path(directory, name), buffer, writer);
     }
 
     /** A linear's mask as records of at most {@link #ROWS_PER_RECORD} rows each. */
@@ -196,6 +203,10 @@ public final class MaskWriter {
     void commit() throws IOException {
       writer.close();
       writer = null;
+      byte[] bytes = CanonicalFooter.sortEncodings(buffer.toByteArray());
+      try (FSDataOutputStream out = fs.create(temporary, true)) {
+        out.write(bytes);
+      }
       fs.delete(target, false);
       if (!fs.rename(temporary, target)) {
         throw new IOException("Cannot rename " + temporary + " to " + target);
