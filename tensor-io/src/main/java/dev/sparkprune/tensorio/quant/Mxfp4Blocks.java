@@ -19,23 +19,6 @@ public final class Mxfp4Blocks {
 
   private Mxfp4Blocks() {}
 
-  /** One expert's [out][in] values, in stored order: the linear's [out, in] orientation. */
-  public static void decodeOutByIn(byte[] blocks, int blocksOffset, byte[] scales, int scalesOffset, int out, int in, float[] destination, int offset) {
-    int groups = in / GROUP;
-    for (int o = 0; o < out; o++) {
-      for (int g = 0; g < groups; g++) {
-        float scale = MiniFloats.e8m0(scales[scalesOffset + o * groups + g]);
-        int source = blocksOffset + (o * groups + g) * GROUP_BYTES;
-        int target = offset + o * in + g * GROUP;
-        for (int b = 0; b < GROUP_BYTES; b++) {
-          int pair = blocks[source + b];
-          destination[target + 2 * b] = MiniFloats.e2m1(pair) * scale;
-          destination[target + 2 * b + 1] = MiniFloats.e2m1(pair >>> 4) * scale;
-        }
-      }
-    }
-  }
-
   /** One expert's values in transformers' dequantized [in][out] order (the BF16 gpt-oss layout). */
   public static void decodeInByOut(byte[] blocks, int blocksOffset, byte[] scales, int scalesOffset, int out, int in, float[] destination, int offset) {
     int groups = in / GROUP;
