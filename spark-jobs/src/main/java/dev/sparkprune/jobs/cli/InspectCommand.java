@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Block;
 import dev.sparkprune.tensorio.arch.Expert;
@@ -77,7 +76,7 @@ final class InspectCommand implements Subcommand {
     if (experts) {
       out.println("Experts        " + expertSummary(archive, layout));
     }
-    Map<DType, long[]> dtypes = dtypeCounts(archive);
+    Map<String, long[]> dtypes = dtypeCounts(archive);
     StringBuilder dtypeLine = new StringBuilder();
     dtypes.forEach(
         (dtype, counts) ->
@@ -108,7 +107,7 @@ final class InspectCommand implements Subcommand {
           linear.name(),
           linear.outFeatures() + " x " + linear.inFeatures() + (linear.storedTransposed() ? " (stored in x out)" : ""),
           linear.inputGroup(),
-          tensor.dtype(),
+          tensor.storageLabel(),
           TextTable.count(linear.parameters()),
           linear.tensorName()));
       if (experts) {
@@ -179,10 +178,11 @@ final class InspectCommand implements Subcommand {
     return "";
   }
 
-  private static Map<DType, long[]> dtypeCounts(ModelArchive archive) {
-    Map<DType, long[]> counts = new TreeMap<>();
+  /** Logical tensors and parameters by storage: a dtype, or a quantized format with its scales. */
+  private static Map<String, long[]> dtypeCounts(ModelArchive archive) {
+    Map<String, long[]> counts = new TreeMap<>();
     for (ArchiveTensor tensor : archive.tensors()) {
-      long[] count = counts.computeIfAbsent(tensor.dtype(), dtype -> new long[2]);
+      long[] count = counts.computeIfAbsent(tensor.storageLabel(), storage -> new long[2]);
       count[0]++;
       count[1] += tensor.numel();
     }
@@ -198,8 +198,8 @@ final class InspectCommand implements Subcommand {
     parameters.put("total", layout.totalParameters());
     parameters.put("prunable", layout.prunableParameters());
     ObjectNode dtypes = root.putObject("dtypes");
-    dtypeCounts(archive).forEach((dtype, counts) -> {
-      ObjectNode entry = dtypes.putObject(dtype.name());
+    dtypeCounts(archive).forEach((storage, counts) -> {
+      ObjectNode entry = dtypes.putObject(storage);
       entry.put("tensors", counts[0]);
       entry.put("parameters", counts[1]);
     });
@@ -231,6 +231,7 @@ final class InspectCommand implements Subcommand {
       entry.put("stored_transposed", linear.storedTransposed());
       entry.put("input_group", linear.inputGroup());
       entry.put("dtype", tensor.dtype().name());
+      entry.put("storage", tensor.storageLabel());
       entry.put("shard", tensor.shard());
       linear.biasName().ifPresent(bias -> entry.put("bias", bias));
       linear.expert().ifPresent(expert -> {
