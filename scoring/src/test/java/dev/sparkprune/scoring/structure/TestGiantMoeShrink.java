@@ -1,0 +1,134 @@
+package dev.sparkprune.scoring.structure;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.model.BlockWeights;
+import dev.sparkprune.scoring.model.DecoderModel;
+import dev.sparkprune.scoring.model.HiddenStates;
+import dev.sparkprune.scoring.model.InputHook;
+import dev.sparkprune.scoring.model.Models;
+import dev.sparkprune.tensorio.ModelFixtures;
+import dev.sparkprune.tensorio.arch.MixtureOfExperts;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.LocalFileIO;
+import dev.sparkprune.tensorio.shrink.KeptBlock;
+import dev.sparkprune.tensorio.shrink.ModelShape;
+import dev.sparkprune.tensorio.shrink.ShrinkPlan;
+import dev.sparkprune.tensorio.shrink.ShrunkArchive;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Removing experts from DeepSeek-V3, GLM-4.5 and gpt-oss: the shrunk archive's logits equal the
+ * source model's with the removed experts masked out of routing before any choice is made. Each
+ * router family is masked where that is exactly the shrunk router:
+ *
+ * <ul>
+ *   <li>sigmoid group-limited (DeepSeek, GLM): e_score_correction_bias = -infinity for removed
+ *       experts, so their choice score is -infinity in the groups' two-best sums and in the
+ *       top-k; their weights (the plain sigmoid) are never taken. The plan keeps the same number
+ *       in every group, so source group g's kept experts are the shrunk group g. (Outside the
+ *       chosen groups transformers sets choices to 0, which a removed expert could then win only
+ *       if fewer than k chosen-group experts scored above 0; not on these fixtures.)
+ *   <li>top-k softmax (gpt-oss): router bias = -infinity for removed experts: they never reach
+ *       the top k, and the softmax is over the k chosen logits only.
+ * </ul>
+ *
+ * Blocks are dropped too (first_k_dense_replace and layer_types renumbered); the MTP layer goes.
+ */
+class TestGiantMoeShrink {
+  private static final LocalFileIO IO = new LocalFileIO();
+
+  @TempDir Path temp;
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"deepseek_v3", "glm4_moe", "gpt_oss"})
+  void keptExpertsComputeAsTheSourceWithTheRemovedOnesMaskedBeforeRouting(String arch) throws IOException {
+    ModelArchive source = ModelArchive.open(IO, ModelFixtures.path(arch).toString());
+    ModelShape shape = ModelShape.of(source.config());
+    MixtureOfExperts moe = shape.moe().orElseThrow();
+    // DeepSeek drops a sparse block, GLM its dense first block, gpt-oss a sliding and a full block.
+    List<Integer> dropped = arch.equals("deepseek_v3") ? List.of(2) : arch.equals("glm4_moe") ? List.of(0) : List.of(1, 2);
+    List<Integer> blocks = new java.util.ArrayList<>();
+    Map<Integer, int[]> experts = new HashMap<>();
+    for (int b = 0; b < shape.blocks(); b++) {
+      if (dropped.contains(b)) {
+        continue;
+      }
+      blocks.add(b);
+      if (shape.isSparse(b)) {
+        experts.put(b, halfPerGroup(moe.experts(), moe.experts() / moe.groups(), b));
+      }
+    }
+    ShrinkPlan plan = ShrinkPlan.of(shape, blocks, Map.of(), Map.of(), experts);
+    Path out = temp.resolve(arch);
+    Files.createDirectories(out);
+    new ShrunkArchive(source, plan).writeTo(IO, out.toString());
+
+    int[] tokens = ModelFixtures.goldenTokens(arch);
+    float[] expected = maskedSourceLogits(source, plan, tokens, true);
+    float[] unmasked = maskedSourceLogits(source, plan, tokens, false);
+    try (DecoderModel shrunk = Models.open(ModelArchive.open(IO, out.toString()), NetlibLinearAlgebra.defaultInstance())) {
+      float[] logits = shrunk.logits(shrunk.forward(new int[][] {tokens}), 0);
+      double worst = 0;
+      for (int i = 0; i < logits.length; i++) {
+        worst = Math.max(worst, Math.abs(logits[i] - expected[i]));
+      }
+      System.out.printf("%s: largest |shrunk - masked source| = %.3g%n", arch, worst);
+      assertThat(worst).as("%s: largest |shrunk logit - masked source logit|", arch).isLessThanOrEqualTo(1e-4);
+      // The removed experts mattered: without the mask the source computes something else.
+      double routedElsewhere = 0;
+      for (int i = 0; i < logits.length; i++) {
+        routedElsewhere = Math.max(routedElsewhere, Math.abs(logits[i] - unmasked[i]));
+      }
+      assertThat(routedElsewhere).as("%s: largest |shrunk logit - unmasked source logit|", arch).isGreaterThan(1e-2);
+    }
+  }
+
+  /** The source forward over the kept blocks, removed experts masked out through the router's bias (or not). */
+  private static float[] maskedSourceLogits(ModelArchive source, ShrinkPlan plan, int[] tokens, boolean mask) throws IOException {
+    MixtureOfExperts moe = plan.source().moe().orElseThrow();
+    String bias = moe.correctionBias().or(moe::routerBias).orElseThrow();
+    try (DecoderModel model = Models.open(source, NetlibLinearAlgebra.defaultInstance())) {
+      HiddenStates h = model.embed(new int[][] {tokens});
+      for (KeptBlock kept : plan.blocks()) {
+        BlockWeights w = model.loadBlock(kept.source());
+        if (mask && plan.source().isSparse(kept.source())) {
+          String name = "model.layers." + kept.source() + "." + bias;
+          float[] masked = w.tensor(name).clone();
+          for (int e = 0; e < masked.length; e++) {
+            if (Arrays.binarySearch(kept.experts(), e) < 0) {
+              masked[e] = Float.NEGATIVE_INFINITY;
+            }
+          }
+          w = w.withTensor(name, masked);
+        }
+        h = model.runBlock(w, h, InputHook.NONE);
+      }
+      return model.logits(h, 0);
+    }
+  }
+
+  /** Half of each group of {@code perGroup} experts, a different half in every block. */
+  private static int[] halfPerGroup(int experts, int perGroup, int block) {
+    int[] kept = new int[experts / 2];
+    int i = 0;
+    for (int g = 0; g < experts / perGroup; g++) {
+      for (int j = 0; j < perGroup; j++) {
+        if ((j + block + g) % 2 == 0) {
+          kept[i++] = g * perGroup + j;
+        }
+      }
+    }
+    return kept;
+  }
+}
