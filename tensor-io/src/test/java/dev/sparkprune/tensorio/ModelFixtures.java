@@ -146,6 +146,23 @@ public final class ModelFixtures {
     return out;
   }
 
+  /**
+   * A keep list of half of each group of {@code perGroup} contiguous experts (what group-limited
+   * routing requires), a different half for each {@code block}.
+   */
+  public static int[] halfPerGroup(int experts, int perGroup, int block) {
+    int[] kept = new int[experts / 2];
+    int i = 0;
+    for (int g = 0; g < experts / perGroup; g++) {
+      for (int j = 0; j < perGroup; j++) {
+        if ((j + block + g) % 2 == 0) {
+          kept[i++] = g * perGroup + j;
+        }
+      }
+    }
+    return kept;
+  }
+
   /** The indices of the k largest values, largest first, the lower index on ties. */
   private static int[] top(double[] values, int k) {
     boolean[] taken = new boolean[values.length];

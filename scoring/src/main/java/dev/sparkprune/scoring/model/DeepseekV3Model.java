@@ -38,8 +38,7 @@ final class DeepseekV3Model extends BaseDecoderModel {
 
   @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
-    float[] values = lookup(tokens, weights.cached("model.embed_tokens.weight"), mla.hidden());
-    return new HiddenStates(tokens.length, tokens[0].length, mla.hidden(), values);
+    return embedTokens(tokens, "model.embed_tokens.weight", mla.hidden());
   }
 
   @Override
@@ -135,9 +134,7 @@ final class DeepseekV3Model extends BaseDecoderModel {
 
   @Override
   public float[] logits(HiddenStates hiddenStates, int sequence) throws IOException {
-    HiddenStates one = hiddenStates.slice(sequence, 1);
-    float[] x = Layers.rmsNorm(one.values(), one.tokens(), mla.hidden(), weights.cached("model.norm.weight"), eps);
-    float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight");
-    return Layers.linear(linalg, x, one.tokens(), mla.hidden(), head, vocabSize(), null);
+    return rmsNormHeadLogits(hiddenStates, sequence, "model.", eps);
   }
+
 }

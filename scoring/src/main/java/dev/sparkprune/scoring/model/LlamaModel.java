@@ -49,8 +49,7 @@ final class LlamaModel extends BaseDecoderModel {
 
   @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
-    float[] values = lookup(tokens, weights.cached(bodyPrefix + "embed_tokens.weight"), hidden);
-    return new HiddenStates(tokens.length, tokens[0].length, hidden, values);
+    return embedTokens(tokens, bodyPrefix + "embed_tokens.weight", hidden);
   }
 
   @Override
@@ -101,11 +100,8 @@ final class LlamaModel extends BaseDecoderModel {
 
   @Override
   public float[] logits(HiddenStates hiddenStates, int sequence) throws IOException {
-    float[] finalNorm = weights.cached(bodyPrefix + "norm.weight");
-    float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : bodyPrefix + "embed_tokens.weight");
-    HiddenStates one = hiddenStates.slice(sequence, 1);
-    float[] x = Layers.rmsNorm(one.values(), one.tokens(), hidden, finalNorm, eps);
-    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocabSize(), null);
+    return rmsNormHeadLogits(hiddenStates, sequence, bodyPrefix, eps);
   }
+
 
 }

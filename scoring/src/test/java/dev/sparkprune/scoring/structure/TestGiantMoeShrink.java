@@ -67,7 +67,7 @@ class TestGiantMoeShrink {
       }
       blocks.add(b);
       if (shape.isSparse(b)) {
-        experts.put(b, halfPerGroup(moe.experts(), moe.experts() / moe.groups(), b));
+        experts.put(b, ModelFixtures.halfPerGroup(moe.experts(), moe.experts() / moe.groups(), b));
       }
     }
     ShrinkPlan plan = ShrinkPlan.of(shape, blocks, Map.of(), Map.of(), experts);
@@ -258,19 +258,5 @@ class TestGiantMoeShrink {
         assertThat(Float.isFinite(logit)).isTrue();
       }
     }
-  }
-
-  /** Half of each group of {@code perGroup} experts, a different half in every block. */
-  private static int[] halfPerGroup(int experts, int perGroup, int block) {
-    int[] kept = new int[experts / 2];
-    int i = 0;
-    for (int g = 0; g < experts / perGroup; g++) {
-      for (int j = 0; j < perGroup; j++) {
-        if ((j + block + g) % 2 == 0) {
-          kept[i++] = g * perGroup + j;
-        }
-      }
-    }
-    return kept;
   }
 }

@@ -65,16 +65,7 @@ public final class GptOssArchitecture implements Architecture {
 
   /** The attention shape; intermediate_size is the experts' width, head_dim defaults to 64 (GptOssConfig). */
   public static DecoderShape shape(ModelConfig config) {
-    int hidden = config.requireInt("hidden_size");
-    int heads = config.requireInt("num_attention_heads");
-    int kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
-    ValidationException.check(
-        heads % kvHeads == 0,
-        "Invalid model config %s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
-        config.location(), heads, kvHeads);
-    return new DecoderShape(
-        hidden, config.requireInt("num_hidden_layers"), heads, kvHeads, config.optionalInt("head_dim").orElse(64),
-        config.requireInt("intermediate_size"), config.requireInt("vocab_size"));
+    return DecoderShape.of(config, 64);
   }
 
   /**

@@ -41,20 +41,6 @@ class TestShrunkGiantMoe {
     return ModelArchive.open(IO, out.toString());
   }
 
-  /** Half of each group of {@code perGroup} experts, a different half in every block. */
-  static int[] halfPerGroup(int experts, int perGroup, int block) {
-    int[] kept = new int[experts / 2];
-    int i = 0;
-    for (int g = 0; g < experts / perGroup; g++) {
-      for (int j = 0; j < perGroup; j++) {
-        if ((j + block + g) % 2 == 0) {
-          kept[i++] = g * perGroup + j;
-        }
-      }
-    }
-    return kept;
-  }
-
   @Test
   void deepseekV3KeepsRouterRowsCorrectionBiasAndRenumberedExpertsAndDropsTheMtpLayer() throws IOException {
     ModelArchive source = ModelArchive.open(IO, ModelFixtures.path("deepseek_v3").toString());
@@ -62,7 +48,7 @@ class TestShrunkGiantMoe {
     assertThat(shape.mtpBlocks()).isEqualTo(1);
     Map<Integer, int[]> experts = new HashMap<>();
     for (int b = 1; b < 4; b++) {
-      experts.put(b, halfPerGroup(16, 4, b));
+      experts.put(b, ModelFixtures.halfPerGroup(16, 4, b));
     }
     ModelArchive shrunk = shrink(source, ShrinkPlan.of(shape, List.of(0, 1, 3), Map.of(), Map.of(), experts), "deepseek_v3");
 
@@ -104,7 +90,7 @@ class TestShrunkGiantMoe {
     ModelShape shape = ModelShape.of(source.config());
     Map<Integer, int[]> experts = new HashMap<>();
     for (int b = 1; b < 4; b++) {
-      experts.put(b, halfPerGroup(16, 8, b));
+      experts.put(b, ModelFixtures.halfPerGroup(16, 8, b));
     }
     ModelArchive shrunk = shrink(source, ShrinkPlan.of(shape, List.of(1, 2, 3), Map.of(), Map.of(), experts), "glm4_moe");
     JsonNode config = shrunk.config().json();
