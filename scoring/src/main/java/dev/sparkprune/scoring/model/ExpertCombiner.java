@@ -27,13 +27,14 @@ public final class ExpertCombiner {
       throw new IllegalStateException("Cannot add expert " + expert + " after expert " + last + ": experts are combined in ascending order");
     }
     int[] rows = routing.rows(expert);
+    float[] weights = routing.weights(expert);
     if (output.length != rows.length * width) {
       throw new IllegalArgumentException(
           "Invalid output of expert " + expert + ": " + output.length + " values for " + rows.length + " rows x " + width);
     }
     last = expert;
     for (int i = 0; i < rows.length; i++) {
-      float weight = routing.weight(rows[i], expert);
+      float weight = weights[i];
       int target = rows[i] * width;
       for (int c = 0; c < width; c++) {
         out[target + c] += output[i * width + c] * weight;

@@ -18,6 +18,9 @@ public final class ExpertRouting {
   private final int[] chosen;
   /** [tokens x k] their routing weights. */
   private final float[] weights;
+  /** Per expert, the tokens routed to it, ascending, and their weights: step 2's lists. */
+  private final int[][] rowsByExpert;
+  private final float[][] weightsByExpert;
 
   private ExpertRouting(int tokens, int experts, int k, int[] chosen, float[] weights) {
     this.tokens = tokens;
@@ -25,6 +28,23 @@ public final class ExpertRouting {
     this.k = k;
     this.chosen = chosen;
     this.weights = weights;
+    int[] counts = new int[experts];
+    for (int expert : chosen) {
+      counts[expert]++;
+    }
+    this.rowsByExpert = new int[experts][];
+    this.weightsByExpert = new float[experts][];
+    for (int e = 0; e < experts; e++) {
+      rowsByExpert[e] = new int[counts[e]];
+      weightsByExpert[e] = new float[counts[e]];
+    }
+    int[] filled = new int[experts];
+    // Tokens in ascending order, so each list comes out ascending.
+    for (int i = 0; i < chosen.length; i++) {
+      int e = chosen[i];
+      rowsByExpert[e][filled[e]] = i / k;
+      weightsByExpert[e][filled[e]++] = weights[i];
+    }
   }
 
   /**
@@ -41,6 +61,8 @@ public final class ExpertRouting {
     float[] weights = new float[tokens * k];
     float[] scores = new float[experts];
     float[] choice = new float[experts];
+    float[] groupScores = new float[moe.groups()];
+    int[] keptGroups = new int[moe.topKGroups()];
     for (int t = 0; t < tokens; t++) {
       int row = t * experts;
       switch (moe.scoring()) {
@@ -58,7 +80,7 @@ public final class ExpertRouting {
           break;
         }
         case SIGMOID_GROUP_LIMITED:
-          routeGroupLimited(moe, logits, row, correctionBias, scores, choice, chosen, weights, t * k);
+          routeGroupLimited(moe, logits, row, correctionBias, scores, choice, groupScores, keptGroups, chosen, weights, t * k);
           break;
         case TOP_K_SOFTMAX: {
           // The k largest logits, then a softmax over those k alone.
@@ -87,8 +109,8 @@ public final class ExpertRouting {
    * routed_scaling_factor.
    */
   private static void routeGroupLimited(
-      MixtureOfExperts moe, float[] logits, int row, float[] correctionBias, float[] scores, float[] choice, int[] chosen, float[] weights,
-      int offset) {
+      MixtureOfExperts moe, float[] logits, int row, float[] correctionBias, float[] scores, float[] choice, float[] groupScores,
+      int[] keptGroups, int[] chosen, float[] weights, int offset) {
     int experts = moe.experts();
     int groups = moe.groups();
     int perGroup = experts / groups;
@@ -96,22 +118,13 @@ public final class ExpertRouting {
       scores[e] = (float) (1.0 / (1.0 + Math.exp(-logits[row + e])));
       choice[e] = scores[e] + correctionBias[e];
     }
-    float[] groupScores = new float[groups];
-    int[] best = new int[2];
     for (int g = 0; g < groups; g++) {
-      float[] members = java.util.Arrays.copyOfRange(choice, g * perGroup, (g + 1) * perGroup);
-      topK(members, perGroup, 2, best, 0);
-      groupScores[g] = members[best[0]] + members[best[1]];
+      groupScores[g] = twoBestSum(choice, g * perGroup, perGroup);
     }
-    int[] keptGroups = new int[moe.topKGroups()];
     topK(groupScores, groups, keptGroups.length, keptGroups, 0);
-    boolean[] inKeptGroup = new boolean[groups];
-    for (int g : keptGroups) {
-      inKeptGroup[g] = true;
-    }
-    for (int e = 0; e < experts; e++) {
-      if (!inKeptGroup[e / perGroup]) {
-        choice[e] = 0f;
+    for (int g = 0; g < groups; g++) {
+      if (!taken(keptGroups, 0, keptGroups.length, g)) {
+        java.util.Arrays.fill(choice, g * perGroup, (g + 1) * perGroup, 0f);
       }
     }
     int k = moe.topK();
@@ -124,6 +137,21 @@ public final class ExpertRouting {
     for (int j = 0; j < k; j++) {
       weights[offset + j] *= factor;
     }
+  }
+
+  /** The sum of the two largest of values[from, from + count), count >= 2: a group's score. */
+  private static float twoBestSum(float[] values, int from, int count) {
+    float best = Float.NEGATIVE_INFINITY;
+    float second = Float.NEGATIVE_INFINITY;
+    for (int i = from; i < from + count; i++) {
+      if (values[i] > best) {
+        second = best;
+        best = values[i];
+      } else if (values[i] > second) {
+        second = values[i];
+      }
+    }
+    return best + second;
   }
 
   /** The indices of the k largest of values[0, count) into out[offset, offset + k), largest first, lower index on ties. */
@@ -186,27 +214,17 @@ public final class ExpertRouting {
 
   /** Step 2: the tokens routed to {@code expert}, ascending. */
   public int[] rows(int expert) {
-    int count = 0;
-    for (int t = 0; t < tokens; t++) {
-      count += weightIndex(t, expert) >= 0 ? 1 : 0;
-    }
-    int[] rows = new int[count];
-    for (int t = 0, i = 0; t < tokens; t++) {
-      if (weightIndex(t, expert) >= 0) {
-        rows[i++] = t;
-      }
-    }
-    return rows;
+    return rowsByExpert[expert].clone();
+  }
+
+  /** The number of tokens routed to {@code expert}. */
+  public int count(int expert) {
+    return rowsByExpert[expert].length;
   }
 
   /** The routing weights of {@link #rows}{@code (expert)}, in the same order. */
   public float[] weights(int expert) {
-    int[] rows = rows(expert);
-    float[] out = new float[rows.length];
-    for (int i = 0; i < rows.length; i++) {
-      out[i] = weight(rows[i], expert);
-    }
-    return out;
+    return weightsByExpert[expert].clone();
   }
 
   /** Token t's routing weight for {@code expert}; the expert must be among its chosen. */
