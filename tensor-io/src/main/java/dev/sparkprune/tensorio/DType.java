@@ -9,8 +9,8 @@ public enum DType {
   BOOL(1, false),
   U8(1, true),
   I8(1, true),
-  F8_E4M3(1, false),
-  F8_E5M2(1, false),
+  F8_E4M3(1, true),
+  F8_E5M2(1, true),
   I16(2, false),
   U16(2, false),
   F16(2, true),
@@ -34,7 +34,11 @@ public enum DType {
     return byteSize;
   }
 
-  /** Whether {@link TensorCodec} can decode this type to float; the others are copied as bytes. */
+  /**
+   * Whether {@link TensorCodec} can decode this type to float; the others are copied as bytes. An
+   * F8 tensor's codes are only its values when it has no scales: the archive reads block-scaled
+   * weights through their scales, and {@link SafetensorsReader} refuses to decode them alone.
+   */
   public boolean isFloatConvertible() {
     return floatConvertible;
   }

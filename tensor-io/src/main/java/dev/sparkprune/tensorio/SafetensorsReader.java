@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Reads tensors, or row ranges of them, from one safetensors file with positioned reads. Opening
@@ -129,6 +130,11 @@ public final class SafetensorsReader implements Closeable {
     checkRowRange(tensor, rowStart, rowCount);
     ValidationException.check(
         tensor.dtype().isFloatConvertible(), "Cannot decode tensor '%s' of dtype %s to float", tensor.name(), tensor.dtype());
+    scalesOf(tensor).ifPresent(scales -> {
+      throw new ValidationException(String.format(
+          "Cannot decode tensor '%s' alone: it is stored quantized with scales '%s'; read it by its logical name through ArchiveReader",
+          tensor.name(), scales));
+    });
     int elementSize = tensor.dtype().byteSize();
     long elements = (long) rowCount * tensor.rowLength();
     int chunkElements = COPY_CHUNK_BYTES / elementSize;
@@ -166,6 +172,22 @@ public final class SafetensorsReader implements Closeable {
       position += count;
       remaining -= count;
     }
+  }
+
+  /**
+   * The scale tensor beside a quantized data tensor in this file (an F8 weight's
+   * {@code _scale_inv}, MXFP4 {@code _blocks}' {@code _scales}): its codes are not its values.
+   */
+  private Optional<String> scalesOf(TensorInfo tensor) {
+    String name = tensor.name();
+    if (tensor.dtype() == DType.F8_E4M3 || tensor.dtype() == DType.F8_E5M2) {
+      return contains(name + "_scale_inv") ? Optional.of(name + "_scale_inv") : Optional.empty();
+    }
+    if (tensor.dtype() == DType.U8 && name.endsWith("_blocks")) {
+      String scales = name.substring(0, name.length() - "_blocks".length()) + "_scales";
+      return contains(scales) ? Optional.of(scales) : Optional.empty();
+    }
+    return Optional.empty();
   }
 
   private int checkedRows(TensorInfo tensor, long rows) {

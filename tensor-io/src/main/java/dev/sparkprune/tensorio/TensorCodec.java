@@ -38,6 +38,16 @@ public final class TensorCodec {
           dst[dstOffset + i] = (float) Double.longBitsToDouble((long) LONG_LE.get(src, srcOffset + 8 * i));
         }
         break;
+      case F8_E4M3:
+        for (int i = 0; i < count; i++) {
+          dst[dstOffset + i] = MiniFloats.e4m3(src[srcOffset + i]);
+        }
+        break;
+      case F8_E5M2:
+        for (int i = 0; i < count; i++) {
+          dst[dstOffset + i] = MiniFloats.e5m2(src[srcOffset + i]);
+        }
+        break;
       case I8:
         for (int i = 0; i < count; i++) {
           dst[dstOffset + i] = src[srcOffset + i];

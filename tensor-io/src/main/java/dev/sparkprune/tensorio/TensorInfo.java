@@ -1,5 +1,6 @@
 package dev.sparkprune.tensorio;
 
+import java.io.Serializable;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -7,7 +8,9 @@ import java.util.Objects;
  * One tensor of a safetensors file: name, dtype, shape and its byte range relative to the start
  * of the data section. Rows are the first dimension; a row holds the product of the others.
  */
-public final class TensorInfo {
+public final class TensorInfo implements Serializable {
+  private static final long serialVersionUID = 1L;
+
   private final String name;
   private final DType dtype;
   private final long[] shape;

@@ -1,9 +1,9 @@
 package dev.sparkprune.scoring.model;
 
-import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ArchiveReader;
 import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import java.io.Closeable;
@@ -13,18 +13,20 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * Reads tensors of an archive as float, one open reader per shard. Linears stored transposed
- * (GPT-2's Conv1D, [in, out]) come back in [out, in] orientation.
+ * Reads logical tensors of an archive as float through one {@link ArchiveReader} (one open
+ * reader per shard), quantized ones (FP8 blocks, MXFP4 experts) exactly dequantized. Linears
+ * stored transposed (GPT-2's Conv1D, [in, out]) come back in [out, in] orientation.
  */
 public final class ArchiveWeights implements Closeable {
   private final ModelArchive archive;
   private final ModelLayout layout;
-  private final Map<String, SafetensorsReader> readers = new HashMap<>();
+  private final ArchiveReader reader;
   private final Map<String, float[]> cache = new HashMap<>();
 
   public ArchiveWeights(ModelArchive archive, ModelLayout layout) {
     this.archive = archive;
     this.layout = layout;
+    this.reader = new ArchiveReader(archive);
   }
 
   public ModelArchive archive() {
@@ -41,16 +43,22 @@ public final class ArchiveWeights implements Closeable {
 
   /** The tensor as float, linears in [out, in] orientation. */
   public float[] read(String name) throws IOException {
-    ArchiveTensor tensor = archive.findTensor(name)
-        .orElseThrow(() -> new ValidationException("Cannot run the model: tensor '" + name + "' is missing from " + archive.location()));
-    SafetensorsReader reader = readers.get(tensor.shard());
-    if (reader == null) {
-      reader = archive.openShard(tensor.shard());
-      readers.put(tensor.shard(), reader);
-    }
-    float[] values = reader.readFloats(name);
+    float[] values = reader.readFloats(find(name));
     Optional<Linear> linear = layout.linear(name);
     return linear.isPresent() ? outByIn(linear.get(), values) : values;
+  }
+
+  /**
+   * Rows [rowStart, rowStart + rowCount) of the first dimension as stored in logical layout: the
+   * experts of a fused expert tensor ([experts, in, out] for gpt-oss), read without the others.
+   */
+  public float[] readRows(String name, long rowStart, int rowCount) throws IOException {
+    return reader.readRows(find(name), rowStart, rowCount);
+  }
+
+  private ArchiveTensor find(String name) {
+    return archive.findTensor(name)
+        .orElseThrow(() -> new ValidationException("Cannot run the model: tensor '" + name + "' is missing from " + archive.location()));
   }
 
   /** A linear's weights as stored (GPT-2's Conv1D stores [in, out]) to [out, in]. */
@@ -89,17 +97,6 @@ public final class ArchiveWeights implements Closeable {
 
   @Override
   public void close() throws IOException {
-    IOException failure = null;
-    for (SafetensorsReader reader : readers.values()) {
-      try {
-        reader.close();
-      } catch (IOException e) {
-        failure = failure == null ? e : failure;
-      }
-    }
-    readers.clear();
-    if (failure != null) {
-      throw failure;
-    }
+    reader.close();
   }
 }

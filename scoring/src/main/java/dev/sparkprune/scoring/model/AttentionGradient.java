@@ -40,7 +40,7 @@ final class AttentionGradient {
           }
           for (int r = 0; r < rows; r++) {
             int i = i0 + r;
-            Layers.maskedSoftmax(probabilities, r * keys, keys, firstKey(i, shape.window()) - from, i - from, shape.softcap());
+            Layers.maskedSoftmax(probabilities, r * keys, keys, firstKey(i, shape.window()) - from, i - from, shape.softcap(), Float.NEGATIVE_INFINITY);
           }
           // dP = dO V^T; dV += P^T dO.
           linalg.gemmTransposedB(rows, keys, headDim, 1f, dOut, qOffset, qWidth, v, kvOffset, kvWidth, 0f, dp, 0, keys);

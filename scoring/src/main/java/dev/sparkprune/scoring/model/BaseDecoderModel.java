@@ -52,6 +52,23 @@ abstract class BaseDecoderModel implements DecoderModel {
     return values;
   }
 
+  /** Rows of the embedding table {@code table} [vocab x width] for a batch, unscaled. */
+  protected HiddenStates embedTokens(int[][] tokens, String table, int width) throws IOException {
+    return new HiddenStates(tokens.length, tokens[0].length, width, lookup(tokens, weights.cached(table), width));
+  }
+
+  /**
+   * Logits of one sequence through the final RMSNorm ({@code bodyPrefix + "norm.weight"}) and the
+   * head: {@code lm_head.weight}, or the embedding where tied.
+   */
+  protected float[] rmsNormHeadLogits(HiddenStates hidden, int sequence, String bodyPrefix, double eps) throws IOException {
+    HiddenStates one = hidden.slice(sequence, 1);
+    int width = one.width();
+    float[] x = Layers.rmsNorm(one.values(), one.tokens(), width, weights.cached(bodyPrefix + "norm.weight"), eps);
+    float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : bodyPrefix + "embed_tokens.weight");
+    return Layers.linear(linalg, x, one.tokens(), width, head, vocabSize(), null);
+  }
+
   @Override
   public void close() throws IOException {
     weights.close();

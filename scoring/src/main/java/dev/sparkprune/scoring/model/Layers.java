@@ -125,23 +125,37 @@ final class Layers {
   static final int ATTENTION_TILE = 128;
 
   /**
-   * Attention as {@link #causalAttention} with the score scale, tanh soft-capping and sliding
-   * window of {@code shape}: query i sees keys j with i - window < j <= i (Hugging Face's
-   * sliding-window mask); capped scores are cap * tanh(score / cap), applied before the mask.
-   * Per (sequence, head, tile of query rows): S = scale Q K^T over the tile's visible keys, a
-   * masked softmax over each row, then O = P V, both products through {@code linalg}.
+   * Attention as {@link #causalAttention} with the score scale, tanh soft-capping, sliding
+   * window and sinks of {@code shape}: query i sees keys j with i - window < j <= i (Hugging
+   * Face's sliding-window mask); capped scores are cap * tanh(score / cap), applied before the
+   * mask. Per (sequence, head, tile of query rows): S = scale Q K^T over the tile's visible keys,
+   * a masked softmax over each row, then O = P V, both products through {@code linalg}.
    */
   static float[] attention(
       LinearAlgebra linalg, float[] q, float[] k, float[] v, int sequences, int length, int heads, int kvHeads, int headDim, AttentionShape shape) {
-    int qWidth = heads * headDim;
-    int kvWidth = kvHeads * headDim;
+    return attention(linalg, q, k, v, sequences, length, heads, kvHeads, headDim, headDim, shape);
+  }
+
+  /**
+   * Attention whose values are narrower or wider than its queries and keys (DeepSeek's MLA:
+   * q and k of qk_head_dim, v of v_head_dim): q [tokens x heads*qkDim], k [tokens x
+   * kvHeads*qkDim], v [tokens x kvHeads*vDim]; returns [tokens x heads*vDim].
+   */
+  static float[] attention(
+      LinearAlgebra linalg, float[] q, float[] k, float[] v, int sequences, int length, int heads, int kvHeads, int qkDim, int vDim,
+      AttentionShape shape) {
+    int qWidth = heads * qkDim;
+    int kWidth = kvHeads * qkDim;
+    int vWidth = kvHeads * vDim;
+    int outWidth = heads * vDim;
     int groupSize = heads / kvHeads;
-    float[] out = new float[sequences * length * qWidth];
+    float[] out = new float[sequences * length * outWidth];
     float[] scores = new float[Math.min(ATTENTION_TILE, length) * length];
     for (int s = 0; s < sequences; s++) {
       int base = s * length;
       for (int h = 0; h < heads; h++) {
         int g = h / groupSize;
+        float sink = shape.sink(h);
         for (int i0 = 0; i0 < length; i0 += ATTENTION_TILE) {
           int rows = Math.min(ATTENTION_TILE, length - i0);
           int end = i0 + rows;
@@ -149,15 +163,15 @@ final class Layers {
           int from = firstKey(i0, shape.window());
           int keys = end - from;
           linalg.gemmTransposedB(
-              rows, keys, headDim, shape.scale(), q, (base + i0) * qWidth + h * headDim, qWidth, k, (base + from) * kvWidth + g * headDim, kvWidth,
+              rows, keys, qkDim, shape.scale(), q, (base + i0) * qWidth + h * qkDim, qWidth, k, (base + from) * kWidth + g * qkDim, kWidth,
               0f, scores, 0, keys);
           for (int r = 0; r < rows; r++) {
             int i = i0 + r;
-            maskedSoftmax(scores, r * keys, keys, firstKey(i, shape.window()) - from, i - from, shape.softcap());
+            maskedSoftmax(scores, r * keys, keys, firstKey(i, shape.window()) - from, i - from, shape.softcap(), sink);
           }
           linalg.gemm(
-              rows, headDim, keys, 1f, scores, 0, keys, v, (base + from) * kvWidth + g * headDim, kvWidth, 0f, out, (base + i0) * qWidth + h * headDim,
-              qWidth);
+              rows, vDim, keys, 1f, scores, 0, keys, v, (base + from) * vWidth + g * vDim, vWidth, 0f, out, (base + i0) * outWidth + h * vDim,
+              outWidth);
         }
       }
     }
@@ -172,16 +186,18 @@ final class Layers {
   /**
    * One row of attention probabilities in place: softmax over columns [first, last] of the row
    * (after soft-capping when {@code softcap} > 0), zero elsewhere in its {@code width} columns.
+   * A finite {@code sink} (gpt-oss) is one more logit in the softmax whose probability is
+   * dropped, so the row sums to less than one; negative infinity is none.
    */
-  static void maskedSoftmax(float[] scores, int row, int width, int first, int last, double softcap) {
+  static void maskedSoftmax(float[] scores, int row, int width, int first, int last, double softcap, float sink) {
     if (softcap > 0) {
       softcap(scores, row + first, last + 1 - first, softcap);
     }
-    float max = Float.NEGATIVE_INFINITY;
+    float max = sink;
     for (int j = row + first; j <= row + last; j++) {
       max = Math.max(max, scores[j]);
     }
-    float sum = 0;
+    float sum = (float) Math.exp(sink - max);
     for (int j = row + first; j <= row + last; j++) {
       float e = (float) Math.exp(scores[j] - max);
       scores[j] = e;

@@ -1,5 +1,6 @@
 package dev.sparkprune.scoring.model;
 
+import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import java.io.IOException;
@@ -46,7 +47,7 @@ final class LlamaBackward extends TapeBackward {
   }
 
   /**
-   * {@link SparseMoe#run} as tape ops: router, top-k routing weights (differentiable through the
+   * {@link MoeBlock#run} as tape ops: router, top-k routing weights (differentiable through the
    * chosen experts' probabilities), each expert on its routed rows summed in expert order, and
    * Qwen2-MoE's gated shared expert.
    */
@@ -55,11 +56,13 @@ final class LlamaBackward extends TapeBackward {
     int hidden = m.hidden;
     String router = block + moe.router() + ".weight";
     float[] logits = t.matmul(x, tokens, hidden, w.tensor(router), experts, router);
-    Routing routing = Routing.route(logits, tokens, experts, moe.topK(), moe.normalizeTopK());
+    ValidationException.check(
+        moe.scoring() == MixtureOfExperts.Scoring.SOFTMAX, "Cannot differentiate %s routing: only softmax routers have a backward pass", moe.scoring());
+    ExpertRouting routing = ExpertRouting.route(moe, logits, null, tokens);
     float[] routingWeights = RoutingGradient.weights(t, routing, logits, tokens, experts, moe.normalizeTopK());
     float[] out = t.zeros(tokens * hidden);
     for (int e = 0; e < experts; e++) {
-      int[] rows = routing.rowsOf(e);
+      int[] rows = routing.rows(e);
       float[] routed = t.gatherRows(x, rows, hidden);
       float[] gate = t.linear(w, linears.get(moe.expertLinear(e, 0)), routed, rows.length);
       float[] up = t.linear(w, linears.get(moe.expertLinear(e, 1)), routed, rows.length);

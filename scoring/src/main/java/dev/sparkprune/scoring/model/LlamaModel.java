@@ -15,7 +15,9 @@ import java.util.Optional;
  * Llama, Mistral and Qwen2 as Hugging Face's modeling code computes them: RMSNorm, rotate-half
  * RoPE, grouped-query attention, SwiGLU MLP, optional q/k/v biases, tied or separate LM head.
  * Qwen3 and Qwen3-MoE normalise each head of q and k before RoPE; Mixtral, Qwen2-MoE and
- * Qwen3-MoE run a {@link SparseMoe} in place of the MLP of their sparse layers.
+ * Qwen3-MoE run a {@link MoeBlock} in place of the MLP of their sparse layers. GLM-4.5 adds
+ * partial rotary (the first partial_rotary_factor of each head, rotate-half within it), q/k
+ * norms with use_qk_norm and a sigmoid group-limited MoE with shared experts.
  */
 final class LlamaModel extends BaseDecoderModel {
   final int hidden;
@@ -36,7 +38,8 @@ final class LlamaModel extends BaseDecoderModel {
     this.kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
     this.headDim = config.optionalInt("head_dim").orElse(hidden / heads);
     this.eps = config.doubleValue("rms_norm_eps", 1e-6);
-    this.rope = new Rope(config, headDim, headDim, maxPositions());
+    // transformers rotates int(head_dim * partial_rotary_factor) dimensions (GLM-4.5: half).
+    this.rope = new Rope(config, headDim, (int) (headDim * config.doubleValue("partial_rotary_factor", 1.0)), maxPositions());
     String firstLinear = layout.blocks().get(0).linears().get(0).tensorName();
     this.bodyPrefix = firstLinear.substring(0, firstLinear.indexOf("layers.0."));
     // The layout knows the q/k norms as norms only for the model types that have them.
@@ -46,8 +49,7 @@ final class LlamaModel extends BaseDecoderModel {
 
   @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
-    float[] values = lookup(tokens, weights.cached(bodyPrefix + "embed_tokens.weight"), hidden);
-    return new HiddenStates(tokens.length, tokens[0].length, hidden, values);
+    return embedTokens(tokens, bodyPrefix + "embed_tokens.weight", hidden);
   }
 
   @Override
@@ -79,7 +81,8 @@ final class LlamaModel extends BaseDecoderModel {
 
     x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
     if (moe.isPresent() && moe.get().isSparse(w.block())) {
-      Layers.addInPlace(h, SparseMoe.run(linalg, moe.get(), w, block, linears, x, tokens, hidden, input.sequences(), hook));
+      MoeBlock sparse = MoeBlock.of(linalg, moe.get(), layout.blocks().get(w.block()), block, hidden);
+      Layers.addInPlace(h, sparse.run(w, x, tokens, input.sequences(), hook));
     } else {
       hook.accept(List.of(linears.get("mlp.gate_proj"), linears.get("mlp.up_proj")), x, tokens, input.sequences());
       float[] gate = Fused.swiGlu(linalg, w, linears.get("mlp.gate_proj"), linears.get("mlp.up_proj"), x, tokens);
@@ -97,11 +100,8 @@ final class LlamaModel extends BaseDecoderModel {
 
   @Override
   public float[] logits(HiddenStates hiddenStates, int sequence) throws IOException {
-    float[] finalNorm = weights.cached(bodyPrefix + "norm.weight");
-    float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : bodyPrefix + "embed_tokens.weight");
-    HiddenStates one = hiddenStates.slice(sequence, 1);
-    float[] x = Layers.rmsNorm(one.values(), one.tokens(), hidden, finalNorm, eps);
-    return Layers.linear(linalg, x, one.tokens(), hidden, head, vocabSize(), null);
+    return rmsNormHeadLogits(hiddenStates, sequence, bodyPrefix, eps);
   }
+
 
 }

@@ -23,7 +23,13 @@ public final class Models {
       case "mixtral":
       case "qwen2_moe":
       case "qwen3_moe":
+      case "glm4_moe":
         return new LlamaModel(weights, linalg);
+      case "deepseek_v3":
+      case "kimi_k2":
+        return new DeepseekV3Model(weights, linalg);
+      case "gpt_oss":
+        return new GptOssModel(weights, linalg);
       case "gpt2":
         return new Gpt2Model(weights, linalg);
       case "opt":

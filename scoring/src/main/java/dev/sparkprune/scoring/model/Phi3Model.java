@@ -32,8 +32,7 @@ final class Phi3Model extends BaseDecoderModel {
 
   @Override
   public HiddenStates embed(int[][] tokens) throws IOException {
-    float[] values = lookup(tokens, weights.cached("model.embed_tokens.weight"), shape.hidden());
-    return new HiddenStates(tokens.length, tokens[0].length, shape.hidden(), values);
+    return embedTokens(tokens, "model.embed_tokens.weight", shape.hidden());
   }
 
   @Override
@@ -76,9 +75,7 @@ final class Phi3Model extends BaseDecoderModel {
 
   @Override
   public float[] logits(HiddenStates hiddenStates, int sequence) throws IOException {
-    HiddenStates one = hiddenStates.slice(sequence, 1);
-    float[] x = Layers.rmsNorm(one.values(), one.tokens(), shape.hidden(), weights.cached("model.norm.weight"), eps);
-    float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight");
-    return Layers.linear(linalg, x, one.tokens(), shape.hidden(), head, vocabSize(), null);
+    return rmsNormHeadLogits(hiddenStates, sequence, "model.", eps);
   }
+
 }

@@ -11,11 +11,15 @@ import dev.sparkprune.tensorio.archive.ModelConfig;
  * {@code rotaryDim} dimensions of a head rotate (GPT-NeoX's rotary_pct, Phi-3's
  * partial_rotary_factor); rope_scaling "linear" and "llama3" adjust the inverse frequencies;
  * "longrope" (Phi-3) divides them by short or long factors chosen by sequence length and scales
- * cos and sin by an attention factor.
+ * cos and sin by an attention factor; "yarn" blends interpolated and extrapolated frequencies
+ * ({@link Yarn}) and scales cos and sin too. Interleaved rope (DeepSeek-V3's rope_interleave)
+ * pairs dimensions (2i, 2i + 1) instead: transformers reorders them to (evens | odds) and
+ * rotates halves, leaving q and k in that order, which changes no dot product of the two.
  */
 final class Rope {
   final int headDim;
   final int rotaryDim;
+  private final boolean interleaved;
   private final int maxPositions;
   private final double[] frequencies;
   /** longrope's long-factor frequencies, used for sequences longer than {@link #longFrom}. */
@@ -30,7 +34,13 @@ final class Rope {
   private int tabled;
 
   Rope(ModelConfig config, int headDim, int rotaryDim, int maxPositions) {
-    this(config, config.doubleValue("rope_theta", config.doubleValue("rotary_emb_base", 10000.0)), true, headDim, rotaryDim, maxPositions);
+    this(config, headDim, rotaryDim, maxPositions, false);
+  }
+
+  /** Rope of the config's theta and scaling; {@code interleaved} pairs dimensions (2i, 2i + 1). */
+  Rope(ModelConfig config, int headDim, int rotaryDim, int maxPositions, boolean interleaved) {
+    this(config, config.doubleValue("rope_theta", config.doubleValue("rotary_emb_base", 10000.0)), true, headDim, rotaryDim, maxPositions,
+        interleaved);
   }
 
   /**
@@ -38,11 +48,23 @@ final class Rope {
    * local layers rotate with rope_local_base_freq and no scaling).
    */
   Rope(ModelConfig config, double theta, boolean scaled, int headDim, int rotaryDim, int maxPositions) {
+    this(config, theta, scaled, headDim, rotaryDim, maxPositions, false);
+  }
+
+  private Rope(ModelConfig config, double theta, boolean scaled, int headDim, int rotaryDim, int maxPositions, boolean interleaved) {
     this.headDim = headDim;
     this.rotaryDim = rotaryDim;
     this.maxPositions = maxPositions;
+    this.interleaved = interleaved;
     JsonNode scaling = scaled ? config.json().get("rope_scaling") : null;
     double[] inverseFrequency = baseFrequencies(theta, rotaryDim);
+    if (scaling != null && !scaling.isNull() && type(scaling).equals("yarn")) {
+      this.frequencies = Yarn.frequencies(config, scaling, theta, rotaryDim);
+      this.longFrequencies = frequencies;
+      this.longFrom = Integer.MAX_VALUE;
+      this.magnitude = Yarn.attentionFactor(config, scaling);
+      return;
+    }
     if (scaling == null || scaling.isNull() || !type(scaling).equals("longrope")) {
       scale(config, scaling, inverseFrequency);
       this.frequencies = inverseFrequency;
@@ -188,6 +210,9 @@ final class Rope {
     ValidationException.check(length <= maxPositions, "Sequence length %d exceeds the rotary table (%d positions)", length, maxPositions);
     int half = rotaryDim / 2;
     int width = heads * headDim;
+    // The pair (x1, x2) of frequency i: (i, i + half), or (2i, 2i + 1) interleaved.
+    int pairStride = interleaved ? 2 : 1;
+    int pairOffset = interleaved ? 1 : half;
     // Hugging Face picks longrope's table by the batch's largest position + 1, the sequence length.
     float[][] table = tables(length);
     float[] cosines = length > longFrom ? table[2] : table[0];
@@ -198,12 +223,13 @@ final class Rope {
         for (int h = 0; h < heads; h++) {
           int head = row + h * headDim;
           for (int i = 0; i < half; i++) {
-            float x1 = x[head + i];
-            float x2 = x[head + i + half];
+            int first = head + i * pairStride;
+            float x1 = x[first];
+            float x2 = x[first + pairOffset];
             float c = cosines[p * half + i];
             float sn = sines[p * half + i];
-            x[head + i] = x1 * c - x2 * sn;
-            x[head + i + half] = x2 * c + x1 * sn;
+            x[first] = x1 * c - x2 * sn;
+            x[first + pairOffset] = x2 * c + x1 * sn;
           }
         }
       }

@@ -2,7 +2,7 @@ package dev.sparkprune.scoring.model;
 
 /**
  * Routing weights as a differentiable value: [tokens x experts], token t's weight for each of
- * its chosen top-k experts (bit for bit {@link Routing#weight}) and zero elsewhere. The choice
+ * its chosen top-k experts (bit for bit {@link ExpertRouting#weight}) and zero elsewhere. The choice
  * itself is piecewise constant, so the gradient reaches the router only through the chosen
  * experts' probabilities: with renormalisation w_k = p_k / S, S = sum over the chosen of p_j,
  * dp_k = (dw_k - sum_j dw_j w_j) / S, else dp_k = dw_k; then through the softmax,
@@ -12,11 +12,11 @@ final class RoutingGradient {
   private RoutingGradient() {}
 
   /** The dense routing weights of {@code routing}, recorded on the tape against {@code logits}. */
-  static float[] weights(Tape tape, Routing routing, float[] logits, int tokens, int experts, boolean normalize) {
+  static float[] weights(Tape tape, ExpertRouting routing, float[] logits, int tokens, int experts, boolean normalize) {
     float[] dense = new float[tokens * experts];
     boolean[] chosen = new boolean[tokens * experts];
     for (int e = 0; e < experts; e++) {
-      for (int t : routing.rowsOf(e)) {
+      for (int t : routing.rows(e)) {
         dense[t * experts + e] = routing.weight(t, e);
         chosen[t * experts + e] = true;
       }

@@ -316,7 +316,7 @@ final class Tape {
 
   /** Rows {@code rows} of x [tokens x width] in order (a routed expert's input). */
   float[] gatherRows(float[] x, int[] rows, int width) {
-    float[] y = SparseMoe.gatherRows(x, rows, width);
+    float[] y = ExpertRouting.gather(x, rows, width);
     record(() -> {
       float[] dy = gradient(y);
       float[] dx = gradient(x);

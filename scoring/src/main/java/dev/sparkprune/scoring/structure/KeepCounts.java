@@ -42,6 +42,17 @@ public final class KeepCounts {
     return (int) Math.max(1, Math.min(experts, Math.round(fraction * experts)));
   }
 
+  /**
+   * Routed experts kept per group under group-limited routing (DeepSeek-V3, GLM-4.5): fraction ×
+   * experts per group rounded, at least 2 (a group scores by its two best experts); every group
+   * keeps as many, so n_group stays valid.
+   */
+  public static int expertsPerGroup(int experts, int groups, double fraction) {
+    checkFraction("--experts-keep", fraction);
+    int perGroup = experts / groups;
+    return (int) Math.max(2, Math.min(perGroup, Math.round(fraction * perGroup)));
+  }
+
   /** Blocks dropped for a fraction of the depth: rounded, at least one; the last block always stays. */
   public static int droppedBlocks(int blocks, double fraction) {
     checkFraction("fraction of blocks to drop", fraction);

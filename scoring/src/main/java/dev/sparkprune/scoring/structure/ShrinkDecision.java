@@ -1,5 +1,6 @@
 package dev.sparkprune.scoring.structure;
 
+import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import dev.sparkprune.tensorio.shrink.ModelShape;
 import dev.sparkprune.tensorio.shrink.ShrinkPlan;
 import java.util.ArrayList;
@@ -36,6 +37,10 @@ public record ShrinkDecision(
     int keepChannels = KeepCounts.mlpChannels(Math.max(1, shape.intermediate()), settings.mlpKeep());
     int keepGroups = KeepCounts.kvGroups(shape.kvHeads(), settings.headsKeep());
     int keepExperts = shape.experts() == 0 ? 0 : KeepCounts.experts(shape.experts(), settings.expertsKeep());
+    // Group-limited routing keeps the same number in every group (ShrinkPlan requires it).
+    int expertGroups = shape.moe()
+        .filter(moe -> moe.scoring() == MixtureOfExperts.Scoring.SIGMOID_GROUP_LIMITED).map(MixtureOfExperts::groups).orElse(0);
+    int keepPerGroup = expertGroups == 0 ? 0 : KeepCounts.expertsPerGroup(shape.experts(), expertGroups, settings.expertsKeep());
     boolean activation = settings.widthMetric() == ShrinkSettings.WidthMetric.ACTIVATION;
 
     List<Integer> kept = new ArrayList<>();
@@ -69,7 +74,9 @@ public record ShrinkDecision(
       if (settings.expertsKeep() < 1 && shape.isSparse(b)) {
         double[] scores = statistics.experts().scores(settings.expertMetric());
         expertScores.put(b, scores);
-        experts.put(b, WidthScores.topIndices(scores, keepExperts));
+        experts.put(b, expertGroups == 0
+            ? WidthScores.topIndices(scores, keepExperts)
+            : WidthScores.topIndicesPerGroup(scores, expertGroups, keepPerGroup));
       }
     }
     ShrinkPlan plan = ShrinkPlan.of(shape, kept, channels, kvGroups, experts);

@@ -97,6 +97,17 @@ public record ShrinkSettings(
             + " so the shrunk archive would not load there; shrink the MLP, depth or experts instead",
         shape.modelType(), shape.modelType());
     ValidationException.check(
+        headsKeep == 1 || shape.headsRemovable(),
+        "Cannot use --heads-keep on %s: its multi-head latent attention projects every head's keys and values from one latent;"
+            + " shrink depth, dense MLP width or experts instead",
+        shape.modelType());
+    // gpt-oss runtimes put the sliding window on even layers: only pairs of blocks keep that true.
+    ValidationException.check(
+        dropBlocks % 2 == 0 || !shape.modelType().equals("gpt_oss"),
+        "Cannot drop %d blocks of gpt_oss (--drop-layers): its sliding-window and full-attention layers must keep alternating;"
+            + " drop an even number",
+        dropBlocks);
+    ValidationException.check(
         mlpKeep == 1 || shape.hasDenseMlp(),
         "Cannot remove MLP channels of %s: it has no dense MLP blocks (remove whole experts instead)", shape.modelType());
   }

@@ -64,10 +64,13 @@ public final class StructureCalibration {
       }
     }
     int hidden = shape.hidden();
-    double[] o = WidthScores.columnNorms(byName.get("self_attn.o_proj"), hidden, shape.heads() * shape.headDim());
-    double[] kv = WidthScores.kvGroupWeightNorms(
-        byName.get("self_attn.q_proj"), byName.get("self_attn.k_proj"), byName.get("self_attn.v_proj"), byName.get("self_attn.o_proj"),
-        hidden, groups);
+    // Latent attention (DeepSeek-V3) has no KV groups to remove: no head norms.
+    double[] o = shape.headsRemovable() ? WidthScores.columnNorms(byName.get("self_attn.o_proj"), hidden, shape.heads() * shape.headDim()) : new double[0];
+    double[] kv = shape.headsRemovable()
+        ? WidthScores.kvGroupWeightNorms(
+            byName.get("self_attn.q_proj"), byName.get("self_attn.k_proj"), byName.get("self_attn.v_proj"), byName.get("self_attn.o_proj"),
+            hidden, groups)
+        : new double[0];
     if (!byName.containsKey("mlp.down_proj")) {
       return new Norms(new double[0], o, new double[0], kv);
     }

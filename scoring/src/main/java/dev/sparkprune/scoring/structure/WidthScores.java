@@ -91,6 +91,22 @@ public final class WidthScores {
   }
 
   /**
+   * The {@code keepPerGroup} highest scores of each of {@code groups} contiguous groups of
+   * indices, ascending: group-limited routing's experts, chosen group by group.
+   */
+  public static int[] topIndicesPerGroup(double[] scores, int groups, int keepPerGroup) {
+    int perGroup = scores.length / groups;
+    int[] indices = new int[groups * keepPerGroup];
+    for (int g = 0; g < groups; g++) {
+      int[] top = topIndices(java.util.Arrays.copyOfRange(scores, g * perGroup, (g + 1) * perGroup), keepPerGroup);
+      for (int i = 0; i < keepPerGroup; i++) {
+        indices[g * keepPerGroup + i] = g * perGroup + top[i];
+      }
+    }
+    return indices;
+  }
+
+  /**
    * The indices of the {@code keep} highest scores, ascending; on a tie the lower index is kept
    * (a stable descending order), so the choice is deterministic.
    */

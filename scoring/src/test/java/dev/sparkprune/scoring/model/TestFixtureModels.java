@@ -34,7 +34,7 @@ class TestFixtureModels {
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"})
+  @ValueSource(strings = {"llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "glm4_moe", "gpt_oss"})
   void logitsMatchTheGoldenForwardPass(String arch) throws IOException {
     int[] tokens = goldenTokens(arch);
     float[] expected = ModelFixtures.goldenLogits(arch);
@@ -51,12 +51,13 @@ class TestFixtureModels {
           at = i;
         }
       }
+      System.out.printf("%s: largest |logit - golden| = %.3g%n", arch, worst);
       assertThat(worst).as("%s: largest |logit - golden| at position %d, vocab %d", arch, at / 512, at % 512).isLessThanOrEqualTo(1e-4);
     }
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"})
+  @ValueSource(strings = {"llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "glm4_moe", "gpt_oss"})
   void laterTokensNeverChangeEarlierLogitsAndBatchingStaysWithinTolerance(String arch) throws IOException {
     int[] golden = goldenTokens(arch);
     int[][] batch = {golden.clone(), golden.clone(), golden.clone()};
@@ -84,15 +85,20 @@ class TestFixtureModels {
     }
   }
 
+  /** gpt-oss's fused experts have no prunable linears to hook: TestMoeBlock covers its routing. */
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"mixtral", "qwen2_moe", "qwen3_moe"})
+  @ValueSource(strings = {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "glm4_moe"})
   void aRoutedExpertSeesExactlyItsTokensAndEveryLinearIsHookedOnce(String arch) throws IOException {
     try (DecoderModel model = open(arch)) {
       MixtureOfExperts moe = MixtureOfExperts.of(config(model)).orElseThrow();
       HiddenStates hidden = model.embed(new int[][] {goldenTokens(arch)});
       for (int b = 0; b < model.layout().blocks().size(); b++) {
         BlockWeights weights = model.loadBlock(b);
-        int[][] routed = ModelFixtures.routedRows(moeInput(model, weights, hidden), weights.tensor(routerName(model, b, moe)), 64, moe);
+        if (!moe.isSparse(b)) {
+          hidden = model.runBlock(weights, hidden, InputHook.NONE);
+          continue;
+        }
+        int[][] routed = routed(weights, moe, moeInput(model, weights, hidden), 64);
         int[] counts = new int[moe.experts()];
         int[] hiddenCounts = new int[moe.experts()];
         List<Linear> seen = new ArrayList<>();
@@ -120,14 +126,16 @@ class TestFixtureModels {
   }
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"mixtral", "qwen2_moe", "qwen3_moe"})
+  @ValueSource(strings = {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "glm4_moe"})
   void aTokensOutputChangesOnlyThroughItsOwnExperts(String arch) throws IOException {
     try (DecoderModel model = open(arch)) {
       MixtureOfExperts moe = MixtureOfExperts.of(config(model)).orElseThrow();
       int[] tokens = goldenTokens(arch);
-      BlockWeights weights = model.loadBlock(0);
+      // The first sparse block, fed the embeddings: any input shows locality.
+      BlockWeights weights = model.loadBlock(moe.firstSparseBlock());
+      int hiddenWidth = model.embed(new int[][] {tokens}).width();
       HiddenStates input = model.embed(new int[][] {tokens});
-      int[][] routed = ModelFixtures.routedRows(moeInput(model, weights, input), weights.tensor(routerName(model, 0, moe)), 64, moe);
+      int[][] routed = routed(weights, moe, moeInput(model, weights, input), 64);
       float[] dense = model.runBlock(weights, input, InputHook.NONE).values();
 
       // Zeroing a chosen expert changes exactly the tokens routed to it.
@@ -139,8 +147,8 @@ class TestFixtureModels {
       Set<Integer> routedToChosen = new HashSet<>();
       Arrays.stream(routed[chosen]).forEach(routedToChosen::add);
       for (int t = 0; t < 64; t++) {
-        float[] before = Arrays.copyOfRange(dense, t * 64, t * 64 + 64);
-        float[] after = Arrays.copyOfRange(zeroed, t * 64, t * 64 + 64);
+        float[] before = Arrays.copyOfRange(dense, t * hiddenWidth, (t + 1) * hiddenWidth);
+        float[] after = Arrays.copyOfRange(zeroed, t * hiddenWidth, (t + 1) * hiddenWidth);
         if (routedToChosen.contains(t)) {
           assertThat(after).as("%s token %d routed to expert %d", arch, t, chosen).isNotEqualTo(before);
         } else {
@@ -150,8 +158,7 @@ class TestFixtureModels {
 
       // An expert no token of a prefix routes to changes nothing for that prefix.
       for (int length = 64; length >= 2; length--) {
-        int[][] prefixRouting = ModelFixtures.routedRows(
-            Arrays.copyOf(moeInput(model, weights, input), length * 64), weights.tensor(routerName(model, 0, moe)), length, moe);
+        int[][] prefixRouting = routed(weights, moe, Arrays.copyOf(moeInput(model, weights, input), length * hiddenWidth), length);
         for (int e = 0; e < moe.experts(); e++) {
           if (prefixRouting[e].length == 0) {
             HiddenStates prefix = model.embed(new int[][] {Arrays.copyOf(tokens, length)});
@@ -169,8 +176,11 @@ class TestFixtureModels {
     return ((BaseDecoderModel) model).weights.archive().config();
   }
 
-  private static String routerName(DecoderModel model, int block, MixtureOfExperts moe) {
-    return "model.layers." + block + "." + moe.router() + ".weight";
+  /** Routing computed in double from block b's router (and correction bias) on the MoE input x. */
+  private static int[][] routed(BlockWeights weights, MixtureOfExperts moe, float[] x, int tokens) {
+    String block = "model.layers." + weights.block() + ".";
+    float[] correction = moe.correctionBias().map(name -> weights.tensor(block + name)).orElse(new float[0]);
+    return ModelFixtures.routedRows(x, weights.tensor(block + moe.router() + ".weight"), new float[0], correction, tokens, moe);
   }
 
   /** The sparse MLP's input (every token), as the all-tokens hook hands it to expert 0's gate and up. */

@@ -1,5 +1,8 @@
 package dev.sparkprune.scoring.model;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparkprune.tensorio.ArchiveFiles;
 import dev.sparkprune.tensorio.LlamaCppReference;
 import dev.sparkprune.tensorio.ModelFixtures;
 import dev.sparkprune.tensorio.SharedData;
@@ -22,9 +25,12 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * Shrunk archives are standard ones: llama.cpp's own converter reads them, and the logits of
  * sparkprune's forward pass on them equal llama.cpp's to 1e-3 (a block dropped, half the KV
- * groups (all of them on qwen2_moe, see ShrinkSettings) and, on dense blocks, 3/4 of the MLP
- * channels kept; on MoE fixtures half the experts).
- * Skips where bin/setup-llamacpp-reference has not run.
+ * groups (all of them on qwen2_moe, see ShrinkSettings, and on DeepSeek-V3's latent attention)
+ * and, on dense blocks, 3/4 of the MLP channels kept; on MoE fixtures half the experts, half of
+ * each group under group-limited routing; the MTP layers of DeepSeek-V3 and GLM-4.5 dropped).
+ * gpt-oss is shrunk from its fixture with rope_scaling.truncate true, where llama.cpp's yarn
+ * agrees with transformers' (see TestLlamaCppForward). Skips where
+ * bin/setup-llamacpp-reference has not run.
  */
 class TestShrunkArchivesLlamaCpp {
   private static final LocalFileIO IO = new LocalFileIO();
@@ -32,10 +38,13 @@ class TestShrunkArchivesLlamaCpp {
   @TempDir Path temp;
 
   @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"stories260K", "llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe"})
+  @ValueSource(strings = {"stories260K", "llama", "qwen3", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "glm4_moe", "gpt_oss"})
   void shrunkLogitsEqualLlamaCpp(String arch) throws IOException {
     LlamaCppReference.require();
     Path location = arch.equals("stories260K") ? SharedData.stories260K() : ModelFixtures.path(arch);
+    if (arch.equals("gpt_oss")) {
+      location = withRoundedYarnRamp(location, temp.resolve("gpt_oss_truncate"));
+    }
     ModelArchive source = ModelArchive.open(IO, location.toString());
     ModelShape shape = ModelShape.of(source.config());
     List<Integer> kept = new ArrayList<>();
@@ -43,11 +52,12 @@ class TestShrunkArchivesLlamaCpp {
     Map<Integer, int[]> groups = new HashMap<>();
     Map<Integer, int[]> experts = new HashMap<>();
     for (int b = 0; b < shape.blocks(); b++) {
-      if (b == 1) {
+      // gpt-oss drops blocks 1 and 2: its sliding and full layers must keep alternating.
+      if (b == 1 || (b == 2 && arch.equals("gpt_oss"))) {
         continue;
       }
       kept.add(b);
-      if (!shape.modelType().equals("qwen2_moe")) {
+      if (!shape.modelType().equals("qwen2_moe") && shape.headsRemovable()) {
         // llama.cpp's qwen2moe attention is hidden x hidden: shrink refuses --heads-keep there.
         groups.put(b, everyOther(shape.kvHeads(), b % 2));
       }
@@ -68,6 +78,16 @@ class TestShrunkArchivesLlamaCpp {
     new ShrunkArchive(source, ShrinkPlan.of(shape, kept, channels, groups, experts)).writeTo(IO, out.toString());
     int[] tokens = arch.equals("stories260K") ? storyTokens() : ModelFixtures.goldenTokens(arch);
     TestLlamaCppForward.assertLogitsEqualLlamaCpp(out, tokens, 1e-3);
+  }
+
+  /** A copy of the gpt-oss archive whose yarn rounds its ramp bounds, as ggml always does. */
+  private static Path withRoundedYarnRamp(Path source, Path copy) throws IOException {
+    ArchiveFiles.copyNonWeightFiles(source, copy);
+    Files.copy(source.resolve("model.safetensors"), copy.resolve("model.safetensors"));
+    ObjectNode config = (ObjectNode) new ObjectMapper().readTree(copy.resolve("config.json").toFile());
+    ((ObjectNode) config.get("rope_scaling")).put("truncate", true);
+    Files.writeString(copy.resolve("config.json"), config.toString());
+    return copy;
   }
 
   /** Every other index from {@code offset} (at least one). */

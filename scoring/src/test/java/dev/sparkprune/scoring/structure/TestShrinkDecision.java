@@ -95,6 +95,19 @@ class TestShrinkDecision {
         .isInstanceOf(ValidationException.class)
         .hasMessage("Cannot remove attention heads of qwen2_moe: llama.cpp requires num_attention_heads x head_dim = hidden_size for"
             + " model_type qwen2_moe, so the shrunk archive would not load there; shrink the MLP, depth or experts instead");
+    ModelShape deepseek = ModelShape.of(ModelArchive.open(IO, ModelFixtures.path("deepseek_v3").toString()).config());
+    assertThatThrownBy(() -> new ShrinkSettings(
+            0, ShrinkSettings.LayerMetric.ANGULAR, 1, 0.5, ShrinkSettings.WidthMetric.ACTIVATION, 1, ExpertSaliency.Metric.REAP)
+        .checkAgainst(deepseek))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot use --heads-keep on deepseek_v3: its multi-head latent attention projects every head's keys and values"
+            + " from one latent; shrink depth, dense MLP width or experts instead");
+    ModelShape gptOss = ModelShape.of(ModelArchive.open(IO, ModelFixtures.path("gpt_oss").toString()).config());
+    assertThatThrownBy(() -> settings(1, 1, 0.5).checkAgainst(gptOss))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot drop 1 blocks of gpt_oss (--drop-layers): its sliding-window and full-attention layers must keep alternating;"
+            + " drop an even number");
+    settings(2, 1, 0.5).checkAgainst(gptOss);
     assertThatThrownBy(() -> settings(0, 0, 1))
         .isInstanceOf(ValidationException.class)
         .hasMessage("Invalid MLP keep fraction 0.0: give a fraction in (0, 1] of the structures to keep");

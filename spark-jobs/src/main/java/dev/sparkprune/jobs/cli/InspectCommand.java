@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Block;
 import dev.sparkprune.tensorio.arch.Expert;
@@ -74,10 +73,13 @@ final class InspectCommand implements Subcommand {
             TextTable.count(layout.prunableParameters()),
             100.0 * layout.prunableParameters() / Math.max(1, layout.totalParameters())));
     boolean experts = hasExperts(layout);
-    if (experts) {
-      out.println("Experts        " + expertSummary(archive, layout));
+    MixtureOfExperts.of(archive.config()).ifPresent(moe -> out.println("Experts        " + expertSummary(moe, layout)));
+    long mtp = layout.roles().values().stream().filter(role -> role == TensorRole.MTP).count();
+    if (mtp > 0) {
+      out.println("MTP layers     " + archive.config().json().path("num_nextn_predict_layers").asInt()
+          + " (multi-token prediction after the blocks: not run, not pruned, copied; shrink drops them)");
     }
-    Map<DType, long[]> dtypes = dtypeCounts(archive);
+    Map<String, long[]> dtypes = dtypeCounts(archive);
     StringBuilder dtypeLine = new StringBuilder();
     dtypes.forEach(
         (dtype, counts) ->
@@ -108,7 +110,7 @@ final class InspectCommand implements Subcommand {
           linear.name(),
           linear.outFeatures() + " x " + linear.inFeatures() + (linear.storedTransposed() ? " (stored in x out)" : ""),
           linear.inputGroup(),
-          tensor.dtype(),
+          tensor.storageLabel(),
           TextTable.count(linear.parameters()),
           linear.tensorName()));
       if (experts) {
@@ -144,27 +146,42 @@ final class InspectCommand implements Subcommand {
     return layout.linears().stream().anyMatch(linear -> linear.expert().isPresent());
   }
 
-  /** "8 routed, top-2, in blocks 0-2 (3 of 3); shared expert in every MoE block". */
-  private static String expertSummary(ModelArchive archive, ModelLayout layout) {
-    MixtureOfExperts moe = MixtureOfExperts.of(archive.config()).orElseThrow();
-    List<Integer> moeBlocks = moeBlocks(layout);
+  /** "8 routed per MoE block, top-2 renormalised; MoE blocks [0, 1, 2] (3 of 3); routers 3; ...". */
+  private static String expertSummary(MixtureOfExperts moe, ModelLayout layout) {
+    List<Integer> moeBlocks = moeBlocks(moe, layout);
+    String routing;
+    switch (moe.scoring()) {
+      case SIGMOID_GROUP_LIMITED:
+        routing = String.format(Locale.ROOT, "; sigmoid scores, top-%d of %d groups (n_group), routed_scaling_factor %s",
+            moe.topKGroups(), moe.groups(), moe.scalingFactor());
+        break;
+      case TOP_K_SOFTMAX:
+        routing = "; softmax over the top-k logits; fused expert tensors (not yet prunable)";
+        break;
+      default:
+        routing = "";
+    }
+    String shared = !moe.hasSharedExpert() ? ""
+        : moe.hasSharedExpertGate() ? "; one shared expert per MoE block (sigmoid-gated)"
+        : "; shared experts per MoE block (width " + moe.sharedIntermediate() + ", always on)";
     return String.format(
         Locale.ROOT,
-        "%d routed per MoE block, top-%d%s; MoE blocks %s (%d of %d); routers %d%s",
+        "%d routed per MoE block, top-%d%s%s; MoE blocks %s (%d of %d); routers %d%s",
         moe.experts(),
         moe.topK(),
         moe.normalizeTopK() ? " renormalised" : "",
+        routing,
         moeBlocks,
         moeBlocks.size(),
         layout.blocks().size(),
         layout.roles().values().stream().filter(role -> role == TensorRole.ROUTER).count(),
-        moe.hasSharedExpert() ? "; one shared expert per MoE block (sigmoid-gated)" : "");
+        shared);
   }
 
-  private static List<Integer> moeBlocks(ModelLayout layout) {
+  private static List<Integer> moeBlocks(MixtureOfExperts moe, ModelLayout layout) {
     List<Integer> blocks = new java.util.ArrayList<>();
     for (Block block : layout.blocks()) {
-      if (block.routedExperts() > 0) {
+      if (moe.isSparse(block.index())) {
         blocks.add(block.index());
       }
     }
@@ -179,10 +196,11 @@ final class InspectCommand implements Subcommand {
     return "";
   }
 
-  private static Map<DType, long[]> dtypeCounts(ModelArchive archive) {
-    Map<DType, long[]> counts = new TreeMap<>();
+  /** Logical tensors and parameters by storage: a dtype, or a quantized format with its scales. */
+  private static Map<String, long[]> dtypeCounts(ModelArchive archive) {
+    Map<String, long[]> counts = new TreeMap<>();
     for (ArchiveTensor tensor : archive.tensors()) {
-      long[] count = counts.computeIfAbsent(tensor.dtype(), dtype -> new long[2]);
+      long[] count = counts.computeIfAbsent(tensor.storageLabel(), storage -> new long[2]);
       count[0]++;
       count[1] += tensor.numel();
     }
@@ -198,8 +216,8 @@ final class InspectCommand implements Subcommand {
     parameters.put("total", layout.totalParameters());
     parameters.put("prunable", layout.prunableParameters());
     ObjectNode dtypes = root.putObject("dtypes");
-    dtypeCounts(archive).forEach((dtype, counts) -> {
-      ObjectNode entry = dtypes.putObject(dtype.name());
+    dtypeCounts(archive).forEach((storage, counts) -> {
+      ObjectNode entry = dtypes.putObject(storage);
       entry.put("tensors", counts[0]);
       entry.put("parameters", counts[1]);
     });
@@ -209,16 +227,22 @@ final class InspectCommand implements Subcommand {
     }
     ArrayNode tokenizer = root.putArray("tokenizer_files");
     archive.tokenizerFiles().forEach(tokenizer::add);
-    if (hasExperts(layout)) {
-      MixtureOfExperts moe = MixtureOfExperts.of(archive.config()).orElseThrow();
+    MixtureOfExperts.of(archive.config()).ifPresent(moe -> {
       ObjectNode experts = root.putObject("experts");
       experts.put("routed_per_block", moe.experts());
       experts.put("top_k", moe.topK());
       experts.put("normalize_top_k", moe.normalizeTopK());
       experts.put("shared_expert", moe.hasSharedExpert());
+      experts.put("scoring", moe.scoring().name().toLowerCase(Locale.ROOT));
+      experts.put("groups", moe.groups());
+      experts.put("top_k_groups", moe.topKGroups());
+      experts.put("routed_scaling_factor", moe.scalingFactor());
+      experts.put("fused", moe.fused());
       ArrayNode blocks = experts.putArray("moe_blocks");
-      moeBlocks(layout).forEach(blocks::add);
-    }
+      moeBlocks(moe, layout).forEach(blocks::add);
+    });
+    root.put("mtp_layers", layout.roles().values().stream().anyMatch(role -> role == TensorRole.MTP)
+        ? archive.config().json().path("num_nextn_predict_layers").asInt() : 0);
     ArrayNode linears = root.putArray("linears");
     for (Linear linear : layout.linears()) {
       ArchiveTensor tensor = archive.tensor(linear.tensorName());
@@ -231,6 +255,7 @@ final class InspectCommand implements Subcommand {
       entry.put("stored_transposed", linear.storedTransposed());
       entry.put("input_group", linear.inputGroup());
       entry.put("dtype", tensor.dtype().name());
+      entry.put("storage", tensor.storageLabel());
       entry.put("shard", tensor.shard());
       linear.biasName().ifPresent(bias -> entry.put("bias", bias));
       linear.expert().ifPresent(expert -> {

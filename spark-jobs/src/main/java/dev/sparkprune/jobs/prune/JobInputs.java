@@ -12,6 +12,7 @@ import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.tokenizer.Tokenizer;
@@ -77,7 +78,15 @@ public final class JobInputs {
     ModelLayout layout = Architectures.layout(archive);
     List<PlannedLinear> plan = new ArrayList<>();
     for (Linear linear : layout.linears()) {
-      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName()), options.method(), options.target()));
+      ArchiveTensor tensor = archive.tensor(linear.tensorName());
+      // Reading quantized weights works (ArchiveReader); writing the pruned ones back in their
+      // format (tensor-io's SourceFormat) is not wired into the output yet: refuse before any work.
+      ValidationException.check(
+          !tensor.isQuantized(),
+          "Cannot prune %s yet: linear '%s' is stored %s and the prune output writes F32, F16 and BF16 only; "
+              + "dequantize the model to BF16 first",
+          archive.location(), tensor.name(), tensor.storageLabel());
+      plan.add(new PlannedLinear(linear, tensor, options.method(), options.target()));
     }
     int prunable = plan.size();
     if (options.config().isPresent()) {

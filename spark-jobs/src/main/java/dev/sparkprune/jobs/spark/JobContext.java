@@ -6,8 +6,9 @@ import dev.sparkprune.scoring.backend.ComputeBackends;
 import dev.sparkprune.scoring.model.ArchiveWeights;
 import dev.sparkprune.scoring.model.DecoderModel;
 import dev.sparkprune.scoring.model.Models;
-import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.archive.ArchiveReader;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
@@ -97,13 +98,13 @@ public final class JobContext implements Serializable {
   }
 
   /**
-   * One linear's weights in [out, in], read from its own shard with positioned reads: the
-   * caller's plan already names the shard, so no other header is read.
+   * One linear's weights in [out, in], read with positioned reads from the shards of its stored
+   * components (a quantized weight's scales may sit in another shard), exactly dequantized: the
+   * caller's plan already holds the tensor, so no other header is read.
    */
-  public float[] readLinear(String shard, Linear linear) throws IOException {
-    HadoopFileIO io = io();
-    try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(io.resolve(model, shard)))) {
-      return ArchiveWeights.outByIn(linear, reader.readFloats(linear.tensorName()));
+  public float[] readLinear(ArchiveTensor tensor, Linear linear) throws IOException {
+    try (ArchiveReader reader = ArchiveReader.at(io(), model)) {
+      return ArchiveWeights.outByIn(linear, reader.readFloats(tensor));
     }
   }
 }

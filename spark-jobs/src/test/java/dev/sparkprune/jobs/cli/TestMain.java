@@ -96,6 +96,29 @@ class TestMain {
   }
 
   @Test
+  void inspectCountsParametersOfQuantizedWeightsNotTheirBytes() throws IOException {
+    Path fp8 = dev.sparkprune.tensorio.archive.QuantizedFixtures.toFp8(SharedData.path("fixtures/models/mixtral"), dir.resolve("fp8"));
+    JsonNode plain = new ObjectMapper().readTree(run("inspect", "--json", SharedData.path("fixtures/models/mixtral").toString()).out());
+    Result result = run("inspect", "--json", fp8.toString());
+    assertThat(result.code()).isZero();
+    JsonNode json = new ObjectMapper().readTree(result.out());
+    assertThat(json.get("parameters")).isEqualTo(plain.get("parameters"));
+    long linears = plain.get("parameters").get("prunable").asLong();
+    assertThat(json.get("dtypes").get("F8_E4M3 (128x128 block scales)").get("parameters").asLong()).isEqualTo(linears);
+    assertThat(json.get("dtypes").get("F32").get("parameters").asLong())
+        .isEqualTo(plain.get("parameters").get("total").asLong() - linears);
+    assertThat(json.get("linears").get(0).get("dtype").asText()).isEqualTo("F8_E4M3");
+    assertThat(run("inspect", fp8.toString()).out())
+        .contains("Dtypes         F32 12 tensors, ")
+        .contains("F8_E4M3 (128x128 block scales) 84 tensors, ");
+    // Pruning reads FP8 but cannot write it back yet: refused before Spark starts, nothing written.
+    Path out = dir.resolve("pruned");
+    assertOneLineError(run("prune", "--model", fp8.toString(), "--out", out.toString(), "--method", "magnitude"),
+        "Cannot prune " + fp8 + " yet: linear 'model.layers.0.self_attn.q_proj.weight' is stored F8_E4M3 (128x128 block scales)");
+    assertThat(out).doesNotExist();
+  }
+
+  @Test
   void hostileArchiveGivesOneLineAndExitCodeTwo() throws IOException {
     Path archive = dir.resolve("bad");
     Files.createDirectories(archive);

@@ -71,6 +71,19 @@ class TestTaskEvalCommand {
     assertThat(boolq.has("acc_norm")).as("lm-eval reports acc only for boolq").isFalse();
   }
 
+  /** Zero-shot tasks on the DeepSeek-V3, GLM-4.5 and gpt-oss fixtures: the giant-MoE forwards through the task job. */
+  @Test
+  void scoresTasksOnTheGiantMoeFixtures() throws Exception {
+    for (String arch : new String[] {"deepseek_v3", "glm4_moe", "gpt_oss"}) {
+      Result result = run("eval", "--model", SharedData.path("fixtures/models/" + arch).toString(), "--tasks", sample("generic"),
+          "--partitions", "2", "--master", "local[2]", "--json");
+      assertThat(result.code()).as("%s: %s", arch, result.err()).isZero();
+      JsonNode generic = new ObjectMapper().readTree(result.out()).get("tasks").get("generic");
+      assertThat(generic.get("requests").asInt()).as(arch).isEqualTo(5);
+      assertThat(generic.get("acc").asDouble()).as(arch).isIn(0.0, 0.5, 1.0);
+    }
+  }
+
   @Test
   void badRowsAndReportPathsAreOneLineErrorsWithNothingWritten() throws IOException {
     Path bad = Files.writeString(dir.resolve("bad.jsonl"), "{\"context\": \"c\", \"choices\": [\"a\", \"b\"], \"label\": 2}\n");

@@ -17,7 +17,9 @@ import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.SharedData;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.archive.StoredTensor;
 import dev.sparkprune.tensorio.io.LocalFileIO;
 import dev.sparkprune.tensorio.mask.Mask;
 import java.io.IOException;
@@ -45,6 +47,23 @@ class TestSerialization {
     ClassTag<T> tag = (ClassTag<T>) scala.reflect.ClassTag$.MODULE$.apply(value.getClass());
     ByteBuffer bytes = serializer.serialize(value, tag);
     return serializer.deserialize(bytes, tag);
+  }
+
+  @Test
+  void quantizedTensorsRoundTripWithTheirScales() throws IOException {
+    ModelArchive fp8 = ModelArchive.open(new LocalFileIO(), SharedData.path("fixtures/models/deepseek_v3_fp8").toString());
+    ModelArchive mxfp4 = ModelArchive.open(new LocalFileIO(), SharedData.path("fixtures/models/gpt_oss_mxfp4").toString());
+    for (ArchiveTensor tensor : List.of(
+        fp8.tensor("model.layers.1.mlp.experts.3.up_proj.weight"), mxfp4.tensor("model.layers.1.mlp.experts.gate_up_proj"))) {
+      for (SerializerInstance serializer : serializers()) {
+        ArchiveTensor copy = roundTrip(serializer, tensor);
+        assertThat(copy.storage()).isEqualTo(tensor.storage());
+        assertThat(copy.shape()).isEqualTo(tensor.shape());
+        assertThat(copy.components()).extracting(StoredTensor::info).containsExactlyElementsOf(
+            tensor.components().stream().map(StoredTensor::info).toList());
+        assertThat(copy.scales().orElseThrow().fileBegin()).isEqualTo(tensor.scales().orElseThrow().fileBegin());
+      }
+    }
   }
 
   @Test

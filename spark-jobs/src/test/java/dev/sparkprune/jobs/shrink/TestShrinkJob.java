@@ -126,4 +126,44 @@ class TestShrinkJob extends SparkTestBase {
     assertThat(shrunk.config().requireInt("num_experts")).isEqualTo(4);
     assertThat(shrunk.totalParameters()).isLessThan(source.totalParameters());
   }
+
+  /**
+   * The job on DeepSeek-V3 (half the experts of every routing group, the MTP layer dropped) and
+   * gpt-oss (half its fused experts and a pair of blocks): the same archive as the steps run in
+   * one process.
+   */
+  @Test
+  void shrinksTheGiantMoeFamiliesAsTheStepsInOneProcess() throws IOException {
+    for (String arch : new String[] {"deepseek_v3", "gpt_oss"}) {
+      Path out = dir.resolve(arch);
+      int drop = arch.equals("gpt_oss") ? 2 : 0;
+      ShrinkOptions options = new ShrinkOptions(
+          ModelFixtures.path(arch).toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
+          2, 32, 3, new ShrinkSettings(drop, ShrinkSettings.LayerMetric.ANGULAR, 1, 1, ShrinkSettings.WidthMetric.ACTIVATION, 0.5,
+              ExpertSaliency.Metric.REAP), "", SparsityTarget.parse("0.5"), 2, false);
+      new ShrinkJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+      ModelArchive source = ModelArchive.open(IO, options.model());
+      ModelShape shape = ModelShape.of(source.config());
+      int[][] samples = CalibrationSamples.sample(
+          new HadoopFileIO(new Configuration()), options.calibration(), TokenizerLoader.load(source), 2, 32, 3);
+      Map<Integer, int[][]> chunks = new HashMap<>();
+      for (int c = 0; c < 2; c++) {
+        chunks.put(c, Arrays.copyOfRange(samples, c, c + 1));
+      }
+      ShrinkDecision decision;
+      try (DecoderModel model = Models.open(source, NetlibLinearAlgebra.defaultInstance())) {
+        decision = ShrinkDecision.choose(shape, options.settings(), ChunkSummary.foldInOrder(StructureCalibration.run(model, shape, chunks, drop)));
+      }
+      Path expected = dir.resolve(arch + "-expected");
+      Files.createDirectories(expected);
+      new ShrunkArchive(source, decision.plan()).writeTo(IO, expected.toString());
+      Path model = out.resolve("model");
+      assertThat(Files.readAllBytes(model.resolve("model.safetensors"))).as(arch)
+          .isEqualTo(Files.readAllBytes(expected.resolve("model.safetensors")));
+      assertThat(Files.readString(model.resolve("config.json"))).isEqualTo(Files.readString(expected.resolve("config.json")));
+      ModelArchive shrunk = ModelArchive.open(IO, model.toString());
+      assertThat(shrunk.totalParameters()).isLessThan(source.totalParameters());
+      assertThat(shrunk.config().json().path("num_nextn_predict_layers").asInt()).isZero();
+    }
+  }
 }

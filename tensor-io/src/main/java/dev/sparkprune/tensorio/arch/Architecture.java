@@ -34,6 +34,14 @@ public interface Architecture {
   }
 
   /**
+   * Multi-token-prediction layers stored after the blocks ({@code num_nextn_predict_layers}:
+   * DeepSeek-V3, GLM-4.5), named as blocks {@code num_hidden_layers} onwards; 0 for most.
+   */
+  default int mtpBlocks(ModelConfig decoder) {
+    return 0;
+  }
+
+  /**
    * Activation keys of the decoder config, each with the values this architecture's forward
    * pass computes; any other value is refused. The default is the gated-SiLU (Llama) family's.
    */

@@ -20,7 +20,9 @@ public final class Architectures {
             new OptArchitecture(),
             new GptNeoxArchitecture(),
             new GemmaArchitecture(),
-            new Phi3Architecture())) {
+            new Phi3Architecture(),
+            new DeepseekV3Architecture(),
+            new GptOssArchitecture())) {
       architecture.modelTypes().forEach(type -> BY_MODEL_TYPE.put(type, architecture));
     }
   }

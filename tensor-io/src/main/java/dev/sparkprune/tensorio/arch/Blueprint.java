@@ -94,6 +94,18 @@ public final class Blueprint {
       return this;
     }
 
+    /**
+     * Adds every tensor of {@code layer} (a blueprint of one decoder layer) under {@code role},
+     * keeping which are required; none of its linears becomes prunable. How a multi-token
+     * prediction layer, shaped as a decoder layer, is known without being run or pruned.
+     */
+    public Builder tensorsOf(Blueprint layer, TensorRole role) {
+      for (ExpectedTensor tensor : layer.tensors()) {
+        tensors.add(new ExpectedTensor(tensor.name(), role, tensor.shape(), tensor.required()));
+      }
+      return this;
+    }
+
     public Blueprint build() {
       return new Blueprint(modelType, blockCount, tensors, linears);
     }

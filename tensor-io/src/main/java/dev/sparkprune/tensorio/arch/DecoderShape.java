@@ -10,6 +10,11 @@ import dev.sparkprune.tensorio.archive.ModelConfig;
  */
 public record DecoderShape(int hidden, int layers, int heads, int kvHeads, int headDim, int intermediate, int vocab) {
   public static DecoderShape of(ModelConfig config) {
+    return of(config, config.requireInt("hidden_size") / config.requireInt("num_attention_heads"));
+  }
+
+  /** As {@link #of(ModelConfig)}, with head_dim {@code defaultHeadDim} where the config has none (gpt-oss: 64). */
+  public static DecoderShape of(ModelConfig config, int defaultHeadDim) {
     int hidden = config.requireInt("hidden_size");
     int heads = config.requireInt("num_attention_heads");
     int kvHeads = config.optionalInt("num_key_value_heads").orElse(heads);
@@ -24,7 +29,7 @@ public record DecoderShape(int hidden, int layers, int heads, int kvHeads, int h
         config.requireInt("num_hidden_layers"),
         heads,
         kvHeads,
-        config.optionalInt("head_dim").orElse(hidden / heads),
+        config.optionalInt("head_dim").orElse(defaultHeadDim),
         config.requireInt("intermediate_size"),
         config.requireInt("vocab_size"));
   }

@@ -16,7 +16,7 @@ import java.util.TreeSet;
  */
 final class ForwardChecks {
   /** The rope_scaling types the forward passes' rotary embedding implements. */
-  static final Set<String> ROPE_SCALING_TYPES = Set.of("default", "linear", "llama3", "longrope");
+  static final Set<String> ROPE_SCALING_TYPES = Set.of("default", "linear", "llama3", "longrope", "yarn");
   /** Block indices longer than this many digits are not block indices (and would overflow). */
   private static final int MAX_INDEX_DIGITS = 9;
 
@@ -88,6 +88,9 @@ final class ForwardChecks {
     if (type.equals("longrope")) {
       checkLongrope(decoder, scaling);
     }
+    if (type.equals("yarn")) {
+      checkYarn(decoder, scaling);
+    }
     JsonNode factor = scaling.get("factor");
     ValidationException.check(
         factor == null || factor.isNull() || (factor.isNumber() && factor.doubleValue() > 0),
@@ -119,6 +122,35 @@ final class ForwardChecks {
     return scaling.path("rope_type").asText(scaling.path("type").asText(""));
   }
 
+  /**
+   * yarn's settings (transformers' _compute_yarn_parameters): optional positive numbers, an
+   * original context that a factor-less config divides max_position_embeddings by, and a
+   * boolean truncate.
+   */
+  private static void checkYarn(ModelConfig decoder, JsonNode scaling) {
+    for (String key : new String[] {"beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor"}) {
+      JsonNode value = scaling.get(key);
+      ValidationException.check(
+          value == null || value.isNull() || (value.isNumber() && value.doubleValue() >= 0 && Double.isFinite(value.doubleValue())),
+          "Invalid model config %s: rope_scaling.%s must be a non-negative number, found %s",
+          decoder.location(),
+          key,
+          value);
+    }
+    JsonNode original = scaling.get("original_max_position_embeddings");
+    ValidationException.check(
+        original == null || original.isNull() || (original.isIntegralNumber() && original.canConvertToInt() && original.intValue() > 0),
+        "Invalid model config %s: rope_scaling.original_max_position_embeddings must be a positive integer, found %s",
+        decoder.location(),
+        original);
+    JsonNode truncate = scaling.get("truncate");
+    ValidationException.check(
+        truncate == null || truncate.isNull() || truncate.isBoolean(),
+        "Invalid model config %s: rope_scaling.truncate must be true or false, found %s",
+        decoder.location(),
+        truncate);
+  }
+
   /** longrope's factor lists must hold one positive number per rotated pair: head_dim * partial_rotary_factor / 2. */
   private static void checkLongrope(ModelConfig decoder, JsonNode scaling) {
     int hidden = decoder.requireInt("hidden_size");
@@ -145,12 +177,14 @@ final class ForwardChecks {
   }
 
   /**
-   * The declared block count must equal the archive's: blocks named {@code blocksPrefix + b + "."}
-   * for b in [0, n). Counted from names before anything per-block is built.
+   * The declared block count, plus the architecture's multi-token-prediction layers, must equal
+   * the archive's: blocks named {@code blocksPrefix + b + "."} for b in [0, n). Counted from
+   * names before anything per-block is built.
    */
   static void checkBlockCount(Architecture architecture, ModelConfig decoder, Iterable<String> tensorNames, String blocksPrefix, String archiveLocation) {
     String[] keys = architecture.blockCountKeys().toArray(new String[0]);
     int declared = decoder.requireInt(keys);
+    int mtp = architecture.mtpBlocks(decoder);
     int found = 0;
     for (String name : tensorNames) {
       if (name.startsWith(blocksPrefix)) {
@@ -178,15 +212,22 @@ final class ForwardChecks {
         decoder.location(),
         declared,
         decoder.modelType());
+    if (mtp > 0 && found == declared) {
+      throw new ValidationException(String.format(
+          "Invalid model archive %s: config %s declares num_nextn_predict_layers %d but the archive has no multi-token-prediction"
+              + " layer (%s%d.*); set num_nextn_predict_layers to 0",
+          archiveLocation, decoder.location(), mtp, blocksPrefix, declared));
+    }
     ValidationException.check(
-        declared == found,
-        "Invalid model config %s: %s is %d but archive %s holds %s; set %s to %d",
+        (long) declared + mtp == found,
+        "Invalid model config %s: %s is %d%s but archive %s holds %s; set %s to %d",
         decoder.location(),
         key,
         declared,
+        mtp > 0 ? " (plus num_nextn_predict_layers " + mtp + ")" : "",
         archiveLocation,
         found + " blocks (" + blocksPrefix + "0 to " + blocksPrefix + (found - 1) + ")",
         key,
-        found);
+        Math.max(0, found - mtp));
   }
 }

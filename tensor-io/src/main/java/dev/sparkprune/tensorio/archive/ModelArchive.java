@@ -8,6 +8,7 @@ import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.io.FileIO;
 import dev.sparkprune.tensorio.io.InputFiles;
+import dev.sparkprune.tensorio.quant.Quantization;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -24,7 +25,9 @@ import java.util.Set;
 /**
  * A Hugging Face model directory on any file system: {@code config.json}, either
  * {@code model.safetensors} or {@code model.safetensors.index.json} with its shards, and tokenizer
- * files. Opening reads the config, the index and each shard's header; never tensor data.
+ * files. Opening reads the config, the index and each shard's header; never tensor data. Its
+ * tensors are logical: a quantized weight and its scales are one {@link ArchiveTensor} under the
+ * weight's name; {@link #storedTensors()} lists what the headers hold.
  */
 public final class ModelArchive {
   public static final String CONFIG = "config.json";
@@ -46,7 +49,10 @@ public final class ModelArchive {
   private final FileIO io;
   private final String location;
   private final ModelConfig config;
+  private final Quantization quantization;
   private final List<Shard> shards;
+  private final List<StoredTensor> storedTensors;
+  private final Map<String, StoredTensor> storedByName;
   private final List<ArchiveTensor> tensors;
   private final Map<String, ArchiveTensor> byName;
   private final List<String> otherFiles;
@@ -56,15 +62,21 @@ public final class ModelArchive {
       FileIO io,
       String location,
       ModelConfig config,
+      Quantization quantization,
       List<Shard> shards,
-      List<ArchiveTensor> tensors,
+      List<StoredTensor> storedTensors,
       List<String> otherFiles,
       Optional<String> indexText) {
     this.io = io;
     this.location = location;
     this.config = config;
+    this.quantization = quantization;
     this.shards = List.copyOf(shards);
-    this.tensors = List.copyOf(tensors);
+    this.storedTensors = List.copyOf(storedTensors);
+    Map<String, StoredTensor> storedIndex = new LinkedHashMap<>();
+    storedTensors.forEach(tensor -> storedIndex.put(tensor.name(), tensor));
+    this.storedByName = Collections.unmodifiableMap(storedIndex);
+    this.tensors = LogicalTensors.group(quantization, storedTensors, location);
     Map<String, ArchiveTensor> index = new LinkedHashMap<>();
     tensors.forEach(tensor -> index.put(tensor.name(), tensor));
     this.byName = Collections.unmodifiableMap(index);
@@ -96,6 +108,8 @@ public final class ModelArchive {
     ValidationException.check(
         files.contains(CONFIG), "Cannot open model archive %s: no %s", directory, CONFIG);
     ModelConfig config = ModelConfig.parse(io.resolve(directory, CONFIG), readText(io, io.resolve(directory, CONFIG)));
+    // Checked before any shard is read: an unsupported format fails here, with one line.
+    Quantization quantization = Quantization.parse(config.json(), config.location());
 
     Map<String, List<String>> expectedByShard = new LinkedHashMap<>();
     Optional<String> indexText = Optional.empty();
@@ -116,7 +130,7 @@ public final class ModelArchive {
     }
 
     List<Shard> shards = new ArrayList<>();
-    List<ArchiveTensor> tensors = new ArrayList<>();
+    List<StoredTensor> tensors = new ArrayList<>();
     Map<String, String> seen = new LinkedHashMap<>();
     for (Map.Entry<String, List<String>> entry : expectedByShard.entrySet()) {
       String shardName = entry.getKey();
@@ -130,7 +144,7 @@ public final class ModelArchive {
               tensor.name(),
               previous,
               shardName);
-          tensors.add(new ArchiveTensor(tensor, shardName, reader.dataStart()));
+          tensors.add(new StoredTensor(tensor, shardName, reader.dataStart()));
         }
         if (entry.getValue() != null) {
           // A tensor the index does not map would be dropped by loaders that go by the index, and by the copied index here.
@@ -160,7 +174,7 @@ public final class ModelArchive {
     Set<String> dataFiles = new LinkedHashSet<>(expectedByShard.keySet());
     dataFiles.add(INDEX);
     List<String> otherFiles = files.stream().filter(name -> !dataFiles.contains(name)).toList();
-    return new ModelArchive(io, directory, config, shards, tensors, otherFiles, indexText);
+    return new ModelArchive(io, directory, config, quantization, shards, tensors, otherFiles, indexText);
   }
 
   private static Map<String, List<String>> parseIndex(String location, String text) {
@@ -250,6 +264,11 @@ public final class ModelArchive {
     return config;
   }
 
+  /** The validated {@code quantization_config}; {@link Quantization#none()} for plain archives. */
+  public Quantization quantization() {
+    return quantization;
+  }
+
   public boolean isSharded() {
     return indexText.isPresent();
   }
@@ -263,11 +282,21 @@ public final class ModelArchive {
     return shards;
   }
 
-  /** Every tensor, shard by shard, in file order. */
+  /** Every logical tensor, shard by shard, in the file order of its data. */
   public List<ArchiveTensor> tensors() {
     return tensors;
   }
 
+  /** Every tensor as the headers store it (quantized weights and their scales apart), in file order. */
+  public List<StoredTensor> storedTensors() {
+    return storedTensors;
+  }
+
+  public Optional<StoredTensor> findStoredTensor(String name) {
+    return Optional.ofNullable(storedByName.get(name));
+  }
+
+  /** Logical names, shapes and data dtypes, as architectures check them. */
   public Map<String, TensorInfo> tensorInfos() {
     Map<String, TensorInfo> infos = new LinkedHashMap<>();
     tensors.forEach(tensor -> infos.put(tensor.name(), tensor.info()));
@@ -302,6 +331,7 @@ public final class ModelArchive {
     return SafetensorsReader.open(io.newInputFile(shardLocation(shard)));
   }
 
+  /** Logical parameters: an MXFP4 tensor counts its values, not its packed bytes. */
   public long totalParameters() {
     return tensors.stream().mapToLong(ArchiveTensor::numel).sum();
   }

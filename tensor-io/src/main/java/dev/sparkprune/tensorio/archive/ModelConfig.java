@@ -79,6 +79,24 @@ public final class ModelConfig implements Serializable {
     return Optional.empty();
   }
 
+  /**
+   * A count that may be zero (first_k_dense_replace, num_nextn_predict_layers): {@code
+   * defaultValue} when absent or null, else a non-negative integer.
+   */
+  public int nonNegativeInt(String key, int defaultValue) {
+    JsonNode node = json().get(key);
+    if (node == null || node.isNull()) {
+      return defaultValue;
+    }
+    ValidationException.check(
+        node.isIntegralNumber() && node.canConvertToInt() && node.intValue() >= 0,
+        "Invalid model config %s: %s must be a non-negative integer, found %s",
+        location,
+        key,
+        node);
+    return node.intValue();
+  }
+
   public double doubleValue(String key, double defaultValue) {
     JsonNode node = json().get(key);
     if (node == null || node.isNull()) {

@@ -1,8 +1,10 @@
 package dev.sparkprune.tensorio.shrink;
 
 import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import java.io.Serializable;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -44,13 +46,26 @@ public final class ShrinkPlan implements Serializable {
           ? new int[0]
           : checked("MLP channels", block, mlpChannels.getOrDefault(block, range(source.intermediate())), source.intermediate());
       int[] groups = checked("KV groups", block, kvGroups.getOrDefault(block, range(source.kvHeads())), source.kvHeads());
+      ValidationException.check(
+          source.headsRemovable() || groups.length == source.kvHeads(),
+          "Cannot remove attention heads of block %d: %s has multi-head latent attention (one latent key/value projection feeds"
+              + " every head); shrink depth, dense MLP width or experts instead",
+          block, source.modelType());
       int routed = source.isSparse(block) ? source.experts() : 0;
       int[] kept = routed == 0 ? new int[0] : checked("experts", block, experts.getOrDefault(block, range(routed)), routed);
       ValidationException.check(
           routed > 0 || !experts.containsKey(block), "Cannot keep experts of block %d: it is a dense block", block);
+      if (routed > 0) {
+        checkGroups(source.moe().orElseThrow(), block, kept);
+      }
       blocks.add(new KeptBlock(block, channels, groups, kept));
     }
     checkUniform(blocks);
+    ValidationException.check(
+        source.keepsLayerPattern(keptBlocks),
+        "Cannot keep blocks %s of %s: sliding-window and full attention would no longer alternate from a sliding first layer, which"
+            + " gpt-oss runtimes (its reference code, llama.cpp, vLLM) assume whatever layer_types says; drop blocks in adjacent pairs",
+        keptBlocks, source.modelType());
     return new ShrinkPlan(source, blocks);
   }
 
@@ -63,6 +78,36 @@ public final class ShrinkPlan implements Serializable {
           what, block, total, indices[i]);
     }
     return indices;
+  }
+
+  /**
+   * Group-limited routing (DeepSeek-V3, GLM-4.5) picks experts within the best of n_group
+   * contiguous groups, each scored by its two best experts. Every group keeping the same number,
+   * at least 2, keeps n_group valid for the new count and the kept experts of source group g
+   * form group g of the shrunk model, so routing among them is the source's restricted to them.
+   */
+  private static void checkGroups(MixtureOfExperts moe, int block, int[] kept) {
+    if (moe.scoring() != MixtureOfExperts.Scoring.SIGMOID_GROUP_LIMITED) {
+      return;
+    }
+    int groups = moe.groups();
+    int perGroup = moe.experts() / groups;
+    int[] counts = new int[groups];
+    for (int expert : kept) {
+      counts[expert / perGroup]++;
+    }
+    for (int g = 0; g < groups; g++) {
+      ValidationException.check(
+          counts[g] == counts[0],
+          "Cannot keep experts %s of block %d: routing chooses within n_group %d groups of %d experts, so every group must keep"
+              + " the same number, but group 0 keeps %d and group %d keeps %d; choose the kept experts group by group",
+          Arrays.toString(kept), block, groups, perGroup, counts[0], g, counts[g]);
+    }
+    ValidationException.check(
+        counts[0] >= 2,
+        "Cannot keep %d experts of block %d: routing scores each of the n_group %d groups by its two best experts, so keep at least"
+            + " 2 per group (%d in all)",
+        kept.length, block, groups, 2 * groups);
   }
 
   private static void checkUniform(List<KeptBlock> blocks) {

@@ -9,6 +9,7 @@ import dev.sparkprune.tensorio.SafetensorsWriter;
 import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.TensorSpec;
 import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.StoredTensor;
 import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.archive.Shard;
@@ -45,10 +46,43 @@ public final class ShrunkArchive {
     this.plan = plan;
     TensorRenaming renaming = new TensorRenaming(plan);
     Map<String, List<TensorSlice>> byShard = new LinkedHashMap<>();
-    for (ArchiveTensor tensor : archive.tensors()) {
+    // Stored tensors, so a quantized weight's scales travel with it under the same renaming.
+    for (StoredTensor tensor : archive.storedTensors()) {
       renaming.slice(tensor.info()).ifPresent(slice -> byShard.computeIfAbsent(tensor.shard(), key -> new ArrayList<>()).add(slice));
     }
     this.slicesByShard = byShard;
+    checkQuantizedSlices(archive, byShard);
+  }
+
+  /**
+   * A quantized weight survives whole (its scales with it), or an MXFP4 expert tensor loses whole
+   * experts from codes and scales alike; anything else would cut through quantization blocks.
+   */
+  private static void checkQuantizedSlices(ModelArchive archive, Map<String, List<TensorSlice>> byShard) {
+    Map<String, TensorSlice> bySource = new LinkedHashMap<>();
+    byShard.values().forEach(slices -> slices.forEach(slice -> bySource.put(slice.source().name(), slice)));
+    for (ArchiveTensor tensor : archive.tensors()) {
+      if (!tensor.isQuantized()) {
+        continue;
+      }
+      TensorSlice data = bySource.get(tensor.data().name());
+      TensorSlice scales = bySource.get(tensor.scales().orElseThrow().name());
+      ValidationException.check(
+          (data == null) == (scales == null),
+          "Cannot shrink %s: quantized tensor '%s' would lose its data or its scales but not both", archive.location(), tensor.name());
+      if (data == null) {
+        continue;
+      }
+      boolean wholeExperts = tensor.storage() == ArchiveTensor.Storage.MXFP4
+          && data.columns().length == 0
+          && scales.columns().length == 0
+          && java.util.Arrays.equals(data.rows(), scales.rows());
+      ValidationException.check(
+          data.isWhole() && scales.isWhole() || wholeExperts,
+          "Cannot shrink %s: '%s' is stored %s and the plan cuts inside it; sparkprune removes whole quantized tensors "
+              + "or whole MXFP4 experts only (dequantize the model to BF16 for structured shrinking)",
+          archive.location(), tensor.name(), tensor.storageLabel());
+    }
   }
 
   public ShrinkPlan plan() {

@@ -14,7 +14,10 @@ import java.util.Map;
 /**
  * The config.json of a shrunk model: the source config with the new block count and widths, and
  * every per-layer setting renumbered so each kept block keeps its own (layer_types, sliding
- * windows, mlp_only_layers, max_window_layers, decoder_sparse_step).
+ * windows, mlp_only_layers, max_window_layers, decoder_sparse_step, first_k_dense_replace); the
+ * expert count under the family's key with top-k at most that; num_nextn_predict_layers 0, the
+ * multi-token-prediction layers being dropped. n_group and topk_group stay: the plan keeps the
+ * same number of experts in every group.
  */
 final class ShrunkConfig {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -46,21 +49,49 @@ final class ShrunkConfig {
           root.put("decoder_sparse_step", 1);
         }
       }
-      String expertKey = source.modelType().equals("mixtral") ? "num_local_experts" : "num_experts";
-      root.put(expertKey, plan.experts());
-      root.put("num_experts_per_tok", Math.min(moe.topK(), plan.experts()));
+      if (moe.firstSparseBlock() > 0) {
+        // Dense blocks are a prefix of the source, so the kept ones are a prefix of the kept blocks.
+        root.put("first_k_dense_replace", (int) kept.stream().filter(b -> b < moe.firstSparseBlock()).count());
+      }
+      root.put(expertKey(source.modelType()), plan.experts());
+      int topK = Math.min(moe.topK(), plan.experts());
+      root.put("num_experts_per_tok", topK);
+      if (root.has("experts_per_token")) {
+        root.put("experts_per_token", topK);
+      }
     });
+    if (source.mtpBlocks() > 0) {
+      root.put("num_nextn_predict_layers", 0);
+    }
     if (source.hasDenseMlp()) {
       root.put("intermediate_size", plan.intermediate());
     }
-    root.put("num_attention_heads", plan.heads());
-    root.put("num_key_value_heads", plan.kvHeads());
-    // Explicit, since hidden_size / num_attention_heads no longer gives it.
-    root.put("head_dim", source.headDim());
+    if (source.headsRemovable()) {
+      root.put("num_attention_heads", plan.heads());
+      root.put("num_key_value_heads", plan.kvHeads());
+      // Explicit, since hidden_size / num_attention_heads no longer gives it. (Never for latent
+      // attention: DeepseekV3Config sets head_dim to qk_rope_head_dim, a key would override it.)
+      root.put("head_dim", source.headDim());
+    }
     try {
       return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n";
     } catch (JsonProcessingException e) {
       throw new UncheckedIOException(e);
+    }
+  }
+
+  /** The config key of the routed expert count. */
+  private static String expertKey(String modelType) {
+    switch (modelType) {
+      case "mixtral":
+      case "gpt_oss":
+        return "num_local_experts";
+      case "deepseek_v3":
+      case "kimi_k2":
+      case "glm4_moe":
+        return "n_routed_experts";
+      default:
+        return "num_experts";
     }
   }
 

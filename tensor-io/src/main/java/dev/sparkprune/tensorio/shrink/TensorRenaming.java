@@ -9,10 +9,12 @@ import java.util.regex.Pattern;
 
 /**
  * Maps a source tensor to its {@link TensorSlice} under a plan, or to nothing when it goes:
- * blocks renumbered; q rows, k/v rows (and their biases) and o columns of the kept KV groups;
- * gate/up rows and down columns of the kept MLP channels; router rows and renumbered tensors of
- * the kept experts. Norms over one head (q_norm, k_norm of head_dim values), shared experts and
- * tensors outside the blocks are copied whole.
+ * blocks renumbered; q rows, k/v rows (and their biases), o columns and attention sinks of the
+ * kept KV groups; gate/up rows and down columns of the kept MLP channels; router rows, router and
+ * correction bias entries, renumbered tensors of the kept experts, or their rows of fused expert
+ * tensors. Norms over one head (q_norm, k_norm of head_dim values), shared experts and tensors
+ * outside the blocks are copied whole; multi-token-prediction layers go (see {@link
+ * ModelShape#mtpBlocks}).
  */
 final class TensorRenaming {
   private static final Pattern BLOCK = Pattern.compile("^(.*?\\blayers)\\.(\\d+)\\.(.+)$");
@@ -32,6 +34,10 @@ final class TensorRenaming {
       return Optional.of(new TensorSlice(tensor, tensor.name(), new int[0], new int[0]));
     }
     int source = Integer.parseInt(block.group(2));
+    if (source >= shape.blocks()) {
+      // A multi-token-prediction layer: dropped with num_nextn_predict_layers set to 0.
+      return Optional.empty();
+    }
     int target = plan.newIndex(source);
     if (target < 0) {
       return Optional.empty();
@@ -42,8 +48,13 @@ final class TensorRenaming {
     int[] none = new int[0];
     if (shape.moe().isPresent() && shape.isSparse(source)) {
       MixtureOfExperts moe = shape.moe().get();
-      if (local.equals(moe.router() + ".weight")) {
-        return Optional.of(new TensorSlice(tensor, prefix + local, kept.experts(), none));
+      boolean routerBias = moe.routerBias().map(local::equals).orElse(false) || moe.correctionBias().map(local::equals).orElse(false);
+      boolean fusedExperts = moe.fused() && (local.equals(moe.fusedGateUp()) || local.equals(moe.fusedGateUp() + "_bias")
+          || local.equals(moe.fusedDown()) || local.equals(moe.fusedDown() + "_bias"));
+      if (local.equals(moe.router() + ".weight") || routerBias || fusedExperts) {
+        // Experts are the first dimension of the router's rows, its biases and fused expert tensors.
+        int[] rows = kept.experts().length == moe.experts() ? none : kept.experts();
+        return Optional.of(new TensorSlice(tensor, prefix + local, rows, none));
       }
       Matcher expert = EXPERT.matcher(local);
       if (expert.matches()) {
@@ -73,6 +84,8 @@ final class TensorRenaming {
         return new TensorSlice(tensor, target, allGroups ? none : kvRows, none);
       case "self_attn.o_proj.weight":
         return new TensorSlice(tensor, target, none, allGroups ? none : qRows);
+      case "self_attn.sinks":
+        return new TensorSlice(tensor, target, allGroups ? none : headRows(kept.kvGroups(), shape.headsPerGroup(), 1), none);
       case "self_attn.q_norm.weight":
       case "self_attn.k_norm.weight":
         ValidationException.check(
@@ -92,7 +105,12 @@ final class TensorRenaming {
 
   /** The rows of q (headsPerGroup heads per group) or of k/v (one head per group) of the kept groups. */
   private int[] headRows(int[] groups, int headsPerGroup) {
-    int width = headsPerGroup * shape.headDim();
+    return headRows(groups, headsPerGroup, shape.headDim());
+  }
+
+  /** The rows of the kept groups' heads, {@code rowsPerHead} each (head_dim, or 1 for one value per head). */
+  private static int[] headRows(int[] groups, int headsPerGroup, int rowsPerHead) {
+    int width = headsPerGroup * rowsPerHead;
     int[] rows = new int[groups.length * width];
     for (int g = 0; g < groups.length; g++) {
       for (int i = 0; i < width; i++) {

@@ -2,7 +2,13 @@ package dev.sparkprune.tensorio.shrink;
 
 import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.TensorSpec;
+import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
+import dev.sparkprune.tensorio.archive.SourceFormat;
+import dev.sparkprune.tensorio.archive.StoredTensor;
 import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -16,6 +22,23 @@ public record TensorSlice(TensorInfo source, String target, int[] rows, int[] co
     Objects.requireNonNull(target, "target is null");
     rows = rows.clone();
     columns = columns.clone();
+  }
+
+  /**
+   * The slices of every stored component of a logical tensor that keep first-dimension
+   * {@code rows} (the experts of a fused [experts, ...] tensor; empty keeps all) under logical name
+   * {@code target}: an MXFP4 tensor's blocks and scales lose the same experts, byte for byte. A
+   * block-scaled FP8 weight is kept whole or not at all.
+   */
+  public static List<TensorSlice> keepRows(ArchiveTensor tensor, String target, int[] rows) {
+    ValidationException.check(
+        rows.length == 0 || tensor.storage() != ArchiveTensor.Storage.FP8_BLOCKS,
+        "Cannot keep some rows of %s: it is stored with 128x128 FP8 block scales; keep or drop it whole", tensor.name());
+    List<TensorSlice> slices = new ArrayList<>();
+    for (StoredTensor component : tensor.components()) {
+      slices.add(new TensorSlice(component.info(), SourceFormat.componentName(tensor, component, target), rows, new int[0]));
+    }
+    return slices;
   }
 
   public boolean isWhole() {

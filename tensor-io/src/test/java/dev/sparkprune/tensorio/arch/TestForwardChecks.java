@@ -73,10 +73,10 @@ class TestForwardChecks {
   void ropeSettingsTheRotaryEmbeddingDoesNotImplementAreRefused() throws IOException {
     ObjectNode llama = SyntheticArchive.llamaConfig(32, 2, 4, 2, 48, 64);
     Map<String, TensorInfo> tensors = archive("llama", llama);
-    assertRefused(llama, tensors, c -> c.putObject("rope_scaling").put("rope_type", "yarn").put("factor", 4.0),
-        "Cannot run model_type llama: rope_scaling type 'yarn' in config.json is not implemented; sparkprune implements [default, linear, llama3, longrope]");
+    assertRefused(llama, tensors, c -> c.putObject("rope_scaling").put("rope_type", "yarn").put("factor", 4.0).put("beta_fast", -1.0),
+        "Invalid model config config.json: rope_scaling.beta_fast must be a non-negative number, found -1.0");
     assertRefused(llama, tensors, c -> c.putObject("rope_scaling").put("factor", 4.0),
-        "Cannot run model_type llama: rope_scaling type '' in config.json is not implemented; sparkprune implements [default, linear, llama3, longrope]");
+        "Cannot run model_type llama: rope_scaling type '' in config.json is not implemented; sparkprune implements [default, linear, llama3, longrope, yarn]");
     assertRefused(llama, tensors, c -> c.putObject("rope_scaling").put("type", "linear").put("factor", -2.0),
         "Invalid model config config.json: rope_scaling.factor must be a positive number, found -2.0");
     assertRefused(llama, tensors, c -> c.put("rope_theta", 0),

@@ -176,7 +176,8 @@ class TestModelArchive {
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining("Unsupported model_type 'bert'")
         .hasMessageContaining(
-            "sparkprune supports [llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe, gpt2, opt, gpt_neox, gemma2, gemma3_text, gemma3, phi3]");
+            "sparkprune supports [llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe, glm4_moe, gpt2, opt, gpt_neox, gemma2, gemma3_text, gemma3, phi3,"
+                + " deepseek_v3, kimi_k2, gpt_oss]");
   }
 
   @Test

@@ -204,7 +204,7 @@ class TestShrunkArchive {
   }
 
   /** The raw bytes of each element of a tensor at the given rows and columns (null: all), [element][bytes]. */
-  private static byte[][] elements(ModelArchive archive, String name, int[] rows, int[] cols) throws IOException {
+  static byte[][] elements(ModelArchive archive, String name, int[] rows, int[] cols) throws IOException {
     ArchiveTensor tensor = archive.tensor(name);
     TensorInfo info = tensor.info();
     int size = info.dtype().byteSize();

@@ -16,6 +16,8 @@ public final class PlannedLinear implements Serializable {
   private static final long serialVersionUID = 1L;
 
   public final Linear linear;
+  /** The logical tensor, with its stored components: what tasks read. */
+  final ArchiveTensor tensor;
   final String shard;
   final long fileBegin;
   final long fileEnd;
@@ -24,12 +26,14 @@ public final class PlannedLinear implements Serializable {
   public final SparsityTarget target;
 
   public PlannedLinear(Linear linear, ArchiveTensor tensor, PruningMethod method, SparsityTarget target) {
-    this(linear, tensor.shard(), tensor.fileBegin(), tensor.fileEnd(), tensor.dtype(), method, target);
+    this(linear, tensor, tensor.shard(), tensor.fileBegin(), tensor.fileEnd(), tensor.dtype(), method, target);
   }
 
   private PlannedLinear(
-      Linear linear, String shard, long fileBegin, long fileEnd, DType dtype, PruningMethod method, SparsityTarget target) {
+      Linear linear, ArchiveTensor tensor, String shard, long fileBegin, long fileEnd, DType dtype, PruningMethod method,
+      SparsityTarget target) {
     this.linear = linear;
+    this.tensor = tensor;
     this.shard = shard;
     this.fileBegin = fileBegin;
     this.fileEnd = fileEnd;
@@ -40,7 +44,7 @@ public final class PlannedLinear implements Serializable {
   }
 
   public PlannedLinear with(PruningMethod newMethod, SparsityTarget newTarget) {
-    return new PlannedLinear(linear, shard, fileBegin, fileEnd, dtype, newMethod, newTarget);
+    return new PlannedLinear(linear, tensor, shard, fileBegin, fileEnd, dtype, newMethod, newTarget);
   }
 
   public int block() {
@@ -56,8 +60,8 @@ public final class PlannedLinear implements Serializable {
     return dev.sparkprune.jobs.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup());
   }
 
-  /** The linear's weights in [out, in], read with positioned reads from the shard this row names. */
+  /** The linear's weights in [out, in], read with positioned reads from the shards of its components. */
   public float[] read(dev.sparkprune.jobs.spark.JobContext context) throws java.io.IOException {
-    return context.readLinear(shard, linear);
+    return context.readLinear(tensor, linear);
   }
 }
