@@ -36,7 +36,7 @@ public record ShrinkDecision(
     int keepChannels = KeepCounts.mlpChannels(Math.max(1, shape.intermediate()), settings.mlpKeep());
     int keepGroups = KeepCounts.kvGroups(shape.kvHeads(), settings.headsKeep());
     int keepExperts = shape.experts() == 0 ? 0 : KeepCounts.experts(shape.experts(), settings.expertsKeep());
-    boolean activation = settings.widthMetric() == ShrinkSettings.WidthMetric.ACTIVATION;
+    ShrinkSettings.WidthMetric metric = settings.widthMetric();
 
     List<Integer> kept = new ArrayList<>();
     Map<Integer, int[]> channels = new LinkedHashMap<>();
@@ -53,16 +53,22 @@ public record ShrinkDecision(
       kept.add(b);
       WidthStatistics statistics = block.statistics();
       if (settings.headsKeep() < 1) {
-        double[] scores = activation
-            ? WidthScores.sumPerGroup(WidthScores.activationAware(block.oColumnNorms(), statistics.oInputSumSquares()), groups)
-            : block.kvWeightNorms();
+        double[] scores = switch (metric) {
+          case ACTIVATION -> WidthScores.sumPerGroup(WidthScores.activationAware(block.oColumnNorms(), statistics.oInputSumSquares()), groups);
+          case FLAP -> WidthScores.sumPerGroup(WidthScores.fluctuation(
+              block.oColumnNorms(), statistics.oInputSums(), statistics.oInputSumSquares(), statistics.oTokens()), groups);
+          case WEIGHT_NORM -> block.kvWeightNorms();
+        };
         kvScores.put(b, scores);
         kvGroups.put(b, WidthScores.topIndices(scores, keepGroups));
       }
       if (settings.mlpKeep() < 1 && !shape.isSparse(b)) {
-        double[] scores = activation
-            ? WidthScores.activationAware(block.downColumnNorms(), statistics.downInputSumSquares())
-            : block.mlpWeightNorms();
+        double[] scores = switch (metric) {
+          case ACTIVATION -> WidthScores.activationAware(block.downColumnNorms(), statistics.downInputSumSquares());
+          case FLAP -> WidthScores.fluctuation(
+              block.downColumnNorms(), statistics.downInputSums(), statistics.downInputSumSquares(), statistics.downTokens());
+          case WEIGHT_NORM -> block.mlpWeightNorms();
+        };
         mlpScores.put(b, scores);
         channels.put(b, WidthScores.topIndices(scores, keepChannels));
       }

@@ -29,7 +29,9 @@ import java.util.TreeMap;
  * A source archive rewritten by a {@link ShrinkPlan}: which tensors survive under which name and
  * slice, the new config and shard index, and each shard's bytes. Shards keep their source names
  * and hold the surviving tensors of their source shard in source order (a shard left empty is
- * not written); sliced tensors are copied byte for byte in the source dtype.
+ * not written); sliced tensors are copied byte for byte in the source dtype, except those given
+ * {@link TensorReplacements} (a repair's refitted weights), which are encoded from floats in the
+ * same dtype and shape.
  */
 public final class ShrunkArchive {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -39,16 +41,36 @@ public final class ShrunkArchive {
   private final ModelArchive archive;
   private final ShrinkPlan plan;
   private final Map<String, List<TensorSlice>> slicesByShard;
+  private final TensorReplacements replacements;
 
   public ShrunkArchive(ModelArchive archive, ShrinkPlan plan) {
+    this(archive, plan, TensorReplacements.NONE);
+  }
+
+  /** Every replaced name must be a surviving tensor of a float dtype the writer encodes. */
+  public ShrunkArchive(ModelArchive archive, ShrinkPlan plan, TensorReplacements replacements) {
     this.archive = archive;
     this.plan = plan;
+    this.replacements = java.util.Objects.requireNonNull(replacements, "replacements is null");
     TensorRenaming renaming = new TensorRenaming(plan);
     Map<String, List<TensorSlice>> byShard = new LinkedHashMap<>();
     for (ArchiveTensor tensor : archive.tensors()) {
       renaming.slice(tensor.info()).ifPresent(slice -> byShard.computeIfAbsent(tensor.shard(), key -> new ArrayList<>()).add(slice));
     }
     this.slicesByShard = byShard;
+    Map<String, TensorSlice> byTarget = new java.util.HashMap<>();
+    byShard.values().forEach(slices -> slices.forEach(slice -> byTarget.put(slice.target(), slice)));
+    for (String name : replacements.names()) {
+      TensorSlice slice = byTarget.get(name);
+      ValidationException.check(slice != null, "Cannot replace tensor %s: the shrunk archive has no tensor of that name", name);
+      ValidationException.check(
+          slice.source().dtype().isFloatEncodable(), "Cannot replace tensor %s: its dtype %s cannot be written from floats", name,
+          slice.source().dtype());
+    }
+  }
+
+  public TensorReplacements replacements() {
+    return replacements;
   }
 
   public ShrinkPlan plan() {
@@ -122,7 +144,14 @@ public final class ShrunkArchive {
         SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
       OutputStream sink = writer.dataStream();
       for (TensorSlice slice : slices) {
-        if (slice.isWhole()) {
+        if (replacements.names().contains(slice.target())) {
+          float[] values = replacements.values(slice.target());
+          long expected = TensorInfo.numel(slice.shape());
+          ValidationException.check(
+              values.length == expected, "Cannot replace tensor %s: %d values for shape %s (%d)", slice.target(), values.length,
+              java.util.Arrays.toString(slice.shape()), expected);
+          writer.writeFloats(values, 0, values.length);
+        } else if (slice.isWhole()) {
           reader.copyRaw(slice.source(), sink);
         } else {
           copySlice(reader, slice, sink);
