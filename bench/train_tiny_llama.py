@@ -145,6 +145,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=100)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -175,7 +176,7 @@ def main():
     generator = torch.Generator().manual_seed(args.seed)
     best = (float("inf"), None, 0)
     step = 0
-    warmup = 100
+    warmup = args.warmup
     while time.time() - start < budget:
         # Cosine schedule over the time budget, so a slower machine still ends at a low rate.
         progress = min(1.0, (time.time() - start) / budget)

@@ -120,9 +120,4 @@ public final class LinearEquations implements Serializable {
   public double errorSquares() {
     return errorSquares;
   }
-
-  /** The input statistics themselves (per-channel sums and squares as well as X^T X). */
-  public CalibrationStatistics inputStatistics() {
-    return gram;
-  }
 }

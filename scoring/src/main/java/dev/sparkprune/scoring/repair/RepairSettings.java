@@ -14,7 +14,7 @@ import java.util.Objects;
  */
 public record RepairSettings(Target target, DepthFit depth, Scope scope, double damping) implements Serializable {
   /** What measured best on stories260K and the trained 4.5M Llama (README, "Shrinking"). */
-  public static final RepairSettings DEFAULTS = new RepairSettings(Target.STREAM, DepthFit.PRECEDING_COLUMNS, Scope.CHANGED, LeastSquares.DAMPING_DEFAULT);
+  public static final RepairSettings DEFAULTS = new RepairSettings(Target.NORMALIZED, DepthFit.BOTH, Scope.CHANGED, LeastSquares.DAMPING_DEFAULT);
 
   /** What a refit's output should match on the calibration tokens. */
   public enum Target {
@@ -24,6 +24,11 @@ public record RepairSettings(Target target, DepthFit depth, Scope scope, double 
      * of everything cut before it.
      */
     STREAM,
+    /**
+     * {@link #STREAM} with each token weighted by 1 / rms(target token)²: the error as the next
+     * block's RMSNorm sees it (to first order), so tokens of large norm do not dominate the fit.
+     */
+    NORMALIZED,
     /**
      * The dense layer on the repaired model's inputs (SparseGPT's layer-wise target): a down_proj
      * refit matches the dense MLP on the same MLP input. Width only: refits next to a dropped
@@ -40,7 +45,9 @@ public record RepairSettings(Target target, DepthFit depth, Scope scope, double 
     /** ReplaceMe: a map T [hidden x hidden] on block l-1's MLP output, folded into its down_proj. */
     PRECEDING_MAP,
     /** Block l+n's down_proj instead: it refits to reach the dense stream after block l+n. */
-    NEXT
+    NEXT,
+    /** {@link #PRECEDING_COLUMNS}, then block l+n's down_proj refits too, for what is left. */
+    BOTH
   }
 
   /** Which kept blocks are refitted. */

@@ -7,7 +7,6 @@ import dev.sparkprune.scoring.model.HiddenStates;
 import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Linear;
-import dev.sparkprune.tensorio.shrink.KeptBlock;
 import dev.sparkprune.tensorio.shrink.ShrinkPlan;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -18,23 +17,22 @@ import java.util.Objects;
 
 /**
  * Training-free repair of a shrunk model, block by block as SparseGPT prunes (each block fitted
- * on the inputs of the already repaired blocks before it), in one process: the reference the
+ * on the inputs of the already repaired blocks before it), in one process: the reference a
  * distributed job must equal, and what the size-budget search scores candidates with.
  *
  * <p>Two streams run side by side over the calibration chunks: the dense source model's and the
- * shrunk model's (opened from the unrepaired shrunk archive). For each kept block, in order:
+ * shrunk model's (opened from the unrepaired shrunk archive). For each kept block, in order, as
+ * its {@link RepairStep} says:
  *
  * <ol>
- *   <li>the target is the dense stream at the input of the next kept block (for a block before
- *       a dropped run, under {@link RepairSettings.DepthFit#PRECEDING_COLUMNS} or
- *       {@code PRECEDING_MAP}) or at the output of the same source block;
- *   <li>if its KV groups were cut (or {@link RepairSettings.Scope#ALL}), o_proj is refitted
- *       ({@link LinearRefit#columns}) from the sums of its input and E = target − block output;
- *   <li>if its MLP channels were cut, or it takes a dropped run's change (or scope ALL), the
- *       block runs again with the new o_proj and down_proj is refitted the same way
- *       ({@link LinearRefit#outputMap} for a ReplaceMe map), E = target − block output, or
- *       with {@link RepairSettings.Target#LOCAL} E = the dense MLP on the same MLP input minus
- *       the shrunk one;
+ *   <li>the dense stream advances to the step's target point (the input of the next kept block
+ *       for a block that takes a dropped run's change, else the output of the same source block);
+ *   <li>o_proj is refitted ({@link LinearRefit#columns}) from the sums of its input and
+ *       E = target − block output, when the block's KV groups were cut;
+ *   <li>the block runs again with the new o_proj and down_proj is refitted the same way
+ *       (ReplaceMe's {@link LinearRefit#outputMap} where asked), when its MLP channels were cut
+ *       or it takes a dropped run's change; with {@link RepairSettings.Target#LOCAL}, E is the
+ *       dense MLP on the same MLP input minus the shrunk one;
  *   <li>the shrunk stream advances through the repaired block.
  * </ol>
  *
@@ -46,10 +44,10 @@ import java.util.Objects;
  * next-token NLL through the repaired and through the unrepaired shrunk model is the
  * size-budget objective.
  *
- * <p>Memory: per calibration chunk the dense and shrunk hidden states and the target (3 ×
- * tokens × hidden floats), one captured linear input per chunk while a block's sums are
- * gathered, one dense and one shrunk block's weights, and the equations of one linear
- * (in² + in × out doubles).
+ * <p>Memory: per calibration chunk the dense and shrunk hidden states (2 × tokens × hidden
+ * floats), one captured linear input and its error per chunk while a block's sums are gathered,
+ * one dense and one shrunk block's weights, and the equations of one linear (in² + in × out
+ * doubles, in² floats of scratch).
  */
 public final class SequentialRepair {
   private static final String O_PROJ = "self_attn.o_proj";
@@ -104,59 +102,41 @@ public final class SequentialRepair {
       heldPlain.add(heldRepaired.get(heldRepaired.size() - 1));
     }
 
-    int sourceBlocks = plan.source().blocks();
     int densePosition = 0;
     Map<String, float[]> tensors = new LinkedHashMap<>();
     List<BlockRefit> refits = new ArrayList<>();
-    for (int i = 0; i < plan.blocks().size(); i++) {
-      KeptBlock kept = plan.blocks().get(i);
-      int source = kept.source();
-      int next = i + 1 < plan.blocks().size() ? plan.blocks().get(i + 1).source() : sourceBlocks;
-      int previous = i > 0 ? plan.blocks().get(i - 1).source() : -1;
-      boolean precedesDrop = next > source + 1;
-      boolean followsDrop = source > previous + 1;
-      boolean preceding = settings.depth() != RepairSettings.DepthFit.NEXT;
-      boolean takesDepth = preceding ? precedesDrop : followsDrop;
-      int targetPoint = precedesDrop && preceding ? next : source + 1;
-      for (; densePosition < targetPoint; densePosition++) {
+    boolean normalized = settings.target() == RepairSettings.Target.NORMALIZED;
+    for (RepairStep step : RepairStep.plan(plan, settings)) {
+      int i = step.block();
+      for (; densePosition < step.targetBlock(); densePosition++) {
         BlockWeights weights = dense.loadBlock(densePosition);
         for (int c = 0; c < denseStream.size(); c++) {
           denseStream.set(c, dense.runBlock(weights, denseStream.get(c), InputHook.NONE));
         }
       }
-      List<HiddenStates> target = denseStream;
-
       BlockWeights original = shrunk.loadBlock(i);
       BlockWeights weights = original;
-      Linear oProj = linear(shrunk, i, O_PROJ);
-      Linear downProj = plan.source().isSparse(source) ? null : linear(shrunk, i, DOWN_PROJ);
-      boolean all = settings.scope() == RepairSettings.Scope.ALL;
-      boolean headsCut = kept.kvGroups().length < plan.source().kvHeads();
-      boolean channelsCut = downProj != null && kept.mlpChannels().length < plan.source().intermediate();
-      boolean refitDown = downProj != null && (all || channelsCut || takesDepth);
-      // A sparse block before a dropped run takes the run's change in its o_proj.
-      boolean refitO = all || headsCut || (takesDepth && downProj == null);
-
-      if (refitO) {
-        LinearEquations equations = collect(shrunk, weights, stream, target, oProj, null, linalg);
+      if (step.refitAttention()) {
+        Linear oProj = linear(shrunk, i, O_PROJ);
+        LinearEquations equations = collect(shrunk, weights, stream, denseStream, oProj, null, normalized, linalg);
         LinearRefit.Refit refit = LinearRefit.columns(oProj.tensorName(), weights.tensor(oProj.tensorName()), equations, settings.damping(), linalg);
         weights = weights.withTensor(oProj.tensorName(), refit.weights());
         tensors.put(oProj.tensorName(), refit.weights());
-        refits.add(new BlockRefit(i, source, oProj.tensorName(), "columns", refit.errorBefore(), refit.errorAfter(), equations.tokens(), refit.damping()));
+        refits.add(new BlockRefit(
+            i, step.source(), oProj.tensorName(), "columns", refit.errorBefore(), refit.errorAfter(), equations.tokens(), refit.damping()));
       }
-      if (refitDown) {
-        boolean local = settings.target() == RepairSettings.Target.LOCAL && !takesDepth;
-        DenseMlp mlp = local ? DenseMlp.of(dense, source, linalg) : null;
-        LinearEquations equations = collect(shrunk, weights, stream, target, downProj, mlp, linalg);
-        boolean map = takesDepth && settings.depth() == RepairSettings.DepthFit.PRECEDING_MAP;
+      if (step.refitMlp()) {
+        Linear downProj = linear(shrunk, i, DOWN_PROJ);
+        DenseMlp mlp = step.local() ? DenseMlp.of(dense, step.source(), linalg) : null;
+        LinearEquations equations = collect(shrunk, weights, stream, denseStream, downProj, mlp, normalized, linalg);
         float[] current = weights.tensor(downProj.tensorName());
-        LinearRefit.Refit refit = map
+        LinearRefit.Refit refit = step.map()
             ? LinearRefit.outputMap(downProj.tensorName(), current, equations, settings.damping(), linalg)
             : LinearRefit.columns(downProj.tensorName(), current, equations, settings.damping(), linalg);
         weights = weights.withTensor(downProj.tensorName(), refit.weights());
         tensors.put(downProj.tensorName(), refit.weights());
-        refits.add(new BlockRefit(
-            i, source, downProj.tensorName(), map ? "map" : "columns", refit.errorBefore(), refit.errorAfter(), equations.tokens(), refit.damping()));
+        refits.add(new BlockRefit(i, step.source(), downProj.tensorName(), step.map() ? "map" : "columns", refit.errorBefore(),
+            refit.errorAfter(), equations.tokens(), refit.damping()));
       }
       for (int c = 0; c < stream.size(); c++) {
         stream.set(c, shrunk.runBlock(weights, stream.get(c), InputHook.NONE));
@@ -172,7 +152,7 @@ public final class SequentialRepair {
   /** Sums of one linear's input and the error its refit should remove, over every chunk in order. */
   private static LinearEquations collect(
       DecoderModel shrunk, BlockWeights weights, List<HiddenStates> stream, List<HiddenStates> target, Linear linear, DenseMlp local,
-      LinearAlgebra linalg) {
+      boolean normalized, LinearAlgebra linalg) {
     LinearEquations equations = LinearEquations.create((int) linear.inFeatures(), (int) linear.outFeatures());
     for (int c = 0; c < stream.size(); c++) {
       HiddenStates input = stream.get(c);
@@ -190,9 +170,30 @@ public final class SequentialRepair {
           error[k] = wanted[k] - got[k];
         }
       }
+      if (normalized) {
+        weighByTargetNorm(capture.input, error, target.get(c).values(), input.tokens(), (int) linear.inFeatures(), input.width());
+      }
       equations.add(capture.input, error, input.tokens(), input.sequences(), linalg);
     }
     return equations;
+  }
+
+  /** Scales token t's input and error rows by 1 / rms(target_t), so the sums weigh it by 1 / rms². */
+  private static void weighByTargetNorm(float[] x, float[] e, float[] target, int tokens, int in, int width) {
+    for (int t = 0; t < tokens; t++) {
+      double squares = 0;
+      for (int k = 0; k < width; k++) {
+        double v = target[t * width + k];
+        squares += v * v;
+      }
+      float scale = (float) (1 / Math.sqrt(squares / width + 1e-12));
+      for (int j = 0; j < in; j++) {
+        x[t * in + j] *= scale;
+      }
+      for (int k = 0; k < width; k++) {
+        e[t * width + k] *= scale;
+      }
+    }
   }
 
   /** Keeps a copy of one linear's input (and of the MLP's input, for a local target) during a block's forward pass. */

@@ -42,7 +42,7 @@ public final class SizeBudget {
   /**
    * The grid's axes: drop 0 .. maxDrop blocks, the MLP steps on models with dense MLPs, every
    * whole number of KV groups from half of them (only where the model allows --heads-keep) and
-   * of experts from half of them on MoE models.
+   * of experts from half of them on MoE models; every combination but the one that cuts nothing.
    */
   public static List<ShrinkCandidate> grid(ModelShape shape, int maxDrop, boolean headsAllowed) {
     ValidationException.check(maxDrop >= 0 && maxDrop < shape.blocks(), "Invalid search depth: drop at most %d of %d blocks", maxDrop, shape.blocks());
@@ -57,7 +57,9 @@ public final class SizeBudget {
       for (double m : mlp) {
         for (double h : heads) {
           for (double e : experts) {
-            grid.add(new ShrinkCandidate(drop, m, h, e));
+            if (drop > 0 || m < 1 || h < 1 || e < 1) {
+              grid.add(new ShrinkCandidate(drop, m, h, e));
+            }
           }
         }
       }
@@ -84,7 +86,7 @@ public final class SizeBudget {
 
   /**
    * The maximal candidates of the grid within {@code budget} × the source's parameters (see
-   * the class comment), with their sizes; the all-ones point (no cut) never counts.
+   * the class comment), with their sizes.
    */
   public static List<CandidateScore> maximal(List<CandidateScore> sized, long sourceParameters, double budget) {
     KeepCounts.checkFraction("--target-params", budget);
@@ -150,13 +152,25 @@ public final class SizeBudget {
     return best;
   }
 
+  /** A candidate's decision, parameters and repair (its replacement tensors and held-out NLLs). */
+  public record Trial(ShrinkDecision decision, long parameters, SequentialRepair.Result repair) {}
+
   /**
    * Scores one candidate: its decision, the unrepaired shrunk archive staged under
-   * {@code scratch} (a folder of its own, removed after), {@link SequentialRepair} on the
+   * {@code scratch} (a folder of its own, emptied after), {@link SequentialRepair} on the
    * calibration chunks, and the held-out windows' mean NLL through the repaired and the
    * unrepaired model. Memory: that of {@link SequentialRepair}; disk: one shrunk archive.
    */
   public static CandidateScore evaluate(
+      ModelArchive source, ModelShape shape, ChunkSummary summary, ShrinkSettings metrics, ShrinkCandidate candidate, RepairSettings repair,
+      List<int[][]> chunks, List<int[][]> heldOut, FileIO io, String scratch, LinearAlgebra linalg) throws IOException {
+    Trial trial = trial(source, shape, summary, metrics, candidate, repair, chunks, heldOut, io, scratch, linalg);
+    return new CandidateScore(
+        candidate, trial.parameters(), trial.decision().droppedBlocks(), trial.repair().heldOutNll(), trial.repair().heldOutNllUnrepaired());
+  }
+
+  /** {@link #evaluate}, keeping the decision and the repair's tensors (to write the candidate's archive). */
+  public static Trial trial(
       ModelArchive source, ModelShape shape, ChunkSummary summary, ShrinkSettings metrics, ShrinkCandidate candidate, RepairSettings repair,
       List<int[][]> chunks, List<int[][]> heldOut, FileIO io, String scratch, LinearAlgebra linalg) throws IOException {
     Objects.requireNonNull(candidate, "candidate is null");
@@ -165,12 +179,10 @@ public final class SizeBudget {
     ShrunkArchive shrunk = new ShrunkArchive(source, decision.plan());
     try {
       shrunk.writeTo(io, scratch);
-      SequentialRepair.Result result;
       try (DecoderModel dense = Models.open(source, linalg);
           DecoderModel model = Models.open(ModelArchive.open(io, scratch), linalg)) {
-        result = SequentialRepair.run(dense, model, decision.plan(), repair, chunks, heldOut, linalg);
+        return new Trial(decision, shrunk.parameters(), SequentialRepair.run(dense, model, decision.plan(), repair, chunks, heldOut, linalg));
       }
-      return new CandidateScore(candidate, shrunk.parameters(), decision.droppedBlocks(), result.heldOutNll(), result.heldOutNllUnrepaired());
     } finally {
       for (String file : io.listFiles(scratch)) {
         io.delete(io.resolve(scratch, file));

@@ -82,11 +82,17 @@ public final class RepairFigures {
     cuts.put("mlp-0.5", settings(0, 0.5, 1, "activation"));
     cuts.put("drop-2", settings(2, 1, 1, "activation"));
     cuts.put("drop-1+mlp-0.75", settings(1, 0.75, 1, "activation"));
+    cuts.put("mlp-0.75-flap", settings(0, 0.75, 1, "flap"));
+    cuts.put("heads-0.75-flap", settings(0, 1, 0.75, "flap"));
     Map<String, RepairSettings> repairs = new LinkedHashMap<>();
-    repairs.put("stream", RepairSettings.DEFAULTS);
+    repairs.put("default", RepairSettings.DEFAULTS);
+    repairs.put("stream", new RepairSettings(RepairSettings.Target.STREAM, RepairSettings.DepthFit.PRECEDING_COLUMNS, RepairSettings.Scope.CHANGED, 0.01));
+    repairs.put("normalized", new RepairSettings(RepairSettings.Target.NORMALIZED, RepairSettings.DepthFit.PRECEDING_COLUMNS, RepairSettings.Scope.CHANGED, 0.01));
     repairs.put("local", new RepairSettings(RepairSettings.Target.LOCAL, RepairSettings.DepthFit.PRECEDING_COLUMNS, RepairSettings.Scope.CHANGED, 0.01));
     repairs.put("map", new RepairSettings(RepairSettings.Target.STREAM, RepairSettings.DepthFit.PRECEDING_MAP, RepairSettings.Scope.CHANGED, 0.01));
     repairs.put("next", new RepairSettings(RepairSettings.Target.STREAM, RepairSettings.DepthFit.NEXT, RepairSettings.Scope.CHANGED, 0.01));
+    repairs.put("both", new RepairSettings(RepairSettings.Target.STREAM, RepairSettings.DepthFit.BOTH, RepairSettings.Scope.CHANGED, 0.01));
+    repairs.put("normalized-both", new RepairSettings(RepairSettings.Target.NORMALIZED, RepairSettings.DepthFit.BOTH, RepairSettings.Scope.CHANGED, 0.01));
     repairs.put("all", new RepairSettings(RepairSettings.Target.STREAM, RepairSettings.DepthFit.PRECEDING_COLUMNS, RepairSettings.Scope.ALL, 0.01));
     repairs.put("damp-0.1", new RepairSettings(RepairSettings.Target.STREAM, RepairSettings.DepthFit.PRECEDING_COLUMNS, RepairSettings.Scope.CHANGED, 0.1));
     repairs.put("damp-0.001", new RepairSettings(RepairSettings.Target.STREAM, RepairSettings.DepthFit.PRECEDING_COLUMNS, RepairSettings.Scope.CHANGED, 0.001));

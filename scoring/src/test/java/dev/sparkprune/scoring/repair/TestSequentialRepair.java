@@ -99,10 +99,10 @@ class TestSequentialRepair {
         BlockWeights w = shrunk.loadBlock(b);
         String o = "model.layers." + b + ".self_attn.o_proj.weight";
         String down = "model.layers." + b + ".mlp.down_proj.weight";
-        float[] expectedO = directRefit(shrunk, w, stream, denseStream, "self_attn.o_proj", w.tensor(o));
+        float[] expectedO = directRefit(shrunk, w, stream, denseStream, "self_attn.o_proj", w.tensor(o), true);
         assertClose(result.tensors().get(o), expectedO, o);
         w = w.withTensor(o, result.tensors().get(o));
-        float[] expectedDown = directRefit(shrunk, w, stream, denseStream, "mlp.down_proj", w.tensor(down));
+        float[] expectedDown = directRefit(shrunk, w, stream, denseStream, "mlp.down_proj", w.tensor(down), true);
         assertClose(result.tensors().get(down), expectedDown, down);
         w = w.withTensor(down, result.tensors().get(down));
         for (int c = 0; c < chunks.size(); c++) {
@@ -200,9 +200,13 @@ class TestSequentialRepair {
     }
   }
 
-  /** W + Delta^T with Delta = (X^T X + 0.01 mean(diag) I)^-1 X^T E, from the captured input X and E = target - output. */
+  /**
+   * W + Delta^T with Delta = (X^T D X + 0.01 mean(diag) I)^-1 X^T D E, from the captured input X and E = target - output;
+   * D weighs token t by 1 / mean(target_t^2) when normalized (the default target), else 1.
+   */
   private static float[] directRefit(
-      DecoderModel model, BlockWeights w, List<HiddenStates> stream, List<HiddenStates> target, String linear, float[] current) {
+      DecoderModel model, BlockWeights w, List<HiddenStates> stream, List<HiddenStates> target, String linear, float[] current,
+      boolean normalized) {
     int out = target.get(0).width();
     int in = current.length / out;
     double[][] g = new double[in][in];
@@ -211,8 +215,14 @@ class TestSequentialRepair {
       float[][] captured = new float[1][];
       HiddenStates output = model.runBlock(w, stream.get(k), capture(linear, captured));
       for (int t = 0; t < output.tokens(); t++) {
+        double meanSquare = 0;
+        for (int r = 0; r < out; r++) {
+          double v = target.get(k).values()[t * out + r];
+          meanSquare += v * v / out;
+        }
+        double weight = normalized ? 1 / meanSquare : 1;
         for (int i = 0; i < in; i++) {
-          double xi = captured[0][t * in + i];
+          double xi = captured[0][t * in + i] * weight;
           for (int j = 0; j < in; j++) {
             g[i][j] += xi * captured[0][t * in + j];
           }
