@@ -200,6 +200,73 @@ class TestSequentialRepair {
     }
   }
 
+  @Test
+  void localTargetIsTheDenseMlpOnTheSameInput() throws IOException {
+    ModelArchive source = ModelArchive.open(IO, SharedData.stories260K().toString());
+    ModelShape shape = ModelShape.of(source.config());
+    List<int[][]> chunks = chunks(source, 10_000);
+    int[] channels = new int[128];
+    for (int j = 0; j < channels.length; j++) {
+      channels[j] = 2 * j - Math.min(j, 84);
+    }
+    ShrinkPlan plan = ShrinkPlan.of(shape, List.of(0, 1, 2, 3, 4), Map.of(0, channels, 1, channels, 2, channels, 3, channels, 4, channels),
+        Map.of(), Map.of());
+    ModelArchive raw = write(source, plan, Map.of(), "raw");
+    RepairSettings local = new RepairSettings(RepairSettings.Target.LOCAL, RepairSettings.DepthFit.BOTH, RepairSettings.Scope.CHANGED, 0.01);
+    try (DecoderModel dense = Models.open(source, LINALG); DecoderModel shrunk = Models.open(raw, LINALG)) {
+      SequentialRepair.Result result = SequentialRepair.run(dense, shrunk, plan, local, chunks, List.of(), LINALG);
+      // Block 0 sees the embeddings in both models: the dense down_proj input A holds the kept input X = A[:, kept],
+      // and E = A W^T - X W_kept^T = the removed channels' output.
+      int hidden = shape.hidden();
+      int width = shape.intermediate();
+      float[] denseDown = dense.loadBlock(0).tensor("model.layers.0.mlp.down_proj.weight");
+      boolean[] keep = new boolean[width];
+      for (int j : channels) {
+        keep[j] = true;
+      }
+      double[][] g = new double[channels.length][channels.length];
+      double[][] c = new double[channels.length][hidden];
+      for (int[][] chunk : chunks) {
+        float[][] captured = new float[1][];
+        dense.runBlock(dense.loadBlock(0), dense.embed(chunk), capture("mlp.down_proj", captured));
+        for (int t = 0; t < chunk.length * chunk[0].length; t++) {
+          double[] removed = new double[hidden];
+          for (int r = 0; r < hidden; r++) {
+            for (int j = 0; j < width; j++) {
+              if (!keep[j]) {
+                removed[r] += captured[0][t * width + j] * (double) denseDown[r * width + j];
+              }
+            }
+          }
+          for (int a = 0; a < channels.length; a++) {
+            double xa = captured[0][t * width + channels[a]];
+            for (int b = 0; b < channels.length; b++) {
+              g[a][b] += xa * captured[0][t * width + channels[b]];
+            }
+            for (int r = 0; r < hidden; r++) {
+              c[a][r] += xa * removed[r];
+            }
+          }
+        }
+      }
+      double trace = 0;
+      for (int a = 0; a < channels.length; a++) {
+        trace += g[a][a];
+      }
+      for (int a = 0; a < channels.length; a++) {
+        g[a][a] += 0.01 * trace / channels.length;
+      }
+      double[][] delta = TestLinearRefit.gaussianSolve(g, c);
+      float[] expected = new float[hidden * channels.length];
+      for (int r = 0; r < hidden; r++) {
+        for (int a = 0; a < channels.length; a++) {
+          expected[r * channels.length + a] = (float) (denseDown[r * width + channels[a]] + delta[a][r]);
+        }
+      }
+      assertClose(result.tensors().get("model.layers.0.mlp.down_proj.weight"), expected, "block 0 down_proj (local target)");
+    }
+  }
+
   /**
    * W + Delta^T with Delta = (X^T D X + 0.01 mean(diag) I)^-1 X^T D E, from the captured input X and E = target - output;
    * D weighs token t by 1 / mean(target_t^2) when normalized (the default target), else 1.
