@@ -19,7 +19,7 @@ import dev.sparkprune.tensorio.ValidationException;
  * </ul>
  *
  * <p>The residuals ‖E‖² before and ‖E − X(W' − W)^T‖² after are computed from the sums too:
- * ‖E‖² − 2⟨Δ, C⟩ + ⟨Δ, G Δ⟩ with G, C the Gram and cross term the solve used.
+ * ‖E‖² − ⟨Δ, C⟩ − λ‖Δ‖² with C the cross term the solve used ({@link #residual}).
  */
 public final class LinearRefit {
   private LinearRefit() {}
@@ -42,7 +42,7 @@ public final class LinearRefit {
         out[r * cols + j] = (float) (w[r * cols + j] + delta[j * rows + r]);
       }
     }
-    double after = residual(equations.errorSquares(), gram, cross, delta, cols, rows);
+    double after = residual(equations.errorSquares(), cross, delta, solution.lambda());
     return new Refit(out, equations.errorSquares(), after, solution.damping());
   }
 
@@ -89,7 +89,7 @@ public final class LinearRefit {
         out[a * cols + j] = (float) row[j];
       }
     }
-    double after = residual(equations.errorSquares(), mtm, mte, delta, rows, rows);
+    double after = residual(equations.errorSquares(), mte, delta, solution.lambda());
     return new Refit(out, equations.errorSquares(), after, solution.damping());
   }
 
@@ -109,29 +109,18 @@ public final class LinearRefit {
     }
   }
 
-  /** ‖E‖² − 2⟨Δ, C⟩ + ⟨Δ, G Δ⟩ for Δ, C [n x m] and G [n x n]: the squared residual after the update. */
-  static double residual(double errorSquares, double[] gram, double[] cross, double[] delta, int n, int m) {
+  /**
+   * ‖E − XΔ‖² = ‖E‖² − 2⟨Δ, C⟩ + ⟨Δ, GΔ⟩, and at the solution GΔ = C − λΔ, so it is
+   * ‖E‖² − ⟨Δ, C⟩ − λ‖Δ‖²: O(n × m) instead of the O(n² × m) of forming GΔ.
+   */
+  static double residual(double errorSquares, double[] cross, double[] delta, double lambda) {
     double linear = 0;
+    double squares = 0;
     for (int i = 0; i < delta.length; i++) {
       linear += delta[i] * cross[i];
+      squares += delta[i] * delta[i];
     }
-    double quadratic = 0;
-    double[] gd = new double[m];
-    for (int i = 0; i < n; i++) {
-      java.util.Arrays.fill(gd, 0);
-      for (int k = 0; k < n; k++) {
-        double g = gram[i * n + k];
-        if (g != 0) {
-          for (int c = 0; c < m; c++) {
-            gd[c] += g * delta[k * m + c];
-          }
-        }
-      }
-      for (int c = 0; c < m; c++) {
-        quadratic += delta[i * m + c] * gd[c];
-      }
-    }
-    return Math.max(0, errorSquares - 2 * linear + quadratic);
+    return Math.max(0, errorSquares - linear - lambda * squares);
   }
 
   private static void checkShape(String what, float[] w, int rows, int cols) {

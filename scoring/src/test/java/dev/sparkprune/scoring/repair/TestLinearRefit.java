@@ -166,6 +166,7 @@ class TestLinearRefit {
     // X W'^T (the folded linear) against (X W^T) T (the map applied after it), token by token.
     double worst = 0;
     double scale = 0;
+    double after = 0;
     for (int s = 0; s < p.tokens; s++) {
       for (int b = 0; b < p.out; b++) {
         double folded = 0;
@@ -178,9 +179,13 @@ class TestLinearRefit {
         }
         worst = Math.max(worst, Math.abs(folded - explicit));
         scale = Math.max(scale, Math.abs(explicit));
+        // The residual against the target M + E, with the map applied.
+        double miss = explicit - (m[s][b] + p.e[s * p.out + b]);
+        after += miss * miss;
       }
     }
     assertThat(worst).isLessThan(1e-5 * scale);
+    assertThat(refit.errorAfter()).isCloseTo(after, org.assertj.core.data.Percentage.withPercentage(0.1));
     assertThat(refit.errorAfter()).isLessThan(refit.errorBefore());
   }
 
