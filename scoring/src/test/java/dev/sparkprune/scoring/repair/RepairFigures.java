@@ -68,10 +68,12 @@ public final class RepairFigures {
     }
     LinearAlgebra linalg = CpuBackend.defaultInstance().linearAlgebra();
     ChunkSummary summary;
+    double densePpl;
     try (DecoderModel model = Models.open(archive, linalg)) {
       summary = ChunkSummary.foldInOrder(StructureCalibration.run(model, shape, numbered, 2));
-      System.out.printf(Locale.ROOT, "dense\t%,d params\tppl %.4f\t(calibration %s)%n", archive.totalParameters(),
-          perplexity(model, corpus), disjoint ? "disjoint from the eval windows" : "README protocol");
+      densePpl = perplexity(model, corpus);
+      System.out.printf(Locale.ROOT, "dense\t%,d params\tppl %.4f\t(calibration %s)%n", archive.totalParameters(), densePpl,
+          disjoint ? "disjoint from the eval windows" : "README protocol");
     }
 
     Map<String, ShrinkSettings> cuts = new LinkedHashMap<>();
@@ -99,10 +101,6 @@ public final class RepairFigures {
     keep(cuts, System.getProperty("runs"));
     keep(repairs, System.getProperty("repairs"));
 
-    double densePpl;
-    try (DecoderModel model = Models.open(archive, linalg)) {
-      densePpl = perplexity(model, corpus);
-    }
     int index = 0;
     for (Map.Entry<String, ShrinkSettings> cut : cuts.entrySet()) {
       ShrinkDecision decision = ShrinkDecision.choose(shape, cut.getValue(), summary);
