@@ -23,18 +23,17 @@ public final class SparsityTarget implements Serializable {
   }
 
   public static SparsityTarget unstructured(double ratio) {
-    ValidationException.check(
-        ratio >= 0 && ratio < 1, "Invalid sparsity %s: must be in [0, 1)", ratio);
+    if (!(ratio >= 0 && ratio < 1)) {
+      throw ValidationException.invalid("sparsity", ratio, "must be in [0, 1)");
+    }
     return new SparsityTarget(ratio, 0, 0);
   }
 
   /** N:M: {@code pruned} of every {@code groupSize} consecutive columns. */
   public static SparsityTarget nOfM(int pruned, int groupSize) {
-    ValidationException.check(
-        pruned > 0 && groupSize > 0 && pruned < groupSize,
-        "Invalid N:M pattern %d:%d: need 0 < N < M",
-        pruned,
-        groupSize);
+    if (!(pruned > 0 && groupSize > 0 && pruned < groupSize)) {
+      throw ValidationException.invalid("N:M pattern", pruned + ":" + groupSize, "need 0 < N < M");
+    }
     return new SparsityTarget((double) pruned / groupSize, pruned, groupSize);
   }
 
@@ -48,7 +47,7 @@ public final class SparsityTarget implements Serializable {
       }
       return unstructured(Double.parseDouble(trimmed));
     } catch (NumberFormatException e) {
-      throw new ValidationException("Invalid sparsity target '" + text + "': expected a ratio like 0.5 or a pattern like 2:4");
+      throw ValidationException.invalid("sparsity target", "'" + text + "'", "expected a ratio like 0.5 or a pattern like 2:4");
     }
   }
 

@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs;
 
-import dev.sparkprune.jobs.prune.SparkpruneKryoRegistrator;
+import dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

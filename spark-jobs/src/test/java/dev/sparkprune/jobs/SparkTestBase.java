@@ -20,7 +20,7 @@ public abstract class SparkTestBase {
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
-            .config("spark.kryo.registrator", "dev.sparkprune.jobs.prune.SparkpruneKryoRegistrator")
+            .config("spark.kryo.registrator", "dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator")
             .config("spark.kryoserializer.buffer.max", "1g")
             .getOrCreate();
   }

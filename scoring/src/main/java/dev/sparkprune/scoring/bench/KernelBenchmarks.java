@@ -4,6 +4,7 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.scoring.methods.Admm;
 import dev.sparkprune.scoring.methods.Dsnot;
@@ -79,7 +80,8 @@ public final class KernelBenchmarks {
         "wanda",
         2,
         rounds,
-        () -> Wanda.prune("bench", weights, scaler, SparsityTarget.unstructured(0.5), Wanda.Group.ROW, threads).mask().prunedCount(),
+        () -> Wanda.prune("bench", weights, scaler, SparsityTarget.unstructured(0.5), Wanda.Group.ROW, CpuBackend.defaultInstance(), threads)
+            .mask().prunedCount(),
         out);
   }
 
@@ -101,7 +103,7 @@ public final class KernelBenchmarks {
         rounds,
         () -> {
           PruneResult result =
-              SparseGpt.prune("bench", weights, hessian, SparsityTarget.unstructured(0.5), 0.01, 128, linalg, threads);
+              SparseGpt.prune("bench", weights, hessian, SparsityTarget.unstructured(0.5), 0.01, 128, new CpuBackend(linalg), threads);
           return result.reconstructionLoss().orElse(0);
         },
         out);
@@ -112,10 +114,12 @@ public final class KernelBenchmarks {
     Weights weights = Weights.of(rows, cols, randomFloats(rows * cols, 3));
     CalibrationStatistics statistics = randomStatistics(cols, linalg);
     double[] hessian = statistics.hessian();
-    Mask mask = Wanda.prune("bench", weights, statistics.scalerRow(), SparsityTarget.unstructured(0.5), Wanda.Group.ROW, threads).mask();
+    CpuBackend backend = new CpuBackend(linalg);
+    Mask mask = Wanda.prune("bench", weights, statistics.scalerRow(), SparsityTarget.unstructured(0.5), Wanda.Group.ROW, backend, threads)
+        .mask();
     out.printf(Locale.ROOT, "admm: 50%% unstructured Wanda mask, %d x %d, %d iterations, %s, %d threads%n",
         rows, cols, Admm.DEFAULTS.iterations(), linalg.description(), threads);
-    return time("admm", 1, rounds, () -> Admm.update("bench", weights, mask, hessian, Admm.DEFAULTS, linalg, threads).weights()[0], out);
+    return time("admm", 1, rounds, () -> Admm.update("bench", weights, mask, hessian, Admm.DEFAULTS, backend, threads).weights()[0], out);
   }
 
   /** DSnoT's default 50 cycles on a Wanda 50% mask (the mask's cost excluded). */
@@ -123,7 +127,7 @@ public final class KernelBenchmarks {
     Weights weights = Weights.of(rows, cols, randomFloats(rows * cols, 3));
     CalibrationStatistics statistics = randomStatistics(cols, linalg);
     SparsityTarget target = SparsityTarget.unstructured(0.5);
-    Mask mask = Wanda.prune("bench", weights, statistics.scalerRow(), target, Wanda.Group.ROW, threads).mask();
+    Mask mask = Wanda.prune("bench", weights, statistics.scalerRow(), target, Wanda.Group.ROW, new CpuBackend(linalg), threads).mask();
     out.printf(Locale.ROOT, "dsnot: 50%% unstructured Wanda mask, %d x %d, %d cycles, %d threads%n",
         rows, cols, Dsnot.DEFAULTS.maxCycles(), threads);
     return time("dsnot", 2, rounds,

@@ -4,6 +4,8 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.Selection;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.mask.Mask;
@@ -52,30 +54,48 @@ public final class Admm {
   private Admm() {}
 
   /**
+   * The update as a step after a method: re-fits the dense weights on the previous step's mask,
+   * with H from the statistics.
+   */
+  public static PostStep step(Settings settings) {
+    return (inputs, previous, target, backend, threads) -> update(
+        inputs.layer(), inputs.weights(), previous.mask(), inputs.requireStatistics("update", "ADMM").hessian(), settings, backend,
+        threads);
+  }
+
+  /** Gradual ADMM as a method of its own: it chooses the mask from Wanda's metric within {@code group} while it updates. */
+  public static Pruner gradualPruner(Settings settings, Wanda.Group group) {
+    return (inputs, target, backend, threads) -> gradual(
+        inputs.layer(), inputs.weights(), target, group, inputs.requireStatistics("update", "ADMM").hessian(), settings, backend,
+        threads);
+  }
+
+  /**
    * Updates the kept weights of {@code weights} under the fixed {@code mask}.
    *
    * @param xtx X^T X or any positive multiple of it (H = 2 / n X^T X), row-major [cols x cols]
    */
   public static PruneResult update(
-      String layer, Weights weights, Mask mask, double[] xtx, Settings settings, LinearAlgebra linalg, int threads) {
+      String layer, Weights weights, Mask mask, double[] xtx, Settings settings, ComputeBackend backend, int threads) {
     ValidationException.check(
         mask.rows() == weights.rows() && mask.cols() == weights.cols(),
         "Cannot update layer %s with ADMM: the mask is [%d, %d] but the weight is [%d, %d]",
         layer, mask.rows(), mask.cols(), weights.rows(), weights.cols());
-    return run(layer, weights, mask, null, Wanda.Group.ROW, xtx, settings, linalg, threads);
+    return run(layer, weights, mask, null, Wanda.Group.ROW, xtx, settings, backend, threads);
   }
 
   /** Chooses the mask gradually during the iterations (see the class comment) and updates the weights. */
   public static PruneResult gradual(
       String layer, Weights weights, SparsityTarget target, Wanda.Group group, double[] xtx, Settings settings,
-      LinearAlgebra linalg, int threads) {
+      ComputeBackend backend, int threads) {
     target.checkFits(layer, weights.cols());
-    return run(layer, weights, null, target, group, xtx, settings, linalg, threads);
+    return run(layer, weights, null, target, group, xtx, settings, backend, threads);
   }
 
   private static PruneResult run(
       String layer, Weights weights, Mask fixed, SparsityTarget target, Wanda.Group group, double[] xtx, Settings settings,
-      LinearAlgebra linalg, int threads) {
+      ComputeBackend backend, int threads) {
+    LinearAlgebra linalg = backend.linearAlgebra();
     weights.checkFinite(layer, threads);
     int rows = weights.rows();
     int n = weights.cols();
@@ -129,7 +149,7 @@ public final class Admm {
       if (fixed == null && iteration < settings.gradualSteps()) {
         double fraction = 1 - (iteration + 1) / (double) settings.gradualSteps();
         double current = target.ratio() - target.ratio() * fraction * fraction * fraction;
-        chooseMask(w, u, rows, n, target, current, group, keep, threads);
+        chooseMask(w, u, rows, n, target, current, group, keep, backend, threads);
       }
       final byte[] mask = keep;
       RowParallel.forEach(rows, threads, (start, end) -> {
@@ -177,7 +197,8 @@ public final class Admm {
 
   /** The gradual mask at sparsity {@code current}: the lowest |W + U| per row (or matrix); N:M keeps each group's M - N largest. */
   private static void chooseMask(
-      float[] w, float[] u, int rows, int n, SparsityTarget target, double current, Wanda.Group group, byte[] keep, int threads) {
+      float[] w, float[] u, int rows, int n, SparsityTarget target, double current, Wanda.Group group, byte[] keep,
+      ComputeBackend backend, int threads) {
     int rowBytes = Mask.rowBytes(n);
     if (!target.isStructured() && group == Wanda.Group.MATRIX) {
       float[] scores = new float[rows * n];
@@ -185,7 +206,7 @@ public final class Admm {
         scores[i] = Math.abs(w[i] + u[i]) + 0f;
       }
       long k = (long) (scores.length * current);
-      float threshold = k > 0 ? new Selection().kthSmallest(scores, 0, scores.length, k - 1) : Float.NEGATIVE_INFINITY;
+      float threshold = k > 0 ? backend.kthSmallest(scores, 0, scores.length, k - 1) : Float.NEGATIVE_INFINITY;
       byte[] rowBits = new byte[rowBytes];
       for (int r = 0; r < rows; r++) {
         Selection.keepAtLeast(scores, r * n, n, threshold, true, rowBits);
@@ -193,25 +214,25 @@ public final class Admm {
       }
       return;
     }
-    int perRow = (int) (n * current);
-    RowParallel.forEach(rows, threads, (start, end) -> {
-      Selection selection = new Selection();
-      float[] scores = new float[n];
-      byte[] rowBits = new byte[rowBytes];
-      for (int r = start; r < end; r++) {
-        for (int j = 0; j < n; j++) {
-          scores[j] = Math.abs(w[r * n + j] + u[r * n + j]) + 0f;
-        }
-        if (target.isStructured()) {
-          // The M - N largest of each group are never cut: score +inf; the rest compete per row.
-          Selection.keepAllButLowestInGroups(scores, 0, n, target.prunedPerGroup(), target.groupSize(), rowBits);
-          for (int j = 0; j < n; j++) {
-            scores[j] = Selection.isKept(rowBits, 0, j) ? Float.POSITIVE_INFINITY : scores[j];
-          }
-        }
-        selection.keepAllButLowest(scores, 0, n, perRow, rowBits);
-        System.arraycopy(rowBits, 0, keep, r * rowBytes, rowBytes);
+    ComputeBackend.RowScorer magnitude = (r, scores) -> {
+      for (int j = 0; j < n; j++) {
+        scores[j] = Math.abs(w[r * n + j] + u[r * n + j]) + 0f;
       }
-    });
+    };
+    ComputeBackend.RowScorer scorer = magnitude;
+    if (target.isStructured()) {
+      // The M - N largest of each group are never cut: score +inf; the rest compete per row.
+      byte[] groupKept = new byte[rows * rowBytes];
+      backend.pruneLowestPerGroup(rows, n, magnitude, target.prunedPerGroup(), target.groupSize(),
+          (r, bits) -> System.arraycopy(bits, 0, groupKept, r * rowBytes, rowBytes), threads);
+      scorer = (r, scores) -> {
+        magnitude.score(r, scores);
+        for (int j = 0; j < n; j++) {
+          scores[j] = Selection.isKept(groupKept, r * rowBytes, j) ? Float.POSITIVE_INFINITY : scores[j];
+        }
+      };
+    }
+    backend.pruneLowestPerRow(rows, n, scorer, (int) (n * current), (r, bits) -> System.arraycopy(bits, 0, keep, r * rowBytes, rowBytes),
+        threads);
   }
 }

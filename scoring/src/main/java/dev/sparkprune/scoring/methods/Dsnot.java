@@ -4,6 +4,7 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.Selection;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.mask.Mask;
@@ -55,6 +56,15 @@ public final class Dsnot {
   }
 
   private Dsnot() {}
+
+  /**
+   * DSnoT as a step after a method: refines the previous step's mask from the statistics. The
+   * swaps are sequential per row on the host, so the backend is not used.
+   */
+  public static PostStep step(Settings settings) {
+    return (inputs, previous, target, backend, threads) -> refine(
+        inputs.layer(), inputs.weights(), previous.mask(), inputs.requireStatistics("refine", "DSnoT"), target, settings, threads);
+  }
 
   /** Refines {@code initial} with the statistics' scaler_row, per-channel sums and variance. */
   public static PruneResult refine(

@@ -4,6 +4,7 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
 
 /**
  * Magnitude pruning, as the Wanda repository's {@code prune_magnitude}: score |W|. Unstructured,
@@ -20,7 +21,13 @@ public final class Magnitude {
 
   private Magnitude() {}
 
-  public static PruneResult prune(String layer, Weights weights, SparsityTarget target, Scope scope, int threads) {
+  /** Magnitude as a method: needs no statistics. */
+  public static Pruner pruner(Scope scope) {
+    return (inputs, target, backend, threads) -> prune(inputs.layer(), inputs.weights(), target, scope, backend, threads);
+  }
+
+  public static PruneResult prune(
+      String layer, Weights weights, SparsityTarget target, Scope scope, ComputeBackend backend, int threads) {
     weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
     float[] w = weights.values();
@@ -32,12 +39,12 @@ public final class Magnitude {
           scores[i] = Math.abs(w[i]);
         }
       });
-      return RowMasks.pruneAtOrBelowMatrixThreshold(weights, scores, target.ratio(), threads);
+      return RowMasks.pruneAtOrBelowMatrixThreshold(weights, scores, target.ratio(), backend, threads);
     }
     return RowMasks.pruneLowestPerRow(weights, (row, scores) -> {
       for (int c = 0; c < cols; c++) {
         scores[c] = Math.abs(w[row * cols + c]);
       }
-    }, target, threads);
+    }, target, backend, threads);
   }
 }

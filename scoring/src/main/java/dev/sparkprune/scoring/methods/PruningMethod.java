@@ -1,30 +1,32 @@
 package dev.sparkprune.scoring.methods;
 
-import dev.sparkprune.scoring.PruneResult;
-import dev.sparkprune.scoring.SparsityTarget;
-import dev.sparkprune.scoring.Weights;
-import dev.sparkprune.scoring.backend.ComputeBackend;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
-import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 
 /**
- * A pruning method as the job sees it: (weights, statistics, target) -> (mask, weights). The
- * kernels themselves ({@link Magnitude}, {@link Wanda}, {@link SparseGpt}) take plain arrays.
+ * The methods a job can name, with what each needs from calibration: the registry from a name to
+ * a {@link Pruner}. Adding a method is one class with a {@code pruner(...)} factory and one entry
+ * here.
  */
 public enum PruningMethod {
-  MAGNITUDE(CalibrationStatistics.HessianStorage.NONE, false),
-  WANDA(CalibrationStatistics.HessianStorage.NONE, true),
-  SPARSEGPT(CalibrationStatistics.HessianStorage.DOUBLE, true),
-  RIA(CalibrationStatistics.HessianStorage.NONE, true);
+  MAGNITUDE(CalibrationStatistics.HessianStorage.NONE, false, group -> Magnitude.pruner(Magnitude.Scope.MATRIX)),
+  WANDA(CalibrationStatistics.HessianStorage.NONE, true, Wanda::pruner),
+  SPARSEGPT(
+      CalibrationStatistics.HessianStorage.DOUBLE,
+      true,
+      group -> SparseGpt.pruner(SparseGpt.DEFAULT_PERCDAMP, SparseGpt.DEFAULT_BLOCK_SIZE)),
+  RIA(CalibrationStatistics.HessianStorage.NONE, true, group -> Ria.pruner(Ria.DEFAULT_EXPONENT));
 
   private final CalibrationStatistics.HessianStorage hessianStorage;
   private final boolean needsCalibration;
+  private final Function<Wanda.Group, Pruner> pruners;
 
-  PruningMethod(CalibrationStatistics.HessianStorage hessianStorage, boolean needsCalibration) {
+  PruningMethod(CalibrationStatistics.HessianStorage hessianStorage, boolean needsCalibration, Function<Wanda.Group, Pruner> pruners) {
     this.hessianStorage = hessianStorage;
     this.needsCalibration = needsCalibration;
+    this.pruners = pruners;
   }
 
   public static PruningMethod parse(String name) {
@@ -33,8 +35,7 @@ public enum PruningMethod {
         return method;
       }
     }
-    throw new ValidationException(
-        "Unknown pruning method '" + name + "' (methods: " + List.of("magnitude", "wanda", "sparsegpt", "ria") + ")");
+    throw ValidationException.invalid("pruning method", "'" + name + "'", "use magnitude, wanda, sparsegpt or ria");
   }
 
   public String displayName() {
@@ -50,39 +51,13 @@ public enum PruningMethod {
     return hessianStorage;
   }
 
-  /** Prunes with the reference defaults: Wanda per row, magnitude per matrix, SparseGPT 1% / 128, RIA a = 0.5. */
-  public PruneResult prune(
-      String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, ComputeBackend backend, int threads) {
-    return prune(layer, weights, statistics, target, backend, threads, Wanda.Group.ROW);
+  /** The method with the reference defaults: Wanda per row, magnitude per matrix, SparseGPT 1% / 128, RIA a = 0.5. */
+  public Pruner pruner() {
+    return pruner(Wanda.Group.ROW);
   }
 
-  /** As the reference defaults, with Wanda's comparison group chosen (row, or the whole layer). */
-  public PruneResult prune(
-      String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target, ComputeBackend backend, int threads,
-      Wanda.Group wandaGroup) {
-    switch (this) {
-      case MAGNITUDE:
-        return Magnitude.prune(layer, weights, target, Magnitude.Scope.MATRIX, threads);
-      case WANDA:
-        return backend.wanda(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, wandaGroup, threads);
-      case SPARSEGPT:
-        return backend.sparseGpt(
-            layer,
-            weights,
-            requireStatistics(layer, statistics).hessian(),
-            target,
-            SparseGpt.DEFAULT_PERCDAMP,
-            SparseGpt.DEFAULT_BLOCK_SIZE,
-            threads);
-      case RIA:
-        return Ria.prune(layer, weights, requireStatistics(layer, statistics).scalerRow(), target, Ria.DEFAULT_EXPONENT, threads);
-      default:
-        throw new IllegalStateException("Unknown method " + this);
-    }
-  }
-
-  private CalibrationStatistics requireStatistics(String layer, CalibrationStatistics statistics) {
-    ValidationException.check(statistics != null, "Cannot prune layer %s with %s: no calibration statistics", layer, displayName());
-    return statistics;
+  /** As the reference defaults, with Wanda's comparison group chosen (row, or the whole layer); other methods ignore it. */
+  public Pruner pruner(Wanda.Group wandaGroup) {
+    return pruners.apply(wandaGroup);
   }
 }

@@ -1,10 +1,5 @@
 package dev.sparkprune.scoring.methods;
 
-import dev.sparkprune.scoring.PruneResult;
-import dev.sparkprune.scoring.SparsityTarget;
-import dev.sparkprune.scoring.Weights;
-import dev.sparkprune.scoring.backend.ComputeBackend;
-import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.Serializable;
 import java.util.Locale;
@@ -14,8 +9,9 @@ import java.util.regex.PatternSyntaxException;
 
 /**
  * What happens after a method chose its mask, from the same statistics: DSnoT refines a Wanda or
- * RIA mask ({@link Dsnot}), then ADMM re-fits the kept weights to the dense layer's outputs
- * ({@link Admm}); or ADMM chooses the mask itself, gradually, instead of the method.
+ * RIA mask ({@link Dsnot#step}), then ADMM re-fits the kept weights to the dense layer's outputs
+ * ({@link Admm#step}); or ADMM chooses the mask itself, gradually, as a method of its own
+ * ({@link Admm#gradualPruner}). {@link #pruner} composes them.
  *
  * @param dsnotSkip tensor names DSnoT leaves alone (the reference skips MLP linears by default);
  *     empty for none
@@ -45,7 +41,7 @@ public record Refinement(Update update, Admm.Settings admm, boolean dsnot, Dsnot
         case "admm-gradual":
           return ADMM_GRADUAL;
         default:
-          throw new ValidationException("Invalid --update " + text + ": use admm, admm-gradual or none");
+          throw ValidationException.invalid("weight update", text, "use admm, admm-gradual or none");
       }
     }
   }
@@ -58,7 +54,7 @@ public record Refinement(Update update, Admm.Settings admm, boolean dsnot, Dsnot
     try {
       Pattern.compile(dsnotSkip);
     } catch (PatternSyntaxException e) {
-      throw new ValidationException("Invalid --dsnot-skip " + dsnotSkip + ": not a regular expression (" + e.getDescription() + ")");
+      throw ValidationException.invalid("DSnoT skip pattern", dsnotSkip, "not a regular expression (%s)", e.getDescription());
     }
   }
 
@@ -75,33 +71,41 @@ public record Refinement(Update update, Admm.Settings admm, boolean dsnot, Dsnot
   public void checkMethod(PruningMethod method) {
     ValidationException.check(
         !dsnot || method == PruningMethod.WANDA || method == PruningMethod.RIA,
-        "--refine dsnot refines a Wanda or RIA mask: use it with --method wanda or ria, not %s",
+        "DSnoT refines a Wanda or RIA mask: use it with the wanda or ria method, not %s",
         method.displayName());
     ValidationException.check(
         update != Update.ADMM_GRADUAL || method == PruningMethod.WANDA && !dsnot,
-        "--update admm-gradual chooses its own mask from Wanda's metric: use it with --method wanda and without --refine");
+        "Gradual ADMM chooses its own mask from Wanda's metric: use it with the wanda method and without DSnoT");
   }
 
-  /** The method's result, refined and updated as configured. */
-  public PruneResult prune(
-      PruningMethod method, String layer, Weights weights, CalibrationStatistics statistics, SparsityTarget target,
-      ComputeBackend backend, int threads, Wanda.Group group) {
+  /**
+   * The job's pruning for one method, composed explicitly: the method, then DSnoT (Wanda or RIA
+   * masks, layers outside {@code dsnotSkip}), then the ADMM update on the mask; or gradual ADMM
+   * in the method's place.
+   */
+  public Pruner pruner(PruningMethod method, Wanda.Group group) {
     if (update == Update.ADMM_GRADUAL) {
-      return Admm.gradual(layer, weights, target, group, requireHessian(layer, statistics), admm, backend.linearAlgebra(), threads);
+      return Admm.gradualPruner(admm, group);
     }
-    PruneResult result = method.prune(layer, weights, statistics, target, backend, threads, group);
-    if (dsnot && (method == PruningMethod.WANDA || method == PruningMethod.RIA) && !(!dsnotSkip.isEmpty() && layer.matches(dsnotSkip))) {
-      result = Dsnot.refine(layer, weights, result.mask(), statistics, target, dsnotSettings, threads);
+    Pruner pruner = method.pruner(group);
+    if (dsnot && (method == PruningMethod.WANDA || method == PruningMethod.RIA)) {
+      pruner = pruner.then(dsnotStep());
     }
     if (update == Update.ADMM) {
       // The dense weights are the target: ||X W^T - X W_hat^T|| with W_hat on the mask.
-      result = Admm.update(layer, weights, result.mask(), requireHessian(layer, statistics), admm, backend.linearAlgebra(), threads);
+      pruner = pruner.then(Admm.step(admm));
     }
-    return result;
+    return pruner;
   }
 
-  private static double[] requireHessian(String layer, CalibrationStatistics statistics) {
-    ValidationException.check(statistics != null, "Cannot update layer %s with ADMM: no calibration statistics", layer);
-    return statistics.hessian();
+  /** DSnoT, except on the linears {@code dsnotSkip} matches. */
+  private PostStep dsnotStep() {
+    PostStep step = Dsnot.step(dsnotSettings);
+    if (dsnotSkip.isEmpty()) {
+      return step;
+    }
+    String skip = dsnotSkip;
+    return (inputs, previous, target, backend, threads) ->
+        inputs.layer().matches(skip) ? previous : step.apply(inputs, previous, target, backend, threads);
   }
 }

@@ -3,6 +3,7 @@ package dev.sparkprune.scoring.methods;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
 
 /**
  * RIA, relative importance and activations (Zhang et al., "Plug-and-Play: An Efficient
@@ -16,8 +17,14 @@ public final class Ria {
 
   private Ria() {}
 
+  /** RIA as a method: activations from the statistics' scaler_row, raised to {@code exponent}. */
+  public static Pruner pruner(double exponent) {
+    return (inputs, target, backend, threads) -> prune(
+        inputs.layer(), inputs.weights(), inputs.requireStatistics("prune", "ria").scalerRow(), target, exponent, backend, threads);
+  }
+
   public static PruneResult prune(
-      String layer, Weights weights, float[] scalerRow, SparsityTarget target, double exponent, int threads) {
+      String layer, Weights weights, float[] scalerRow, SparsityTarget target, double exponent, ComputeBackend backend, int threads) {
     weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
     int rows = weights.rows();
@@ -51,6 +58,7 @@ public final class Ria {
           }
         },
         target,
+        backend,
         threads);
   }
 }

@@ -4,12 +4,14 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.Selection;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.mask.Mask;
 
 /**
- * Turns a [rows x cols] score matrix into a mask and masked weights, row-parallel: the shared
- * selection step of magnitude and Wanda, whose kept weights are the input's, bit for bit.
+ * Turns scores into a mask and masked weights with the backend's selection: the shared step of
+ * magnitude, Wanda and RIA, whose kept weights are the input's, bit for bit.
  */
 final class RowMasks {
   private RowMasks() {}
@@ -40,61 +42,48 @@ final class RowMasks {
     return norms;
   }
 
-  /** Scores of one row into {@code scores[0, cols)}. */
-  @FunctionalInterface
-  interface RowScorer {
-    void score(int row, float[] scores);
-  }
-
   /**
-   * Per row: floor(cols * s) lowest scores, or N of every M; pruned weights set to zero. Rows
-   * are scored into per-thread scratch, so no score matrix is allocated.
+   * Per row: floor(cols * s) lowest scores, or N of every M, chosen by the backend; pruned
+   * weights set to zero. Rows are scored into the backend's scratch, so no score matrix is
+   * allocated on the CPU.
    */
-  static PruneResult pruneLowestPerRow(Weights weights, RowScorer scorer, SparsityTarget target, int threads) {
-    int cols = weights.cols();
-    int perRow = (int) (cols * target.ratio());
-    return build(weights, threads, (selection, row, keepBits) -> {
-      float[] scores = selection.rowScratch(cols);
-      scorer.score(row, scores);
-      if (target.isStructured()) {
-        Selection.keepAllButLowestInGroups(scores, 0, cols, target.prunedPerGroup(), target.groupSize(), keepBits);
-      } else {
-        selection.keepAllButLowest(scores, 0, cols, perRow, keepBits);
-      }
-    });
-  }
-
-  /** One threshold t = k-th smallest score, k = floor(numel * s); prunes every score <= t. */
-  static PruneResult pruneAtOrBelowMatrixThreshold(Weights weights, float[] scores, double ratio, int threads) {
-    int cols = weights.cols();
-    boolean prune = ratio > 0 && scores.length > 0;
-    float threshold = prune ? new Selection().kthSmallest(scores, 0, scores.length, (long) (scores.length * ratio)) : 0f;
-    return build(weights, threads, (selection, row, keepBits) -> {
-      if (prune) {
-        Selection.keepAtLeast(scores, row * cols, cols, threshold, true, keepBits);
-      } else {
-        Selection.keepAll(cols, keepBits);
-      }
-    });
-  }
-
-  /** Fills one row's keep bits. */
-  @FunctionalInterface
-  interface RowSelector {
-    void select(Selection selection, int row, byte[] keepBits);
-  }
-
-  private static PruneResult build(Weights weights, int threads, RowSelector selector) {
+  static PruneResult pruneLowestPerRow(
+      Weights weights, ComputeBackend.RowScorer scorer, SparsityTarget target, ComputeBackend backend, int threads) {
     int rows = weights.rows();
     int cols = weights.cols();
     float[] w = weights.values();
     float[] out = new float[w.length];
     Mask.Builder mask = Mask.builder(rows, cols);
+    ComputeBackend.RowSink sink = (row, keepBits) -> {
+      mask.setRow(row, keepBits);
+      Selection.applyRow(keepBits, w, row * cols, out, row * cols, cols);
+    };
+    if (target.isStructured()) {
+      backend.pruneLowestPerGroup(rows, cols, scorer, target.prunedPerGroup(), target.groupSize(), sink, threads);
+    } else {
+      backend.pruneLowestPerRow(rows, cols, scorer, (int) (cols * target.ratio()), sink, threads);
+    }
+    return PruneResult.masked(mask.build(), out);
+  }
+
+  /** One threshold t = k-th smallest score, k = floor(numel * s); prunes every score <= t. */
+  static PruneResult pruneAtOrBelowMatrixThreshold(
+      Weights weights, float[] scores, double ratio, ComputeBackend backend, int threads) {
+    int rows = weights.rows();
+    int cols = weights.cols();
+    boolean prune = ratio > 0 && scores.length > 0;
+    float threshold = prune ? backend.kthSmallest(scores, 0, scores.length, (long) (scores.length * ratio)) : 0f;
+    float[] w = weights.values();
+    float[] out = new float[w.length];
+    Mask.Builder mask = Mask.builder(rows, cols);
     RowParallel.forEach(rows, threads, (start, end) -> {
-      Selection selection = new Selection();
       byte[] keepBits = new byte[Mask.rowBytes(cols)];
       for (int r = start; r < end; r++) {
-        selector.select(selection, r, keepBits);
+        if (prune) {
+          Selection.keepAtLeast(scores, r * cols, cols, threshold, true, keepBits);
+        } else {
+          Selection.keepAll(cols, keepBits);
+        }
         mask.setRow(r, keepBits);
         Selection.applyRow(keepBits, w, r * cols, out, r * cols, cols);
       }

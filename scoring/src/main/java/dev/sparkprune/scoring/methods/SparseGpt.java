@@ -4,6 +4,9 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ColumnSweep;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.Selection;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.mask.Mask;
@@ -43,68 +46,18 @@ public final class SparseGpt {
 
   private SparseGpt() {}
 
-  /**
-   * Where W lives during the sweep. The block's columns come to the host for the mask choice and
-   * the column sweep (so every backend chooses masks with this class's code); the lazy batch
-   * update, the bulk of the flops, runs wherever W lives: in place on the host, or on a GPU.
-   */
-  public interface Workspace extends AutoCloseable {
-    /** Copies W[:, i1:i1+count] into {@code block}, row-major [rows x count]. */
-    void readBlock(int i1, int count, float[] block);
-
-    /** Copies {@code block} back into W[:, i1:i1+count]. */
-    void writeBlock(int i1, int count, float[] block);
-
-    /** W[:, i2:] -= Err1 Hinv[i1:i2, i2:], with Err1 row-major [rows x (i2 - i1)]. */
-    void lazyUpdate(float[] err1, int i1, int i2);
-
-    /** The updated W, row-major [rows x cols]. */
-    float[] weights();
-
-    @Override
-    void close();
-  }
-
-  /** Opens a workspace on W (row-major, may be taken over) and the float Hinv factor. */
-  @FunctionalInterface
-  public interface WorkspaceFactory {
-    Workspace open(float[] w, int rows, int columns, float[] hinv);
-  }
-
-  /** W in a host array, updated in place with the given GEMM. */
-  public static WorkspaceFactory onHost(LinearAlgebra linalg) {
-    return (w, rows, columns, hinv) -> new Workspace() {
-      @Override
-      public void readBlock(int i1, int count, float[] block) {
-        for (int r = 0; r < rows; r++) {
-          System.arraycopy(w, r * columns + i1, block, r * count, count);
-        }
-      }
-
-      @Override
-      public void writeBlock(int i1, int count, float[] block) {
-        for (int r = 0; r < rows; r++) {
-          System.arraycopy(block, r * count, w, r * columns + i1, count);
-        }
-      }
-
-      @Override
-      public void lazyUpdate(float[] err1, int i1, int i2) {
-        int count = i2 - i1;
-        linalg.gemm(rows, columns - i2, count, -1f, err1, 0, count, hinv, i1 * columns + i2, columns, 1f, w, i2, columns);
-      }
-
-      @Override
-      public float[] weights() {
-        return w;
-      }
-
-      @Override
-      public void close() {}
-    };
+  /** SparseGPT as a method: H from the statistics, the given damping and block size. */
+  public static Pruner pruner(double percdamp, int blockSize) {
+    return (inputs, target, backend, threads) -> prune(
+        inputs.layer(), inputs.weights(), inputs.requireStatistics("prune", "sparsegpt").hessian(), target, percdamp, blockSize,
+        backend, threads);
   }
 
   /**
+   * Prunes with the backend's blocks: the Cholesky factor of H^-1, the block threshold, and the
+   * lazy batch update on a {@link ColumnSweep} that holds W where the backend computes. Each
+   * block's columns come to the host for the mask choice and the column sweep.
+   *
    * @param hessian H = (2 / nsamples) X^T X, row-major [cols x cols], not modified
    */
   public static PruneResult prune(
@@ -114,24 +67,7 @@ public final class SparseGpt {
       SparsityTarget target,
       double percdamp,
       int blockSize,
-      LinearAlgebra linalg,
-      int threads) {
-    return prune(layer, weights, hessian, target, percdamp, blockSize, linalg, onHost(linalg), threads);
-  }
-
-  /**
-   * As above, with Hinv factored by {@code linalg} and W held by {@code workspaces} (a GPU
-   * backend passes its own for both).
-   */
-  public static PruneResult prune(
-      String layer,
-      Weights weights,
-      double[] hessian,
-      SparsityTarget target,
-      double percdamp,
-      int blockSize,
-      LinearAlgebra linalg,
-      WorkspaceFactory workspaces,
+      ComputeBackend backend,
       int threads) {
     weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
@@ -169,7 +105,7 @@ public final class SparseGpt {
     double damping = percdamp;
     float[] factor = null;
     while (factor == null) {
-      factor = upperCholeskyOfInverse(h, columns, damping * meanDiagonal, linalg);
+      factor = upperCholeskyOfInverse(h, columns, damping * meanDiagonal, backend.linearAlgebra());
       if (factor == null) {
         damping *= 10;
         ValidationException.check(
@@ -195,15 +131,14 @@ public final class SparseGpt {
     float[] w1 = new float[rows * blockSize];
     float[] err1 = new float[rows * blockSize];
     float[] blockScores = target.isStructured() ? null : new float[rows * blockSize];
-    Selection selection = new Selection();
     float[] pruned;
-    try (Workspace workspace = workspaces.open(w, rows, columns, hinv)) {
+    try (ColumnSweep sweep = backend.openColumnSweep(w, rows, columns, hinv)) {
       for (int i1 = 0; i1 < columns; i1 += blockSize) {
         int i2 = Math.min(i1 + blockSize, columns);
         int count = i2 - i1;
-        workspace.readBlock(i1, count, w1);
+        sweep.readBlock(i1, count, w1);
         if (!target.isStructured() && target.ratio() > 0) {
-          chooseBlockMask(w1, rows, i1, count, hinvDiagonal, target.ratio(), blockScores, selection, keep, columns);
+          chooseBlockMask(w1, rows, i1, count, hinvDiagonal, target.ratio(), blockScores, backend, keep, columns);
         }
         final int blockStart = i1;
         RowParallel.forEach(rows, threads, (start, end) -> {
@@ -212,13 +147,13 @@ public final class SparseGpt {
             rowLosses[r] += sweepRow(w1, r, columns, blockStart, count, hinv, hinvDiagonal, target, keep, err1, groupScores);
           }
         });
-        workspace.writeBlock(i1, count, w1);
+        sweep.writeBlock(i1, count, w1);
         // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
         if (i2 < columns) {
-          workspace.lazyUpdate(err1, i1, i2);
+          sweep.updateRight(err1, i1, i2);
         }
       }
-      pruned = workspace.weights();
+      pruned = sweep.result();
     }
     double loss = 0;
     for (double rowLoss : rowLosses) {
@@ -249,7 +184,7 @@ public final class SparseGpt {
   /** Unstructured block mask: tmp = W1^2 / diag(Hinv1)^2 over rows x count, prune tmp <= thresh. */
   private static void chooseBlockMask(
       float[] w1, int rows, int i1, int count, float[] hinvDiagonal, double sparsity,
-      float[] scores, Selection selection, byte[] keep, int columns) {
+      float[] scores, ComputeBackend backend, byte[] keep, int columns) {
     int numel = rows * count;
     for (int r = 0; r < rows; r++) {
       for (int i = 0; i < count; i++) {
@@ -261,7 +196,7 @@ public final class SparseGpt {
     if (numel == 0) {
       return;
     }
-    float threshold = selection.kthSmallest(scores, 0, numel, (long) (numel * sparsity));
+    float threshold = backend.kthSmallest(scores, 0, numel, (long) (numel * sparsity));
     for (int r = 0; r < rows; r++) {
       for (int i = 0; i < count; i++) {
         if (scores[r * count + i] <= threshold) {

@@ -4,6 +4,7 @@ import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
 
 /**
  * Wanda (Sun et al., "A Simple and Effective Pruning Approach for Large Language Models"):
@@ -22,17 +23,24 @@ public final class Wanda {
 
   private Wanda() {}
 
+  /** Wanda as a method: scores from the statistics' scaler_row, compared within {@code group}. */
+  public static Pruner pruner(Group group) {
+    return (inputs, target, backend, threads) -> prune(
+        inputs.layer(), inputs.weights(), inputs.requireStatistics("prune", "wanda").scalerRow(), target, group, backend, threads);
+  }
+
   public static PruneResult prune(
-      String layer, Weights weights, float[] scalerRow, SparsityTarget target, Group group, int threads) {
+      String layer, Weights weights, float[] scalerRow, SparsityTarget target, Group group, ComputeBackend backend, int threads) {
     weights.checkFinite(layer, threads);
     target.checkFits(layer, weights.cols());
     int cols = weights.cols();
     if (group == Group.MATRIX && !target.isStructured()) {
-      return RowMasks.pruneAtOrBelowMatrixThreshold(weights, scores(layer, weights, scalerRow, threads), target.ratio(), threads);
+      return RowMasks.pruneAtOrBelowMatrixThreshold(
+          weights, scores(layer, weights, scalerRow, threads), target.ratio(), backend, threads);
     }
     float[] norms = RowMasks.channelNorms(layer, "Wanda", scalerRow, cols);
     float[] w = weights.values();
-    return RowMasks.pruneLowestPerRow(weights, (row, scores) -> score(w, row * cols, norms, scores, 0, cols), target, threads);
+    return RowMasks.pruneLowestPerRow(weights, (row, scores) -> score(w, row * cols, norms, scores, 0, cols), target, backend, threads);
   }
 
   /**

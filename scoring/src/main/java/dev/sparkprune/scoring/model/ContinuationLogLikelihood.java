@@ -36,18 +36,18 @@ public final class ContinuationLogLikelihood {
    * hidden states of all requests of the call; callers bound the latter by the size of the list.
    */
   public static double[] score(DecoderModel model, List<ContinuationRequest> requests, int maxLength) throws IOException {
-    ValidationException.check(maxLength >= 1, "Invalid --max-length %d: must be at least 1", maxLength);
-    ValidationException.check(
-        maxLength <= model.maxPositions(),
-        "Invalid --max-length %d: the model supports at most %d positions",
-        maxLength,
-        model.maxPositions());
+    if (maxLength < 1) {
+      throw ValidationException.invalid("window length", maxLength, "must be at least 1");
+    }
+    if (maxLength > model.maxPositions()) {
+      throw ValidationException.invalid("window length", maxLength, "the model supports at most %d positions", model.maxPositions());
+    }
     HiddenStates[] hidden = new HiddenStates[requests.size()];
     for (int r = 0; r < hidden.length; r++) {
       int length = requests.get(r).continuation().length;
       ValidationException.check(
           length <= maxLength,
-          "Cannot score a continuation of %d tokens: longer than the model's window of %d (--max-length)",
+          "Cannot score a continuation of %d tokens: longer than the window of %d tokens",
           length,
           maxLength);
       hidden[r] = model.embed(new int[][] {window(requests.get(r), maxLength)});

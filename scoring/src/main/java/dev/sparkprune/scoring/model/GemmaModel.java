@@ -16,11 +16,11 @@ import java.util.List;
  * norms before RoPE and rotates its sliding layers with rope_local_base_freq, unscaled.
  */
 final class GemmaModel extends BaseDecoderModel {
-  private final GemmaConfig gemma;
-  private final String bodyPrefix;
+  final GemmaConfig gemma;
+  final String bodyPrefix;
   private final float embedScale;
-  private final Rope globalRope;
-  private final Rope localRope;
+  final Rope globalRope;
+  final Rope localRope;
 
   private GemmaModel(ArchiveWeights weights, LinearAlgebra linalg, GemmaConfig gemma) {
     super(weights, linalg, gemma.vocab(), gemma.maxPositions());

@@ -12,11 +12,11 @@ import java.util.List;
  * [out, in] orientation from {@link ArchiveWeights}.
  */
 final class Gpt2Model extends BaseDecoderModel {
-  private final int hidden;
-  private final int heads;
-  private final double eps;
-  private final String prefix;
-  private final boolean exactGelu;
+  final int hidden;
+  final int heads;
+  final double eps;
+  final String prefix;
+  final boolean exactGelu;
 
   Gpt2Model(ArchiveWeights weights, LinearAlgebra linalg) {
     super(weights, linalg, config(weights).requireInt("vocab_size"), Models.maxPositions(config(weights), weights.layout().modelType()));

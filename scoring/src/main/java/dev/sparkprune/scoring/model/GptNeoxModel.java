@@ -12,12 +12,12 @@ import java.util.List;
  * h + attn(ln1(h)) + mlp(ln2(h)) unless use_parallel_residual is false.
  */
 final class GptNeoxModel extends BaseDecoderModel {
-  private final int hidden;
-  private final int heads;
-  private final int headDim;
-  private final double eps;
-  private final boolean parallelResidual;
-  private final Rope rope;
+  final int hidden;
+  final int heads;
+  final int headDim;
+  final double eps;
+  final boolean parallelResidual;
+  final Rope rope;
 
   GptNeoxModel(ArchiveWeights weights, LinearAlgebra linalg) {
     super(weights, linalg, config(weights).requireInt("vocab_size"), Models.maxPositions(config(weights), weights.layout().modelType()));

@@ -18,15 +18,15 @@ import java.util.Optional;
  * Qwen3-MoE run a {@link SparseMoe} in place of the MLP of their sparse layers.
  */
 final class LlamaModel extends BaseDecoderModel {
-  private final int hidden;
-  private final int heads;
-  private final int kvHeads;
-  private final int headDim;
-  private final double eps;
-  private final Rope rope;
-  private final String bodyPrefix;
-  private final boolean qkNorm;
-  private final Optional<MixtureOfExperts> moe;
+  final int hidden;
+  final int heads;
+  final int kvHeads;
+  final int headDim;
+  final double eps;
+  final Rope rope;
+  final String bodyPrefix;
+  final boolean qkNorm;
+  final Optional<MixtureOfExperts> moe;
 
   LlamaModel(ArchiveWeights weights, LinearAlgebra linalg) {
     super(weights, linalg, config(weights).requireInt("vocab_size"), Models.maxPositions(config(weights), weights.layout().modelType()));

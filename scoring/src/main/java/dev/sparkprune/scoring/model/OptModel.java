@@ -14,11 +14,11 @@ import java.util.List;
 final class OptModel extends BaseDecoderModel {
   private static final int POSITION_OFFSET = 2;
 
-  private final int hidden;
-  private final int embedWidth;
-  private final int heads;
-  private final boolean normBefore;
-  private final String prefix;
+  final int hidden;
+  final int embedWidth;
+  final int heads;
+  final boolean normBefore;
+  final String prefix;
 
   OptModel(ArchiveWeights weights, LinearAlgebra linalg) {
     super(weights, linalg, config(weights).requireInt("vocab_size"), Models.maxPositions(config(weights), weights.layout().modelType()));

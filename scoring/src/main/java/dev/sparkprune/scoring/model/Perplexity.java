@@ -23,9 +23,12 @@ public final class Perplexity {
 
   /** Evaluates up to {@code maxWindows} windows, {@code batchSize} windows per forward pass. */
   public static Perplexity evaluate(DecoderModel model, int[] corpus, int seqlen, int maxWindows, int batchSize) throws IOException {
-    ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: need at least 2 tokens per window", seqlen);
-    ValidationException.check(
-        seqlen <= model.maxPositions(), "Invalid --seqlen %d: the model supports at most %d positions", seqlen, model.maxPositions());
+    if (seqlen < 2) {
+      throw ValidationException.invalid("window length", seqlen, "need at least 2 tokens per window");
+    }
+    if (seqlen > model.maxPositions()) {
+      throw ValidationException.invalid("window length", seqlen, "the model supports at most %d positions", model.maxPositions());
+    }
     ValidationException.check(batchSize >= 1, "Invalid batch size %d", batchSize);
     int windows = Math.min(corpus.length / seqlen, maxWindows);
     ValidationException.check(

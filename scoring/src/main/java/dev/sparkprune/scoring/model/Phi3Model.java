@@ -14,10 +14,10 @@ import java.util.List;
  * layer, fused gate_up_proj [gate | up] with up * silu(gate), tied or separate head.
  */
 final class Phi3Model extends BaseDecoderModel {
-  private final DecoderShape shape;
-  private final double eps;
-  private final Rope rope;
-  private final AttentionShape attentionShape;
+  final DecoderShape shape;
+  final double eps;
+  final Rope rope;
+  final AttentionShape attentionShape;
 
   Phi3Model(ArchiveWeights weights, LinearAlgebra linalg) {
     super(weights, linalg, config(weights).requireInt("vocab_size"), config(weights).optionalInt("max_position_embeddings").orElse(4096));

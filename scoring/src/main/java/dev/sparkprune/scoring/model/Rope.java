@@ -14,8 +14,8 @@ import dev.sparkprune.tensorio.archive.ModelConfig;
  * cos and sin by an attention factor.
  */
 final class Rope {
-  private final int headDim;
-  private final int rotaryDim;
+  final int headDim;
+  final int rotaryDim;
   private final int maxPositions;
   private final double[] frequencies;
   /** longrope's long-factor frequencies, used for sequences longer than {@link #longFrom}. */

@@ -13,9 +13,9 @@ import java.io.Serializable;
 public record ShrinkCandidate(int dropBlocks, double mlpKeep, double headsKeep, double expertsKeep) implements Serializable {
   public ShrinkCandidate {
     ValidationException.check(dropBlocks >= 0, "Invalid candidate: drop %d blocks", dropBlocks);
-    KeepCounts.checkFraction("--mlp-keep", mlpKeep);
-    KeepCounts.checkFraction("--heads-keep", headsKeep);
-    KeepCounts.checkFraction("--experts-keep", expertsKeep);
+    KeepCounts.checkFraction("MLP keep fraction", mlpKeep);
+    KeepCounts.checkFraction("heads keep fraction", headsKeep);
+    KeepCounts.checkFraction("experts keep fraction", expertsKeep);
   }
 
   /** The request's metrics with this candidate's amounts. */

@@ -89,7 +89,7 @@ public final class SizeBudget {
    * the class comment), with their sizes.
    */
   public static List<CandidateScore> maximal(List<CandidateScore> sized, long sourceParameters, double budget) {
-    KeepCounts.checkFraction("--target-params", budget);
+    KeepCounts.checkFraction("parameter budget", budget);
     long limit = (long) Math.floor(budget * sourceParameters);
     List<CandidateScore> within = new ArrayList<>();
     for (CandidateScore score : sized) {
@@ -192,7 +192,7 @@ public final class SizeBudget {
 
   /** The lowest held-out NLL; on a tie the larger model, then the earlier candidate. */
   public static CandidateScore best(List<CandidateScore> scores) {
-    ValidationException.check(!scores.isEmpty(), "Cannot choose a configuration: no candidate fits the budget; raise --target-params");
+    ValidationException.check(!scores.isEmpty(), "Cannot choose a configuration: no candidate fits the budget; raise the fraction of parameters to keep");
     return scores.stream()
         .min(Comparator.comparingDouble(CandidateScore::heldOutNll).thenComparing(Comparator.comparingLong(CandidateScore::parameters).reversed()))
         .orElseThrow();

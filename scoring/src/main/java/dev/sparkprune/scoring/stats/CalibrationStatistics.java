@@ -209,7 +209,7 @@ public final class CalibrationStatistics implements Serializable {
     ValidationException.check(
         hasSums,
         "Cannot use %s: these statistics were saved in version 1 of the layout, without per-channel sums; "
-            + "calibrate again (or save the statistics again with --save-stats)",
+            + "calibrate again (or save the statistics again)",
         method);
     return sums.clone();
   }

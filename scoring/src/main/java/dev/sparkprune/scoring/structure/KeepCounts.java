@@ -12,18 +12,17 @@ public final class KeepCounts {
 
   private KeepCounts() {}
 
-  /** Checks a keep fraction given as {@code option}: in (0, 1]. */
-  public static double checkFraction(String option, double fraction) {
-    ValidationException.check(
-        fraction > 0 && fraction <= 1 && !Double.isNaN(fraction),
-        "Invalid %s: %s; give a fraction in (0, 1] of the structures to keep",
-        option, fraction);
+  /** Checks a keep fraction, {@code what} in the message ("MLP keep fraction"): in (0, 1]. */
+  public static double checkFraction(String what, double fraction) {
+    if (!(fraction > 0 && fraction <= 1)) {
+      throw ValidationException.invalid(what, fraction, "give a fraction in (0, 1] of the structures to keep");
+    }
     return fraction;
   }
 
   /** Intermediate channels kept: fraction × width rounded to the nearest multiple of 8, at least 8, at most the width. */
   public static int mlpChannels(int intermediate, double fraction) {
-    checkFraction("--mlp-keep", fraction);
+    checkFraction("MLP keep fraction", fraction);
     if (fraction == 1) {
       return intermediate;
     }
@@ -33,23 +32,23 @@ public final class KeepCounts {
 
   /** Whole KV groups kept: fraction × groups rounded, at least one. */
   public static int kvGroups(int kvHeads, double fraction) {
-    checkFraction("--heads-keep", fraction);
+    checkFraction("heads keep fraction", fraction);
     return (int) Math.max(1, Math.min(kvHeads, Math.round(fraction * kvHeads)));
   }
 
   /** Routed experts kept per sparse block: fraction × experts rounded, at least one. */
   public static int experts(int experts, double fraction) {
-    checkFraction("--experts-keep", fraction);
+    checkFraction("experts keep fraction", fraction);
     return (int) Math.max(1, Math.min(experts, Math.round(fraction * experts)));
   }
 
   /** Blocks dropped for a fraction of the depth: rounded, at least one; the last block always stays. */
   public static int droppedBlocks(int blocks, double fraction) {
-    checkFraction("--drop-layers-fraction", fraction);
+    checkFraction("fraction of blocks to drop", fraction);
     long count = Math.max(1, Math.round(fraction * blocks));
     ValidationException.check(
         count < blocks,
-        "Cannot drop %d of %d blocks (--drop-layers-fraction %s): that removes every block; the last block is always kept",
+        "Cannot drop %d of %d blocks (a fraction of %s): that removes every block; the last block is always kept",
         count, blocks, fraction);
     return (int) count;
   }

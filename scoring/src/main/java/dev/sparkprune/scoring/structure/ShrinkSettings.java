@@ -26,7 +26,7 @@ public record ShrinkSettings(
         case "block-influence":
           return BLOCK_INFLUENCE;
         default:
-          throw new ValidationException("Invalid --layer-metric " + text + ": use angular or block-influence");
+          throw ValidationException.invalid("layer metric", text, "use angular or block-influence");
       }
     }
   }
@@ -47,7 +47,7 @@ public record ShrinkSettings(
         case "flap":
           return FLAP;
         default:
-          throw new ValidationException("Invalid --width-metric " + text + ": use activation, weight-norm or flap");
+          throw ValidationException.invalid("width metric", text, "use activation, weight-norm or flap");
       }
     }
   }
@@ -59,10 +59,12 @@ public record ShrinkSettings(
     Objects.requireNonNull(layerMetric, "layerMetric is null");
     Objects.requireNonNull(widthMetric, "widthMetric is null");
     Objects.requireNonNull(expertMetric, "expertMetric is null");
-    ValidationException.check(dropBlocks >= 0, "Invalid --drop-layers %d: must be 0 or more", dropBlocks);
-    KeepCounts.checkFraction("--mlp-keep", mlpKeep);
-    KeepCounts.checkFraction("--heads-keep", headsKeep);
-    KeepCounts.checkFraction("--experts-keep", expertsKeep);
+    if (dropBlocks < 0) {
+      throw ValidationException.invalid("number of blocks to drop", dropBlocks, "must be 0 or more");
+    }
+    KeepCounts.checkFraction("MLP keep fraction", mlpKeep);
+    KeepCounts.checkFraction("heads keep fraction", headsKeep);
+    KeepCounts.checkFraction("experts keep fraction", expertsKeep);
   }
 
   public static ExpertSaliency.Metric parseExpertMetric(String text) {
@@ -72,7 +74,7 @@ public record ShrinkSettings(
       case "frequency":
         return ExpertSaliency.Metric.FREQUENCY;
       default:
-        throw new ValidationException("Invalid --expert-metric " + text + ": use reap or frequency");
+        throw ValidationException.invalid("expert metric", text, "use reap or frequency");
     }
   }
 
@@ -81,26 +83,26 @@ public record ShrinkSettings(
     return dropBlocks > 0 || mlpKeep < 1 || headsKeep < 1 || expertsKeep < 1;
   }
 
-  /** Checks the request against the model before any work: one-line errors naming the option. */
+  /** Checks the request against the model before any work: one-line errors naming the structure. */
   public void checkAgainst(ModelShape shape) {
     ValidationException.check(
-        removesSomething(), "Cannot shrink: nothing to remove; give --drop-layers, --mlp-keep, --heads-keep or --experts-keep");
+        removesSomething(), "Cannot shrink: nothing to remove; drop blocks, or keep fewer MLP channels, heads or experts");
     ValidationException.check(
         dropBlocks < shape.blocks(),
-        "Cannot drop %d of %d blocks (--drop-layers): that removes every block; the last block is always kept, so drop at most %d",
+        "Cannot drop %d of %d blocks: that removes every block; the last block is always kept, so drop at most %d",
         dropBlocks, shape.blocks(), shape.blocks() - 1);
     ValidationException.check(
         expertsKeep == 1 || shape.experts() > 0,
-        "Cannot use --experts-keep on %s: model_type %s has no experts", shape.modelType(), shape.modelType());
+        "Cannot remove experts of %s: model_type %s has no experts", shape.modelType(), shape.modelType());
     // llama.cpp builds qwen2 and qwen2moe attention as hidden x hidden matrices: fewer heads would not load there.
     ValidationException.check(
         headsKeep == 1 || !FIXED_ATTENTION_WIDTH.contains(shape.modelType()),
-        "Cannot use --heads-keep on %s: llama.cpp requires num_attention_heads x head_dim = hidden_size for model_type %s,"
+        "Cannot remove attention heads of %s: llama.cpp requires num_attention_heads x head_dim = hidden_size for model_type %s,"
             + " so the shrunk archive would not load there; shrink the MLP, depth or experts instead",
         shape.modelType(), shape.modelType());
     ValidationException.check(
         mlpKeep == 1 || shape.hasDenseMlp(),
-        "Cannot use --mlp-keep on %s: it has no dense MLP blocks (its experts are pruned with --experts-keep)", shape.modelType());
+        "Cannot remove MLP channels of %s: it has no dense MLP blocks (remove whole experts instead)", shape.modelType());
   }
 
   /** The span of contiguous runs the depth scores need. */

@@ -6,8 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
-import dev.sparkprune.scoring.linalg.LinearAlgebra;
-import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.mask.Mask;
 import java.util.SplittableRandom;
@@ -18,7 +18,7 @@ import org.junit.jupiter.api.Test;
  * (w_hat - w) H_d (w_hat - w)^T restricted to the kept columns, solved directly in double.
  */
 class TestAdmm {
-  private static final LinearAlgebra LINALG = NetlibLinearAlgebra.defaultInstance();
+  private static final ComputeBackend CPU = CpuBackend.defaultInstance();
 
   /** A small layer: correlated inputs (tokens x cols) so the update has something to fix. */
   private record Layer(Weights weights, double[] xtx) {}
@@ -151,7 +151,7 @@ class TestAdmm {
     for (int j = 0; j < n; j++) {
       scaler[j] = (float) layer.xtx()[j * n + j];
     }
-    return Wanda.prune("W", layer.weights(), scaler, target, Wanda.Group.ROW, 1).mask();
+    return Wanda.prune("W", layer.weights(), scaler, target, Wanda.Group.ROW, CPU, 1).mask();
   }
 
   @Test
@@ -159,7 +159,7 @@ class TestAdmm {
     for (double percdamp : new double[] {0.0, 0.1}) {
       Layer layer = layer(12, 32, 200, 7);
       Mask mask = wandaMask(layer, SparsityTarget.unstructured(0.5));
-      PruneResult result = Admm.update("W", layer.weights(), mask, layer.xtx(), new Admm.Settings(600, percdamp, 1.0, 15), LINALG, 2);
+      PruneResult result = Admm.update("W", layer.weights(), mask, layer.xtx(), new Admm.Settings(600, percdamp, 1.0, 15), CPU, 2);
       double[] optimum = exactOptimum(layer.weights(), mask, dampedHessian(layer.xtx(), 32, percdamp));
       assertThat(result.mask()).isEqualTo(mask);
       float[] updated = result.weights();
@@ -184,7 +184,7 @@ class TestAdmm {
       float[] masked = layer.weights().values().clone();
       mask.applyTo(masked);
       double maskedOnly = objective(layer.weights(), toDoubles(masked), h);
-      PruneResult result = Admm.update("W", layer.weights(), mask, layer.xtx(), Admm.DEFAULTS, LINALG, 1);
+      PruneResult result = Admm.update("W", layer.weights(), mask, layer.xtx(), Admm.DEFAULTS, CPU, 1);
       double admm = objective(layer.weights(), toDoubles(result.weights()), h);
       assertThat(admm).as("%s: optimum %s, masked %s", target, optimal, maskedOnly)
           .isLessThanOrEqualTo(optimal * 1.01)
@@ -198,7 +198,7 @@ class TestAdmm {
     for (SparsityTarget target : new SparsityTarget[] {SparsityTarget.unstructured(0.5), SparsityTarget.nOfM(2, 4)}) {
       Layer layer = layer(10, 24, 200, 3);
       PruneResult result = Admm.gradual(
-          "W", layer.weights(), target, Wanda.Group.ROW, layer.xtx(), new Admm.Settings(600, 0.1, 1.0, 15), LINALG, 2);
+          "W", layer.weights(), target, Wanda.Group.ROW, layer.xtx(), new Admm.Settings(600, 0.1, 1.0, 15), CPU, 2);
       Mask mask = result.mask();
       for (int r = 0; r < 10; r++) {
         assertThat(mask.keptInRow(r)).isEqualTo(12);
@@ -228,7 +228,7 @@ class TestAdmm {
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining("Invalid ADMM gradual steps 15: must be in [1, iterations = 10]");
     Layer layer = layer(4, 8, 20, 1);
-    assertThatThrownBy(() -> Admm.update("L", layer.weights(), Mask.builder(4, 4).build(), layer.xtx(), Admm.DEFAULTS, LINALG, 1))
+    assertThatThrownBy(() -> Admm.update("L", layer.weights(), Mask.builder(4, 4).build(), layer.xtx(), Admm.DEFAULTS, CPU, 1))
         .isInstanceOf(ValidationException.class)
         .hasMessageContaining("Cannot update layer L with ADMM: the mask is [4, 4] but the weight is [4, 8]");
   }

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.mask.Mask;
 import java.util.ArrayList;
@@ -18,6 +20,7 @@ import org.junit.jupiter.api.Test;
  * (argmax / argmin over what is left) instead of the kernel's sorted lists and pointers.
  */
 class TestDsnot {
+  private static final ComputeBackend CPU = CpuBackend.defaultInstance();
 
   private record Case(Weights weights, float[] scaler, float[] means, float[] variance) {}
 
@@ -128,7 +131,7 @@ class TestDsnot {
     for (double sparsity : new double[] {0.5, 0.7}) {
       Case c = randomCase(24, 64, 5);
       SparsityTarget target = SparsityTarget.unstructured(sparsity);
-      Mask initial = Wanda.prune("W", c.weights(), c.scaler(), target, Wanda.Group.ROW, 1).mask();
+      Mask initial = Wanda.prune("W", c.weights(), c.scaler(), target, Wanda.Group.ROW, CPU, 1).mask();
       PruneResult refined = Dsnot.refine("W", c.weights(), initial, c.scaler(), c.means(), c.variance(), target, Dsnot.DEFAULTS, 2);
       assertThat(refined.mask()).isEqualTo(direct(c, initial, target, Dsnot.DEFAULTS));
       assertThat(refined.mask()).isNotEqualTo(initial);
@@ -145,7 +148,7 @@ class TestDsnot {
   void fewCyclesAndAHighThresholdStopEarly() {
     Case c = randomCase(16, 32, 9);
     SparsityTarget target = SparsityTarget.unstructured(0.5);
-    Mask initial = Wanda.prune("W", c.weights(), c.scaler(), target, Wanda.Group.ROW, 1).mask();
+    Mask initial = Wanda.prune("W", c.weights(), c.scaler(), target, Wanda.Group.ROW, CPU, 1).mask();
     for (Dsnot.Settings settings : new Dsnot.Settings[] {new Dsnot.Settings(3, 0.1, 1), new Dsnot.Settings(50, 2.0, 2)}) {
       PruneResult refined = Dsnot.refine("W", c.weights(), initial, c.scaler(), c.means(), c.variance(), target, settings, 1);
       assertThat(refined.mask()).isEqualTo(direct(c, initial, target, settings));
@@ -158,7 +161,7 @@ class TestDsnot {
   void nOfMRefinementStaysInTheGroupsAndFollowsTheRules() {
     for (SparsityTarget target : new SparsityTarget[] {SparsityTarget.nOfM(2, 4), SparsityTarget.nOfM(4, 8)}) {
       Case c = randomCase(20, 48, 13);
-      Mask initial = Wanda.prune("W", c.weights(), c.scaler(), target, Wanda.Group.ROW, 1).mask();
+      Mask initial = Wanda.prune("W", c.weights(), c.scaler(), target, Wanda.Group.ROW, CPU, 1).mask();
       PruneResult refined = Dsnot.refine("W", c.weights(), initial, c.scaler(), c.means(), c.variance(), target, Dsnot.DEFAULTS, 2);
       assertThat(refined.mask()).isEqualTo(direct(c, initial, target, Dsnot.DEFAULTS));
       assertThat(refined.mask()).isNotEqualTo(initial);

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.scoring.Fixture;
 import dev.sparkprune.scoring.PruneResult;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
@@ -22,6 +24,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class TestGoldenFixtures {
   private static final LinearAlgebra NATIVE = NetlibLinearAlgebra.defaultInstance();
   private static final LinearAlgebra JAVA = NetlibLinearAlgebra.javaOnly();
+  private static final ComputeBackend CPU = CpuBackend.defaultInstance();
 
   static Stream<Arguments> cases() {
     List<Arguments> cases = new ArrayList<>();
@@ -53,7 +56,7 @@ class TestGoldenFixtures {
   @MethodSource("cases")
   void magnitudeMatchesTheReference(String name, String tag) {
     Fixture fixture = Fixture.load(name);
-    PruneResult result = Magnitude.prune("W", fixture.weights(), Fixture.target(tag), Magnitude.Scope.MATRIX, 2);
+    PruneResult result = Magnitude.prune("W", fixture.weights(), Fixture.target(tag), Magnitude.Scope.MATRIX, CPU, 2);
     assertSameMask(result.mask(), fixture.mask("magnitude", tag), name + " magnitude " + tag);
   }
 
@@ -62,7 +65,7 @@ class TestGoldenFixtures {
   void wandaMatchesTheReference(String name, String tag) {
     Fixture fixture = Fixture.load(name);
     PruneResult result =
-        Wanda.prune("W", fixture.weights(), fixture.floats("wanda_scaler_row"), Fixture.target(tag), Wanda.Group.ROW, 2);
+        Wanda.prune("W", fixture.weights(), fixture.floats("wanda_scaler_row"), Fixture.target(tag), Wanda.Group.ROW, CPU, 2);
     assertSameMask(result.mask(), fixture.mask("wanda", tag), name + " wanda " + tag);
   }
 
@@ -76,7 +79,7 @@ class TestGoldenFixtures {
     for (int j = 0; j < expected.length; j++) {
       assertThat(actual[j]).as("scaler_row[%d]", j).isCloseTo(expected[j], org.assertj.core.data.Percentage.withPercentage(1e-4));
     }
-    PruneResult result = Wanda.prune("W", fixture.weights(), actual, Fixture.target(tag), Wanda.Group.ROW, 2);
+    PruneResult result = Wanda.prune("W", fixture.weights(), actual, Fixture.target(tag), Wanda.Group.ROW, CPU, 2);
     assertSameMask(result.mask(), fixture.mask("wanda", tag), name + " wanda (accumulated) " + tag);
   }
 
@@ -87,7 +90,7 @@ class TestGoldenFixtures {
     float[] expectedWeights = fixture.floats("sparsegpt_" + tag + "_weight");
     for (LinearAlgebra linalg : List.of(NATIVE, JAVA)) {
       PruneResult result =
-          SparseGpt.prune("W", fixture.weights(), fixture.hessian(), Fixture.target(tag), 0.01, 128, linalg, 2);
+          SparseGpt.prune("W", fixture.weights(), fixture.hessian(), Fixture.target(tag), 0.01, 128, new CpuBackend(linalg), 2);
       assertSameMask(result.mask(), fixture.mask("sparsegpt", tag), name + " sparsegpt " + tag + " " + linalg.description());
       float[] weights = result.weights();
       float worst = 0;
@@ -110,7 +113,7 @@ class TestGoldenFixtures {
     for (int i = 0; i < expected.length; i++) {
       assertThat(hessian[i]).isCloseTo(expected[i], org.assertj.core.data.Offset.offset(1e-5 * (1 + Math.abs(expected[i]))));
     }
-    PruneResult result = SparseGpt.prune("W", fixture.weights(), hessian, Fixture.target(tag), 0.01, 128, NATIVE, 2);
+    PruneResult result = SparseGpt.prune("W", fixture.weights(), hessian, Fixture.target(tag), 0.01, 128, new CpuBackend(NATIVE), 2);
     assertSameMask(result.mask(), fixture.mask("sparsegpt", tag), name + " sparsegpt (accumulated) " + tag);
   }
 

@@ -6,6 +6,8 @@ import dev.sparkprune.scoring.Fixture;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.tensorio.mask.Mask;
 import java.util.Comparator;
 import java.util.stream.IntStream;
@@ -13,6 +15,7 @@ import org.junit.jupiter.api.Test;
 
 /** No reference fixture exists for RIA: check against a direct sort of the paper's score. */
 class TestRia {
+  private static final ComputeBackend CPU = CpuBackend.defaultInstance();
 
   @Test
   void masksEqualAStableSortOfTheDirectScore() {
@@ -21,7 +24,7 @@ class TestRia {
     float[] scaler = fixture.floats("wanda_scaler_row");
     int rows = weights.rows();
     int cols = weights.cols();
-    PruneResult result = Ria.prune("W", weights, scaler, SparsityTarget.unstructured(0.5), 0.5, 2);
+    PruneResult result = Ria.prune("W", weights, scaler, SparsityTarget.unstructured(0.5), 0.5, CPU, 2);
     Mask mask = result.mask();
     for (int r = 0; r < rows; r++) {
       double rowSum = 0;
@@ -57,8 +60,8 @@ class TestRia {
   void nOfMHoldsAndDiffersFromWanda() {
     Fixture fixture = Fixture.load("small");
     float[] scaler = fixture.floats("wanda_scaler_row");
-    Mask ria = Ria.prune("W", fixture.weights(), scaler, SparsityTarget.nOfM(2, 4), 0.5, 2).mask();
-    Mask wanda = Wanda.prune("W", fixture.weights(), scaler, SparsityTarget.nOfM(2, 4), Wanda.Group.ROW, 2).mask();
+    Mask ria = Ria.prune("W", fixture.weights(), scaler, SparsityTarget.nOfM(2, 4), 0.5, CPU, 2).mask();
+    Mask wanda = Wanda.prune("W", fixture.weights(), scaler, SparsityTarget.nOfM(2, 4), Wanda.Group.ROW, CPU, 2).mask();
     for (int r = 0; r < ria.rows(); r++) {
       for (int g = 0; g < ria.cols(); g += 4) {
         int pruned = 0;

@@ -119,10 +119,10 @@ class TestContinuationLogLikelihood {
       List<ContinuationRequest> requests = List.of(new ContinuationRequest(new int[] {1}, new int[] {5, 6, 7}));
       assertThatThrownBy(() -> ContinuationLogLikelihood.score(model, requests, 2))
           .isInstanceOf(ValidationException.class)
-          .hasMessage("Cannot score a continuation of 3 tokens: longer than the model's window of 2 (--max-length)");
+          .hasMessage("Cannot score a continuation of 3 tokens: longer than the window of 2 tokens");
       assertThatThrownBy(() -> ContinuationLogLikelihood.score(model, requests, 513))
           .isInstanceOf(ValidationException.class)
-          .hasMessage("Invalid --max-length 513: the model supports at most 512 positions");
+          .hasMessage("Invalid window length 513: the model supports at most 512 positions");
     }
   }
 }

@@ -122,7 +122,7 @@ class TestSizeBudget {
     assertThat(SizeBudget.best(List.of(a, new CandidateScore(dropOne.candidate(), dropOne.parameters(), dropOne.droppedBlocks(), a.heldOutNll() + 1, Double.NaN)))).isEqualTo(a);
     assertThatThrownBy(() -> SizeBudget.best(List.of()))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot choose a configuration: no candidate fits the budget; raise --target-params");
+        .hasMessage("Cannot choose a configuration: no candidate fits the budget; raise the fraction of parameters to keep");
   }
 
   private static int indexOf(double[] steps, double value) {

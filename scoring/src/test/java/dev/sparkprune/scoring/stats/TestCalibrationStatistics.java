@@ -188,7 +188,7 @@ class TestCalibrationStatistics {
     assertThatThrownBy(() -> old.channelSums("DSnoT"))
         .isInstanceOf(ValidationException.class)
         .hasMessage("Cannot use DSnoT: these statistics were saved in version 1 of the layout, without per-channel sums; "
-            + "calibrate again (or save the statistics again with --save-stats)");
+            + "calibrate again (or save the statistics again)");
     assertThat(new String(old.toBytes(), java.nio.charset.StandardCharsets.ISO_8859_1)).contains("\"version\":\"1\"");
     assertThatThrownBy(() -> old.merge(CalibrationStatistics.create(3, CalibrationStatistics.HessianStorage.NONE)))
         .isInstanceOf(ValidationException.class)

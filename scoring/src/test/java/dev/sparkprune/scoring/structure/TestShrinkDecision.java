@@ -78,26 +78,26 @@ class TestShrinkDecision {
     ModelShape mixtral = ModelShape.of(ModelArchive.open(IO, ModelFixtures.path("mixtral").toString()).config());
     assertThatThrownBy(() -> settings(5, 1, 1).checkAgainst(dense))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot drop 5 of 5 blocks (--drop-layers): that removes every block; the last block is always kept, so drop at most 4");
+        .hasMessage("Cannot drop 5 of 5 blocks: that removes every block; the last block is always kept, so drop at most 4");
     assertThatThrownBy(() -> settings(0, 1, 0.5).checkAgainst(dense))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot use --experts-keep on llama: model_type llama has no experts");
+        .hasMessage("Cannot remove experts of llama: model_type llama has no experts");
     assertThatThrownBy(() -> settings(0, 0.5, 1).checkAgainst(mixtral))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot use --mlp-keep on mixtral: it has no dense MLP blocks (its experts are pruned with --experts-keep)");
+        .hasMessage("Cannot remove MLP channels of mixtral: it has no dense MLP blocks (remove whole experts instead)");
     assertThatThrownBy(() -> settings(0, 1, 1).checkAgainst(dense))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot shrink: nothing to remove; give --drop-layers, --mlp-keep, --heads-keep or --experts-keep");
+        .hasMessage("Cannot shrink: nothing to remove; drop blocks, or keep fewer MLP channels, heads or experts");
     ModelShape qwen2Moe = ModelShape.of(ModelArchive.open(IO, ModelFixtures.path("qwen2_moe").toString()).config());
     assertThatThrownBy(() -> new ShrinkSettings(
             0, ShrinkSettings.LayerMetric.ANGULAR, 1, 0.5, ShrinkSettings.WidthMetric.ACTIVATION, 1, ExpertSaliency.Metric.REAP)
         .checkAgainst(qwen2Moe))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot use --heads-keep on qwen2_moe: llama.cpp requires num_attention_heads x head_dim = hidden_size for"
+        .hasMessage("Cannot remove attention heads of qwen2_moe: llama.cpp requires num_attention_heads x head_dim = hidden_size for"
             + " model_type qwen2_moe, so the shrunk archive would not load there; shrink the MLP, depth or experts instead");
     assertThatThrownBy(() -> settings(0, 0, 1))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Invalid --mlp-keep: 0.0; give a fraction in (0, 1] of the structures to keep");
+        .hasMessage("Invalid MLP keep fraction 0.0: give a fraction in (0, 1] of the structures to keep");
     assertThat(List.of(settings(1, 1, 1).maxSpan())).containsExactly(1);
   }
 

@@ -213,12 +213,12 @@ class TestStructureScores {
     assertThat(KeepCounts.droppedBlocks(5, 0.25)).isEqualTo(1);
     assertThatThrownBy(() -> KeepCounts.mlpChannels(172, 1.5))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Invalid --mlp-keep: 1.5; give a fraction in (0, 1] of the structures to keep");
+        .hasMessage("Invalid MLP keep fraction 1.5: give a fraction in (0, 1] of the structures to keep");
     assertThatThrownBy(() -> KeepCounts.kvGroups(4, 0))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Invalid --heads-keep: 0.0; give a fraction in (0, 1] of the structures to keep");
+        .hasMessage("Invalid heads keep fraction 0.0: give a fraction in (0, 1] of the structures to keep");
     assertThatThrownBy(() -> KeepCounts.droppedBlocks(5, 1))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot drop 5 of 5 blocks (--drop-layers-fraction 1.0): that removes every block; the last block is always kept");
+        .hasMessage("Cannot drop 5 of 5 blocks (a fraction of 1.0): that removes every block; the last block is always kept");
   }
 }

@@ -61,10 +61,10 @@ final class Arguments {
     return result.hasMatchedOption("--" + option);
   }
 
-  /** The keys given on the command line, as text, for {@code PruneOptionsResolver} (a flag is "true"). */
-  Map<String, String> given(List<OptionKey> keys) {
+  /** The keys given on the command line, as text, for a command's resolver (a flag is "true"). */
+  Map<String, String> given(List<OptionKey<?>> keys) {
     Map<String, String> given = new LinkedHashMap<>();
-    for (OptionKey key : keys) {
+    for (OptionKey<?> key : keys) {
       if (result.hasMatchedOption(key.option())) {
         given.put(key.name(), key.kind() == OptionKey.Kind.FLAG ? "true" : result.matchedOptionValue(key.option(), ""));
       }

@@ -26,6 +26,7 @@ final class BatchCommand implements Subcommand {
 
   @Override
   public int run(Arguments arguments, PrintStream out) throws IOException {
+    ConfKeys.checkKnown(new org.apache.spark.SparkConf());
     String manifest = arguments.require("manifest");
     String outRoot = arguments.require("out-root");
     List<Row> statuses = new BatchJob(SparkSessions.getOrCreate(arguments.value("master").orElse(null)), manifest, outRoot, out).run();

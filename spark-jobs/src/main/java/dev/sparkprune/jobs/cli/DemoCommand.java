@@ -79,6 +79,7 @@ final class DemoCommand implements Subcommand {
 
     int[] corpus = TokenizerLoader.load(ModelArchive.open(io, model)).encode(Files.readString(Path.of(text)), true);
     double dense = perplexity(io, model, corpus);
+    ConfKeys.checkKnown(new org.apache.spark.SparkConf());
     var spark = SparkSessions.getOrCreate(line.value("master").orElse(null));
     StringBuilder summary = new StringBuilder(String.format(Locale.ROOT, "%-22s perplexity %8.3f%n", "dense", dense));
     for (PruningMethod method : List.of(PruningMethod.WANDA, PruningMethod.SPARSEGPT)) {

@@ -67,6 +67,7 @@ final class EvalCommand implements Subcommand {
     String modelLocation = line.require("model");
     String textLocation = line.require("text");
     int seqlen = line.positiveInt("seqlen", SEQLEN_DEFAULT);
+    ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: need at least 2 tokens per window", seqlen);
     int maxWindows = line.positiveInt("max-windows", Integer.MAX_VALUE);
     int batch = line.positiveInt("batch", BATCH_DEFAULT);
 

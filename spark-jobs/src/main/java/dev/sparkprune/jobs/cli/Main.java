@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
-import dev.sparkprune.jobs.prune.ValidationFailureLogs;
+import dev.sparkprune.jobs.spark.ValidationFailureLogs;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.FileNotFoundException;
 import java.io.PrintStream;
@@ -63,7 +63,7 @@ public final class Main {
         }
       }
     } catch (ParameterException e) {
-      return fail(err, e, Specs.message(e), EXIT_BAD_INPUT, verbose);
+      return fail(err, e, Specs.message(e, rest), EXIT_BAD_INPUT, verbose);
     } catch (ValidationException | IllegalArgumentException e) {
       return fail(err, e, e.getMessage(), EXIT_BAD_INPUT, verbose);
     } catch (FileNotFoundException e) {

@@ -1,10 +1,11 @@
 package dev.sparkprune.jobs.cli;
 
-import dev.sparkprune.jobs.options.HadoopInputs;
-import dev.sparkprune.jobs.options.PruneKeys;
-import dev.sparkprune.jobs.options.PruneOptionsResolver;
-import dev.sparkprune.jobs.prune.plan.JobInputs;
-import dev.sparkprune.jobs.prune.output.OutputGuard;
+import dev.sparkprune.jobs.options.OptionValues;
+import dev.sparkprune.jobs.prune.HadoopInputs;
+import dev.sparkprune.jobs.prune.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneOptionsResolver;
+import dev.sparkprune.jobs.prune.JobInputs;
+import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.output.PruneReport;
@@ -42,17 +43,18 @@ final class PruneCommand implements Subcommand {
    */
   static PruneOptions options(Arguments arguments, PruneOptionsResolver.Inputs inputs) throws IOException {
     Map<String, String> given = arguments.given(PruneKeys.ALL);
-    return new PruneOptionsResolver(PruneOptionsResolver.confEntries(new SparkConf()), inputs).resolve(given);
+    return new PruneOptionsResolver(OptionValues.confEntries(new SparkConf()), inputs).resolve(given);
   }
 
   @Override
   public int run(Arguments arguments, PrintStream out) throws IOException {
+    ConfKeys.checkKnown(new SparkConf());
     org.apache.hadoop.conf.Configuration conf = SparkSessions.hadoopConfiguration();
     PruneOptions options = options(arguments, new HadoopInputs(new HadoopFileIO(conf)));
     String master = arguments.value("master").orElse(null);
     SparkSessions.checkMaster(master);
     // Before Spark starts: a refused --out costs no session start-up.
-    OutputGuard.check(conf, options);
+    OutputGuard.check(conf, options.output());
     // The model, plan, tokenizer and calibration source are checked before Spark starts.
     JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options);
     SparkSession spark = SparkSessions.getOrCreate(master);

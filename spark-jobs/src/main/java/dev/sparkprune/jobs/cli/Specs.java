@@ -1,11 +1,10 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.options.CommonKeys;
 import dev.sparkprune.jobs.options.OptionKey;
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneKeys;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.ArgGroupSpec;
 import picocli.CommandLine.Model.ArgSpec;
@@ -16,8 +15,10 @@ import picocli.CommandLine.ParameterException;
 
 /**
  * Building picocli specs for the commands, and turning picocli's parse errors into the CLI's
- * one-line messages ("Unknown option for 'inspect': --jsn"). Values are declared as text: the
- * commands convert them, so every bad value gets the same "Invalid --key value: reason".
+ * one-line messages ("Unknown option for 'inspect': --jsn") from what each exception holds and
+ * the arguments typed, never from picocli's own wording. Values are declared as text: the keys
+ * convert them in the options layer, so a value gets the same "Invalid --key value: reason"
+ * from the command line, a manifest or the Spark conf.
  */
 final class Specs {
   static final String ROOT = "sparkprune";
@@ -50,7 +51,7 @@ final class Specs {
   }
 
   /** The option of a job setting, with its label, help and default from the key holder. */
-  static OptionSpec key(OptionKey key) {
+  static OptionSpec key(OptionKey<?> key) {
     switch (key.kind()) {
       case FLAG:
         return flag(key.name(), key.help());
@@ -63,17 +64,16 @@ final class Specs {
 
   /**
    * Declares job settings as options, with their help and defaults from the key holder;
-   * --sparsity/--pattern and --save-stats/--stats are exclusive pairs. A command sharing keys
-   * with prune (e.g. {@link PruneKeys#COMMON}) calls this with its list; the synopsis
-   * names the required keys.
+   * --sparsity/--pattern and --save-stats/--stats are exclusive pairs. Commands sharing keys
+   * ({@link CommonKeys}) declare them alike; the synopsis names the required keys.
    */
-  static void keys(CommandSpec spec, List<OptionKey> keys) {
-    for (OptionKey key : keys) {
-      if (key.equals(PruneKeys.SPARSITY) && keys.contains(PruneKeys.PATTERN)) {
-        exclusive(spec, false, key(PruneKeys.SPARSITY), key(PruneKeys.PATTERN));
+  static void keys(CommandSpec spec, List<OptionKey<?>> keys) {
+    for (OptionKey<?> key : keys) {
+      if (key.equals(CommonKeys.SPARSITY) && keys.contains(CommonKeys.PATTERN)) {
+        exclusive(spec, false, key(CommonKeys.SPARSITY), key(CommonKeys.PATTERN));
       } else if (key.equals(PruneKeys.SAVE_STATS) && keys.contains(PruneKeys.STATS)) {
         exclusive(spec, false, key(PruneKeys.SAVE_STATS), key(PruneKeys.STATS));
-      } else if (!(key.equals(PruneKeys.PATTERN) && keys.contains(PruneKeys.SPARSITY))
+      } else if (!(key.equals(CommonKeys.PATTERN) && keys.contains(CommonKeys.SPARSITY))
           && !(key.equals(PruneKeys.STATS) && keys.contains(PruneKeys.SAVE_STATS))) {
         spec.addOption(key(key));
       }
@@ -82,9 +82,9 @@ final class Specs {
   }
 
   /** "sparkprune prune --model URI ... [OPTIONS]": the required keys, then the rest; the options list has them all. */
-  private static void synopsis(CommandSpec spec, List<OptionKey> keys) {
+  private static void synopsis(CommandSpec spec, List<OptionKey<?>> keys) {
     StringBuilder synopsis = new StringBuilder(ROOT).append(' ').append(spec.name());
-    for (OptionKey key : keys) {
+    for (OptionKey<?> key : keys) {
       if (key.kind() == OptionKey.Kind.REQUIRED) {
         synopsis.append(' ').append(key.option()).append(' ').append(key.label());
       }
@@ -120,8 +120,11 @@ final class Specs {
     return names.isEmpty() ? ROOT : String.join(" ", names);
   }
 
-  /** One line for a parse error, in the CLI's wording. */
-  static String message(ParameterException error) {
+  /**
+   * One line for a parse error, in the CLI's wording, from the exception's type and contents and
+   * the arguments typed ({@code args}, without --verbose).
+   */
+  static String message(ParameterException error, List<String> args) {
     CommandSpec spec = error.getCommandLine().getCommandSpec();
     String command = commandName(spec);
     if (error instanceof CommandLine.UnmatchedArgumentException unmatched) {
@@ -140,8 +143,11 @@ final class Specs {
     }
     if (error instanceof CommandLine.MissingParameterException missing) {
       List<String> names = missing.getMissing().stream().map(Specs::displayName).toList();
-      if (error.getMessage().startsWith("Expected parameter") || error.getMessage().contains("parameter for option")) {
-        return String.format("Invalid option %s for '%s': it needs a value", names.get(0), command);
+      // An option typed without its value, rather than one not typed at all.
+      for (ArgSpec arg : missing.getMissing()) {
+        if (arg instanceof OptionSpec option && typed(option, args)) {
+          return String.format("Invalid option %s for '%s': it needs a value", option.longestName(), command);
+        }
       }
       // The options of one exclusive group are alternatives; otherwise each is missing.
       boolean alternatives = missing.getMissing().stream().allMatch(arg -> arg.group() != null && arg.group().exclusive());
@@ -151,14 +157,32 @@ final class Specs {
       return String.format("Invalid options for '%s': %s given twice", command, displayName(overwritten.getOverwritten()));
     }
     if (error instanceof CommandLine.MutuallyExclusiveArgsException) {
-      List<String> names = new ArrayList<>();
-      Matcher matcher = Pattern.compile("--[a-z0-9-]+").matcher(error.getMessage());
-      while (matcher.find()) {
-        names.add(matcher.group());
+      // The command's exclusive group with more than one of its options typed.
+      for (ArgGroupSpec group : spec.argGroups()) {
+        List<String> names = new ArrayList<>();
+        for (OptionSpec option : group.options()) {
+          if (typed(option, args)) {
+            names.add(option.longestName());
+          }
+        }
+        if (group.exclusive() && names.size() > 1) {
+          return String.format("Give either %s, not both (in '%s')", String.join(" or ", names), command);
+        }
       }
-      return String.format("Give either %s, not both (in '%s')", String.join(" or ", names), command);
     }
     return String.format("Invalid arguments for '%s': %s", command, error.getMessage().replaceFirst("^Error: ", ""));
+  }
+
+  /** Whether the option was typed, as {@code --name value} or {@code --name=value}. */
+  private static boolean typed(OptionSpec option, List<String> args) {
+    for (String arg : args) {
+      for (String name : option.names()) {
+        if (arg.equals(name) || arg.startsWith(name + "=")) {
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   private static String optionName(String argument) {

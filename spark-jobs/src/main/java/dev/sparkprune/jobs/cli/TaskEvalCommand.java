@@ -51,6 +51,7 @@ final class TaskEvalCommand {
   }
 
   static int run(Arguments line, PrintStream out) throws IOException {
+    ConfKeys.checkKnown(new org.apache.spark.SparkConf());
     String model = line.require("model");
     List<String> files = taskFiles(line.require("tasks"));
     Optional<String> format = line.value("task-format");

@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.eval;
 
 import dev.sparkprune.jobs.spark.SerializableConfiguration;
+import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.ContinuationLogLikelihood;
 import dev.sparkprune.scoring.model.ContinuationRequest;
@@ -34,8 +35,9 @@ public final class TaskEvalJob {
 
   /** Scores every task; results in the order of {@code tasks}. */
   public static List<TaskResult> run(
-      SparkSession spark, Configuration conf, Tokenizer tokenizer, List<TaskSet> tasks, TaskEvalOptions options) {
-    List<List<double[]>> scores = logLikelihoods(spark, conf, tokenizer, tasks, options);
+      SparkSession spark, Configuration conf, Tokenizer tokenizer, List<TaskSet> tasks, TaskEvalOptions options) throws IOException {
+    List<List<double[]>> scores =
+        StagedRun.start(spark, "eval", options.model()).run(run -> logLikelihoods(spark, conf, tokenizer, tasks, options));
     List<TaskResult> results = new ArrayList<>();
     for (int t = 0; t < tasks.size(); t++) {
       results.add(TaskResult.of(tasks.get(t), scores.get(t)));

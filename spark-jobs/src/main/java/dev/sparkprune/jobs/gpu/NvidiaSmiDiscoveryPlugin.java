@@ -16,11 +16,15 @@ import org.apache.spark.resource.ResourceRequest;
  * {@code spark.resources.discoveryPlugin=dev.sparkprune.jobs.gpu.NvidiaSmiDiscoveryPlugin}. Lists
  * the GPUs {@code nvidia-smi} sees (CUDA_VISIBLE_DEVICES narrows them, renumbered from 0 as CUDA
  * does). For other resources, or where nvidia-smi is missing, it answers nothing and Spark asks
- * the next plugin or the discovery script. {@code spark.sparkprune.nvidiaSmi} overrides the
- * command's path.
+ * the next plugin or the discovery script. {@value #COMMAND} overrides the command's path (the
+ * deprecated spelling {@value #DEPRECATED_COMMAND} is still read after it).
  */
 public final class NvidiaSmiDiscoveryPlugin implements ResourceDiscoveryPlugin {
-  public static final String COMMAND = "spark.sparkprune.nvidiaSmi";
+  public static final String COMMAND = "spark.sparkprune.nvidia-smi";
+
+  /** The key's spelling before release 0.2. */
+  @Deprecated
+  public static final String DEPRECATED_COMMAND = "spark.sparkprune.nvidiaSmi";
 
   private static final long TIMEOUT_SECONDS = 30;
 
@@ -30,7 +34,7 @@ public final class NvidiaSmiDiscoveryPlugin implements ResourceDiscoveryPlugin {
       return Optional.empty();
     }
     String visible = System.getenv("CUDA_VISIBLE_DEVICES");
-    List<String> addresses = visible != null && !visible.isBlank() ? renumbered(visible) : nvidiaSmi(conf.get(COMMAND, "nvidia-smi"));
+    List<String> addresses = visible != null && !visible.isBlank() ? renumbered(visible) : nvidiaSmi(conf.get(COMMAND, conf.get(DEPRECATED_COMMAND, "nvidia-smi")));
     return addresses.isEmpty() ? Optional.empty() : Optional.of(new ResourceInformation("gpu", addresses.toArray(String[]::new)));
   }
 

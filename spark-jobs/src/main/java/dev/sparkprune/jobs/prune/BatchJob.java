@@ -1,14 +1,13 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.prune.output.OutputGuard;
-import dev.sparkprune.jobs.prune.output.Publisher;
+import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.output.Publisher;
+import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.options.OptionKey;
-import dev.sparkprune.jobs.options.PruneKeys;
-import dev.sparkprune.jobs.options.KeyValues;
-import dev.sparkprune.jobs.options.PruneOptionsResolver;
+import dev.sparkprune.jobs.options.Parsers;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -21,7 +20,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
-import java.util.UUID;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
@@ -81,9 +79,13 @@ public final class BatchJob {
   public List<Row> run() throws IOException {
     HadoopFileIO io = new HadoopFileIO(spark.sparkContext().hadoopConfiguration());
     List<Row> entries = readManifest(io);
-    String runId = UUID.randomUUID().toString().substring(0, 8);
     List<String> names = names(entries);
     checkOutputs(io, entries, names);
+    return StagedRun.start(spark, "batch", manifest).run(run -> pruneEach(run.runId(), io, entries, names));
+  }
+
+  /** Each row's prune run in turn (a failed one is recorded, never fatal), then the status rows appended. */
+  private List<Row> pruneEach(String runId, HadoopFileIO io, List<Row> entries, List<String> names) throws IOException {
     PruneOptionsResolver resolver = PruneOptionsResolver.on(spark.sparkContext().getConf(), io);
     List<Row> statuses = new ArrayList<>();
     for (int i = 0; i < entries.size(); i++) {
@@ -253,7 +255,7 @@ public final class BatchJob {
       return false;
     }
     try {
-      return KeyValues.flag(text);
+      return Parsers.FLAG.parse(text.trim());
     } catch (ValidationException e) {
       throw new ValidationException("Invalid manifest overwrite " + text + ": " + e.getMessage());
     }

@@ -1,22 +1,23 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.prune.allocation.Allocation;
 import dev.sparkprune.jobs.prune.output.ArchiveWriter;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.output.MaskWriter;
-import dev.sparkprune.jobs.prune.output.OutputGuard;
 import dev.sparkprune.jobs.prune.output.PruneReport;
-import dev.sparkprune.jobs.prune.output.Publisher;
+import dev.sparkprune.jobs.prune.output.StagedTensors;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
-import dev.sparkprune.jobs.prune.plan.JobInputs;
-import dev.sparkprune.jobs.prune.score.LinearResult;
+import dev.sparkprune.jobs.prune.score.CalibratedScoring;
 import dev.sparkprune.jobs.prune.score.Scoring;
-import dev.sparkprune.jobs.prune.score.StagedTensors;
-import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
-import dev.sparkprune.jobs.spark.FaultInjection;
-import dev.sparkprune.jobs.spark.JobContext;
-import dev.sparkprune.jobs.spark.JobGroups;
+import dev.sparkprune.jobs.spark.GpuScheduling;
 import dev.sparkprune.jobs.spark.JobStages;
-import dev.sparkprune.jobs.spark.SerializableConfiguration;
+import dev.sparkprune.jobs.spark.ProgressLog;
+import dev.sparkprune.jobs.spark.StagedRun;
+import dev.sparkprune.jobs.spark.ValidationFailureLogs;
+import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
@@ -24,9 +25,7 @@ import java.io.PrintStream;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
-import java.util.UUID;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.resource.ResourceProfile;
 import org.apache.spark.sql.SparkSession;
 
@@ -57,63 +56,54 @@ public final class PruneJob {
     ValidationFailureLogs.nextJob();
     ProgressLog log = new ProgressLog(progress);
     Configuration conf = spark.sparkContext().hadoopConfiguration();
-    OutputGuard.check(conf, options);
     HadoopFileIO io = new HadoopFileIO(conf);
-    PruneReport.Builder report = PruneReport.builder(options, spark.sparkContext().master());
+    OutputGuard.check(conf, options.output());
+
+    // 1. Plan: headers only; the calibration windows sampled and fingerprinted on the driver.
+    PruneReport.Builder report = PruneReport.builder(options.reportConfiguration(spark.sparkContext().master()));
     String modelFingerprint = Fingerprints.model(inputs.archive);
     report.model(inputs.layout, modelFingerprint);
     logPlan(log, inputs);
-    int[][] samples = inputs.tokenizer.isPresent()
-        ? CalibrationSamples.sample(io, options.calibration().get(), inputs.tokenizer.get(), options.nsamples(), options.seqlen(), options.seed())
-        : new int[0][];
-    String calibrationFingerprint = samples.length > 0 ? Fingerprints.calibration(samples) : "";
-    if (samples.length > 0) {
-      report.calibrationFingerprint(calibrationFingerprint);
+    CalibrationSource calibration = inputs.tokenizer.isPresent()
+        ? CalibrationSource.sample(io, options.calibrationSettings(), inputs.tokenizer.get())
+        : CalibrationSource.none();
+    if (!calibration.isEmpty()) {
+      report.calibrationFingerprint(calibration.fingerprint());
     }
-    Optional<ResourceProfile> gpuProfile = GpuScheduling.profile(spark.sparkContext().conf(), spark.sparkContext().master(), options);
-    gpuProfile.ifPresent(profile -> log.line("GPU stages: calibration and scoring tasks request %s",
+    Optional<ResourceProfile> gpus = GpuScheduling.profile(spark.sparkContext().conf(), spark.sparkContext().master(), options.gpus());
+    gpus.ifPresent(profile -> log.line("GPU stages: calibration and scoring tasks request %s",
         profile.taskResources().get(GpuScheduling.GPU).get()));
     report.stage("plan", log.seconds());
 
-    String runId = UUID.randomUUID().toString().substring(0, 8);
-    // Its own job group, so a failure cancels this run's tasks and no concurrent run's.
-    String jobGroup = "sparkprune-prune-" + runId;
-    spark.sparkContext().setJobGroup(jobGroup, "sparkprune prune " + options.model(), false);
-    FaultInjection faults = FaultInjection.parse(spark.conf());
-    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite(), faults);
-    try {
-      JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-      JobContext context = new JobContext(archiveLocation(inputs), publisher.staging(),
-          jsc.broadcast(new SerializableConfiguration(conf)), spark.sparkContext().conf().getInt("spark.task.cpus", 1), faults);
-      JobStages stages = new JobStages(spark.sparkContext(), gpuProfile);
-      MaskWriter masks = new MaskWriter(context, io.resolve(publisher.staging(), "masks"));
-      Scoring scoring = new Scoring(jsc, context, stages, options, masks);
-      PruneRun run = new PruneRun(options, inputs, samples, calibrationFingerprint, modelFingerprint, jsc, io, context, stages, scoring,
-          report, log);
+    return StagedRun.start(spark, "prune", options.model()).publish(Publisher.preparer(conf, options.output()), log, run -> {
+      JobStages stages = run.stages(inputs.archive.location(), gpus);
+      MaskWriter masks = new MaskWriter(stages.context(), io.resolve(run.staging(), "masks"));
 
-      List<LinearResult> results = Allocation.of(options.allocation()).prune(run, inputs.plan);
+      // 2. Calibration pass and scoring, as the allocation drives them; masks written as tasks finish.
+      CalibratedScoring scoring = new CalibratedScoring(new Scoring(stages, options.scoring(), masks), calibration,
+          options.statisticsSettings(), modelFingerprint, inputs.layout, report, log);
+      List<LinearResult> results = allocation().prune(scoring, inputs.plan);
       report.stage("prune", log.seconds());
-      ArchiveWriter.write(run, inputs.plan);
+
+      // 3. Outputs: the pruned archive in the input's layout, then the report; 4. the skeleton publishes.
+      ArchiveWriter.write(stages, inputs.archive, inputs.plan, log);
       report.stage("write", log.seconds());
-      deleteRecursively(conf, io.resolve(publisher.staging(), StagedTensors.DIRECTORY));
+      StagedTensors.delete(io, run.staging());
       masks.removeLeftovers();
       PruneReport finished = report.layers(results).total(log.seconds()).build();
-      finished.write(io, io.resolve(publisher.staging(), "report.json"));
-      publisher.publish();
-      log.line("published %s", publisher.out());
+      finished.write(io, io.resolve(run.staging(), "report.json"));
       return finished;
-    } catch (Throwable e) {
-      // Task failures arrive as SparkException, which Java code does not see declared.
-      JobGroups.cancelAndAwait(spark.sparkContext(), jobGroup);
-      publisher.abort();
-      throw e;
-    } finally {
-      spark.sparkContext().setJobDescription(null);
-    }
+    });
   }
 
-  private static String archiveLocation(JobInputs inputs) {
-    return inputs.archive.location();
+  /** The allocation the options name, with the settings it reads. */
+  private Allocation allocation() {
+    return switch (options.allocation()) {
+      case UNIFORM -> Allocation.uniform();
+      case OWL -> Allocation.owl(options.target(), options.owlLambda(), options.owlM());
+      case GLOBAL, LAMP -> Allocation.global(options.allocation() == PruneOptions.Allocation.LAMP,
+          options.method() == PruningMethod.WANDA, options.target(), options.minKeep());
+    };
   }
 
   private void logPlan(ProgressLog log, JobInputs inputs) {
@@ -125,10 +115,5 @@ public final class PruneJob {
       log.line("config %s: %d of %d linears pruned, %d skipped", options.config().get(), inputs.plan.size(), inputs.prunableLinears,
           inputs.prunableLinears - inputs.plan.size());
     }
-  }
-
-  private static void deleteRecursively(Configuration conf, String location) throws IOException {
-    org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(location);
-    path.getFileSystem(conf).delete(path, true);
   }
 }

@@ -1,19 +1,35 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.prune.output.OutputGuard;
+import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.options.OptionValues;
+import dev.sparkprune.jobs.options.Rule;
+import dev.sparkprune.jobs.options.Rules;
+import dev.sparkprune.jobs.options.Sources;
+import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.score.ScoringSettings;
+import dev.sparkprune.jobs.prune.score.StatisticsSettings;
+import dev.sparkprune.jobs.spark.GpuRequest;
+import dev.sparkprune.jobs.spark.GpuScheduling;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.scoring.methods.Refinement;
+import dev.sparkprune.scoring.methods.Wanda;
+import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.Serializable;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 
 /**
- * The resolved settings of one prune run, validated once on the driver. Defaults follow the
- * reference implementations: 128 calibration samples of 2048 tokens, seed 0, sequential mode.
+ * The resolved settings of one prune run, checked once on the driver: each value by its key
+ * ({@link PruneKeys}), then the combinations by {@link #RULES}. Defaults follow the reference
+ * implementations: 128 calibration samples of 2048 tokens, seed 0, sequential mode.
  */
 public final class PruneOptions implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -23,19 +39,7 @@ public final class PruneOptions implements Serializable {
     /** Block by block on the pruned model's activations, as the references do. */
     SEQUENTIAL,
     /** Statistics of the dense model for every block from one pass; faster, slightly worse. */
-    ONE_SHOT;
-
-    /** "sequential" or "one-shot", any case. */
-    public static Mode parse(String text) {
-      switch (text.toLowerCase(Locale.ROOT)) {
-        case "sequential":
-          return SEQUENTIAL;
-        case "one-shot":
-          return ONE_SHOT;
-        default:
-          throw new ValidationException("Invalid --mode " + text + ": use sequential or one-shot");
-      }
-    }
+    ONE_SHOT
   }
 
   /** How a model-level sparsity becomes per-layer decisions. */
@@ -49,31 +53,16 @@ public final class PruneOptions implements Serializable {
     /** Outlier-weighted layerwise sparsity: per-block targets from a dense pass. */
     OWL;
 
-    /** uniform, global, lamp or owl, any case. */
-    public static Allocation parse(String text) {
-      for (Allocation allocation : values()) {
-        if (allocation.name().equalsIgnoreCase(text)) {
-          return allocation;
-        }
-      }
-      throw new ValidationException("Invalid --allocation " + text + ": use uniform, global, lamp or owl");
+    boolean isGlobal() {
+      return this == GLOBAL || this == LAMP;
+    }
+
+    String id() {
+      return name().toLowerCase(Locale.ROOT);
     }
   }
 
-  // Defaults live with their keys in PruneKeys, the one holder of the prune job's settings.
-  public static final double OWL_LAMBDA_DEFAULT = PruneKeys.OWL_LAMBDA_DEFAULT;
-
-  public static final double OWL_M_DEFAULT = PruneKeys.OWL_M_DEFAULT;
-
-  public static final double MIN_KEEP_DEFAULT = PruneKeys.MIN_KEEP_DEFAULT;
-
-  public static final int MIN_EXPERT_TOKENS_DEFAULT = PruneKeys.MIN_EXPERT_TOKENS_DEFAULT;
-
-  public static final long SCORING_TASK_BYTES_DEFAULT = (long) PruneKeys.SCORING_TASK_MB_DEFAULT << 20;
-
-  public static final int NSAMPLES_DEFAULT = PruneKeys.NSAMPLES_DEFAULT;
-  public static final int SEQLEN_DEFAULT = PruneKeys.SEQLEN_DEFAULT;
-  public static final long SEED_DEFAULT = PruneKeys.SEED_DEFAULT;
+  private static final long SCORING_TASK_BYTES_DEFAULT = (long) PruneKeys.SCORING_TASK_MB_DEFAULT << 20;
 
   /**
    * Most calibration tokens (--nsamples x --seqlen) a run may ask for: 2^26 ids take 256 MB on
@@ -81,6 +70,70 @@ public final class PruneOptions implements Serializable {
    * OutOfMemoryError minutes later instead of an error now.
    */
   public static final long MAX_CALIBRATION_TOKENS = 1L << 26;
+
+  /**
+   * The rules over several settings, in the order they are checked; each message names the keys
+   * as the user set them (option or conf key). Single values are checked by their keys.
+   */
+  public static final Rules<PruneOptions> RULES = Rules.of(
+      Rule.of("per-layer rules need the uniform allocation",
+          o -> o.config == null || o.allocation == Allocation.UNIFORM,
+          (o, k) -> String.format("%s rules set per-layer targets: use them with %s uniform", k.of(PruneKeys.CONFIG), k.of(PruneKeys.ALLOCATION))),
+      Rule.of("a layer group is Wanda's",
+          o -> o.wandaGroup == Wanda.Group.ROW || o.method == PruningMethod.WANDA,
+          (o, k) -> String.format("%s layer is Wanda's per-layer comparison group: use it with %s wanda", k.of(PruneKeys.GROUP),
+              k.of(PruneKeys.METHOD))),
+      Rule.of("global allocations compare magnitude or layer-wise Wanda scores",
+          o -> !o.allocation.isGlobal() || o.method == PruningMethod.MAGNITUDE || o.allocation == Allocation.GLOBAL && o.layerWanda(),
+          (o, k) -> String.format("%s %s compares scores across layers: use it with %s magnitude (or, for global, %s wanda %s layer)",
+              k.of(PruneKeys.ALLOCATION), o.allocation.id(), k.of(PruneKeys.METHOD), k.of(PruneKeys.METHOD), k.of(PruneKeys.GROUP))),
+      Rule.of("global Wanda scores come from calibration text",
+          o -> !(o.allocation.isGlobal() && o.layerWanda()) || o.statistics == null && o.calibration != null,
+          (o, k) -> String.format("%s global with Wanda scores needs %s: the scores come from a dense calibration pass",
+              k.of(PruneKeys.ALLOCATION), k.of(PruneKeys.CALIB))),
+      Rule.of("global allocations need an unstructured target",
+          o -> !o.allocation.isGlobal() || !o.target.isStructured(),
+          (o, k) -> String.format("%s %s needs an unstructured %s, not a pattern", k.of(PruneKeys.ALLOCATION), o.allocation.id(),
+              k.of(PruneKeys.SPARSITY))),
+      Rule.of("OWL measures outliers on calibration text",
+          o -> o.allocation != Allocation.OWL || o.method.needsCalibration() && o.statistics == null,
+          (o, k) -> String.format("%s owl measures outliers of Wanda scores on calibration text: use it with %s and a calibrated method",
+              k.of(PruneKeys.ALLOCATION), k.of(PruneKeys.CALIB))),
+      Rule.checkedBy("the update and refinement fit the method",
+          o -> o.refinement.checkMethod(o.method), PruneKeys.METHOD, PruneKeys.UPDATE, PruneKeys.REFINE),
+      Rule.of("global allocations have no update or refinement yet",
+          o -> !o.allocation.isGlobal() || o.refinement.equals(Refinement.NONE),
+          (o, k) -> String.format("%s and %s are not supported with %s %s yet: use uniform or owl", k.of(PruneKeys.UPDATE),
+              k.of(PruneKeys.REFINE), k.of(PruneKeys.ALLOCATION), o.allocation.id())),
+      Rule.of("updates and refinement work from calibration statistics",
+          o -> !o.refinement.needsCalibration() || o.calibration != null || o.statistics != null,
+          (o, k) -> String.format("Missing %s: %s admm and %s dsnot work from calibration statistics", k.of(PruneKeys.CALIB),
+              k.of(PruneKeys.UPDATE), k.of(PruneKeys.REFINE))),
+      Rule.of("saving statistics needs one-shot",
+          o -> !o.saveStatistics || o.mode == Mode.ONE_SHOT,
+          (o, k) -> String.format("%s needs %s one-shot: sequential statistics depend on how earlier blocks were pruned",
+              k.of(PruneKeys.SAVE_STATS), k.of(PruneKeys.MODE))),
+      Rule.of("saved statistics are one-shot",
+          o -> o.statistics == null || o.mode == Mode.ONE_SHOT,
+          (o, k) -> String.format("%s needs %s one-shot: saved statistics are those of the dense model", k.of(PruneKeys.STATS),
+              k.of(PruneKeys.MODE))),
+      Rule.of("saved statistics or saving them",
+          o -> o.statistics == null || !o.saveStatistics,
+          (o, k) -> String.format("Give either %s or %s, not both", k.of(PruneKeys.STATS), k.of(PruneKeys.SAVE_STATS))),
+      Rule.of("calibration tokens fit the driver",
+          o -> (long) o.nsamples * o.seqlen <= MAX_CALIBRATION_TOKENS,
+          (o, k) -> String.format(Locale.ROOT,
+              "Invalid %s %d: %d samples x %s %d = %d calibration tokens, over the limit of %d; use fewer or shorter samples",
+              k.of(PruneKeys.NSAMPLES), o.nsamples, o.nsamples, k.of(PruneKeys.SEQLEN), o.seqlen, (long) o.nsamples * o.seqlen,
+              MAX_CALIBRATION_TOKENS)),
+      Rule.of("executors have the GPUs a task asks for",
+          o -> o.gpusPerExecutor == 0 || o.gpusPerExecutor >= o.gpusPerTask,
+          (o, k) -> String.format("Invalid %s %d: less than %s %s", k.of(PruneKeys.GPUS_PER_EXECUTOR), o.gpusPerExecutor,
+              k.of(PruneKeys.GPUS_PER_TASK), o.gpusPerTask)),
+      Rule.of("calibrated methods need calibration text",
+          o -> !o.method.needsCalibration() || o.calibration != null || o.statistics != null || o.config != null,
+          (o, k) -> String.format("Missing %s for %s %s: it scores layers from calibration activations", k.of(PruneKeys.CALIB),
+              k.of(PruneKeys.METHOD), o.method.displayName())));
 
   private final String model;
   private final String out;
@@ -100,13 +153,13 @@ public final class PruneOptions implements Serializable {
   private final String configFingerprint;
   private final double owlLambda;
   private final double owlM;
-  private final dev.sparkprune.scoring.methods.Wanda.Group wandaGroup;
-  private final dev.sparkprune.scoring.methods.Refinement refinement;
+  private final Wanda.Group wandaGroup;
+  private final Refinement refinement;
   private final double gpusPerTask;
   private final int gpusPerExecutor;
   private final String gpuDiscoveryScript;
   private final String gpuVendor;
-  private final dev.sparkprune.scoring.model.InputHook.ExpertInputs moeCalibration;
+  private final InputHook.ExpertInputs moeCalibration;
   private final int minExpertTokens;
   private final long scoringTaskBytes;
   private final boolean overwrite;
@@ -120,85 +173,51 @@ public final class PruneOptions implements Serializable {
     this.nsamples = builder.nsamples;
     this.seqlen = builder.seqlen;
     this.seed = builder.seed;
-    this.mode = builder.mode;
+    this.mode = Objects.requireNonNull(builder.mode, "mode is null");
     this.partitions = builder.partitions;
     this.saveStatistics = builder.saveStatistics;
     this.statistics = builder.statistics;
-    this.allocation = builder.allocation;
+    this.allocation = Objects.requireNonNull(builder.allocation, "allocation is null");
     this.minKeep = builder.minKeep;
     this.config = builder.config;
     this.configFingerprint = Objects.requireNonNull(builder.configFingerprint, "configFingerprint is null");
-    this.moeCalibration = Objects.requireNonNull(builder.moeCalibration, "moeCalibration is null");
-    this.minExpertTokens = builder.minExpertTokens;
-    ValidationException.check(minExpertTokens >= 0, "Invalid --min-expert-tokens %d: must be 0 or more", minExpertTokens);
-    this.scoringTaskBytes = builder.scoringTaskBytes;
-    ValidationException.check(scoringTaskBytes > 0, "Invalid --scoring-task-mb: must be positive");
-    ValidationException.check(
-        config == null || allocation == Allocation.UNIFORM, "--config rules set per-layer targets: use them with --allocation uniform");
-    ValidationException.check(minKeep >= 0 && minKeep < 1, "Invalid --min-keep %s: must be in [0, 1)", minKeep);
-    this.wandaGroup = builder.wandaGroup;
-    boolean layerWanda = method == dev.sparkprune.scoring.methods.PruningMethod.WANDA && wandaGroup == dev.sparkprune.scoring.methods.Wanda.Group.MATRIX;
-    ValidationException.check(
-        wandaGroup == dev.sparkprune.scoring.methods.Wanda.Group.ROW || method == dev.sparkprune.scoring.methods.PruningMethod.WANDA,
-        "--group layer is Wanda's per-layer comparison group: use it with --method wanda");
-    boolean global = allocation == Allocation.GLOBAL || allocation == Allocation.LAMP;
-    ValidationException.check(
-        !global || method == dev.sparkprune.scoring.methods.PruningMethod.MAGNITUDE || allocation == Allocation.GLOBAL && layerWanda,
-        "--allocation %s compares scores across layers: use it with --method magnitude (or, for global, --method wanda --group layer)",
-        allocation.name().toLowerCase(Locale.ROOT));
-    ValidationException.check(
-        !(global && layerWanda) || statistics == null && calibration != null,
-        "--allocation global with Wanda scores needs --calib: the scores come from a dense calibration pass");
-    ValidationException.check(
-        !global || !target.isStructured(),
-        "--allocation %s needs an unstructured --sparsity, not a pattern",
-        allocation.name().toLowerCase(Locale.ROOT));
-    ValidationException.check(
-        allocation != Allocation.OWL || method.needsCalibration() && statistics == null,
-        "--allocation owl measures outliers of Wanda scores on calibration text: use it with --calib and a calibrated method");
-    this.refinement = Objects.requireNonNull(builder.refinement, "refinement is null");
-    refinement.checkMethod(method);
-    ValidationException.check(
-        !global || refinement.equals(dev.sparkprune.scoring.methods.Refinement.NONE),
-        "--update and --refine are not supported with --allocation %s yet: use uniform or owl",
-        allocation.name().toLowerCase(Locale.ROOT));
-    ValidationException.check(
-        !refinement.needsCalibration() || calibration != null || statistics != null,
-        "Missing --calib: --update admm and --refine dsnot work from calibration statistics");
     this.owlLambda = builder.owlLambda;
     this.owlM = builder.owlM;
-    ValidationException.check(owlLambda > 0 && owlLambda < 0.5, "Invalid --owl-lambda %s: must be in (0, 0.5)", owlLambda);
-    ValidationException.check(owlM > 0, "Invalid --owl-m %s: must be positive", owlM);
-    ValidationException.check(
-        !saveStatistics || mode == Mode.ONE_SHOT,
-        "--save-stats needs --mode one-shot: sequential statistics depend on how earlier blocks were pruned");
-    ValidationException.check(
-        statistics == null || mode == Mode.ONE_SHOT, "--stats needs --mode one-shot: saved statistics are those of the dense model");
-    ValidationException.check(statistics == null || !saveStatistics, "Give either --stats or --save-stats, not both");
-    ValidationException.check(nsamples > 0, "Invalid --nsamples %d: must be positive", nsamples);
-    ValidationException.check(seqlen >= 2, "Invalid --seqlen %d: must be at least 2", seqlen);
-    ValidationException.check(
-        (long) nsamples * seqlen <= MAX_CALIBRATION_TOKENS,
-        "Invalid --nsamples %d: %d samples x --seqlen %d = %d calibration tokens, over the limit of %d; use fewer or shorter samples",
-        nsamples, nsamples, seqlen, (long) nsamples * seqlen, MAX_CALIBRATION_TOKENS);
-    ValidationException.check(partitions >= 0, "Invalid --partitions %d", partitions);
+    this.wandaGroup = Objects.requireNonNull(builder.wandaGroup, "wandaGroup is null");
+    this.refinement = Objects.requireNonNull(builder.refinement, "refinement is null");
     this.gpusPerTask = builder.gpusPerTask;
     this.gpusPerExecutor = builder.gpusPerExecutor;
     this.gpuDiscoveryScript = builder.gpuDiscoveryScript;
     this.gpuVendor = builder.gpuVendor;
-    ValidationException.check(
-        gpusPerTask == 0 || GpuScheduling.isTaskAmount(gpusPerTask),
-        "Invalid --gpus-per-task %s: use a whole number, or a fraction of at most 0.5 to share a GPU among tasks", gpusPerTask);
-    ValidationException.check(gpusPerExecutor >= 0, "Invalid --gpus-per-executor %d", gpusPerExecutor);
-    ValidationException.check(
-        gpusPerExecutor == 0 || gpusPerExecutor >= gpusPerTask,
-        "Invalid --gpus-per-executor %d: less than --gpus-per-task %s", gpusPerExecutor, gpusPerTask);
-    ValidationException.check(
-        !method.needsCalibration() || calibration != null || statistics != null || config != null,
-        "Missing --calib for --method %s: it scores layers from calibration activations",
-        method.displayName());
+    this.moeCalibration = Objects.requireNonNull(builder.moeCalibration, "moeCalibration is null");
+    this.minExpertTokens = builder.minExpertTokens;
+    this.scoringTaskBytes = builder.scoringTaskBytes;
     // Whether --out may name --model in any spelling is checked against the file system: OutputGuard.
     this.overwrite = builder.overwrite;
+    checkValues(builder.sources);
+    RULES.check(this, builder.sources);
+  }
+
+  /** Each value made in code as its key checks a parsed one. */
+  private void checkValues(Sources sources) {
+    OptionValues.check(PruneKeys.NSAMPLES, nsamples, sources);
+    OptionValues.check(PruneKeys.SEQLEN, seqlen, sources);
+    if (partitions != 0) {
+      OptionValues.check(PruneKeys.PARTITIONS, partitions, sources);
+    }
+    OptionValues.check(PruneKeys.MIN_KEEP, minKeep, sources);
+    OptionValues.check(PruneKeys.OWL_LAMBDA, owlLambda, sources);
+    OptionValues.check(PruneKeys.OWL_M, owlM, sources);
+    OptionValues.check(PruneKeys.MIN_EXPERT_TOKENS, minExpertTokens, sources);
+    ValidationException.check(scoringTaskBytes > 0, "Invalid %s: must be positive", sources.of(PruneKeys.SCORING_TASK_MB));
+    OptionValues.check(PruneKeys.GPUS_PER_TASK, gpusPerTask, sources);
+    if (gpusPerExecutor != 0) {
+      OptionValues.check(PruneKeys.GPUS_PER_EXECUTOR, gpusPerExecutor, sources);
+    }
+  }
+
+  private boolean layerWanda() {
+    return method == PruningMethod.WANDA && wandaGroup == Wanda.Group.MATRIX;
   }
 
   public static Builder builder() {
@@ -267,12 +286,12 @@ public final class PruneOptions implements Serializable {
   }
 
   /** Wanda's comparison group: each output row (the paper's), or the whole layer. */
-  public dev.sparkprune.scoring.methods.Wanda.Group wandaGroup() {
+  public Wanda.Group wandaGroup() {
     return wandaGroup;
   }
 
-  /** DSnoT and the ADMM update after each layer's mask; {@link dev.sparkprune.scoring.methods.Refinement#NONE} by default. */
-  public dev.sparkprune.scoring.methods.Refinement refinement() {
+  /** DSnoT and the ADMM update after each layer's mask; {@link Refinement#NONE} by default. */
+  public Refinement refinement() {
     return refinement;
   }
 
@@ -311,6 +330,16 @@ public final class PruneOptions implements Serializable {
     return overwrite;
   }
 
+  /** The output folder and the inputs it must keep clear of: --model, --calib, --stats, --config. */
+  public OutputRequest output() {
+    java.util.Map<String, String> inputs = new java.util.LinkedHashMap<>();
+    inputs.put("--model", model);
+    calibration().ifPresent(location -> inputs.put("--calib", location));
+    statistics().ifPresent(location -> inputs.put("--stats", location));
+    config().ifPresent(location -> inputs.put("--config", location));
+    return new OutputRequest(out, overwrite, inputs);
+  }
+
   /** Whether to keep the dense statistics under {@code <out>/stats} for later runs. */
   public boolean saveStatistics() {
     return saveStatistics;
@@ -321,17 +350,54 @@ public final class PruneOptions implements Serializable {
     return Optional.ofNullable(statistics);
   }
 
-  /**
-   * Samples per calibration chunk: statistics are folded within a chunk and then chunk by chunk
-   * in order, so results do not depend on how chunks are spread over partitions. At most 16
-   * chunks, which also caps calibration parallelism.
-   */
-  public int chunkSize() {
-    return Math.max(1, (nsamples + 15) / 16);
+  /** Where the calibration windows come from and how many (the chunk rule is {@link CalibrationSource}'s). */
+  public CalibrationSettings calibrationSettings() {
+    return new CalibrationSettings(calibration == null ? "" : calibration, nsamples, seqlen, seed, partitions);
+  }
+
+  /** What the scoring tasks read. */
+  public ScoringSettings scoring() {
+    return new ScoringSettings(wandaGroup, refinement, minExpertTokens, scoringTaskBytes);
+  }
+
+  /** Where the scoring stage's statistics come from and go. */
+  public StatisticsSettings statisticsSettings() {
+    return new StatisticsSettings(mode == Mode.SEQUENTIAL, moeCalibration, statistics == null ? "" : statistics, saveStatistics);
+  }
+
+  /** The settings as report.json's "configuration" lists them, in order; {@code master} is the Spark master the run used. */
+  public Map<String, Object> reportConfiguration(String master) {
+    Map<String, Object> configuration = new LinkedHashMap<>();
+    configuration.put("model", model);
+    configuration.put("out", out);
+    configuration.put("method", method.displayName());
+    configuration.put("target", target.toString());
+    configuration.put("mode", mode.name().toLowerCase(Locale.ROOT));
+    configuration.put("allocation", allocation.id());
+    calibration().ifPresent(location -> configuration.put("calibration", location));
+    configuration.put("nsamples", nsamples);
+    configuration.put("seqlen", seqlen);
+    configuration.put("seed", seed);
+    configuration.put("chunk_size", CalibrationSource.chunkSize(nsamples));
+    configuration.put("master", master);
+    configuration.put("moe_calibration", moeCalibration.name().toLowerCase(Locale.ROOT));
+    configuration.put("min_expert_tokens", minExpertTokens);
+    configuration.put("scoring_task_bytes", scoringTaskBytes);
+    configuration.put("settings_key", settingsKey());
+    if (!refinement.equals(Refinement.NONE)) {
+      configuration.put("refinement", refinement.toString());
+    }
+    return configuration;
+  }
+
+  /** The GPUs the model stages ask for. */
+  public GpuRequest gpus() {
+    return new GpuRequest(gpusPerTask, gpusPerExecutor, gpuDiscoveryScript == null ? "" : gpuDiscoveryScript,
+        gpuVendor == null ? "" : gpuVendor);
   }
 
   /** Which tokens a routed expert's calibration statistics come from: those routed to it, or all. */
-  public dev.sparkprune.scoring.model.InputHook.ExpertInputs moeCalibration() {
+  public InputHook.ExpertInputs moeCalibration() {
     return moeCalibration;
   }
 
@@ -343,16 +409,6 @@ public final class PruneOptions implements Serializable {
   /** The float-weight bytes a scoring task aims at; a larger linear is a task of its own. */
   public long scoringTaskBytes() {
     return scoringTaskBytes;
-  }
-
-  /** "routed" or "all", any case. */
-  public static dev.sparkprune.scoring.model.InputHook.ExpertInputs parseMoeCalibration(String text) {
-    for (dev.sparkprune.scoring.model.InputHook.ExpertInputs value : dev.sparkprune.scoring.model.InputHook.ExpertInputs.values()) {
-      if (value.name().equalsIgnoreCase(text)) {
-        return value;
-      }
-    }
-    throw new ValidationException("Invalid --moe-calibration " + text + ": use routed or all");
   }
 
   /**
@@ -378,10 +434,10 @@ public final class PruneOptions implements Serializable {
         Integer.toString(seqlen),
         Long.toString(seed))
         // MoE settings only when they differ from the defaults, so earlier keys stay valid.
-        + (moeCalibration == dev.sparkprune.scoring.model.InputHook.ExpertInputs.ROUTED && minExpertTokens == MIN_EXPERT_TOKENS_DEFAULT
+        + (moeCalibration == InputHook.ExpertInputs.ROUTED && minExpertTokens == PruneKeys.MIN_EXPERT_TOKENS_DEFAULT
             ? "" : "|moe=" + moeCalibration.name() + "/" + minExpertTokens)
         // Refinement appended only when set, so keys of runs without it stay as they were.
-        + (refinement.equals(dev.sparkprune.scoring.methods.Refinement.NONE) ? "" : "|" + refinement);
+        + (refinement.equals(Refinement.NONE) ? "" : "|" + refinement);
   }
 
   @Override
@@ -403,32 +459,41 @@ public final class PruneOptions implements Serializable {
     private PruningMethod method;
     private SparsityTarget target;
     private String calibration;
-    private int nsamples = NSAMPLES_DEFAULT;
-    private int seqlen = SEQLEN_DEFAULT;
-    private long seed = SEED_DEFAULT;
+    private int nsamples = PruneKeys.NSAMPLES_DEFAULT;
+    private int seqlen = PruneKeys.SEQLEN_DEFAULT;
+    private long seed = PruneKeys.SEED_DEFAULT;
     private Mode mode = Mode.SEQUENTIAL;
     private int partitions;
     private boolean saveStatistics;
     private String statistics;
     private Allocation allocation = Allocation.UNIFORM;
-    private double minKeep = MIN_KEEP_DEFAULT;
+    private double minKeep = PruneKeys.MIN_KEEP_DEFAULT;
     private String config;
     private String configFingerprint = "";
-    private double owlLambda = OWL_LAMBDA_DEFAULT;
-    private double owlM = OWL_M_DEFAULT;
-    private dev.sparkprune.scoring.methods.Wanda.Group wandaGroup = dev.sparkprune.scoring.methods.Wanda.Group.ROW;
-    private dev.sparkprune.scoring.methods.Refinement refinement = dev.sparkprune.scoring.methods.Refinement.NONE;
+    private double owlLambda = PruneKeys.OWL_LAMBDA_DEFAULT;
+    private double owlM = PruneKeys.OWL_M_DEFAULT;
+    private Wanda.Group wandaGroup = Wanda.Group.ROW;
+    private Refinement refinement = Refinement.NONE;
     private double gpusPerTask;
     private int gpusPerExecutor;
     private String gpuDiscoveryScript;
     private String gpuVendor;
-    private dev.sparkprune.scoring.model.InputHook.ExpertInputs moeCalibration = dev.sparkprune.scoring.model.InputHook.ExpertInputs.ROUTED;
-    private int minExpertTokens = MIN_EXPERT_TOKENS_DEFAULT;
+    private InputHook.ExpertInputs moeCalibration = InputHook.ExpertInputs.ROUTED;
+    private int minExpertTokens = PruneKeys.MIN_EXPERT_TOKENS_DEFAULT;
     private long scoringTaskBytes = SCORING_TASK_BYTES_DEFAULT;
+
+    /** How messages name each key: by option, unless the resolver says a value came from the conf. */
+    private Sources sources = Sources.OPTIONS;
 
     private Builder() {}
 
-    public Builder moeCalibration(dev.sparkprune.scoring.model.InputHook.ExpertInputs value) {
+    /** Where the values came from, for the messages of the checks (the resolver's {@link OptionValues}). */
+    public Builder sources(Sources value) {
+      this.sources = Objects.requireNonNull(value, "sources is null");
+      return this;
+    }
+
+    public Builder moeCalibration(InputHook.ExpertInputs value) {
       this.moeCalibration = value;
       return this;
     }
@@ -470,12 +535,12 @@ public final class PruneOptions implements Serializable {
       return this;
     }
 
-    public Builder wandaGroup(dev.sparkprune.scoring.methods.Wanda.Group value) {
+    public Builder wandaGroup(Wanda.Group value) {
       this.wandaGroup = value;
       return this;
     }
 
-    public Builder refinement(dev.sparkprune.scoring.methods.Refinement value) {
+    public Builder refinement(Refinement value) {
       this.refinement = value;
       return this;
     }

@@ -53,7 +53,7 @@ final class ShrinkFunctions {
       if (chunks.isEmpty()) {
         return out.iterator();
       }
-      context.faultPoint("statistics");
+      context.probe("statistics");
       ModelArchive archive = context.archive();
       try (DecoderModel model = context.openModel(context.backend().backend())) {
         for (ChunkSummary summary : StructureCalibration.run(model, ModelShape.of(archive.config()), chunks, maxSpan)) {
@@ -84,7 +84,7 @@ final class ShrinkFunctions {
       String target = io.resolve(directory, shard);
       io.delete(target);
       try (OutputStream out = new BufferedOutputStream(io.newOutputFile(target).create(), 1 << 20)) {
-        context.faultPoint("write");
+        context.probe("write");
         new ShrunkArchive(context.archive(), plan).writeShard(shard, out);
       }
       return io.newInputFile(target).length();

@@ -1,13 +1,11 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
-import dev.sparkprune.jobs.prune.output.OutputGuard;
-import dev.sparkprune.jobs.prune.PruneJob;
-import dev.sparkprune.jobs.prune.output.Publisher;
-import dev.sparkprune.jobs.spark.SerializableConfiguration;
-import dev.sparkprune.jobs.spark.FaultInjection;
-import dev.sparkprune.jobs.spark.JobContext;
-import dev.sparkprune.jobs.spark.JobGroups;
+import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.output.OutputGuard;
+import dev.sparkprune.jobs.output.Publisher;
+import dev.sparkprune.jobs.spark.JobStages;
+import dev.sparkprune.jobs.spark.ProgressLog;
+import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
@@ -23,14 +21,10 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.UUID;
+import java.util.Optional;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.SparkSession;
 import scala.Tuple2;
 
@@ -38,22 +32,21 @@ import scala.Tuple2;
  * The shrink job's driver: checks the request against the config, samples calibration windows,
  * gathers small per-chunk summaries from the executors (depth scores, channel and head
  * statistics, expert saliency, weight norms), chooses what to remove, has one task per shard
- * write the shrunk archive, optionally prunes it with the prune job, and publishes atomically.
- * No weight or hidden state passes through the driver.
+ * write the shrunk archive, and publishes atomically. No weight or hidden state passes through
+ * the driver. {@code --then-prune} runs these stages and then the prune job in one run
+ * (ShrinkThenPrune, above both jobs).
  *
- * <p>Outputs under --out: {@code model/} (the shrunk, or shrunk then pruned, archive),
- * {@code report.json}, and with --then-prune {@code masks/} and {@code prune-report.json}.
+ * <p>Outputs under --out: {@code model/} (the shrunk archive) and {@code report.json}.
  */
 public final class ShrinkJob {
   private final SparkSession spark;
   private final ShrinkOptions options;
-  private final PrintStream progress;
-  private final long start = System.nanoTime();
+  private final ProgressLog log;
 
   public ShrinkJob(SparkSession spark, ShrinkOptions options, PrintStream progress) {
     this.spark = spark;
     this.options = options;
-    this.progress = progress;
+    this.log = new ProgressLog(progress, "shrink");
   }
 
   /** The opened and checked inputs of a run: {@link #check} makes them once, before Spark starts. */
@@ -65,7 +58,7 @@ public final class ShrinkJob {
     ModelArchive archive = ModelArchive.open(io, options.model());
     ModelShape shape = ModelShape.of(archive.config());
     options.settings().checkAgainst(shape);
-    OutputGuard.check(conf, options.asPruneOptions(options.model(), options.out(), options.overwrite()));
+    OutputGuard.check(conf, options.output());
     int maxPositions = Models.maxPositions(archive.config(), shape.modelType());
     ValidationException.check(
         options.seqlen() <= maxPositions,
@@ -82,63 +75,73 @@ public final class ShrinkJob {
 
   /** Runs on inputs already opened and checked: the CLI checks them before it starts Spark. */
   public ShrinkReport run(Inputs inputs) throws IOException {
-    Configuration conf = spark.sparkContext().hadoopConfiguration();
-    HadoopFileIO io = new HadoopFileIO(conf);
-    ModelArchive archive = inputs.archive();
-    ModelShape shape = inputs.shape();
-    Tokenizer tokenizer = inputs.tokenizer();
-    int[][] samples = CalibrationSamples.sample(io, options.calibration(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
-
-    String runId = UUID.randomUUID().toString().substring(0, 8);
-    String jobGroup = "sparkprune-shrink-" + runId;
-    spark.sparkContext().setJobGroup(jobGroup, "sparkprune shrink " + options.model(), false);
-    Publisher publisher = Publisher.prepare(conf, options.out(), runId, options.overwrite());
-    try {
-      JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
-      Broadcast<SerializableConfiguration> confBroadcast = jsc.broadcast(new SerializableConfiguration(conf));
-      JobContext source = new JobContext(
-          archive.location(), publisher.staging(), confBroadcast, spark.sparkContext().conf().getInt("spark.task.cpus", 1),
-          FaultInjection.parse(spark.conf()));
-
-      ShrinkDecision decision = decide(jsc, source, shape, samples);
-      double calibrated = seconds();
-      ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
-      ShrinkReport report = new ShrinkReport(options, decision, archive.totalParameters(), shrunk.parameters());
-      report.stage("statistics", calibrated);
-      log("decided: drop blocks %s, keep %d MLP channels, %d of %d KV groups, %d experts per block (%.1f s)",
-          decision.droppedBlocks(), decision.plan().intermediate(), decision.plan().kvHeads(), shape.kvHeads(), decision.plan().experts(),
-          calibrated);
-
-      String staging = publisher.staging();
-      String shrunkDirectory = io.resolve(staging, options.thenPrune().isEmpty() ? "model" : "shrunk");
-      writeArchive(jsc, io, source, shrunk, shrunkDirectory);
-      report.stage("write", seconds());
-      log("wrote the shrunk archive: %,d -> %,d parameters in %d shard(s) (%.1f s)",
-          archive.totalParameters(), shrunk.parameters(), shrunk.shards().size(), seconds());
-      if (!options.thenPrune().isEmpty()) {
-        thenPrune(conf, io, staging, shrunkDirectory);
-        report.stage("then_prune", seconds());
-      }
-      report.stage("total", seconds());
-      report.write(io, io.resolve(staging, "report.json"));
-      publisher.publish();
-      log("published %s", publisher.out());
-      return report;
-    } catch (Throwable e) {
-      JobGroups.cancelAndAwait(spark.sparkContext(), jobGroup);
-      publisher.abort();
-      throw e;
+    if (!options.thenPrune().isEmpty()) {
+      throw new IllegalStateException("Cannot prune in the shrink job: --then-prune runs through workflow.ShrinkThenPrune");
     }
+    Configuration conf = spark.sparkContext().hadoopConfiguration();
+    CalibrationSource calibration = sample(inputs);
+    return StagedRun.start(spark, "shrink", options.model()).publish(Publisher.preparer(conf, options.output()), log,
+        run -> finish(run, shrinkInto(run, inputs, calibration, "model")));
   }
 
-  /** Summaries from the executors, folded in chunk order on the driver, and the choice made from them. */
-  private ShrinkDecision decide(JavaSparkContext jsc, JobContext source, ModelShape shape, int[][] samples)
-      throws IOException {
-    List<Tuple2<Integer, int[][]>> chunks = CalibrationSamples.chunks(samples, options.chunkSize());
-    int partitions = Math.min(chunks.size(), options.partitions() > 0 ? options.partitions() : jsc.defaultParallelism());
-    log("calibration: %d samples x %d tokens in %d chunks on %d partitions", samples.length, options.seqlen(), chunks.size(), partitions);
+  /** The run's progress log ("[shrink  12.3s] ..."). */
+  public ProgressLog log() {
+    return log;
+  }
+
+  /** The calibration windows, sampled on the driver before the run starts. */
+  public CalibrationSource sample(Inputs inputs) throws IOException {
+    return CalibrationSource.sample(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options.calibrationSettings(),
+        inputs.tokenizer());
+  }
+
+  /**
+   * The shrink stages inside a run: statistics from the executors, the decision, and the shrunk
+   * archive written by one task per shard into {@code folder} of the staging folder.
+   */
+  public ShrinkReport shrinkInto(StagedRun run, Inputs inputs, CalibrationSource calibration, String folder) throws IOException {
+    HadoopFileIO io = new HadoopFileIO(spark.sparkContext().hadoopConfiguration());
+    ModelArchive archive = inputs.archive();
+    JobStages stages = run.stages(archive.location(), Optional.empty());
+
+    ShrinkDecision decision = decide(stages, inputs.shape(), calibration);
+    double calibrated = log.seconds();
+    ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
+    ShrinkReport report = new ShrinkReport(options, decision, archive.totalParameters(), shrunk.parameters());
+    report.stage("statistics", calibrated);
+    log.line("decided: drop blocks %s, keep %d MLP channels, %d of %d KV groups, %d experts per block (%.1f s)",
+        decision.droppedBlocks(), decision.plan().intermediate(), decision.plan().kvHeads(), inputs.shape().kvHeads(),
+        decision.plan().experts(), calibrated);
+
+    writeArchive(stages, io, shrunk, io.resolve(run.staging(), folder));
+    report.stage("write", log.seconds());
+    log.line("wrote the shrunk archive: %,d -> %,d parameters in %d shard(s) (%.1f s)",
+        archive.totalParameters(), shrunk.parameters(), shrunk.shards().size(), log.seconds());
+    return report;
+  }
+
+  /** The run's last step before publishing: the total time, and report.json in the staging folder. */
+  public ShrinkReport finish(StagedRun run, ShrinkReport report) throws IOException {
+    HadoopFileIO io = new HadoopFileIO(spark.sparkContext().hadoopConfiguration());
+    report.stage("total", log.seconds());
+    report.write(io, io.resolve(run.staging(), "report.json"));
+    return report;
+  }
+
+  /**
+   * Summaries from the executors, folded in chunk order on the driver, and the choice made from
+   * them. The chunks are the calibration source's, as prune's; each partition runs its chunks
+   * through the dense model block-major (StructureCalibration), not through the calibration
+   * pass: the depth scores compare a chunk's input at block l with its input at block l + n,
+   * and the summaries fold in chunk order (see ARCHITECTURE.md).
+   */
+  private ShrinkDecision decide(JobStages stages, ModelShape shape, CalibrationSource calibration) throws IOException {
+    JavaSparkContext jsc = stages.jsc();
+    List<Tuple2<Integer, int[][]>> chunks = calibration.chunks();
+    int partitions = calibration.partitions(jsc);
+    calibration.logChunks(log, chunks.size(), partitions);
     List<byte[]> collected = jsc.parallelize(chunks, partitions)
-        .mapPartitions(new ShrinkFunctions.CollectSummaries(source, options.settings().maxSpan()))
+        .mapPartitions(new ShrinkFunctions.CollectSummaries(stages.context(), options.settings().maxSpan()))
         .collect();
     List<ChunkSummary> summaries = new ArrayList<>();
     for (byte[] bytes : collected) {
@@ -148,44 +151,13 @@ public final class ShrinkJob {
   }
 
   /** One task per output shard; config, index and tokenizer files from the driver (small). */
-  private void writeArchive(
-      JavaSparkContext jsc, HadoopFileIO io, JobContext source, ShrunkArchive shrunk, String directory)
-      throws IOException {
+  private static void writeArchive(JobStages stages, HadoopFileIO io, ShrunkArchive shrunk, String directory) throws IOException {
     List<String> shards = shrunk.shards();
-    jsc.parallelize(shards, shards.size()).map(new ShrinkFunctions.WriteShard(source, shrunk.plan(), directory)).collect();
+    stages.jsc().parallelize(shards, shards.size()).map(new ShrinkFunctions.WriteShard(stages.context(), shrunk.plan(), directory)).collect();
     for (Map.Entry<String, byte[]> file : shrunk.smallFiles().entrySet()) {
       try (OutputStream out = io.newOutputFile(io.resolve(directory, file.getKey())).create()) {
         out.write(file.getValue());
       }
     }
-  }
-
-  /**
-   * Runs the prune job on the staged shrunk archive, into a staged folder of its own, then moves
-   * its model, masks and report into this run's staging folder.
-   */
-  private void thenPrune(Configuration conf, HadoopFileIO io, String staging, String shrunkDirectory) throws IOException {
-    String prunedOut = io.resolve(staging, "pruned");
-    new PruneJob(spark, options.asPruneOptions(shrunkDirectory, prunedOut, false), progress).run();
-    FileSystem fs = new Path(staging).getFileSystem(conf);
-    rename(fs, new Path(prunedOut, "model"), new Path(staging, "model"));
-    rename(fs, new Path(prunedOut, "masks"), new Path(staging, "masks"));
-    rename(fs, new Path(prunedOut, "report.json"), new Path(staging, "prune-report.json"));
-    fs.delete(new Path(prunedOut), true);
-    fs.delete(new Path(shrunkDirectory), true);
-  }
-
-  private static void rename(FileSystem fs, Path from, Path to) throws IOException {
-    if (!fs.rename(from, to)) {
-      throw new IOException("Cannot move " + from + " to " + to + " in the staging folder");
-    }
-  }
-
-  private double seconds() {
-    return (System.nanoTime() - start) / 1e9;
-  }
-
-  private void log(String format, Object... args) {
-    progress.printf(Locale.ROOT, "[shrink %6.1fs] %s%n", seconds(), String.format(Locale.ROOT, format, args));
   }
 }

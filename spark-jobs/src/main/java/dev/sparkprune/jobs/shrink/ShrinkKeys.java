@@ -1,68 +1,75 @@
 package dev.sparkprune.jobs.shrink;
 
+import static java.util.Map.entry;
+
+import dev.sparkprune.jobs.options.CommonKeys;
 import dev.sparkprune.jobs.options.OptionKey;
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.options.Parsers;
+import dev.sparkprune.scoring.structure.ExpertSaliency;
+import dev.sparkprune.scoring.structure.KeepCounts;
+import dev.sparkprune.scoring.structure.ShrinkSettings;
 import java.util.List;
 
 /**
- * Every setting of {@code sparkprune shrink}, with its default and one-line help; the CLI's
- * options and help are generated from {@link #ALL}. Inputs, calibration and --then-prune's
- * target reuse the prune job's keys.
+ * Every setting of {@code sparkprune shrink}, typed, with its checks, default and one-line help;
+ * the CLI's options and help are generated from {@link #ALL} and {@link ShrinkOptionsResolver}
+ * reads them. Calibration, --then-prune's target and --overwrite are the {@link CommonKeys}.
  */
 public final class ShrinkKeys {
-  public static final OptionKey MODEL = required("model", "URI", "Model archive to shrink (local path or Hadoop URI).");
-  public static final OptionKey OUT = required("out", "URI", "Output folder: model/ (the smaller archive), report.json.");
-  public static final OptionKey CALIB = required("calib", "URI", "Calibration text, or pre-tokenized input_ids rows (JSONL, Parquet).");
+  public static final OptionKey<String> MODEL = OptionKey.builder("model", Parsers.TEXT).label("URI").required()
+      .description("Model archive to shrink (local path or Hadoop URI).").build();
+  public static final OptionKey<String> OUT = OptionKey.builder("out", Parsers.TEXT).label("URI").required()
+      .description("Output folder: model/ (the smaller archive), report.json.").build();
+  public static final OptionKey<String> CALIB = OptionKey.builder("calib", Parsers.TEXT).label("URI").required()
+      .description("Calibration text, or pre-tokenized input_ids rows (JSONL, Parquet).").build();
 
   /** Blocks to drop; exclusive with {@link #DROP_LAYERS_FRACTION}. */
-  public static final OptionKey DROP_LAYERS = value("drop-layers", "N", "0", "Decoder blocks to remove (never the last).");
+  public static final OptionKey<Integer> DROP_LAYERS = OptionKey.builder("drop-layers", Parsers.INTEGER).label("N").defaultValue(0)
+      .check(Parsers.atLeast(0, "must be 0 or more")).description("Decoder blocks to remove (never the last).").build();
 
   /** A fraction of the blocks to drop, rounded, at least one. */
-  public static final OptionKey DROP_LAYERS_FRACTION = value("drop-layers-fraction", "F", "", "Fraction of the blocks to remove.");
-
-  public static final String LAYER_METRIC_DEFAULT = "angular";
+  public static final OptionKey<Double> DROP_LAYERS_FRACTION = OptionKey.builder("drop-layers-fraction", Parsers.NUMBER).label("F")
+      .check(fraction -> KeepCounts.checkFraction("fraction of blocks to drop", fraction))
+      .description("Fraction of the blocks to remove.").build();
 
   /** How blocks to drop are chosen. */
-  public static final OptionKey LAYER_METRIC = value(
-      "layer-metric", "M", LAYER_METRIC_DEFAULT,
-      "angular (the contiguous run of least input-to-input angular distance) or block-influence (ShortGPT).");
+  public static final OptionKey<ShrinkSettings.LayerMetric> LAYER_METRIC = OptionKey.builder("layer-metric", ShrinkSettings.LayerMetric::parse)
+      .label("M").defaultValue("angular")
+      .description("angular (the contiguous run of least input-to-input angular distance) or block-influence (ShortGPT).").build();
 
   /** Fraction of each dense block's MLP channels kept (rounded to a multiple of 8). */
-  public static final OptionKey MLP_KEEP = value("mlp-keep", "F", "1", "Fraction of MLP intermediate channels kept per block.");
+  public static final OptionKey<Double> MLP_KEEP = OptionKey.builder("mlp-keep", Parsers.NUMBER).label("F").defaultValue("1")
+      .check(fraction -> KeepCounts.checkFraction("MLP keep fraction", fraction))
+      .description("Fraction of MLP intermediate channels kept per block.").build();
 
   /** Fraction of KV groups kept (whole groups under GQA). */
-  public static final OptionKey HEADS_KEEP = value("heads-keep", "F", "1", "Fraction of attention heads kept, in whole KV groups.");
-
-  public static final String WIDTH_METRIC_DEFAULT = "activation";
+  public static final OptionKey<Double> HEADS_KEEP = OptionKey.builder("heads-keep", Parsers.NUMBER).label("F").defaultValue("1")
+      .check(fraction -> KeepCounts.checkFraction("heads keep fraction", fraction))
+      .description("Fraction of attention heads kept, in whole KV groups.").build();
 
   /** How channels and KV groups are scored. */
-  public static final OptionKey WIDTH_METRIC = value(
-      "width-metric", "M", WIDTH_METRIC_DEFAULT, "activation (||X_j|| x ||W[:, j]||) or weight-norm (no activations).");
+  public static final OptionKey<ShrinkSettings.WidthMetric> WIDTH_METRIC = OptionKey.builder("width-metric", ShrinkSettings.WidthMetric::parse)
+      .label("M").defaultValue("activation").description("activation (||X_j|| x ||W[:, j]||) or weight-norm (no activations).").build();
 
   /** Fraction of routed experts kept per sparse block. */
-  public static final OptionKey EXPERTS_KEEP = value("experts-keep", "F", "1", "Fraction of routed experts kept per MoE block.");
-
-  public static final String EXPERT_METRIC_DEFAULT = "reap";
+  public static final OptionKey<Double> EXPERTS_KEEP = OptionKey.builder("experts-keep", Parsers.NUMBER).label("F").defaultValue("1")
+      .check(fraction -> KeepCounts.checkFraction("experts keep fraction", fraction))
+      .description("Fraction of routed experts kept per MoE block.").build();
 
   /** How experts are scored. */
-  public static final OptionKey EXPERT_METRIC = value("expert-metric", "M", EXPERT_METRIC_DEFAULT, "reap or frequency.");
+  public static final OptionKey<ExpertSaliency.Metric> EXPERT_METRIC = OptionKey.builder("expert-metric", ShrinkSettings::parseExpertMetric)
+      .label("M").defaultValue("reap").description("reap or frequency.").build();
 
   /** Unstructured or N:M pruning of the shrunk model in the same run. */
-  public static final OptionKey THEN_PRUNE = value("then-prune", "M", "", "Then prune the shrunk model: wanda or sparsegpt.");
+  public static final OptionKey<String> THEN_PRUNE = OptionKey.builder("then-prune",
+          Parsers.oneOf(entry("wanda", "wanda"), entry("sparsegpt", "sparsegpt")))
+      .label("M").description("Then prune the shrunk model: wanda or sparsegpt.").build();
 
   /** Everything the command takes, in help order. */
-  public static final List<OptionKey> ALL = List.of(
-      MODEL, OUT, CALIB, PruneKeys.NSAMPLES, PruneKeys.SEQLEN, PruneKeys.SEED, DROP_LAYERS, DROP_LAYERS_FRACTION, LAYER_METRIC, MLP_KEEP,
-      HEADS_KEEP, WIDTH_METRIC, EXPERTS_KEEP, EXPERT_METRIC, THEN_PRUNE, PruneKeys.SPARSITY, PruneKeys.PATTERN, PruneKeys.PARTITIONS,
-      PruneKeys.OVERWRITE);
+  public static final List<OptionKey<?>> ALL = List.of(
+      MODEL, OUT, CALIB, CommonKeys.NSAMPLES, CommonKeys.SEQLEN, CommonKeys.SEED, DROP_LAYERS, DROP_LAYERS_FRACTION, LAYER_METRIC, MLP_KEEP,
+      HEADS_KEEP, WIDTH_METRIC, EXPERTS_KEEP, EXPERT_METRIC, THEN_PRUNE, CommonKeys.SPARSITY, CommonKeys.PATTERN, CommonKeys.PARTITIONS,
+      CommonKeys.OVERWRITE);
 
   private ShrinkKeys() {}
-
-  private static OptionKey required(String name, String label, String description) {
-    return new OptionKey(name, label, "", description, OptionKey.Kind.REQUIRED, false);
-  }
-
-  private static OptionKey value(String name, String label, String defaultText, String description) {
-    return new OptionKey(name, label, defaultText, description, OptionKey.Kind.VALUE, false);
-  }
 }

@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
+import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.structure.ShrinkSettings;
@@ -27,24 +28,16 @@ public record ShrinkOptions(
     return thenPrune.isEmpty() ? Optional.empty() : Optional.of(PruningMethod.parse(thenPrune));
   }
 
-  /** As prune options: for the output checks (the model and --calib are inputs) and for --then-prune. */
-  PruneOptions asPruneOptions(String modelLocation, String outLocation, boolean overwriteOut) {
-    return PruneOptions.builder()
-        .model(modelLocation)
-        .out(outLocation)
-        .method(thenPruneMethod().orElse(PruningMethod.WANDA))
-        .target(thenTarget)
-        .calibration(calibration)
-        .nsamples(nsamples)
-        .seqlen(seqlen)
-        .seed(seed)
-        .partitions(partitions)
-        .overwrite(overwriteOut)
-        .build();
+  /** The output folder and the inputs it must keep clear of: --model and --calib. */
+  public OutputRequest output() {
+    java.util.Map<String, String> inputs = new java.util.LinkedHashMap<>();
+    inputs.put("--model", model);
+    inputs.put("--calib", calibration);
+    return new OutputRequest(out, overwrite, inputs);
   }
 
-  /** Calibration samples per chunk, as the prune job splits them (at most 16 chunks). */
-  int chunkSize() {
-    return (nsamples + 15) / 16;
+  /** Where the calibration windows come from and how many (chunked as every job chunks them: CalibrationSource). */
+  public CalibrationSettings calibrationSettings() {
+    return new CalibrationSettings(calibration, nsamples, seqlen, seed, partitions);
   }
 }

@@ -91,7 +91,7 @@ public final class ShrinkReport {
     }
   }
 
-  void stage(String name, double seconds) {
+  public void stage(String name, double seconds) {
     ObjectNode stages = root.has("seconds") ? (ObjectNode) root.get("seconds") : root.putObject("seconds");
     stages.put(name, Math.round(seconds * 1000) / 1000.0);
   }

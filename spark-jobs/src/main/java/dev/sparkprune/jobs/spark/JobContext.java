@@ -21,8 +21,8 @@ import org.apache.spark.resource.ResourceInformation;
 /**
  * What every executor function of a job shares: the model's location, the run's staging
  * folder (unique per run, so it also keys executor caches), the Hadoop configuration as a
- * broadcast, BLAS threads per task and the test-only faults. Small and serializable; tasks
- * open the archive themselves (headers only).
+ * broadcast, BLAS threads per task and the run's fault probe (a no-op outside tests). Small and
+ * serializable; tasks open the archive themselves (headers only).
  */
 public final class JobContext implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -32,14 +32,14 @@ public final class JobContext implements Serializable {
   private final String staging;
   private final Broadcast<SerializableConfiguration> conf;
   private final int threads;
-  private final FaultInjection faults;
+  private final FaultProbe probe;
 
-  public JobContext(String model, String staging, Broadcast<SerializableConfiguration> conf, int threads, FaultInjection faults) {
+  public JobContext(String model, String staging, Broadcast<SerializableConfiguration> conf, int threads, FaultProbe probe) {
     this.model = Objects.requireNonNull(model, "model is null");
     this.staging = Objects.requireNonNull(staging, "staging is null");
     this.conf = Objects.requireNonNull(conf, "conf is null");
     this.threads = threads;
-    this.faults = Objects.requireNonNull(faults, "faults is null");
+    this.probe = Objects.requireNonNull(probe, "probe is null");
   }
 
   public String model() {
@@ -55,13 +55,13 @@ public final class JobContext implements Serializable {
     return threads;
   }
 
-  public FaultInjection faults() {
-    return faults;
+  public FaultProbe probe() {
+    return probe;
   }
 
-  /** A point of a task of this kind where a test may inject a fault (see {@link FaultInjection}). */
-  public void faultPoint(String kind) {
-    faults.at(kind);
+  /** A named point of a task of this kind, where a test's probe may inject a fault ({@link FaultProbe}). */
+  public void probe(String point) {
+    probe.at(point);
   }
 
   public HadoopFileIO io() {

@@ -1,6 +1,5 @@
 package dev.sparkprune.jobs.spark;
 
-import dev.sparkprune.jobs.prune.SparkpruneKryoRegistrator;
 import dev.sparkprune.tensorio.ValidationException;
 import java.util.regex.Pattern;
 import org.apache.hadoop.conf.Configuration;

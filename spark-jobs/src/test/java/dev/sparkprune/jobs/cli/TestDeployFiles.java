@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import dev.sparkprune.jobs.options.PruneKeys;
-import dev.sparkprune.jobs.options.FixedInputs;
+import dev.sparkprune.jobs.prune.PruneKeys;
+import dev.sparkprune.jobs.prune.FixedInputs;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -114,7 +114,7 @@ class TestDeployFiles {
     assertThat(ROOT.resolve("conf").resolve(script.substring("/opt/sparkprune/conf/".length()))).isExecutable();
     assertThat(spec.get("sparkConf").get("spark.executor.resource.gpu.vendor").asText()).isEqualTo("nvidia.com");
     assertThat(spec.get("sparkConf").get("spark.kryo.registrator").asText())
-        .isEqualTo(dev.sparkprune.jobs.prune.SparkpruneKryoRegistrator.class.getName());
+        .isEqualTo(dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator.class.getName());
   }
 
   @Test

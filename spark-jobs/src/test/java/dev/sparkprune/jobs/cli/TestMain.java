@@ -189,7 +189,7 @@ class TestMain {
     assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "magnitude", "--update", "admm"),
         "Missing --calib: --update admm and --refine dsnot work from calibration statistics");
     assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "sparsegpt", "--calib", "c", "--refine", "dsnot"),
-        "--refine dsnot refines a Wanda or RIA mask: use it with --method wanda or ria, not sparsegpt");
+        "Cannot combine --method, --update and --refine: DSnoT refines a Wanda or RIA mask: use it with the wanda or ria method, not sparsegpt");
     assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "wanda", "--calib", "c", "--update", "admm",
         "--admm-iterations", "10", "--admm-gradual-steps", "12"), "Invalid ADMM gradual steps 12: must be in [1, iterations = 10]");
     assertOneLineError(run("prune", "--model", model, "--out", out, "--method", "wanda", "--calib", "c", "--refine", "dsnot",
@@ -204,9 +204,10 @@ class TestMain {
     String model = SharedData.stories260K().toString();
     Path out = dir.resolve("pruned");
     assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "wanda"), "Missing --calib for --method wanda");
-    assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "obs"), "Unknown pruning method 'obs'");
+    assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "obs"),
+        "Invalid --method obs: use magnitude, wanda, sparsegpt or ria");
     assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--sparsity", "1.2"),
-        "Invalid sparsity 1.2: must be in [0, 1)");
+        "Invalid --sparsity 1.2: must be in [0, 1)");
     assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--pattern", "0.5"),
         "Invalid --pattern 0.5");
     // Spark local mode has no task GPU resources: a GPU stage would wait forever.
@@ -216,7 +217,7 @@ class TestMain {
         "Invalid --gpus-per-task 0.7: use a whole number, or a fraction of at most 0.5");
 
     // A NaN inside a weight is found by the scoring task on an executor; it still reads as one line.
-    Path poisoned = TestConsoleErrors.poisonedStories260K(dir);
+    Path poisoned = ConsoleErrorsIT.poisonedStories260K(dir);
     Result nan = run("prune", "--model", poisoned.toString(), "--out", out.toString(), "--method", "magnitude");
     assertOneLineError(nan, "Cannot prune layer model.layers.2.mlp.up_proj.weight: weight [3, 5] is NaN");
     assertThat(out).doesNotExist();

@@ -40,20 +40,27 @@ class TestShrinkCommand {
   @Test
   void refusesRequestsThatRemoveEverything() {
     assertRefused(args("--drop-layers", "5"),
-        "Cannot drop 5 of 5 blocks (--drop-layers): that removes every block; the last block is always kept, so drop at most 4");
+        "Cannot drop 5 of 5 blocks: that removes every block; the last block is always kept, so drop at most 4");
     assertRefused(args("--drop-layers-fraction", "1"),
-        "Cannot drop 5 of 5 blocks (--drop-layers-fraction 1.0): that removes every block; the last block is always kept");
+        "Cannot drop 5 of 5 blocks (a fraction of 1.0): that removes every block; the last block is always kept");
   }
 
   @Test
   void refusesFractionsOutsideTheUnitInterval() {
-    assertRefused(args("--mlp-keep", "1.5"), "Invalid --mlp-keep: 1.5; give a fraction in (0, 1] of the structures to keep");
-    assertRefused(args("--heads-keep", "0"), "Invalid --heads-keep: 0.0; give a fraction in (0, 1] of the structures to keep");
+    assertRefused(args("--mlp-keep", "1.5"), "Invalid --mlp-keep 1.5: give a fraction in (0, 1] of the structures to keep");
+    assertRefused(args("--heads-keep", "0"), "Invalid --heads-keep 0: give a fraction in (0, 1] of the structures to keep");
+  }
+
+  @Test
+  void refusesARequestThatRemovesNothing() {
+    assertRefused(args(), "Cannot shrink: nothing to remove; give --drop-layers, --mlp-keep, --heads-keep or --experts-keep");
+    assertRefused(args("--drop-layers", "1", "--drop-layers-fraction", "0.2"), "Give either --drop-layers or --drop-layers-fraction, not both");
+    assertRefused(args("--mlp-keep", "0.5", "--sparsity", "0.5"), "Cannot use --sparsity or --pattern without --then-prune wanda|sparsegpt");
   }
 
   @Test
   void refusesExpertsOnADenseModel() {
-    assertRefused(args("--experts-keep", "0.5"), "Cannot use --experts-keep on llama: model_type llama has no experts");
+    assertRefused(args("--experts-keep", "0.5"), "Cannot remove experts of llama: model_type llama has no experts");
   }
 
   @Test

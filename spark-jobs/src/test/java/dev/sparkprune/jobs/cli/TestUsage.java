@@ -3,7 +3,7 @@ package dev.sparkprune.jobs.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.jobs.options.OptionKey;
-import dev.sparkprune.jobs.options.PruneKeys;
+import dev.sparkprune.jobs.prune.PruneKeys;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;

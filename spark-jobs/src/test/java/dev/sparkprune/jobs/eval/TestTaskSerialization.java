@@ -3,7 +3,7 @@ package dev.sparkprune.jobs.eval;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.jobs.spark.SerializableConfiguration;
-import dev.sparkprune.jobs.prune.SparkpruneKryoRegistrator;
+import dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator;
 import java.nio.ByteBuffer;
 import java.util.List;
 import org.apache.hadoop.conf.Configuration;

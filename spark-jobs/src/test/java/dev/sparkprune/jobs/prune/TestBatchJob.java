@@ -139,7 +139,7 @@ class TestBatchJob extends SparkTestBase {
     HadoopFileIO io = new HadoopFileIO(new org.apache.hadoop.conf.Configuration());
     String stories = SharedData.stories260K().toString();
     Tokenizer tokenizer = TokenizerLoader.load(ModelArchive.open(io, stories));
-    int[][] rows = dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), tokenizer, 6, 128, 5);
+    int[][] rows = dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), tokenizer, 6, 128, 5);
     List<Row> records = new java.util.ArrayList<>();
     for (int[] row : rows) {
       records.add(org.apache.spark.sql.RowFactory.create((Object) java.util.Arrays.stream(row).boxed().toArray(Integer[]::new)));

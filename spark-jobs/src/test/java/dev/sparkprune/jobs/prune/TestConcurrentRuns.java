@@ -1,7 +1,7 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.prune.output.OutputMarker;
-import dev.sparkprune.jobs.prune.output.Publisher;
+import dev.sparkprune.jobs.output.OutputMarker;
+import dev.sparkprune.jobs.output.Publisher;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.sparkprune.jobs.SparkTestBase;

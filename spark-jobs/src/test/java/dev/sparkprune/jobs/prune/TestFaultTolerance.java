@@ -1,5 +1,8 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.FaultInjection;
+import dev.sparkprune.jobs.spark.FaultProbe;
+import dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator;
 import dev.sparkprune.jobs.prune.output.PruneReport;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -71,11 +74,13 @@ class TestFaultTolerance {
       for (List<String> kinds : List.of(KINDS.stream().filter(kind -> !kind.equals("masks")).toList(), List.of("masks"))) {
         failed.byKind.clear();
         Path retried = dir.resolve("retried-" + String.join("-", kinds));
-        spark.conf().set(dev.sparkprune.jobs.spark.FaultInjection.FAIL_FIRST_ATTEMPT, String.join(",", kinds));
+        spark.conf().set(FaultProbe.CLASS_KEY, FaultInjection.class.getName());
+        spark.conf().set(FaultInjection.FAIL_FIRST_ATTEMPT, String.join(",", kinds));
         try {
           run(retried);
         } finally {
-          spark.conf().unset(dev.sparkprune.jobs.spark.FaultInjection.FAIL_FIRST_ATTEMPT);
+          spark.conf().unset(FaultInjection.FAIL_FIRST_ATTEMPT);
+          spark.conf().unset(FaultProbe.CLASS_KEY);
         }
         spark.sparkContext().listenerBus().waitUntilEmpty();
         // Every kind failed at least once (else the retry path went untested), and nothing else failed.

@@ -3,7 +3,6 @@ package dev.sparkprune.jobs.prune;
 import dev.sparkprune.jobs.prune.allocation.OwlAllocation;
 import dev.sparkprune.jobs.prune.allocation.TestGlobalAllocation;
 import dev.sparkprune.jobs.prune.output.PruneReport;
-import dev.sparkprune.jobs.prune.plan.JobInputs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -14,6 +13,7 @@ import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.methods.LinearInputs;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.model.BlockWeights;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -127,16 +127,16 @@ public class TestPruneJob extends SparkTestBase {
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     ModelArchive archive = ModelArchive.open(io, options.model());
     Tokenizer tokenizer = TokenizerLoader.load(archive);
-    int[][] samples = dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, options.calibration().get(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
+    int[][] samples = dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, options.calibration().get(), tokenizer, options.nsamples(), options.seqlen(), options.seed());
     Map<String, PruneResult> results = new LinkedHashMap<>();
     CalibrationStatistics.HessianStorage storage = options.refinement().needsHessian()
         ? CalibrationStatistics.HessianStorage.DOUBLE : options.method().hessianStorage();
     try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
       ModelLayout layout = model.layout();
       // One batch per chunk, as the job runs them: results are bit-identical for the same batch shapes only.
-      HiddenStates[] hidden = new HiddenStates[(samples.length + options.chunkSize() - 1) / options.chunkSize()];
+      HiddenStates[] hidden = new HiddenStates[(samples.length + dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()) - 1) / dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples())];
       for (int c = 0; c < hidden.length; c++) {
-        hidden[c] = model.embed(Arrays.copyOfRange(samples, c * options.chunkSize(), Math.min(samples.length, (c + 1) * options.chunkSize())));
+        hidden[c] = model.embed(Arrays.copyOfRange(samples, c * dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()), Math.min(samples.length, (c + 1) * dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()))));
       }
       for (int b = 0; b < layout.blocks().size(); b++) {
         BlockWeights weights = model.loadBlock(b);
@@ -145,7 +145,7 @@ public class TestPruneJob extends SparkTestBase {
           Map<String, CalibrationStatistics> chunk = new HashMap<>();
           final int block = b;
           InputHook hook = (linears, input, tokens, sequences) -> chunk
-              .computeIfAbsent(dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(block, linears.get(0).inputGroup()),
+              .computeIfAbsent(dev.sparkprune.jobs.calibration.LinearInputStatistics.key(block, linears.get(0).inputGroup()),
                   key -> CalibrationStatistics.create((int) linears.get(0).inFeatures(), storage))
               .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
           model.runBlock(weights, hidden[c], hook);
@@ -154,15 +154,14 @@ public class TestPruneJob extends SparkTestBase {
         Map<String, CalibrationStatistics> total = foldPairwise(chunks);
         BlockWeights pruned = weights;
         for (Linear linear : layout.blocks().get(b).linears()) {
-          PruneResult result = options.refinement().prune(
-              options.method(),
-              linear.tensorName(),
-              Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), weights.tensor(linear.tensorName())),
-              total.get(dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(b, linear.inputGroup())),
+          PruneResult result = options.refinement().pruner(options.method(), options.wandaGroup()).prune(
+              LinearInputs.of(
+                  linear.tensorName(),
+                  Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), weights.tensor(linear.tensorName())))
+                  .withStatistics(total.get(dev.sparkprune.jobs.calibration.LinearInputStatistics.key(b, linear.inputGroup()))),
               options.target(),
               CpuBackend.defaultInstance(),
-              1,
-              options.wandaGroup());
+              1);
           results.put(linear.tensorName(), result);
           pruned = pruned.withTensor(linear.tensorName(), result.weights());
         }
@@ -234,7 +233,7 @@ public class TestPruneJob extends SparkTestBase {
     try (SafetensorsReader reader = archive.openShard("model.safetensors")) {
       for (Linear linear : Architectures.layout(archive).linears()) {
         Weights weights = Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), reader.readFloats(linear.tensorName()));
-        masks.put(linear.tensorName(), PruningMethod.MAGNITUDE.prune(linear.tensorName(), weights, null, target, CpuBackend.defaultInstance(), 1).mask());
+        masks.put(linear.tensorName(), PruningMethod.MAGNITUDE.pruner().prune(LinearInputs.of(linear.tensorName(), weights), target, CpuBackend.defaultInstance(), 1).mask());
       }
     }
     return masks;
@@ -344,7 +343,7 @@ public class TestPruneJob extends SparkTestBase {
   void preTokenizedCalibrationIsUsedAsGivenFromJsonlAndParquet() throws IOException {
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     Tokenizer tokenizer = TokenizerLoader.load(ModelArchive.open(io, SharedData.stories260K().toString()));
-    int[][] rows = dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), tokenizer, 9, SEQLEN, 3);
+    int[][] rows = dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), tokenizer, 9, SEQLEN, 3);
     Path jsonl = dir.resolve("calib.jsonl");
     StringBuilder lines = new StringBuilder();
     for (int[] row : rows) {
@@ -360,7 +359,7 @@ public class TestPruneJob extends SparkTestBase {
         org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.IntegerType));
     spark.createDataFrame(records, schema).coalesce(1).write().parquet(parquet.toString());
     for (Path source : List.of(jsonl, parquet)) {
-      int[][] samples = dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, source.toString(), tokenizer, NSAMPLES, SEQLEN, 99);
+      int[][] samples = dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, source.toString(), tokenizer, NSAMPLES, SEQLEN, 99);
       assertThat(samples).isDeepEqualTo(Arrays.copyOf(rows, NSAMPLES));
     }
     Path out = dir.resolve("pretokenized");
@@ -375,15 +374,15 @@ public class TestPruneJob extends SparkTestBase {
         org.apache.spark.sql.types.DataTypes.createArrayType(org.apache.spark.sql.types.DataTypes.LongType));
     spark.createDataFrame(List.of(org.apache.spark.sql.RowFactory.create((Object) new Long[] {1L, 1L << 40})), longSchema)
         .coalesce(1).write().parquet(huge.toString());
-    assertThatThrownBy(() -> dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, huge.toString(), tokenizer, 1, 2, 0))
+    assertThatThrownBy(() -> dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, huge.toString(), tokenizer, 1, 2, 0))
         .isInstanceOf(ValidationException.class).hasMessageContaining("input_ids[1] = 1099511627776 is not a token id");
-    assertThatThrownBy(() -> dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, jsonl.toString(), tokenizer, 10, SEQLEN, 0))
+    assertThatThrownBy(() -> dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, jsonl.toString(), tokenizer, 10, SEQLEN, 0))
         .isInstanceOf(ValidationException.class).hasMessageContaining("9 input_ids rows, fewer than --nsamples 10");
     // From Parquet footers, before Spark would start: the rows are counted, not read.
     assertThatThrownBy(() -> JobInputs.open(io, PruneOptions.builder().model(SharedData.stories260K().toString()).out(out.toString())
         .method(PruningMethod.WANDA).target(SparsityTarget.unstructured(0.5)).calibration(parquet.toString()).nsamples(10).seqlen(SEQLEN).build()))
         .isInstanceOf(ValidationException.class).hasMessageContaining("9 input_ids rows, fewer than --nsamples 10");
-    assertThatThrownBy(() -> dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, jsonl.toString(), tokenizer, 2, 64, 0))
+    assertThatThrownBy(() -> dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, jsonl.toString(), tokenizer, 2, 64, 0))
         .isInstanceOf(ValidationException.class).hasMessageContaining("row 0").hasMessageContaining("128 input_ids, expected --seqlen 64");
   }
 
@@ -482,13 +481,13 @@ public class TestPruneJob extends SparkTestBase {
   static Map<String, CalibrationStatistics> denseStatistics(PruneOptions options) throws IOException {
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     ModelArchive archive = ModelArchive.open(io, options.model());
-    int[][] samples = dev.sparkprune.jobs.prune.calibration.CalibrationSamples.sample(io, options.calibration().get(), TokenizerLoader.load(archive), options.nsamples(), options.seqlen(), options.seed());
+    int[][] samples = dev.sparkprune.jobs.calibration.CalibrationSamples.sample(io, options.calibration().get(), TokenizerLoader.load(archive), options.nsamples(), options.seqlen(), options.seed());
     Map<String, CalibrationStatistics> total = new HashMap<>();
     try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
       // One batch per chunk, as the job runs them: results are bit-identical for the same batch shapes only.
-      HiddenStates[] hidden = new HiddenStates[(samples.length + options.chunkSize() - 1) / options.chunkSize()];
+      HiddenStates[] hidden = new HiddenStates[(samples.length + dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()) - 1) / dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples())];
       for (int c = 0; c < hidden.length; c++) {
-        hidden[c] = model.embed(Arrays.copyOfRange(samples, c * options.chunkSize(), Math.min(samples.length, (c + 1) * options.chunkSize())));
+        hidden[c] = model.embed(Arrays.copyOfRange(samples, c * dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()), Math.min(samples.length, (c + 1) * dev.sparkprune.jobs.calibration.CalibrationSource.chunkSize(options.nsamples()))));
       }
       for (int b = 0; b < model.layout().blocks().size(); b++) {
         BlockWeights weights = model.loadBlock(b);
@@ -497,7 +496,7 @@ public class TestPruneJob extends SparkTestBase {
           Map<String, CalibrationStatistics> chunk = new HashMap<>();
           final int block = b;
           InputHook hook = (linears, input, tokens, sequences) -> chunk
-              .computeIfAbsent(dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(block, linears.get(0).inputGroup()),
+              .computeIfAbsent(dev.sparkprune.jobs.calibration.LinearInputStatistics.key(block, linears.get(0).inputGroup()),
                   key -> CalibrationStatistics.create((int) linears.get(0).inFeatures(), CalibrationStatistics.HessianStorage.NONE))
               .add(input, 0, tokens, sequences, NetlibLinearAlgebra.defaultInstance());
           hidden[c] = model.runBlock(weights, hidden[c], hook);
@@ -523,7 +522,7 @@ public class TestPruneJob extends SparkTestBase {
     try (SafetensorsReader reader = archive.openShard("model.safetensors")) {
       for (Linear linear : Architectures.layout(archive).linears()) {
         float[] w = reader.readFloats(linear.tensorName());
-        float[] scaler = statistics.get(dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup())).scalerRow();
+        float[] scaler = statistics.get(dev.sparkprune.jobs.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup())).scalerRow();
         float[] s = new float[w.length];
         for (int i = 0; i < w.length; i++) {
           s[i] = Math.abs(w[i]) * (float) Math.sqrt(scaler[i % (int) linear.inFeatures()]);
@@ -591,7 +590,7 @@ public class TestPruneJob extends SparkTestBase {
     try (SafetensorsReader reader = archive.openShard("model.safetensors")) {
       for (Linear linear : Architectures.layout(archive).linears()) {
         float[] w = reader.readFloats(linear.tensorName());
-        float[] scaler = statistics.get(dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup())).scalerRow();
+        float[] scaler = statistics.get(dev.sparkprune.jobs.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup())).scalerRow();
         float[] s = new float[w.length];
         for (int i = 0; i < w.length; i++) {
           s[i] = Math.abs(w[i]) * (float) Math.sqrt(scaler[i % (int) linear.inFeatures()]);

@@ -104,7 +104,7 @@ class TestPruneJobRefinement extends SparkTestBase {
     assertThatThrownBy(() -> TestPruneJob.stories(PruningMethod.SPARSEGPT, SparsityTarget.unstructured(0.5), dir.resolve("a"))
             .refinement(DSNOT_THEN_ADMM).build())
         .isInstanceOf(ValidationException.class)
-        .hasMessage("--refine dsnot refines a Wanda or RIA mask: use it with --method wanda or ria, not sparsegpt");
+        .hasMessage("Cannot combine --method, --update and --refine: DSnoT refines a Wanda or RIA mask: use it with the wanda or ria method, not sparsegpt");
     assertThatThrownBy(() -> TestPruneJob.stories(PruningMethod.MAGNITUDE, SparsityTarget.unstructured(0.5), dir.resolve("b"))
             .calibration(null)
             .refinement(new Refinement(Refinement.Update.ADMM, Admm.DEFAULTS, false, Dsnot.DEFAULTS, ""))

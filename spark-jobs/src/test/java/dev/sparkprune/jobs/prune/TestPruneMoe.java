@@ -9,6 +9,7 @@ import dev.sparkprune.jobs.SparkTestBase;
 import dev.sparkprune.jobs.cli.Main;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.methods.Magnitude;
 import dev.sparkprune.scoring.methods.PruningMethod;
@@ -194,7 +195,7 @@ class TestPruneMoe extends SparkTestBase {
         dense = reader.readFloats(tensor);
       }
       Mask magnitude = Magnitude.prune(tensor, Weights.of(layer.get("rows").asInt(), layer.get("cols").asInt(), dense),
-          SparsityTarget.unstructured(0.5), Magnitude.Scope.MATRIX, 1).mask();
+          SparsityTarget.unstructured(0.5), Magnitude.Scope.MATRIX, CpuBackend.defaultInstance(), 1).mask();
       assertThat(masks.get(tensor)).as(tensor).isEqualTo(magnitude);
       checked++;
     }

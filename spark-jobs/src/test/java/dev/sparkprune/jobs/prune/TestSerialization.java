@@ -1,13 +1,14 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator;
 import dev.sparkprune.jobs.prune.allocation.GlobalAllocation;
 import dev.sparkprune.jobs.prune.plan.Placement;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.score.LinearResult;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.sparkprune.jobs.prune.calibration.ChunkPartial;
-import dev.sparkprune.jobs.prune.calibration.SampleChunk;
+import dev.sparkprune.jobs.calibration.ChunkPartial;
+import dev.sparkprune.jobs.calibration.SampleChunk;
 import dev.sparkprune.jobs.spark.SerializableConfiguration;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;

@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.SparkTestBase;
-import dev.sparkprune.jobs.prune.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.calibration.CalibrationSamples;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -125,26 +125,5 @@ class TestShrinkJob extends SparkTestBase {
     ModelArchive shrunk = ModelArchive.open(IO, out.resolve("model").toString());
     assertThat(shrunk.config().requireInt("num_experts")).isEqualTo(4);
     assertThat(shrunk.totalParameters()).isLessThan(source.totalParameters());
-  }
-
-  @Test
-  void thenPruneWritesThePrunedShrunkModelAndItsMasks() throws IOException {
-    Path out = dir.resolve("pruned");
-    new ShrinkJob(spark, options(out, settings(1, 1, 1), "wanda"), new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8))
-        .run();
-    assertThat(out.resolve("masks")).isDirectory();
-    assertThat(out.resolve("prune-report.json")).exists();
-    assertThat(out.resolve("shrunk")).doesNotExist();
-    assertThat(out.resolve("pruned")).doesNotExist();
-    ModelArchive pruned = ModelArchive.open(IO, out.resolve("model").toString());
-    assertThat(pruned.config().requireInt("num_hidden_layers")).isEqualTo(4);
-    try (var reader = pruned.openShard("model.safetensors")) {
-      float[] down = reader.readFloats("model.layers.2.mlp.down_proj.weight");
-      long zeros = 0;
-      for (float w : down) {
-        zeros += w == 0 ? 1 : 0;
-      }
-      assertThat((double) zeros / down.length).isCloseTo(0.5, org.assertj.core.data.Offset.offset(0.01));
-    }
   }
 }

@@ -2,7 +2,7 @@ package dev.sparkprune.jobs.shrink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.sparkprune.jobs.prune.SparkpruneKryoRegistrator;
+import dev.sparkprune.jobs.spark.SparkpruneKryoRegistrator;
 import dev.sparkprune.scoring.structure.BlockSummary;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.DepthScores;

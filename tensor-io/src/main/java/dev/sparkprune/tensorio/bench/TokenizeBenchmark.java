@@ -27,14 +27,15 @@ public final class TokenizeBenchmark {
       text.append(Files.readString(file)).append('\n');
     }
     ValidationException.check(
-        text.length() >= chars, "Invalid --text: %s hold %d characters, fewer than the %d asked for", files, text.length(), chars);
+        text.length() >= chars, "Cannot benchmark tokenization: %s hold %d characters, fewer than the %d asked for", files, text.length(),
+        chars);
     return text.substring(0, chars);
   }
 
   /** Loads {@code tokenizer.json} (and its config) from {@code directory}; returns tokens/s per pass. */
   public static double[] run(Path directory, String text, int passes, PrintStream out) throws IOException {
     Path json = directory.resolve("tokenizer.json");
-    ValidationException.check(Files.isRegularFile(json), "Invalid --tokenizer: %s has no tokenizer.json", directory);
+    ValidationException.check(Files.isRegularFile(json), "Invalid tokenizer folder %s: it has no tokenizer.json", directory);
     Path config = directory.resolve("tokenizer_config.json");
     long start = System.nanoTime();
     Tokenizer tokenizer = TokenizerLoader.parse(json.toString(), Files.readString(json), Files.isRegularFile(config) ? Files.readString(config) : "{}");

@@ -39,7 +39,7 @@ public final class ShrinkPlan implements Serializable {
       boolean sparse = source.isSparse(block);
       ValidationException.check(
           !sparse || !mlpChannels.containsKey(block),
-          "Cannot shrink the MLP width of block %d: it is a mixture-of-experts block; use --experts-keep", block);
+          "Cannot shrink the MLP width of block %d: it is a mixture-of-experts block; remove whole experts instead", block);
       int[] channels = sparse
           ? new int[0]
           : checked("MLP channels", block, mlpChannels.getOrDefault(block, range(source.intermediate())), source.intermediate());

@@ -139,10 +139,13 @@ class TestCudaBackend {
     for (String name : Fixture.NAMES) {
       Fixture fixture = Fixture.load(name);
       for (String tag : Fixture.TAGS) {
-        PruneResult wanda = cuda.wanda("W", fixture.weights(), fixture.floats("wanda_scaler_row"), Fixture.target(tag), Wanda.Group.ROW, 2);
+        PruneResult wanda =
+            Wanda.prune("W", fixture.weights(), fixture.floats("wanda_scaler_row"), Fixture.target(tag), Wanda.Group.ROW, cuda, 2);
         assertThat(wanda.mask()).isEqualTo(fixture.mask("wanda", tag));
-        PruneResult gpu = cuda.sparseGpt("W", fixture.weights(), fixture.hessian(), Fixture.target(tag), 0.01, SparseGpt.DEFAULT_BLOCK_SIZE, 2);
-        PruneResult cpu = CPU.sparseGpt("W", fixture.weights(), fixture.hessian(), Fixture.target(tag), 0.01, SparseGpt.DEFAULT_BLOCK_SIZE, 2);
+        PruneResult gpu =
+            SparseGpt.prune("W", fixture.weights(), fixture.hessian(), Fixture.target(tag), 0.01, SparseGpt.DEFAULT_BLOCK_SIZE, cuda, 2);
+        PruneResult cpu =
+            SparseGpt.prune("W", fixture.weights(), fixture.hessian(), Fixture.target(tag), 0.01, SparseGpt.DEFAULT_BLOCK_SIZE, CPU, 2);
         Mask reference = fixture.mask("sparsegpt", tag);
         assertThat(gpu.mask()).as("%s %s mask", name, tag).isEqualTo(reference);
         assertClose(gpu.weights(), cpu.weights(), 1e-4f, name + " " + tag + " SparseGPT weights");

@@ -7,14 +7,10 @@ import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_T;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToHost;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyHostToDevice;
 
-import dev.sparkprune.scoring.PruneResult;
-import dev.sparkprune.scoring.SparsityTarget;
-import dev.sparkprune.scoring.Weights;
+import dev.sparkprune.scoring.backend.ColumnSweep;
 import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
-import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
-import dev.sparkprune.scoring.methods.SparseGpt;
-import dev.sparkprune.scoring.methods.Wanda;
 import org.bytedeco.cuda.cublas.cublasContext;
 import org.bytedeco.cuda.cusolver.cusolverDnContext;
 import org.bytedeco.cuda.global.cublas;
@@ -26,21 +22,21 @@ import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
 
 /**
- * The kernels on one CUDA device through cuBLAS and cuSOLVER (JavaCPP presets), built with the
- * {@code cuda} Maven profile.
+ * The building blocks on one CUDA device through cuBLAS and cuSOLVER (JavaCPP presets), built
+ * with the {@code cuda} Maven profile (every build compiles it; only that profile ships it).
  *
  * <ul>
- *   <li>GEMM (sgemm) and SYRK (ssyrk) for the forward pass and X^T X; problems below
- *       {@link #MIN_GPU_FLOPS} stay on the CPU, where the copies would cost more than the math;
- *   <li>SparseGPT's Hinv in double: potrf, potri, potrf of the inverse (the reference's
- *       cholesky, cholesky_inverse, cholesky(upper=True));
- *   <li>SparseGPT's block loop with W resident on the device: each block's columns come to the
- *       host for the mask choice and column sweep ({@link SparseGpt}'s own code, so masks follow
- *       the reference's rules exactly), and the lazy batch update W[:, i2:] -= Err1 Hinv[i1:i2,
- *       i2:] runs as one sgemm on the device;
- *   <li>Wanda: on the CPU. Its scores are one multiply per weight and its per-row selection needs
- *       a segmented sort, which cuBLAS and cuSOLVER do not offer; the weights cross PCIe either
- *       way, so the CPU kernel is as fast end to end.
+ *   <li>GEMM (sgemm) and the gram matrix (ssyrk) for the forward pass, calibration and ADMM;
+ *       problems below {@link #MIN_GPU_FLOPS} stay on the CPU, where the copies would cost more
+ *       than the math;
+ *   <li>the upper Cholesky factor of an inverse in double: potrf, potri, potrf of the inverse
+ *       (the reference's cholesky, cholesky_inverse, cholesky(upper=True));
+ *   <li>the column sweep with W resident on the device: each block's columns come to the host,
+ *       where the method updates them, and the trailing update W[:, i2:] -= E F[i1:i2, i2:] runs
+ *       as one sgemm on the device;
+ *   <li>selection: on the CPU. A per-row top-k needs a segmented sort, which cuBLAS and cuSOLVER
+ *       do not offer; the scores are computed on the host and one multiply per weight, so the
+ *       CPU's radix select is as fast end to end until a device selection kernel exists.
  * </ul>
  *
  * Row-major matrices are column-major transposes, so C = A B runs as C^T = B^T A^T. Calls are
@@ -54,7 +50,8 @@ public final class CudaBackend implements ComputeBackend {
   private final String name;
   private final cublasContext blas = new cublasContext();
   private final cusolverDnContext solver = new cusolverDnContext();
-  private final LinearAlgebra cpu = NetlibLinearAlgebra.defaultInstance();
+  private final CpuBackend host = CpuBackend.defaultInstance();
+  private final LinearAlgebra cpu = host.linearAlgebra();
   private final LinearAlgebra linalg = new DeviceLinearAlgebra();
 
   private CudaBackend(int device, String name) {
@@ -89,14 +86,23 @@ public final class CudaBackend implements ComputeBackend {
   }
 
   @Override
-  public PruneResult sparseGpt(
-      String layer, Weights weights, double[] hessian, SparsityTarget target, double percdamp, int blockSize, int threads) {
-    return SparseGpt.prune(layer, weights, hessian, target, percdamp, blockSize, linalg, DeviceWorkspace::new, threads);
+  public float kthSmallest(float[] values, int from, int to, long k) {
+    return host.kthSmallest(values, from, to, k);
   }
 
   @Override
-  public PruneResult wanda(String layer, Weights weights, float[] scalerRow, SparsityTarget target, Wanda.Group group, int threads) {
-    return Wanda.prune(layer, weights, scalerRow, target, group, threads);
+  public void pruneLowestPerRow(int rows, int cols, RowScorer scorer, int pruned, RowSink sink, int threads) {
+    host.pruneLowestPerRow(rows, cols, scorer, pruned, sink, threads);
+  }
+
+  @Override
+  public void pruneLowestPerGroup(int rows, int cols, RowScorer scorer, int pruned, int groupSize, RowSink sink, int threads) {
+    host.pruneLowestPerGroup(rows, cols, scorer, pruned, groupSize, sink, threads);
+  }
+
+  @Override
+  public ColumnSweep openColumnSweep(float[] w, int rows, int cols, float[] factor) {
+    return new DeviceColumnSweep(w, rows, cols, factor);
   }
 
   // ---- device memory -------------------------------------------------------------------------
@@ -308,34 +314,35 @@ public final class CudaBackend implements ComputeBackend {
     }
   }
 
-  /** W and Hinv resident on the device for one SparseGPT layer. */
-  private final class DeviceWorkspace implements SparseGpt.Workspace {
+  /** W and the factor F resident on the device for one sweep; E uploaded per block. */
+  private final class DeviceColumnSweep implements ColumnSweep {
     private final float[] host;
     private final int rows;
     private final int columns;
     private final FloatPointer dW;
-    private final FloatPointer dHinv;
-    private final FloatPointer dErr;
+    private final FloatPointer dFactor;
+    /** E's device buffer, grown to the widest block seen (the caller picks the block size). */
+    private FloatPointer dE;
+    private int eColumns;
 
-    DeviceWorkspace(float[] w, int rows, int columns, float[] hinv) {
+    DeviceColumnSweep(float[] w, int rows, int columns, float[] factor) {
       this.host = w;
       this.rows = rows;
       this.columns = columns;
       synchronized (CudaBackend.this) {
         check(cudart.cudaSetDevice(device), "cudaSetDevice");
         FloatPointer weights = deviceFloats((long) rows * columns);
-        FloatPointer factor = null;
+        FloatPointer right;
         try {
-          factor = deviceFloats((long) columns * columns);
-          this.dErr = deviceFloats((long) rows * Math.min(columns, SparseGpt.DEFAULT_BLOCK_SIZE * 8L));
+          right = deviceFloats((long) columns * columns);
         } catch (RuntimeException e) {
-          free(weights, factor);
+          free(weights);
           throw e;
         }
         this.dW = weights;
-        this.dHinv = factor;
+        this.dFactor = right;
         upload(w, 0, columns, dW, rows, columns, columns);
-        upload(hinv, 0, columns, dHinv, columns, columns, columns);
+        upload(factor, 0, columns, dFactor, columns, columns, columns);
       }
     }
 
@@ -356,25 +363,28 @@ public final class CudaBackend implements ComputeBackend {
     }
 
     @Override
-    public void lazyUpdate(float[] err1, int i1, int i2) {
+    public void updateRight(float[] e, int i1, int i2) {
       int count = i2 - i1;
-      if (count > SparseGpt.DEFAULT_BLOCK_SIZE * 8) {
-        throw new IllegalArgumentException("SparseGPT block of " + count + " columns exceeds the device workspace");
-      }
       synchronized (CudaBackend.this) {
         check(cudart.cudaSetDevice(device), "cudaSetDevice");
-        upload(err1, 0, count, dErr, rows, count, count);
+        if (count > eColumns) {
+          free(dE);
+          dE = null;
+          dE = deviceFloats((long) rows * count);
+          eColumns = count;
+        }
+        upload(e, 0, count, dE, rows, count, count);
         try (FloatPointer minusOne = new FloatPointer(-1f); FloatPointer one = new FloatPointer(1f)) {
-          // Row-major W[:, i2:] (ld columns) -= Err1 (ld count) Hinv[i1:i2, i2:] (ld columns); float*
+          // Row-major W[:, i2:] (ld columns) -= E (ld count) F[i1:i2, i2:] (ld columns); float*
           // parameters, so positions count floats.
           checkBlas(cublas.cublasSgemm_v2(blas, CUBLAS_OP_N, CUBLAS_OP_N, columns - i2, rows, count, minusOne,
-              dHinv.getPointer((long) i1 * columns + i2), columns, dErr, count, one, dW.getPointer(i2), columns), "cublasSgemm");
+              dFactor.getPointer((long) i1 * columns + i2), columns, dE, count, one, dW.getPointer(i2), columns), "cublasSgemm");
         }
       }
     }
 
     @Override
-    public float[] weights() {
+    public float[] result() {
       synchronized (CudaBackend.this) {
         check(cudart.cudaSetDevice(device), "cudaSetDevice");
         download(dW, columns, host, 0, columns, rows, columns);
@@ -385,7 +395,7 @@ public final class CudaBackend implements ComputeBackend {
     @Override
     public void close() {
       synchronized (CudaBackend.this) {
-        free(dW, dHinv, dErr);
+        free(dW, dFactor, dE);
       }
     }
   }

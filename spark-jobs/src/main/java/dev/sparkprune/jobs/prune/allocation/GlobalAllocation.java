@@ -1,14 +1,13 @@
 package dev.sparkprune.jobs.prune.allocation;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.PruneRun;
+import dev.sparkprune.jobs.prune.score.CalibratedScoring;
+import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.jobs.prune.plan.Placement;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.score.LinearResult;
-import dev.sparkprune.jobs.prune.score.StagedTensors;
+import dev.sparkprune.jobs.prune.output.LinearResult;
+import dev.sparkprune.jobs.prune.output.StagedTensors;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.PruneResult;
-import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.allocation.GlobalThreshold;
@@ -39,31 +38,37 @@ import scala.Tuple2;
 public final class GlobalAllocation implements Allocation {
   /** LAMP's normalized squares rather than |W| (or Wanda's scores). */
   private final boolean lamp;
+  /** Wanda's scores, from a dense calibration pass, rather than |W|. */
+  private final boolean wandaScores;
+  private final SparsityTarget target;
+  private final double minKeep;
 
-  GlobalAllocation(boolean lamp) {
+  GlobalAllocation(boolean lamp, boolean wandaScores, SparsityTarget target, double minKeep) {
     this.lamp = lamp;
+    this.wandaScores = wandaScores;
+    this.target = target;
+    this.minKeep = minKeep;
   }
 
   @Override
-  public List<LinearResult> prune(PruneRun run, List<PlannedLinear> plan) {
-    PruneOptions options = run.options();
+  public List<LinearResult> prune(CalibratedScoring scoring, List<PlannedLinear> plan) {
     // Wanda's scores compare activations too: a dense calibration pass first.
-    Map<String, CalibrationStatistics> wanda = options.method() == PruningMethod.WANDA ? DenseStatistics.collect(run) : null;
-    run.stages().describe(lamp ? "lamp allocation" : "global allocation");
-    JavaSparkContext jsc = run.jsc();
-    JobContext context = run.context();
+    Map<String, CalibrationStatistics> wanda = wandaScores ? scoring.denseChannelStatistics() : null;
+    scoring.stages().describe(lamp ? "lamp allocation" : "global allocation");
+    JavaSparkContext jsc = scoring.stages().jsc();
+    JobContext context = scoring.stages().context();
     long prunable = 0;
     long maxPruned = 0;
     for (PlannedLinear planned : plan) {
       long numel = planned.linear.parameters();
       prunable += numel;
-      maxPruned += numel - (long) Math.ceil(options.minKeep() * numel);
+      maxPruned += numel - (long) Math.ceil(minKeep * numel);
     }
     dev.sparkprune.tensorio.ValidationException.check(
-        (long) (prunable * options.target().ratio()) <= maxPruned,
+        (long) (prunable * target.ratio()) <= maxPruned,
         "Cannot reach sparsity %s with --min-keep %s: at most %.2f%% of the prunable weights can be pruned",
-        options.target(),
-        options.minKeep(),
+        target,
+        minKeep,
         100.0 * maxPruned / prunable);
     // Scores are computed once, with their coarse histogram, and cached on the executors.
     JavaPairRDD<String, LayerScores> scores = jsc.parallelize(plan, Math.max(1, plan.size()))
@@ -77,14 +82,14 @@ public final class GlobalAllocation implements Allocation {
     long bytes = 0;
     for (int l = 0; l < plan.size(); l++) {
       long numel = plan.get(l).linear.parameters();
-      caps[l] = numel - (long) Math.ceil(options.minKeep() * numel);
+      caps[l] = numel - (long) Math.ceil(minKeep * numel);
       total += numel;
       ScoreHistogram histogram = coarse.get(plan.get(l).tensorName());
       coarseInOrder.add(histogram);
       bytes += histogram.bytes();
     }
-    long target = (long) (total * options.target().ratio());
-    int boundary = GlobalThreshold.boundaryBucket(coarseInOrder, caps, target);
+    long pruned = (long) (total * target.ratio());
+    int boundary = GlobalThreshold.boundaryBucket(coarseInOrder, caps, pruned);
     Map<String, ScoreHistogram> fine = scores.mapValues(new Fine(boundary)).collectAsMap();
     long[] below = new long[plan.size()];
     List<ScoreHistogram> fineInOrder = new ArrayList<>();
@@ -94,7 +99,7 @@ public final class GlobalAllocation implements Allocation {
       fineInOrder.add(histogram);
       bytes += histogram.bytes();
     }
-    int key = GlobalThreshold.thresholdKey(boundary, fineInOrder, below, caps, target);
+    int key = GlobalThreshold.thresholdKey(boundary, fineInOrder, below, caps, pruned);
 
     Map<String, PlannedLinear> byName = new HashMap<>();
     Map<String, Long> capsByName = new HashMap<>();
@@ -104,11 +109,11 @@ public final class GlobalAllocation implements Allocation {
     }
     Broadcast<Map<String, PlannedLinear>> planBroadcast = jsc.broadcast(byName);
     Broadcast<Map<String, Long>> capsBroadcast = jsc.broadcast(capsByName);
-    List<LinearResult> results = run.scoring().emit(scores.map(new PruneAtThreshold(context, planBroadcast, capsBroadcast, key)));
+    List<LinearResult> results = scoring.emit(scores.map(new PruneAtThreshold(context, planBroadcast, capsBroadcast, key)));
     scores.unpersist(false);
     float threshold = GlobalThreshold.value(key);
-    run.report().allocation(options, threshold, bytes);
-    run.log().line("%s allocation: threshold %s over %d linears, %,d bytes of histograms to the driver", lamp ? "lamp" : "global", threshold,
+    scoring.report().allocation(lamp ? "lamp" : "global", minKeep, threshold, bytes);
+    scoring.log().line("%s allocation: threshold %s over %d linears, %,d bytes of histograms to the driver", lamp ? "lamp" : "global", threshold,
         plan.size(), bytes);
     return results;
   }

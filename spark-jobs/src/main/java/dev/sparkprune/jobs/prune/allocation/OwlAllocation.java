@@ -1,10 +1,8 @@
 package dev.sparkprune.jobs.prune.allocation;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.PruneRun;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.prune.score.CalibratedScoring;
-import dev.sparkprune.jobs.prune.score.LinearResult;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.Wanda;
@@ -30,28 +28,36 @@ public final class OwlAllocation implements Allocation {
   static final double MIN_SPARSITY = 0.01;
   static final double MAX_SPARSITY = 0.99;
 
+  private final SparsityTarget target;
+  private final double lambda;
+  private final double m;
+
+  OwlAllocation(SparsityTarget target, double lambda, double m) {
+    this.target = target;
+    this.lambda = lambda;
+    this.m = m;
+  }
+
   @Override
-  public List<LinearResult> prune(PruneRun run, List<PlannedLinear> plan) throws IOException {
-    PruneOptions options = run.options();
-    double[] ratios = outlierRatios(run, plan, DenseStatistics.collect(run));
-    SparsityTarget[] targets = targets(ratios, options.target(), options.owlLambda());
-    run.report().owl(options, ratios, targets);
+  public List<LinearResult> prune(CalibratedScoring scoring, List<PlannedLinear> plan) throws IOException {
+    double[] ratios = outlierRatios(scoring, plan, scoring.denseChannelStatistics());
+    SparsityTarget[] targets = targets(ratios, target, lambda);
+    scoring.report().owl(lambda, m, ratios, targets);
     StringBuilder line = new StringBuilder();
     for (int b = 0; b < targets.length; b++) {
       line.append(b == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%.1f%%->%s", ratios[b], targets[b]));
     }
-    run.log().line("owl: outlier ratios and block targets %s", line);
+    scoring.log().line("owl: outlier ratios and block targets %s", line);
     List<PlannedLinear> targeted = new ArrayList<>();
     plan.forEach(planned -> targeted.add(planned.with(planned.method, targets[planned.block()])));
-    return CalibratedScoring.prune(run, targeted);
+    return scoring.prune(targeted);
   }
 
   /** Each block's outlier ratio D_b (percent), from its linears' Wanda scores on the dense statistics. */
-  private static double[] outlierRatios(PruneRun run, List<PlannedLinear> plan, Map<String, CalibrationStatistics> statistics) {
-    int blocks = run.blocks();
-    JavaSparkContext jsc = run.jsc();
-    JobContext context = run.context();
-    PruneOptions options = run.options();
+  private double[] outlierRatios(CalibratedScoring scoring, List<PlannedLinear> plan, Map<String, CalibrationStatistics> statistics) {
+    int blocks = scoring.blocks();
+    JavaSparkContext jsc = scoring.stages().jsc();
+    JobContext context = scoring.stages().context();
     Broadcast<Map<String, CalibrationStatistics>> broadcast = jsc.broadcast(statistics);
     JavaRDD<PlannedLinear> linears = jsc.parallelize(plan, Math.max(1, plan.size()));
     double[] sums = new double[blocks];
@@ -62,7 +68,7 @@ public final class OwlAllocation implements Allocation {
     }
     double[] thresholds = new double[blocks];
     for (int b = 0; b < blocks; b++) {
-      thresholds[b] = counts[b] == 0 ? 0 : options.owlM() * sums[b] / counts[b];
+      thresholds[b] = counts[b] == 0 ? 0 : m * sums[b] / counts[b];
     }
     long[] above = new long[blocks];
     for (long[] count : linears.map(new CountAbove(context, broadcast, thresholds)).collect()) {

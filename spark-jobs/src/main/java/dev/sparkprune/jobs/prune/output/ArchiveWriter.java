@@ -1,9 +1,9 @@
 package dev.sparkprune.jobs.prune.output;
 
-import dev.sparkprune.jobs.prune.PruneRun;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.score.StagedTensors;
 import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.jobs.spark.JobStages;
+import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.tensorio.io.InputFiles;
 import java.util.LinkedHashSet;
 import dev.sparkprune.tensorio.SafetensorsReader;
@@ -28,18 +28,18 @@ import org.apache.spark.api.java.function.Function;
 public final class ArchiveWriter {
   private ArchiveWriter() {}
 
-  public static void write(PruneRun run, List<PlannedLinear> plan) throws IOException {
-    HadoopFileIO io = run.io();
-    ModelArchive archive = run.inputs().archive;
-    JobContext context = run.context();
+  /** Writes {@code archive} with the plan's linears pruned into {@code model/} of the run's staging folder. */
+  public static void write(JobStages stages, ModelArchive archive, List<PlannedLinear> plan, ProgressLog log) throws IOException {
+    JobContext context = stages.context();
+    HadoopFileIO io = context.io();
     String staging = context.staging();
     String modelDirectory = io.resolve(staging, "model");
     Set<String> pruned = new LinkedHashSet<>();
     plan.forEach(planned -> pruned.add(planned.tensorName()));
     List<String> shards = new ArrayList<>();
     archive.shards().forEach(shard -> shards.add(shard.fileName()));
-    run.stages().describe("write");
-    run.jsc().parallelize(shards, shards.size()).map(new WriteShard(context, pruned, modelDirectory)).collect();
+    stages.describe("write");
+    stages.jsc().parallelize(shards, shards.size()).map(new WriteShard(context, pruned, modelDirectory)).collect();
     // Config, tokenizer and other small files; never another copy of the weights (a pickle or
     // a second format next to the safetensors would hold the unpruned model).
     for (String file : archive.otherFiles()) {
@@ -50,7 +50,7 @@ public final class ArchiveWriter {
     if (archive.isSharded()) {
       copySmallFile(io, archive.io().resolve(archive.location(), ModelArchive.INDEX), io.resolve(modelDirectory, ModelArchive.INDEX));
     }
-    run.log().line("model: %d shard(s) written, %d tensors pruned, others copied byte for byte", shards.size(), pruned.size());
+    log.line("model: %d shard(s) written, %d tensors pruned, others copied byte for byte", shards.size(), pruned.size());
   }
 
   private static void copySmallFile(HadoopFileIO io, String from, String to) throws IOException {
@@ -95,7 +95,7 @@ public final class ArchiveWriter {
           for (TensorInfo tensor : reader.tensors()) {
             if (!first) {
               // Mid-file: a retried attempt must start the shard over.
-              context.faultPoint("write");
+              context.probe("write");
             }
             first = false;
             if (prunedTensors.contains(tensor.name())) {

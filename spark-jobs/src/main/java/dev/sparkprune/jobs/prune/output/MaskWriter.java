@@ -1,6 +1,5 @@
 package dev.sparkprune.jobs.prune.output;
 
-import dev.sparkprune.jobs.prune.score.LinearResult;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.tensorio.mask.Mask;
 import java.io.IOException;
@@ -140,7 +139,7 @@ public final class MaskWriter {
           file.abortIfOpen();
         }
       }
-      context.faultPoint("masks");
+      context.probe("masks");
       return summaries.iterator();
     }
   }

@@ -1,7 +1,5 @@
 package dev.sparkprune.jobs.prune.output;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.score.LinearResult;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -34,8 +32,9 @@ public final class PruneReport {
     this.layers = layers;
   }
 
-  public static Builder builder(PruneOptions options, String master) {
-    return new Builder(options, master);
+  /** A report whose configuration section lists these settings, in this order (strings and numbers). */
+  public static Builder builder(Map<String, Object> configuration) {
+    return new Builder(configuration);
   }
 
   public ObjectNode json() {
@@ -125,29 +124,11 @@ public final class PruneReport {
     private List<LinearResult> layers = new ArrayList<>();
     private long parameters;
 
-    private Builder(PruneOptions options, String master) {
+    private Builder(Map<String, Object> configuration) {
       json.put("format", "sparkprune-report");
       json.put("version", 1);
       ObjectNode config = json.putObject("configuration");
-      config.put("model", options.model());
-      config.put("out", options.out());
-      config.put("method", options.method().displayName());
-      config.put("target", options.target().toString());
-      config.put("mode", options.mode().name().toLowerCase(Locale.ROOT));
-      config.put("allocation", options.allocation().name().toLowerCase(Locale.ROOT));
-      options.calibration().ifPresent(calibration -> config.put("calibration", calibration));
-      config.put("nsamples", options.nsamples());
-      config.put("seqlen", options.seqlen());
-      config.put("seed", options.seed());
-      config.put("chunk_size", options.chunkSize());
-      config.put("master", master);
-      config.put("moe_calibration", options.moeCalibration().name().toLowerCase(Locale.ROOT));
-      config.put("min_expert_tokens", options.minExpertTokens());
-      config.put("scoring_task_bytes", options.scoringTaskBytes());
-      config.put("settings_key", options.settingsKey());
-      if (!options.refinement().equals(dev.sparkprune.scoring.methods.Refinement.NONE)) {
-        config.put("refinement", options.refinement().toString());
-      }
+      configuration.forEach((key, value) -> config.set(key, JSON.valueToTree(value)));
       seconds = json.putObject("seconds");
       blocks = json.putArray("blocks");
     }
@@ -162,20 +143,20 @@ public final class PruneReport {
       return this;
     }
 
-    public Builder allocation(PruneOptions options, float threshold, long histogramBytes) {
+    public Builder allocation(String kind, double minKeep, float threshold, long histogramBytes) {
       ObjectNode allocation = json.putObject("allocation");
-      allocation.put("kind", options.allocation().name().toLowerCase(Locale.ROOT));
-      allocation.put("min_keep", options.minKeep());
+      allocation.put("kind", kind);
+      allocation.put("min_keep", minKeep);
       allocation.put("threshold", threshold);
       allocation.put("histogram_bytes_to_driver", histogramBytes);
       return this;
     }
 
-    public Builder owl(PruneOptions options, double[] outlierRatios, dev.sparkprune.scoring.SparsityTarget[] targets) {
+    public Builder owl(double lambda, double m, double[] outlierRatios, dev.sparkprune.scoring.SparsityTarget[] targets) {
       ObjectNode allocation = json.putObject("allocation");
       allocation.put("kind", "owl");
-      allocation.put("lambda", options.owlLambda());
-      allocation.put("m", options.owlM());
+      allocation.put("lambda", lambda);
+      allocation.put("m", m);
       ArrayNode blocks = allocation.putArray("blocks");
       for (int b = 0; b < targets.length; b++) {
         blocks.addObject().put("block", b).put("outlier_ratio_percent", outlierRatios[b]).put("target", targets[b].toString())

@@ -53,7 +53,7 @@ public final class PlannedLinear implements Serializable {
 
   /** Linears of one block reading the same input share statistics: "block/input_group". */
   public String statisticsKey() {
-    return dev.sparkprune.jobs.prune.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup());
+    return dev.sparkprune.jobs.calibration.LinearInputStatistics.key(linear.block(), linear.inputGroup());
   }
 
   /** The linear's weights in [out, in], read with positioned reads from the shard this row names. */

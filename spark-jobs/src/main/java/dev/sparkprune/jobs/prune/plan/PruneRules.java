@@ -130,7 +130,7 @@ public final class PruneRules {
   }
 
   /** The plan with rules applied: skipped linears removed, overrides set. */
-  List<PlannedLinear> apply(List<PlannedLinear> plan) {
+  public List<PlannedLinear> apply(List<PlannedLinear> plan) {
     Map<Rule, Integer> matches = new HashMap<>();
     List<PlannedLinear> out = new ArrayList<>();
     for (PlannedLinear planned : plan) {

@@ -1,99 +1,166 @@
 package dev.sparkprune.jobs.prune.score;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.PruneRun;
-import dev.sparkprune.jobs.prune.calibration.BlockPartials;
-import dev.sparkprune.jobs.prune.calibration.CalibrationPass;
-import dev.sparkprune.jobs.prune.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.calibration.BlockPartials;
+import dev.sparkprune.jobs.calibration.CalibrationPass;
+import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.prune.output.LinearResult;
+import dev.sparkprune.jobs.prune.output.PruneReport;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.spark.JobStages;
+import dev.sparkprune.jobs.spark.ProgressLog;
+import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
+import dev.sparkprune.tensorio.arch.ModelLayout;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
+import java.util.TreeSet;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.storage.StorageLevel;
 
 /**
- * Where the scoring stage's statistics come from, for a plan whose targets are set: none
- * (magnitude), saved statistics (--stats), or the calibration pass, sequential (block b's
- * statistics from the model with blocks before it pruned) or one-shot (all from the dense
- * model, then every linear scored in one stage).
+ * The prune job's scoring unit, what an allocation drives: for a plan whose targets are set, the
+ * statistics come from none (magnitude), saved statistics (--stats), or the calibration pass,
+ * sequential (block b's statistics from the model with blocks before it pruned) or one-shot (all
+ * from the dense model, then every linear scored in one stage); {@link Scoring} runs the tasks.
+ * It reads only what it is given: the scoring tasks, the calibration source, the statistics
+ * settings, the model's fingerprint (for saved statistics) and layout, and the run's report
+ * and log.
  */
 public final class CalibratedScoring {
-  private CalibratedScoring() {}
+  private final Scoring scoring;
+  private final CalibrationSource calibration;
+  private final StatisticsSettings statistics;
+  private final String modelFingerprint;
+  private final ModelLayout layout;
+  private final PruneReport.Builder report;
+  private final ProgressLog log;
 
-  public static List<LinearResult> prune(PruneRun run, List<PlannedLinear> plan) throws IOException {
-    PruneOptions options = run.options();
-    if (!run.inputs().needsCalibration) {
-      List<LinearResult> results = run.scoring().withoutStatistics(plan);
-      run.log().line("scored %d linears with %s (no calibration needed)", plan.size(), options.method().displayName());
+  public CalibratedScoring(
+      Scoring scoring, CalibrationSource calibration, StatisticsSettings statistics, String modelFingerprint, ModelLayout layout,
+      PruneReport.Builder report, ProgressLog log) {
+    this.scoring = Objects.requireNonNull(scoring, "scoring is null");
+    this.calibration = Objects.requireNonNull(calibration, "calibration is null");
+    this.statistics = Objects.requireNonNull(statistics, "statistics is null");
+    this.modelFingerprint = Objects.requireNonNull(modelFingerprint, "modelFingerprint is null");
+    this.layout = Objects.requireNonNull(layout, "layout is null");
+    this.report = Objects.requireNonNull(report, "report is null");
+    this.log = Objects.requireNonNull(log, "log is null");
+  }
+
+  /** Prunes the plan's linears at their planned targets; the driver's summaries. */
+  public List<LinearResult> prune(List<PlannedLinear> plan) throws IOException {
+    if (!scoring.settings().needsCalibration(plan)) {
+      List<LinearResult> results = scoring.withoutStatistics(plan);
+      TreeSet<String> methods = new TreeSet<>();
+      plan.forEach(planned -> methods.add(planned.method.displayName()));
+      log.line("scored %d linears with %s (no calibration needed)", plan.size(), String.join(", ", methods));
       return results;
     }
-    if (options.statistics().isPresent()) {
-      String directory = options.statistics().get();
-      List<String> keys = StatisticsFiles.checkManifest(run.io(), directory, run.modelFingerprint(),
-          Scoring.hessianStorage(options, plan) != CalibrationStatistics.HessianStorage.NONE);
+    CalibrationStatistics.HessianStorage storage = scoring.settings().hessianStorage(plan);
+    if (statistics.load().isPresent()) {
+      String directory = statistics.load().get();
+      List<String> keys = StatisticsFiles.checkManifest(
+          stages().context().io(), directory, modelFingerprint, storage != CalibrationStatistics.HessianStorage.NONE);
       JavaPairRDD<String, CalibrationStatistics> saved =
-          run.jsc().parallelize(keys, Math.max(1, keys.size())).mapToPair(new StatisticsFiles.Load(run.context(), directory));
-      List<LinearResult> results = run.scoring().score(plan, saved);
-      run.log().line("scored %d linears from the saved statistics in %s", plan.size(), directory);
+          stages().jsc().parallelize(keys, Math.max(1, keys.size())).mapToPair(new StatisticsFiles.Load(stages().context(), directory));
+      List<LinearResult> results = scoring.score(plan, saved);
+      log.line("scored %d linears from the saved statistics in %s", plan.size(), directory);
       return results;
     }
-    LinearInputStatistics visitor = new LinearInputStatistics(Scoring.hessianStorage(options, plan), options.moeCalibration());
-    try (CalibrationPass pass = run.embed()) {
-      return options.mode() == PruneOptions.Mode.SEQUENTIAL ? sequential(run, plan, pass, visitor) : oneShot(run, plan, pass, visitor);
+    LinearInputStatistics visitor = new LinearInputStatistics(storage, statistics.expertInputs());
+    try (CalibrationPass pass = calibration.embed(stages(), blocks(), log)) {
+      return statistics.sequential() ? sequential(plan, pass, visitor) : oneShot(plan, pass, visitor);
     }
   }
 
+  /**
+   * Wanda's per-channel statistics of every block of the dense model, for allocations that rank
+   * linears or blocks by Wanda scores (OWL's outlier ratios, global Wanda): one calibration pass,
+   * one forward pass per block, only the small per-channel vectors reach the driver.
+   */
+  public Map<String, CalibrationStatistics> denseChannelStatistics() {
+    LinearInputStatistics visitor = new LinearInputStatistics(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED);
+    Map<String, CalibrationStatistics> dense = new HashMap<>();
+    try (CalibrationPass pass = calibration.embed(stages(), blocks(), log)) {
+      for (int b = 0; b < blocks(); b++) {
+        dense.putAll(pass.collectAndAdvance(visitor).asMap());
+      }
+    }
+    return dense;
+  }
+
+  /** Runs a scoring stage of an allocation's own per-linear function (masks written, figures back). */
+  public List<LinearResult> emit(org.apache.spark.api.java.JavaRDD<LinearResult> scored) {
+    return scoring.emit(scored);
+  }
+
+  public JobStages stages() {
+    return scoring.stages();
+  }
+
+  public int blocks() {
+    return layout.blocks().size();
+  }
+
+  public PruneReport.Builder report() {
+    return report;
+  }
+
+  public ProgressLog log() {
+    return log;
+  }
+
   /** Block by block: statistics of block b on the model pruned up to b - 1, then block b scored. */
-  private static List<LinearResult> sequential(PruneRun run, List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor) {
+  private List<LinearResult> sequential(List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor) {
     List<LinearResult> results = new ArrayList<>();
     List<PlannedLinear> previous = List.of();
-    for (int b = 0; b < run.blocks(); b++) {
+    for (int b = 0; b < blocks(); b++) {
       long start = System.nanoTime();
       List<PlannedLinear> blockPlan = ofBlock(plan, b);
       // One pass over the cached states: through pruned block b - 1, then block b's statistics.
-      BlockPartials<CalibrationStatistics> statistics =
-          b == 0 ? pass.collect(visitor) : pass.advanceThenCollect(StagedPrunedBlock.of(run.inputs().layout, b - 1, previous), visitor);
-      run.stages().describe(String.format(Locale.ROOT, "block %d/%d: scoring", b + 1, run.blocks()));
-      results.addAll(run.scoring().score(blockPlan, statistics));
+      BlockPartials<CalibrationStatistics> partials =
+          b == 0 ? pass.collect(visitor) : pass.advanceThenCollect(StagedPrunedBlock.of(layout, b - 1, previous), visitor);
+      stages().describe(String.format(Locale.ROOT, "block %d/%d: scoring", b + 1, blocks()));
+      results.addAll(scoring.score(blockPlan, partials));
       previous = blockPlan;
-      blockDone(run, b, start, ", " + blockPlan.size() + " linears pruned");
+      blockDone(b, start, ", " + blockPlan.size() + " linears pruned");
     }
     return results;
   }
 
   /** Dense statistics of every block (one forward pass per block), then every linear in one scoring stage. */
-  private static List<LinearResult> oneShot(PruneRun run, List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor)
-      throws IOException {
+  private List<LinearResult> oneShot(List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor) throws IOException {
     // Per-channel statistics come back to the driver block by block; X^T X stays distributed.
     Map<String, CalibrationStatistics> onDriver = new HashMap<>();
     List<JavaPairRDD<String, CalibrationStatistics>> distributed = new ArrayList<>();
-    for (int b = 0; b < run.blocks(); b++) {
+    for (int b = 0; b < blocks(); b++) {
       long start = System.nanoTime();
-      BlockPartials<CalibrationStatistics> statistics = pass.collectAndAdvance(visitor);
+      BlockPartials<CalibrationStatistics> partials = pass.collectAndAdvance(visitor);
       if (visitor.foldOnDriver()) {
-        onDriver.putAll(statistics.asMap());
+        onDriver.putAll(partials.asMap());
       } else {
-        JavaPairRDD<String, CalibrationStatistics> block = statistics.asRdd(run.jsc()).persist(StorageLevel.MEMORY_AND_DISK());
+        JavaPairRDD<String, CalibrationStatistics> block = partials.asRdd(stages().jsc()).persist(StorageLevel.MEMORY_AND_DISK());
         block.count();
         distributed.add(block);
       }
-      blockDone(run, b, start, "");
+      blockDone(b, start, "");
     }
     BlockPartials<CalibrationStatistics> all = visitor.foldOnDriver()
         ? BlockPartials.onDriver(onDriver)
         : BlockPartials.distributed(distributed.stream().reduce(JavaPairRDD::union).orElseThrow());
-    if (run.options().saveStatistics()) {
-      StatisticsFiles.save(run, all.asRdd(run.jsc()), visitor.storage());
+    if (statistics.save()) {
+      StatisticsFiles.save(stages(), all.asRdd(stages().jsc()), visitor.storage(), modelFingerprint, calibration, log);
     }
-    run.stages().describe("scoring");
-    List<LinearResult> results = run.scoring().score(plan, all);
+    stages().describe("scoring");
+    List<LinearResult> results = scoring.score(plan, all);
     distributed.forEach(rdd -> rdd.unpersist(false));
-    run.log().line("scored %d linears in one stage from dense statistics", plan.size());
+    log.line("scored %d linears in one stage from dense statistics", plan.size());
     return results;
   }
 
@@ -107,9 +174,9 @@ public final class CalibratedScoring {
     return blockPlan;
   }
 
-  private static void blockDone(PruneRun run, int block, long start, String what) {
+  private void blockDone(int block, long start, String what) {
     double seconds = (System.nanoTime() - start) / 1e9;
-    run.report().block(block, seconds);
-    run.log().line("block %d/%d: calibrated%s (%.1f s)", block + 1, run.blocks(), what, seconds);
+    report.block(block, seconds);
+    log.line("block %d/%d: calibrated%s (%.1f s)", block + 1, blocks(), what, seconds);
   }
 }

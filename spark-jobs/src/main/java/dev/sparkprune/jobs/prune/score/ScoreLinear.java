@@ -1,10 +1,13 @@
 package dev.sparkprune.jobs.prune.score;
 
+import dev.sparkprune.jobs.prune.output.StagedTensors;
+import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.plan.Placement;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.Weights;
 import dev.sparkprune.scoring.backend.ComputeBackends;
+import dev.sparkprune.scoring.methods.LinearInputs;
 import dev.sparkprune.scoring.methods.Wanda;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.scoring.methods.PruningMethod;
@@ -65,18 +68,12 @@ final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationSta
     // The method's mask, then DSnoT and the ADMM update when asked for (Refinement.NONE: the method alone).
     // A magnitude fallback has no trustworthy statistics to refine or update from.
     dev.sparkprune.scoring.methods.Refinement applied = fallback.isEmpty() ? refinement : dev.sparkprune.scoring.methods.Refinement.NONE;
-    PruneResult result = applied.prune(
-        method,
-        planned.tensorName(),
-        Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values),
-        statistics,
-        planned.target,
-        backend.backend(),
-        context.threads(),
-        wandaGroup);
+    LinearInputs inputs = LinearInputs.of(planned.tensorName(), Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values));
+    PruneResult result = applied.pruner(method, wandaGroup)
+        .prune(statistics == null ? inputs : inputs.withStatistics(statistics), planned.target, backend.backend(), context.threads());
     StagedTensors.write(context.io(), context.staging(), linear, planned.dtype, result.weights());
     // After the side effect: a retried attempt must overwrite what the failed one staged.
-    context.faultPoint("score");
+    context.probe("score");
     return new LinearResult(
         planned.block(),
         linear.name(),

@@ -1,7 +1,7 @@
 package dev.sparkprune.jobs.prune.score;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.calibration.BlockPartials;
+import dev.sparkprune.jobs.prune.output.LinearResult;
+import dev.sparkprune.jobs.calibration.BlockPartials;
 import dev.sparkprune.jobs.prune.output.MaskWriter;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.spark.JobContext;
@@ -28,14 +28,14 @@ public final class Scoring {
   private final JavaSparkContext jsc;
   private final JobContext context;
   private final JobStages stages;
-  private final PruneOptions options;
+  private final ScoringSettings settings;
   private final MaskWriter masks;
 
-  public Scoring(JavaSparkContext jsc, JobContext context, JobStages stages, PruneOptions options, MaskWriter masks) {
-    this.jsc = Objects.requireNonNull(jsc, "jsc is null");
-    this.context = Objects.requireNonNull(context, "context is null");
+  public Scoring(JobStages stages, ScoringSettings settings, MaskWriter masks) {
     this.stages = Objects.requireNonNull(stages, "stages is null");
-    this.options = Objects.requireNonNull(options, "options is null");
+    this.jsc = stages.jsc();
+    this.context = stages.context();
+    this.settings = Objects.requireNonNull(settings, "settings is null");
     this.masks = Objects.requireNonNull(masks, "masks is null");
   }
 
@@ -52,10 +52,10 @@ public final class Scoring {
    */
   List<LinearResult> score(List<PlannedLinear> linears, JavaPairRDD<String, CalibrationStatistics> statistics) {
     // Decided by the method, not by probing the RDD: every action would rerun the block's forward pass.
-    if (hessianStorage(options, linears) == CalibrationStatistics.HessianStorage.NONE) {
+    if (settings.hessianStorage(linears) == CalibrationStatistics.HessianStorage.NONE) {
       return score(linears, new HashMap<>(statistics.collectAsMap()));
     }
-    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, options.scoringTaskBytes(), jsc.defaultParallelism());
+    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, settings.taskBytes(), jsc.defaultParallelism());
     Map<String, PlannedLinear> byName = new HashMap<>();
     for (PlannedLinear planned : linears) {
       byName.put(planned.tensorName(), planned);
@@ -84,12 +84,12 @@ public final class Scoring {
   }
 
   private JavaRDD<Tuple2<PlannedLinear, CalibrationStatistics>> unfold(List<PlannedLinear> linears) {
-    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, options.scoringTaskBytes(), jsc.defaultParallelism());
+    List<List<PlannedLinear>> groups = ScoringTasks.group(linears, settings.taskBytes(), jsc.defaultParallelism());
     return jsc.parallelize(groups, Math.max(1, groups.size())).flatMap(new Unfold());
   }
 
   private ScoreLinear scoreLinear(Broadcast<Map<String, CalibrationStatistics>> channel) {
-    return new ScoreLinear(context, channel, options.wandaGroup(), options.refinement(), options.minExpertTokens());
+    return new ScoreLinear(context, channel, settings.wandaGroup(), settings.refinement(), settings.minExpertTokens());
   }
 
   /**
@@ -100,17 +100,13 @@ public final class Scoring {
     return stages.onGpus(masks.writeStage(scored)).collect();
   }
 
-  /** X^T X is kept when any planned linear's method needs it (SparseGPT), or the ADMM update does. */
-  static CalibrationStatistics.HessianStorage hessianStorage(PruneOptions options, List<PlannedLinear> plan) {
-    if (options.refinement().needsHessian()) {
-      return CalibrationStatistics.HessianStorage.DOUBLE;
-    }
-    for (PlannedLinear planned : plan) {
-      if (planned.method.hessianStorage() != CalibrationStatistics.HessianStorage.NONE) {
-        return planned.method.hessianStorage();
-      }
-    }
-    return CalibrationStatistics.HessianStorage.NONE;
+  public ScoringSettings settings() {
+    return settings;
+  }
+
+  /** The run's Spark side. */
+  public JobStages stages() {
+    return stages;
   }
 
   /** A statistics key's result, once for every linear that reads that input. */

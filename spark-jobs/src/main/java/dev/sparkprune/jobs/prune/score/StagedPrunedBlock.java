@@ -1,7 +1,8 @@
 package dev.sparkprune.jobs.prune.score;
 
+import dev.sparkprune.jobs.prune.output.StagedTensors;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
-import dev.sparkprune.jobs.prune.calibration.BlockEdit;
+import dev.sparkprune.jobs.calibration.BlockEdit;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.model.BlockWeights;
 import dev.sparkprune.tensorio.arch.Linear;

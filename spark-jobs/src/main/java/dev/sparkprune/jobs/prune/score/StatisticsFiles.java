@@ -1,7 +1,9 @@
 package dev.sparkprune.jobs.prune.score;
 
-import dev.sparkprune.jobs.prune.PruneOptions;
-import dev.sparkprune.jobs.prune.PruneRun;
+import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.spark.JobStages;
+import dev.sparkprune.jobs.spark.ProgressLog;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -76,29 +78,31 @@ final class StatisticsFiles {
   }
 
   /** Saves the dense statistics of a one-shot run under stats/ in the staging folder, with their manifest. */
-  static void save(PruneRun run, org.apache.spark.api.java.JavaPairRDD<String, CalibrationStatistics> all,
-      CalibrationStatistics.HessianStorage storage) throws IOException {
-    HadoopFileIO io = run.io();
-    String directory = io.resolve(run.context().staging(), "stats");
-    run.stages().describe("save statistics");
-    all.foreach(new Save(run.context(), directory));
+  static void save(JobStages stages, org.apache.spark.api.java.JavaPairRDD<String, CalibrationStatistics> all,
+      CalibrationStatistics.HessianStorage storage, String modelFingerprint, CalibrationSource calibration, ProgressLog log)
+      throws IOException {
+    HadoopFileIO io = stages.context().io();
+    String directory = io.resolve(stages.context().staging(), "stats");
+    stages.describe("save statistics");
+    all.foreach(new Save(stages.context(), directory));
     List<String> keys = new java.util.ArrayList<>(all.keys().collect());
     keys.sort(null);
-    writeManifest(io, directory, run.modelFingerprint(), run.options(), keys, storage, run.calibrationFingerprint());
-    run.log().line("saved dense statistics of %d inputs under stats/", keys.size());
+    writeManifest(io, directory, modelFingerprint, calibration, keys, storage);
+    log.line("saved dense statistics of %d inputs under stats/", keys.size());
   }
 
-  private static void writeManifest(HadoopFileIO io, String directory, String modelFingerprint, PruneOptions options, List<String> keys,
-      CalibrationStatistics.HessianStorage storage, String calibrationFingerprint) throws IOException {
+  private static void writeManifest(HadoopFileIO io, String directory, String modelFingerprint, CalibrationSource calibration,
+      List<String> keys, CalibrationStatistics.HessianStorage storage) throws IOException {
+    CalibrationSettings settings = calibration.settings();
     ObjectNode manifest = JSON.createObjectNode();
     manifest.put("format", "sparkprune-statistics-set");
     manifest.put("version", 1);
     manifest.put("model_fingerprint", modelFingerprint);
-    manifest.put("calibration", options.calibration().orElse(""));
-    manifest.put("calibration_fingerprint", calibrationFingerprint);
-    manifest.put("nsamples", options.nsamples());
-    manifest.put("seqlen", options.seqlen());
-    manifest.put("seed", options.seed());
+    manifest.put("calibration", settings.location());
+    manifest.put("calibration_fingerprint", calibration.fingerprint());
+    manifest.put("nsamples", settings.nsamples());
+    manifest.put("seqlen", settings.seqlen());
+    manifest.put("seed", settings.seed());
     manifest.put("hessian", storage != CalibrationStatistics.HessianStorage.NONE);
     keys.forEach(manifest.putArray("keys")::add);
     try (OutputStream out = io.newOutputFile(io.resolve(directory, MANIFEST)).create()) {
