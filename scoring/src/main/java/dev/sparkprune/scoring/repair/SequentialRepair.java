@@ -149,6 +149,36 @@ public final class SequentialRepair {
     return new Result(tensors, refits, meanNll(shrunk, heldRepaired, heldOut), meanNll(shrunk, heldPlain, heldOut));
   }
 
+  /**
+   * One chunk's sums for the refit of {@code linear} (the block's o_proj or down_proj, see
+   * {@link #refitLinear}) with the block's current {@code weights}: what a job computes per chunk
+   * on an executor and folds; {@link #run} adds the same per chunk in chunk order. Stream targets
+   * only ({@link RepairSettings.Target#LOCAL} needs the dense MLP: in-process only).
+   *
+   * @param input the shrunk stream entering the block
+   * @param target the dense stream at the step's target point
+   */
+  public static LinearEquations chunkEquations(
+      DecoderModel shrunk, BlockWeights weights, HiddenStates input, HiddenStates target, Linear linear, RepairSettings settings,
+      LinearAlgebra linalg) {
+    ValidationException.check(settings.target() != RepairSettings.Target.LOCAL, "Cannot gather a local-target refit per chunk: use the stream target");
+    return collect(shrunk, weights, List.of(input), List.of(target), linear, null, settings.target() == RepairSettings.Target.NORMALIZED, linalg);
+  }
+
+  /** The dense linear a step refits at shrunk block {@code block}: o_proj ({@code attention}) or down_proj. */
+  public static Linear refitLinear(DecoderModel shrunk, int block, boolean attention) {
+    return linear(shrunk, block, attention ? O_PROJ : DOWN_PROJ);
+  }
+
+  /** The refit of a step's linear from its folded sums: all columns, or ReplaceMe's map where the step says so. */
+  public static LinearRefit.Refit solve(
+      RepairStep step, boolean attention, String tensor, float[] current, LinearEquations equations, RepairSettings settings,
+      LinearAlgebra linalg) {
+    return !attention && step.map()
+        ? LinearRefit.outputMap(tensor, current, equations, settings.damping(), linalg)
+        : LinearRefit.columns(tensor, current, equations, settings.damping(), linalg);
+  }
+
   /** Sums of one linear's input and the error its refit should remove, over every chunk in order. */
   private static LinearEquations collect(
       DecoderModel shrunk, BlockWeights weights, List<HiddenStates> stream, List<HiddenStates> target, Linear linear, DenseMlp local,

@@ -45,7 +45,7 @@ class TestShrinkJob extends SparkTestBase {
   private static ShrinkOptions options(Path out, ShrinkSettings settings, String thenPrune) {
     return new ShrinkOptions(
         SharedData.stories260K().toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
-        8, 64, 3, settings, thenPrune, SparsityTarget.parse("0.5"), 2, false);
+        8, 64, 3, settings, thenPrune, SparsityTarget.parse("0.5"), 2, false, false);
   }
 
   private static ShrinkSettings settings(int drop, double mlpKeep, double headsKeep) {
@@ -101,7 +101,7 @@ class TestShrinkJob extends SparkTestBase {
     ShrinkOptions options = new ShrinkOptions(
         ModelFixtures.path("qwen3_moe").toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
         4, 32, 3, new ShrinkSettings(0, ShrinkSettings.LayerMetric.ANGULAR, 1, 1, ShrinkSettings.WidthMetric.ACTIVATION, 0.5,
-            ExpertSaliency.Metric.REAP), "", SparsityTarget.parse("0.5"), 2, false);
+            ExpertSaliency.Metric.REAP), "", SparsityTarget.parse("0.5"), 2, false, false);
     new ShrinkJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
     ModelArchive source = ModelArchive.open(IO, options.model());
     ModelShape shape = ModelShape.of(source.config());
