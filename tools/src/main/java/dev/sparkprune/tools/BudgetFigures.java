@@ -1,10 +1,14 @@
-package dev.sparkprune.scoring.repair;
+package dev.sparkprune.tools;
 
 import dev.sparkprune.scoring.backend.CpuBackend;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.scoring.model.DecoderModel;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.model.Perplexity;
+import dev.sparkprune.scoring.repair.CandidateScore;
+import dev.sparkprune.scoring.repair.RepairSettings;
+import dev.sparkprune.scoring.repair.ShrinkCandidate;
+import dev.sparkprune.scoring.repair.SizeBudget;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.ExpertSaliency;
 import dev.sparkprune.scoring.structure.ShrinkSettings;
