@@ -36,4 +36,35 @@ public interface LinearAlgebra {
    * zero. Returns false, leaving {@code a} undefined, if A is not positive definite.
    */
   boolean upperCholeskyOfInverse(double[] a, int n);
+
+  /**
+   * Solves {@code A X = B} for a symmetric positive definite A [n x n] (row-major, overwritten)
+   * and row-major B [n x columns], which holds X on return. Returns false, leaving both
+   * undefined, if A is not positive definite. The default goes through
+   * {@link #upperCholeskyOfInverse}: X = U^T (U B) with U^T U = A^-1.
+   */
+  default boolean choleskySolve(double[] a, int n, double[] b, int columns) {
+    if (!upperCholeskyOfInverse(a, n)) {
+      return false;
+    }
+    double[] ub = new double[n * columns];
+    for (int i = 0; i < n; i++) {
+      for (int k = i; k < n; k++) {
+        double u = a[i * n + k];
+        for (int c = 0; c < columns; c++) {
+          ub[i * columns + c] += u * b[k * columns + c];
+        }
+      }
+    }
+    java.util.Arrays.fill(b, 0, n * columns, 0.0);
+    for (int k = 0; k < n; k++) {
+      for (int i = k; i < n; i++) {
+        double u = a[k * n + i];
+        for (int c = 0; c < columns; c++) {
+          b[i * columns + c] += u * ub[k * columns + c];
+        }
+      }
+    }
+    return true;
+  }
 }

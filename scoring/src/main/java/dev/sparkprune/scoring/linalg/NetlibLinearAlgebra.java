@@ -137,6 +137,32 @@ public final class NetlibLinearAlgebra implements LinearAlgebra {
     return true;
   }
 
+  /** LAPACK's dposv (potrf, then potrs) on B transposed to column-major and back. */
+  @Override
+  public boolean choleskySolve(double[] a, int n, double[] b, int columns) {
+    if (n == 0 || columns == 0) {
+      return true;
+    }
+    double[] columnMajor = new double[n * columns];
+    for (int i = 0; i < n; i++) {
+      for (int c = 0; c < columns; c++) {
+        columnMajor[c * n + i] = b[i * columns + c];
+      }
+    }
+    intW info = new intW(0);
+    // A is symmetric: its row-major array is also its column-major one.
+    lapack.dposv("U", n, columns, a, n, columnMajor, n, info);
+    if (info.val != 0) {
+      return false;
+    }
+    for (int i = 0; i < n; i++) {
+      for (int c = 0; c < columns; c++) {
+        b[i * columns + c] = columnMajor[c * n + i];
+      }
+    }
+    return true;
+  }
+
   private static void reverse(double[] a, int size) {
     for (int i = 0, j = size - 1; i < j; i++, j--) {
       double swap = a[i];

@@ -328,6 +328,12 @@ public final class CalibrationStatistics implements Serializable {
     }
   }
 
+  /** X^T X itself, full symmetric, row-major (a copy): the Gram matrix least-squares refits solve with. */
+  public double[] xtx() {
+    ValidationException.check(storage != HessianStorage.NONE, "Cannot give X^T X: statistics were collected without it");
+    return fullXtx();
+  }
+
   /** X^T X as a full symmetric matrix, from the accumulated lower triangle. */
   private double[] fullXtx() {
     double[] full = new double[channels * channels];

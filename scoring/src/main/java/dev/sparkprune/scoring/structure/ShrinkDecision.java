@@ -41,7 +41,7 @@ public record ShrinkDecision(
     int expertGroups = shape.moe()
         .filter(moe -> moe.scoring() == MixtureOfExperts.Scoring.SIGMOID_GROUP_LIMITED).map(MixtureOfExperts::groups).orElse(0);
     int keepPerGroup = expertGroups == 0 ? 0 : KeepCounts.expertsPerGroup(shape.experts(), expertGroups, settings.expertsKeep());
-    boolean activation = settings.widthMetric() == ShrinkSettings.WidthMetric.ACTIVATION;
+    ShrinkSettings.WidthMetric metric = settings.widthMetric();
 
     List<Integer> kept = new ArrayList<>();
     Map<Integer, int[]> channels = new LinkedHashMap<>();
@@ -58,16 +58,22 @@ public record ShrinkDecision(
       kept.add(b);
       WidthStatistics statistics = block.statistics();
       if (settings.headsKeep() < 1) {
-        double[] scores = activation
-            ? WidthScores.sumPerGroup(WidthScores.activationAware(block.oColumnNorms(), statistics.oInputSumSquares()), groups)
-            : block.kvWeightNorms();
+        double[] scores = switch (metric) {
+          case ACTIVATION -> WidthScores.sumPerGroup(WidthScores.activationAware(block.oColumnNorms(), statistics.oInputSumSquares()), groups);
+          case FLAP -> WidthScores.sumPerGroup(WidthScores.fluctuation(
+              block.oColumnNorms(), statistics.oInputSums(), statistics.oInputSumSquares(), statistics.oTokens()), groups);
+          case WEIGHT_NORM -> block.kvWeightNorms();
+        };
         kvScores.put(b, scores);
         kvGroups.put(b, WidthScores.topIndices(scores, keepGroups));
       }
       if (settings.mlpKeep() < 1 && !shape.isSparse(b)) {
-        double[] scores = activation
-            ? WidthScores.activationAware(block.downColumnNorms(), statistics.downInputSumSquares())
-            : block.mlpWeightNorms();
+        double[] scores = switch (metric) {
+          case ACTIVATION -> WidthScores.activationAware(block.downColumnNorms(), statistics.downInputSumSquares());
+          case FLAP -> WidthScores.fluctuation(
+              block.downColumnNorms(), statistics.downInputSums(), statistics.downInputSumSquares(), statistics.downTokens());
+          case WEIGHT_NORM -> block.mlpWeightNorms();
+        };
         mlpScores.put(b, scores);
         channels.put(b, WidthScores.topIndices(scores, keepChannels));
       }

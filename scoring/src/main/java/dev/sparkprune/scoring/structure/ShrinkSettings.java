@@ -34,7 +34,9 @@ public record ShrinkSettings(
   /** How MLP channels and KV groups are scored. */
   public enum WidthMetric {
     ACTIVATION,
-    WEIGHT_NORM;
+    WEIGHT_NORM,
+    /** FLAP's fluctuation: the variance of a channel's input times its column's squared norm. */
+    FLAP;
 
     public static WidthMetric parse(String text) {
       switch (text.toLowerCase(Locale.ROOT)) {
@@ -42,8 +44,10 @@ public record ShrinkSettings(
           return ACTIVATION;
         case "weight-norm":
           return WEIGHT_NORM;
+        case "flap":
+          return FLAP;
         default:
-          throw ValidationException.invalid("width metric", text, "use activation or weight-norm");
+          throw ValidationException.invalid("width metric", text, "use activation, weight-norm or flap");
       }
     }
   }

@@ -13,6 +13,11 @@ import dev.sparkprune.tensorio.ValidationException;
  * error of removing that channel alone. A KV group's score sums the same quantity over its
  * heads' o_proj input columns (the triangle-inequality bound of removing them together).
  * Weight-norm (the baseline): the L2 norm of all weights of the group, no calibration.
+ *
+ * <p>FLAP (An et al., "Fluctuation-based Adaptive Structured Pruning for Large Language Models",
+ * AAAI 2024): channel j scores the sample variance of its input over the calibration tokens
+ * times ‖W[:, j]‖²: what removing it changes beyond its mean, which a bias can give back
+ * ({@link #biasCompensation}). A KV group sums the score over its heads' o_proj columns.
  */
 public final class WidthScores {
   private WidthScores() {}
@@ -32,6 +37,48 @@ public final class WidthScores {
       scores[j] = Math.sqrt(sumSquares[j]) * columnNorms[j];
     }
     return scores;
+  }
+
+  /**
+   * FLAP's fluctuation per input channel j: the sample variance (Σx² − (Σx)²/N) / (N − 1) of x_j
+   * over the N calibration tokens, times ‖W[:, j]‖² (columnNorms[j] squared).
+   */
+  public static double[] fluctuation(double[] columnNorms, double[] sums, double[] sumSquares, long tokens) {
+    checkLength(sums.length, columnNorms.length, "input sums");
+    checkLength(sumSquares.length, columnNorms.length, "input statistics");
+    ValidationException.check(tokens >= 2, "Cannot score channels by fluctuation: %d calibration tokens, need at least 2", tokens);
+    double[] scores = new double[columnNorms.length];
+    for (int j = 0; j < scores.length; j++) {
+      double variance = Math.max(0, (sumSquares[j] - sums[j] * sums[j] / tokens) / (tokens - 1));
+      scores[j] = variance * columnNorms[j] * columnNorms[j];
+    }
+    return scores;
+  }
+
+  /**
+   * FLAP's bias compensation: Σ over the removed input channels j of W[:, j] · mean(x_j), the
+   * mean output the removed channels gave; added to the layer's output bias it restores the
+   * layer's mean output. {@code kept} ascending; W row-major [rows x cols].
+   */
+  public static double[] biasCompensation(float[] w, int rows, int cols, int[] kept, double[] sums, long tokens) {
+    checkLength(w, (long) rows * cols, "weight");
+    checkLength(sums.length, cols, "input sums");
+    ValidationException.check(tokens >= 1, "Cannot compensate removed channels: no calibration tokens");
+    boolean[] keep = new boolean[cols];
+    for (int j : kept) {
+      keep[j] = true;
+    }
+    double[] bias = new double[rows];
+    for (int r = 0; r < rows; r++) {
+      double sum = 0;
+      for (int j = 0; j < cols; j++) {
+        if (!keep[j]) {
+          sum += w[r * cols + j] * (sums[j] / tokens);
+        }
+      }
+      bias[r] = sum;
+    }
+    return bias;
   }
 
   /** The L2 norm of gate row j, up row j and down column j together. */

@@ -1,8 +1,13 @@
 package dev.sparkprune.scoring.model;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.tensorio.ArchiveFiles;
+import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
+import dev.sparkprune.scoring.repair.RepairSettings;
+import dev.sparkprune.scoring.repair.SequentialRepair;
 import dev.sparkprune.tensorio.LlamaCppReference;
 import dev.sparkprune.tensorio.ModelFixtures;
 import dev.sparkprune.tensorio.SharedData;
@@ -11,6 +16,7 @@ import dev.sparkprune.tensorio.io.LocalFileIO;
 import dev.sparkprune.tensorio.shrink.ModelShape;
 import dev.sparkprune.tensorio.shrink.ShrinkPlan;
 import dev.sparkprune.tensorio.shrink.ShrunkArchive;
+import dev.sparkprune.tensorio.shrink.TensorReplacements;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,10 +33,11 @@ import org.junit.jupiter.params.provider.ValueSource;
  * sparkprune's forward pass on them equal llama.cpp's to 1e-3 (a block dropped, half the KV
  * groups (all of them on qwen2_moe, see ShrinkSettings, and on DeepSeek-V3's latent attention)
  * and, on dense blocks, 3/4 of the MLP channels kept; on MoE fixtures half the experts, half of
- * each group under group-limited routing; the MTP layers of DeepSeek-V3 and GLM-4.5 dropped).
- * gpt-oss is shrunk from its fixture with rope_scaling.truncate true, where llama.cpp's yarn
- * agrees with transformers' (see TestLlamaCppForward). Skips where
- * bin/setup-llamacpp-reference has not run.
+ * each group under group-limited routing; the MTP layers of DeepSeek-V3 and GLM-4.5 dropped),
+ * and so do repaired ones (the same cuts with o_proj and down_proj refitted by
+ * {@link SequentialRepair}, encoded in the archive's dtype). gpt-oss is shrunk from its fixture
+ * with rope_scaling.truncate true, where llama.cpp's yarn agrees with transformers' (see
+ * TestLlamaCppForward). Skips where bin/setup-llamacpp-reference has not run.
  */
 class TestShrunkArchivesLlamaCpp {
   private static final LocalFileIO IO = new LocalFileIO();
@@ -46,6 +53,51 @@ class TestShrunkArchivesLlamaCpp {
       location = withRoundedYarnRamp(location, temp.resolve("gpt_oss_truncate"));
     }
     ModelArchive source = ModelArchive.open(IO, location.toString());
+    Path out = temp.resolve(arch);
+    Files.createDirectories(out);
+    new ShrunkArchive(source, plan(source, arch)).writeTo(IO, out.toString());
+    int[] tokens = arch.equals("stories260K") ? storyTokens() : ModelFixtures.goldenTokens(arch);
+    TestLlamaCppForward.assertLogitsEqualLlamaCpp(out, tokens, 1e-3);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {"stories260K", "llama", "qwen2_moe"})
+  void repairedLogitsEqualLlamaCpp(String arch) throws IOException {
+    LlamaCppReference.require();
+    Path location = arch.equals("stories260K") ? SharedData.stories260K() : ModelFixtures.path(arch);
+    ModelArchive source = ModelArchive.open(IO, location.toString());
+    ShrinkPlan plan = plan(source, arch);
+    Path raw = temp.resolve(arch + "-raw");
+    Files.createDirectories(raw);
+    new ShrunkArchive(source, plan).writeTo(IO, raw.toString());
+    // Calibration: 2 chunks of 2 windows of 48 ids (the repair needs tokens, not text).
+    List<int[][]> chunks = new ArrayList<>();
+    int vocab = source.config().requireInt("vocab_size");
+    for (int c = 0; c < 2; c++) {
+      int[][] chunk = new int[2][48];
+      for (int s = 0; s < 2; s++) {
+        chunk[s][0] = 1;
+        for (int t = 1; t < 48; t++) {
+          chunk[s][t] = (31 * t + 17 * s + 101 * c) % (vocab - 3) + 3;
+        }
+      }
+      chunks.add(chunk);
+    }
+    SequentialRepair.Result result;
+    try (DecoderModel dense = Models.open(source, NetlibLinearAlgebra.defaultInstance());
+        DecoderModel shrunk = Models.open(ModelArchive.open(IO, raw.toString()), NetlibLinearAlgebra.defaultInstance())) {
+      result = SequentialRepair.run(dense, shrunk, plan, RepairSettings.DEFAULTS, chunks, List.of(), NetlibLinearAlgebra.defaultInstance());
+    }
+    assertThat(result.tensors()).isNotEmpty();
+    Path out = temp.resolve(arch + "-repaired");
+    Files.createDirectories(out);
+    new ShrunkArchive(source, plan, TensorReplacements.of(result.tensors())).writeTo(IO, out.toString());
+    int[] tokens = arch.equals("stories260K") ? storyTokens() : ModelFixtures.goldenTokens(arch);
+    TestLlamaCppForward.assertLogitsEqualLlamaCpp(out, tokens, 1e-3);
+  }
+
+  /** Block 1 dropped (blocks 1 and 2 on gpt-oss), every other KV group (not on qwen2_moe), 3/4 of the MLP channels of dense blocks, every other expert. */
+  private static ShrinkPlan plan(ModelArchive source, String arch) {
     ModelShape shape = ModelShape.of(source.config());
     List<Integer> kept = new ArrayList<>();
     Map<Integer, int[]> channels = new HashMap<>();
@@ -73,11 +125,7 @@ class TestShrunkArchivesLlamaCpp {
         channels.put(b, distinct(first, shape.intermediate(), keep));
       }
     }
-    Path out = temp.resolve(arch);
-    Files.createDirectories(out);
-    new ShrunkArchive(source, ShrinkPlan.of(shape, kept, channels, groups, experts)).writeTo(IO, out.toString());
-    int[] tokens = arch.equals("stories260K") ? storyTokens() : ModelFixtures.goldenTokens(arch);
-    TestLlamaCppForward.assertLogitsEqualLlamaCpp(out, tokens, 1e-3);
+    return ShrinkPlan.of(shape, kept, channels, groups, experts);
   }
 
   /** A copy of the gpt-oss archive whose yarn rounds its ramp bounds, as ggml always does. */

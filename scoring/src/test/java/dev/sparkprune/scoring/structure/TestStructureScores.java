@@ -22,6 +22,78 @@ import org.junit.jupiter.api.Test;
 /** Depth and width scores against direct computations. */
 class TestStructureScores {
   @Test
+  void flapFluctuationAndBiasCompensationEqualDirectFormulas() {
+    // X [tokens x cols] with channel means far from zero, W [rows x cols].
+    int tokens = 90;
+    int rows = 5;
+    int cols = 12;
+    SplittableRandom random = new SplittableRandom(11);
+    float[] x = new float[tokens * cols];
+    for (int t = 0; t < tokens; t++) {
+      for (int j = 0; j < cols; j++) {
+        x[t * cols + j] = (float) (j * 0.3 + (j % 3 + 1) * (random.nextDouble() - 0.5));
+      }
+    }
+    float[] w = new float[rows * cols];
+    for (int i = 0; i < w.length; i++) {
+      w[i] = (float) (random.nextDouble() - 0.5);
+    }
+    // The statistics as the shrink pass gathers them (a down_proj input through the hook), in two partials.
+    dev.sparkprune.tensorio.arch.Linear down = new dev.sparkprune.tensorio.arch.Linear(0, "mlp.down_proj", "model.layers.0.mlp.down_proj.weight",
+        rows, cols, false, "mlp.down_proj", null);
+    WidthStatistics first = new WidthStatistics(0);
+    WidthStatistics second = new WidthStatistics(0);
+    first.accept(List.of(down), java.util.Arrays.copyOf(x, 40 * cols), 40, 1);
+    second.accept(List.of(down), java.util.Arrays.copyOfRange(x, 40 * cols, tokens * cols), tokens - 40, 1);
+    WidthStatistics statistics = first.plus(second);
+    assertThat(statistics.downTokens()).isEqualTo(tokens);
+    double[] scores = WidthScores.fluctuation(
+        WidthScores.columnNorms(w, rows, cols), statistics.downInputSums(), statistics.downInputSumSquares(), statistics.downTokens());
+    int[] kept = {0, 2, 3, 7, 8, 11};
+    double[] bias = WidthScores.biasCompensation(w, rows, cols, kept, statistics.downInputSums(), statistics.downTokens());
+    for (int j = 0; j < cols; j++) {
+      // Direct: two-pass sample variance of column j, times sum_r W[r][j]^2.
+      double mean = 0;
+      for (int t = 0; t < tokens; t++) {
+        mean += x[t * cols + j];
+      }
+      mean /= tokens;
+      double variance = 0;
+      for (int t = 0; t < tokens; t++) {
+        variance += (x[t * cols + j] - mean) * (x[t * cols + j] - mean);
+      }
+      variance /= tokens - 1;
+      double norm = 0;
+      for (int r = 0; r < rows; r++) {
+        norm += (double) w[r * cols + j] * w[r * cols + j];
+      }
+      assertThat(scores[j]).isCloseTo(variance * norm, within(1e-9 * Math.max(1, variance * norm)));
+    }
+    // Direct: the mean over tokens of the removed channels' contribution to each output.
+    java.util.Set<Integer> keep = new java.util.HashSet<>();
+    for (int j : kept) {
+      keep.add(j);
+    }
+    for (int r = 0; r < rows; r++) {
+      double sum = 0;
+      for (int t = 0; t < tokens; t++) {
+        for (int j = 0; j < cols; j++) {
+          if (!keep.contains(j)) {
+            sum += (double) x[t * cols + j] * w[r * cols + j];
+          }
+        }
+      }
+      assertThat(bias[r]).isCloseTo(sum / tokens, within(1e-9));
+    }
+    assertThatThrownBy(() -> WidthScores.fluctuation(new double[2], new double[2], new double[2], 1))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot score channels by fluctuation: 1 calibration tokens, need at least 2");
+    assertThatThrownBy(() -> ShrinkSettings.WidthMetric.parse("variance"))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Invalid width metric variance: use activation, weight-norm or flap");
+  }
+
+  @Test
   void depthScoresOfStories260KEqualDirectSumsAndFoldOverChunks() throws IOException {
     ModelArchive archive = ModelArchive.open(new LocalFileIO(), SharedData.stories260K().toString());
     int[][] batch = new int[4][48];

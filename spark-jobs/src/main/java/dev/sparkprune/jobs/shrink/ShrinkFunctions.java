@@ -64,18 +64,20 @@ final class ShrinkFunctions {
     }
   }
 
-  /** Writes one shard of the shrunk archive; a retried attempt starts the file over. */
+  /** Writes one shard of the shrunk archive, with the staged refits in place of their sliced tensors; a retried attempt starts the file over. */
   static final class WriteShard implements Function<String, Long> {
     private static final long serialVersionUID = 1L;
 
     private final JobContext context;
     private final ShrinkPlan plan;
     private final String directory;
+    private final RepairFunctions.StagedRefits refits;
 
-    WriteShard(JobContext context, ShrinkPlan plan, String directory) {
+    WriteShard(JobContext context, ShrinkPlan plan, String directory, RepairFunctions.StagedRefits refits) {
       this.context = context;
       this.plan = plan;
       this.directory = directory;
+      this.refits = refits;
     }
 
     @Override
@@ -85,7 +87,7 @@ final class ShrinkFunctions {
       io.delete(target);
       try (OutputStream out = new BufferedOutputStream(io.newOutputFile(target).create(), 1 << 20)) {
         context.probe("write");
-        new ShrunkArchive(context.archive(), plan).writeShard(shard, out);
+        new ShrunkArchive(context.archive(), plan, refits).writeShard(shard, out);
       }
       return io.newInputFile(target).length();
     }

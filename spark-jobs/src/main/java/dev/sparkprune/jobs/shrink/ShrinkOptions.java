@@ -10,11 +10,12 @@ import java.util.Optional;
 
 /**
  * The resolved settings of one {@code sparkprune shrink} run. {@code thenPrune} names the
- * unstructured or N:M pruning that follows on the shrunk model in the same run ("" for none).
+ * unstructured or N:M pruning that follows on the shrunk model in the same run ("" for none);
+ * {@code repair} whether the kept blocks are refitted by least squares ({@code --repair ls}).
  */
 public record ShrinkOptions(
     String model, String out, String calibration, int nsamples, int seqlen, long seed, ShrinkSettings settings,
-    String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite) {
+    String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite, boolean repair) {
   public ShrinkOptions {
     Objects.requireNonNull(model, "model is null");
     Objects.requireNonNull(out, "out is null");

@@ -41,6 +41,7 @@ public final class ShrinkReport {
     configuration.put("width_metric", settings.widthMetric().name().toLowerCase(Locale.ROOT).replace('_', '-'));
     configuration.put("experts_keep", settings.expertsKeep());
     configuration.put("expert_metric", settings.expertMetric().name().toLowerCase(Locale.ROOT));
+    configuration.put("repair", options.repair() ? "ls" : "none");
     configuration.put("then_prune", options.thenPrune());
     if (!options.thenPrune().isEmpty()) {
       configuration.put("then_prune_target", options.thenTarget().toString());
@@ -88,6 +89,34 @@ public final class ShrinkReport {
   private static void doubles(ArrayNode array, double[] values) {
     for (double value : values) {
       array.add(value);
+    }
+  }
+
+  /**
+   * The repair's refits in order: per refitted linear, the squared residual ‖target − output‖²
+   * on the calibration tokens before and after its refit (the block's output against the dense
+   * stream at the same point), and the damping used.
+   */
+  /** Whether the repair ran: an FP8 archive skips it (see ShrinkJob). */
+  void repairApplied(boolean applied) {
+    ObjectNode configuration = (ObjectNode) root.get("configuration");
+    if (!applied && configuration.path("repair").asText().equals("ls")) {
+      configuration.put("repair", "none (FP8 archive: refits are not re-quantized)");
+    }
+  }
+
+  void repair(java.util.List<ShrinkRepair.Refit> refits) {
+    ArrayNode array = root.putArray("repair");
+    for (ShrinkRepair.Refit refit : refits) {
+      ObjectNode node = array.addObject();
+      node.put("block", refit.block());
+      node.put("source_block", refit.sourceBlock());
+      node.put("tensor", refit.figures().tensor());
+      node.put("fit", refit.figures().fit());
+      node.put("residual_before", refit.figures().errorBefore());
+      node.put("residual_after", refit.figures().errorAfter());
+      node.put("tokens", refit.figures().tokens());
+      node.put("damping", refit.figures().damping());
     }
   }
 

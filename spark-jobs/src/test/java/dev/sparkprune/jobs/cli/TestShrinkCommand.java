@@ -59,6 +59,11 @@ class TestShrinkCommand {
   }
 
   @Test
+  void refusesAnUnknownRepair() {
+    assertRefused(args("--mlp-keep", "0.5", "--repair", "lsq"), "Invalid --repair lsq: use ls or none");
+  }
+
+  @Test
   void refusesExpertsOnADenseModel() {
     assertRefused(args("--experts-keep", "0.5"), "Cannot remove experts of llama: model_type llama has no experts");
   }
@@ -78,6 +83,7 @@ class TestShrinkCommand {
     assertThat(options.nsamples()).isEqualTo(128);
     assertThat(options.seqlen()).isEqualTo(2048);
     assertThat(options.seed()).isZero();
+    assertThat(options.repair()).as("--repair ls by default").isTrue();
     assertThat(options.thenPrune()).isEmpty();
     assertThat(options.partitions()).isZero();
     assertThat(options.overwrite()).isFalse();

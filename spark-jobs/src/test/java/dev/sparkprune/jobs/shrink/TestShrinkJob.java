@@ -45,7 +45,7 @@ class TestShrinkJob extends SparkTestBase {
   private static ShrinkOptions options(Path out, ShrinkSettings settings, String thenPrune) {
     return new ShrinkOptions(
         SharedData.stories260K().toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
-        8, 64, 3, settings, thenPrune, SparsityTarget.parse("0.5"), 2, false);
+        8, 64, 3, settings, thenPrune, SparsityTarget.parse("0.5"), 2, false, false);
   }
 
   private static ShrinkSettings settings(int drop, double mlpKeep, double headsKeep) {
@@ -101,7 +101,7 @@ class TestShrinkJob extends SparkTestBase {
     ShrinkOptions options = new ShrinkOptions(
         ModelFixtures.path("qwen3_moe").toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
         4, 32, 3, new ShrinkSettings(0, ShrinkSettings.LayerMetric.ANGULAR, 1, 1, ShrinkSettings.WidthMetric.ACTIVATION, 0.5,
-            ExpertSaliency.Metric.REAP), "", SparsityTarget.parse("0.5"), 2, false);
+            ExpertSaliency.Metric.REAP), "", SparsityTarget.parse("0.5"), 2, false, false);
     new ShrinkJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
     ModelArchive source = ModelArchive.open(IO, options.model());
     ModelShape shape = ModelShape.of(source.config());
@@ -134,13 +134,15 @@ class TestShrinkJob extends SparkTestBase {
    */
   @Test
   void shrinksTheGiantMoeFamiliesAsTheStepsInOneProcess() throws IOException {
-    for (String arch : new String[] {"deepseek_v3", "gpt_oss"}) {
+    for (String arch : new String[] {"deepseek_v3", "gpt_oss", "deepseek_v3_fp8"}) {
       Path out = dir.resolve(arch);
       int drop = arch.equals("gpt_oss") ? 2 : 0;
+      // The FP8 release asks for the repair, which skips its block-scaled linears: the bytes are the plain cut's.
+      boolean repair = arch.equals("deepseek_v3_fp8");
       ShrinkOptions options = new ShrinkOptions(
           ModelFixtures.path(arch).toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
           2, 32, 3, new ShrinkSettings(drop, ShrinkSettings.LayerMetric.ANGULAR, 1, 1, ShrinkSettings.WidthMetric.ACTIVATION, 0.5,
-              ExpertSaliency.Metric.REAP), "", SparsityTarget.parse("0.5"), 2, false);
+              ExpertSaliency.Metric.REAP), "", SparsityTarget.parse("0.5"), 2, false, repair);
       new ShrinkJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
       ModelArchive source = ModelArchive.open(IO, options.model());
       ModelShape shape = ModelShape.of(source.config());
@@ -164,6 +166,10 @@ class TestShrinkJob extends SparkTestBase {
       ModelArchive shrunk = ModelArchive.open(IO, model.toString());
       assertThat(shrunk.totalParameters()).isLessThan(source.totalParameters());
       assertThat(shrunk.config().json().path("num_nextn_predict_layers").asInt()).isZero();
+      if (repair) {
+        assertThat(new ObjectMapper().readTree(out.resolve("report.json").toFile())
+            .path("configuration").path("repair").asText()).startsWith("none (FP8 archive");
+      }
     }
   }
 }

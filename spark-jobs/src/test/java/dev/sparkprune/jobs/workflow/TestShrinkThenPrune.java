@@ -28,7 +28,7 @@ class TestShrinkThenPrune extends SparkTestBase {
     return new ShrinkOptions(
         SharedData.stories260K().toString(), out.toString(), SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(),
         8, 64, 3, new ShrinkSettings(1, ShrinkSettings.LayerMetric.ANGULAR, 1, 1, ShrinkSettings.WidthMetric.ACTIVATION, 1,
-            ExpertSaliency.Metric.REAP), thenPrune, SparsityTarget.parse("0.5"), 2, false);
+            ExpertSaliency.Metric.REAP), thenPrune, SparsityTarget.parse("0.5"), 2, false, false);
   }
 
   private static PrintStream quiet() {

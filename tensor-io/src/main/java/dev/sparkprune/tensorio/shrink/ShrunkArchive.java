@@ -30,7 +30,9 @@ import java.util.TreeMap;
  * A source archive rewritten by a {@link ShrinkPlan}: which tensors survive under which name and
  * slice, the new config and shard index, and each shard's bytes. Shards keep their source names
  * and hold the surviving tensors of their source shard in source order (a shard left empty is
- * not written); sliced tensors are copied byte for byte in the source dtype.
+ * not written); sliced tensors are copied byte for byte in the source dtype, except those given
+ * {@link TensorReplacements} (a repair's refitted weights), which are encoded from floats in the
+ * same dtype and shape.
  */
 public final class ShrunkArchive {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -40,10 +42,17 @@ public final class ShrunkArchive {
   private final ModelArchive archive;
   private final ShrinkPlan plan;
   private final Map<String, List<TensorSlice>> slicesByShard;
+  private final TensorReplacements replacements;
 
   public ShrunkArchive(ModelArchive archive, ShrinkPlan plan) {
+    this(archive, plan, TensorReplacements.NONE);
+  }
+
+  /** Every replaced name must be a surviving tensor of a float dtype the writer encodes. */
+  public ShrunkArchive(ModelArchive archive, ShrinkPlan plan, TensorReplacements replacements) {
     this.archive = archive;
     this.plan = plan;
+    this.replacements = java.util.Objects.requireNonNull(replacements, "replacements is null");
     TensorRenaming renaming = new TensorRenaming(plan);
     Map<String, List<TensorSlice>> byShard = new LinkedHashMap<>();
     // Stored tensors, so a quantized weight's scales travel with it under the same renaming.
@@ -52,6 +61,15 @@ public final class ShrunkArchive {
     }
     this.slicesByShard = byShard;
     checkQuantizedSlices(archive, byShard);
+    Map<String, TensorSlice> byTarget = new java.util.HashMap<>();
+    byShard.values().forEach(slices -> slices.forEach(slice -> byTarget.put(slice.target(), slice)));
+    for (String name : replacements.names()) {
+      TensorSlice slice = byTarget.get(name);
+      ValidationException.check(slice != null, "Cannot replace tensor %s: the shrunk archive has no tensor of that name", name);
+      ValidationException.check(
+          slice.source().dtype().isFloatEncodable(), "Cannot replace tensor %s: its dtype %s cannot be written from floats", name,
+          slice.source().dtype());
+    }
   }
 
   /**
@@ -83,6 +101,10 @@ public final class ShrunkArchive {
               + "or whole MXFP4 experts only (dequantize the model to BF16 for structured shrinking)",
           archive.location(), tensor.name(), tensor.storageLabel());
     }
+  }
+
+  public TensorReplacements replacements() {
+    return replacements;
   }
 
   public ShrinkPlan plan() {
@@ -156,7 +178,14 @@ public final class ShrunkArchive {
         SafetensorsWriter writer = SafetensorsWriter.create(out, specs, reader.metadata())) {
       OutputStream sink = writer.dataStream();
       for (TensorSlice slice : slices) {
-        if (slice.isWhole()) {
+        if (replacements.names().contains(slice.target())) {
+          float[] values = replacements.values(slice.target());
+          long expected = TensorInfo.numel(slice.shape());
+          ValidationException.check(
+              values.length == expected, "Cannot replace tensor %s: %d values for shape %s (%d)", slice.target(), values.length,
+              java.util.Arrays.toString(slice.shape()), expected);
+          writer.writeFloats(values, 0, values.length);
+        } else if (slice.isWhole()) {
           reader.copyRaw(slice.source(), sink);
         } else {
           copySlice(reader, slice, sink);

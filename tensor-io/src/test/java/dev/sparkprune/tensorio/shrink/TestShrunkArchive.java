@@ -106,6 +106,55 @@ class TestShrunkArchive {
   }
 
   @Test
+  void writesReplacementsInTheTensorsDtypeAndCopiesTheRest() throws IOException {
+    ModelArchive source = syntheticLlama();
+    ModelShape shape = ModelShape.of(source.config());
+    int[] channels = everyThird(96);
+    ShrinkPlan plan = ShrinkPlan.of(shape, List.of(0, 2, 3), Map.of(0, channels, 2, channels, 3, channels), Map.of(), Map.of());
+    // A repaired down_proj of the shrunk block 1 (source block 2): [64 x 32], values a BF16 rounding must touch.
+    float[] down = new float[64 * 32];
+    for (int i = 0; i < down.length; i++) {
+      down[i] = (float) Math.sin(i * 0.37) * 1.2345678f;
+    }
+    String out = temp.resolve("repaired").toString();
+    Files.createDirectories(temp.resolve("repaired"));
+    new ShrunkArchive(source, plan, TensorReplacements.of(Map.of("model.layers.1.mlp.down_proj.weight", down))).writeTo(IO, out);
+    String plainOut = temp.resolve("plain").toString();
+    Files.createDirectories(temp.resolve("plain"));
+    new ShrunkArchive(source, plan).writeTo(IO, plainOut);
+    ModelArchive repaired = ModelArchive.open(IO, out);
+    ModelArchive plain = ModelArchive.open(IO, plainOut);
+
+    ArchiveTensor tensor = repaired.tensor("model.layers.1.mlp.down_proj.weight");
+    assertThat(tensor.dtype()).isEqualTo(DType.BF16);
+    assertThat(tensor.info().shape()).containsExactly(64, 32);
+    float[] written;
+    try (SafetensorsReader reader = repaired.openShard(tensor.shard())) {
+      written = reader.readFloats(tensor.name());
+    }
+    for (int i = 0; i < down.length; i++) {
+      // BF16 is the top 16 bits of the float, rounded to nearest even on the 16 dropped ones.
+      int bits = Float.floatToRawIntBits(down[i]);
+      float expected = Float.intBitsToFloat(((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16) << 16);
+      assertThat(written[i]).as("element %d", i).isEqualTo(expected);
+    }
+    for (ArchiveTensor other : plain.tensors()) {
+      if (!other.name().equals(tensor.name())) {
+        assertThat(elements(repaired, other.name(), null, null)).as(other.name()).isDeepEqualTo(elements(plain, other.name(), null, null));
+      }
+    }
+
+    assertThatThrownBy(() -> new ShrunkArchive(source, plan, TensorReplacements.of(Map.of("model.layers.3.mlp.down_proj.weight", down))))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot replace tensor model.layers.3.mlp.down_proj.weight: the shrunk archive has no tensor of that name");
+    ShrunkArchive wrongLength = new ShrunkArchive(source, plan, TensorReplacements.of(Map.of("model.layers.0.mlp.down_proj.weight", new float[5])));
+    String shard = source.tensor("model.layers.0.mlp.down_proj.weight").shard();
+    assertThatThrownBy(() -> wrongLength.writeShard(shard, new java.io.ByteArrayOutputStream()))
+        .isInstanceOf(ValidationException.class)
+        .hasMessage("Cannot replace tensor model.layers.0.mlp.down_proj.weight: 5 values for shape [64, 32] (2048)");
+  }
+
+  @Test
   void refusesPlansThatRemoveEverythingOrMixWidths() throws IOException {
     ModelShape shape = ModelShape.of(syntheticLlama().config());
     assertThatThrownBy(() -> ShrinkPlan.of(shape, List.of(), Map.of(), Map.of(), Map.of()))
