@@ -48,7 +48,7 @@ public final class KeepCounts {
    * keeps as many, so n_group stays valid.
    */
   public static int expertsPerGroup(int experts, int groups, double fraction) {
-    checkFraction("--experts-keep", fraction);
+    checkFraction("experts keep fraction", fraction);
     int perGroup = experts / groups;
     return (int) Math.max(2, Math.min(perGroup, Math.round(fraction * perGroup)));
   }

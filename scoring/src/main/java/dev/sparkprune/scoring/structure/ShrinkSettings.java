@@ -102,13 +102,13 @@ public record ShrinkSettings(
         shape.modelType(), shape.modelType());
     ValidationException.check(
         headsKeep == 1 || shape.headsRemovable(),
-        "Cannot use --heads-keep on %s: its multi-head latent attention projects every head's keys and values from one latent;"
+        "Cannot remove attention heads of %s: its multi-head latent attention projects every head's keys and values from one latent;"
             + " shrink depth, dense MLP width or experts instead",
         shape.modelType());
     // gpt-oss runtimes put the sliding window on even layers: only pairs of blocks keep that true.
     ValidationException.check(
         dropBlocks % 2 == 0 || !shape.modelType().equals("gpt_oss"),
-        "Cannot drop %d blocks of gpt_oss (--drop-layers): its sliding-window and full-attention layers must keep alternating;"
+        "Cannot drop %d blocks of gpt_oss: its sliding-window and full-attention layers must keep alternating;"
             + " drop an even number",
         dropBlocks);
     ValidationException.check(

@@ -100,12 +100,12 @@ class TestShrinkDecision {
             0, ShrinkSettings.LayerMetric.ANGULAR, 1, 0.5, ShrinkSettings.WidthMetric.ACTIVATION, 1, ExpertSaliency.Metric.REAP)
         .checkAgainst(deepseek))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot use --heads-keep on deepseek_v3: its multi-head latent attention projects every head's keys and values"
+        .hasMessage("Cannot remove attention heads of deepseek_v3: its multi-head latent attention projects every head's keys and values"
             + " from one latent; shrink depth, dense MLP width or experts instead");
     ModelShape gptOss = ModelShape.of(ModelArchive.open(IO, ModelFixtures.path("gpt_oss").toString()).config());
     assertThatThrownBy(() -> settings(1, 1, 0.5).checkAgainst(gptOss))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Cannot drop 1 blocks of gpt_oss (--drop-layers): its sliding-window and full-attention layers must keep alternating;"
+        .hasMessage("Cannot drop 1 blocks of gpt_oss: its sliding-window and full-attention layers must keep alternating;"
             + " drop an even number");
     settings(2, 1, 0.5).checkAgainst(gptOss);
     assertThatThrownBy(() -> settings(0, 0, 1))
