@@ -17,6 +17,11 @@ public record ShrinkDecision(
     Map<Integer, double[]> kvGroupScores, Map<Integer, double[]> expertScores) {
 
   public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary) {
+    return choose(shape, settings, summary, TaylorWidth.NONE);
+  }
+
+  /** With Taylor scores of the width structures, which {@code --width-metric taylor} ranks by. */
+  public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary, TaylorWidth taylor) {
     settings.checkAgainst(shape);
     DepthScores depth = summary.depth();
     List<Integer> dropped = settings.dropBlocks() == 0
@@ -37,6 +42,7 @@ public record ShrinkDecision(
     int keepGroups = KeepCounts.kvGroups(shape.kvHeads(), settings.headsKeep());
     int keepExperts = shape.experts() == 0 ? 0 : KeepCounts.experts(shape.experts(), settings.expertsKeep());
     boolean activation = settings.widthMetric() == ShrinkSettings.WidthMetric.ACTIVATION;
+    boolean firstOrder = settings.widthMetric() == ShrinkSettings.WidthMetric.TAYLOR;
 
     List<Integer> kept = new ArrayList<>();
     Map<Integer, int[]> channels = new LinkedHashMap<>();
@@ -53,16 +59,20 @@ public record ShrinkDecision(
       kept.add(b);
       WidthStatistics statistics = block.statistics();
       if (settings.headsKeep() < 1) {
-        double[] scores = activation
-            ? WidthScores.sumPerGroup(WidthScores.activationAware(block.oColumnNorms(), statistics.oInputSumSquares()), groups)
-            : block.kvWeightNorms();
+        double[] scores = firstOrder
+            ? taylorScores(taylor.kvGroups(), b, "KV group")
+            : activation
+                ? WidthScores.sumPerGroup(WidthScores.activationAware(block.oColumnNorms(), statistics.oInputSumSquares()), groups)
+                : block.kvWeightNorms();
         kvScores.put(b, scores);
         kvGroups.put(b, WidthScores.topIndices(scores, keepGroups));
       }
       if (settings.mlpKeep() < 1 && !shape.isSparse(b)) {
-        double[] scores = activation
-            ? WidthScores.activationAware(block.downColumnNorms(), statistics.downInputSumSquares())
-            : block.mlpWeightNorms();
+        double[] scores = firstOrder
+            ? taylorScores(taylor.mlpChannels(), b, "MLP channel")
+            : activation
+                ? WidthScores.activationAware(block.downColumnNorms(), statistics.downInputSumSquares())
+                : block.mlpWeightNorms();
         mlpScores.put(b, scores);
         channels.put(b, WidthScores.topIndices(scores, keepChannels));
       }
@@ -74,5 +84,13 @@ public record ShrinkDecision(
     }
     ShrinkPlan plan = ShrinkPlan.of(shape, kept, channels, kvGroups, experts);
     return new ShrinkDecision(plan, dropped, influence, angular, mlpScores, kvScores, expertScores);
+  }
+
+  private static double[] taylorScores(Map<Integer, double[]> scores, int block, String what) {
+    double[] values = scores.get(block);
+    if (values == null) {
+      throw new IllegalStateException("Cannot rank the " + what + "s of block " + block + " by Taylor importance: no scores were computed");
+    }
+    return values;
   }
 }

@@ -34,7 +34,9 @@ public record ShrinkSettings(
   /** How MLP channels and KV groups are scored. */
   public enum WidthMetric {
     ACTIVATION,
-    WEIGHT_NORM;
+    WEIGHT_NORM,
+    /** First-order Taylor importance |W . dL/dW| summed over the structure ({@link TaylorScores}): needs gradients. */
+    TAYLOR;
 
     public static WidthMetric parse(String text) {
       switch (text.toLowerCase(Locale.ROOT)) {
@@ -42,8 +44,10 @@ public record ShrinkSettings(
           return ACTIVATION;
         case "weight-norm":
           return WEIGHT_NORM;
+        case "taylor":
+          return TAYLOR;
         default:
-          throw ValidationException.invalid("width metric", text, "use activation or weight-norm");
+          throw ValidationException.invalid("width metric", text, "use activation, weight-norm or taylor");
       }
     }
   }
@@ -99,6 +103,11 @@ public record ShrinkSettings(
     ValidationException.check(
         mlpKeep == 1 || shape.hasDenseMlp(),
         "Cannot remove MLP channels of %s: it has no dense MLP blocks (remove whole experts instead)", shape.modelType());
+  }
+
+  /** Whether the decision needs Taylor scores of the width structures, and so a gradient pass. */
+  public boolean needsGradients() {
+    return widthMetric == WidthMetric.TAYLOR && (mlpKeep < 1 || headsKeep < 1);
   }
 
   /** The span of contiguous runs the depth scores need. */

@@ -49,7 +49,8 @@ public final class ShrinkKeys {
 
   /** How channels and KV groups are scored. */
   public static final OptionKey<ShrinkSettings.WidthMetric> WIDTH_METRIC = OptionKey.builder("width-metric", ShrinkSettings.WidthMetric::parse)
-      .label("M").defaultValue("activation").description("activation (||X_j|| x ||W[:, j]||) or weight-norm (no activations).").build();
+      .label("M").defaultValue("activation")
+      .description("activation (||X_j|| x ||W[:, j]||), weight-norm (no activations) or taylor (sum |W x dL/dW|).").build();
 
   /** Fraction of routed experts kept per sparse block. */
   public static final OptionKey<Double> EXPERTS_KEEP = OptionKey.builder("experts-keep", Parsers.NUMBER).label("F").defaultValue("1")
