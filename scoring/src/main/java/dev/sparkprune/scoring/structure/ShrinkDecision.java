@@ -17,11 +17,11 @@ public record ShrinkDecision(
     Map<Integer, double[]> kvGroupScores, Map<Integer, double[]> expertScores) {
 
   public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary) {
-    return choose(shape, settings, summary, TaylorWidth.NONE);
+    return choose(shape, settings, summary, TaylorImportance.NONE);
   }
 
   /** With Taylor scores of the width structures, which {@code --width-metric taylor} ranks by. */
-  public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary, TaylorWidth taylor) {
+  public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary, TaylorImportance taylor) {
     settings.checkAgainst(shape);
     DepthScores depth = summary.depth();
     List<Integer> dropped = settings.dropBlocks() == 0

@@ -7,7 +7,7 @@ import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.AttentionGroups;
 import dev.sparkprune.scoring.structure.StructureCalibration;
 import dev.sparkprune.scoring.structure.TaylorScores;
-import dev.sparkprune.scoring.structure.TaylorWidth;
+import dev.sparkprune.scoring.structure.TaylorImportance;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.archive.ModelArchive;
@@ -108,7 +108,7 @@ final class ShrinkFunctions {
           weights.get(O), means.get(O), hidden, groups);
       double[] mlp = !weights.containsKey(DOWN) ? new double[0] : TaylorScores.mlpChannels(weights.get(GATE), means.get(GATE),
           weights.get(UP), means.get(UP), weights.get(DOWN), means.get(DOWN), hidden, shape.intermediate());
-      return serialize(new TaylorWidth.Block(block, mlp, kv));
+      return serialize(new TaylorImportance.Block(block, mlp, kv));
     }
 
     private static final String Q = "self_attn.q_proj";

@@ -13,7 +13,7 @@ import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.structure.AttentionGroups;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
-import dev.sparkprune.scoring.structure.TaylorWidth;
+import dev.sparkprune.scoring.structure.TaylorImportance;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.ModelLayout;
@@ -158,7 +158,7 @@ public final class ShrinkJob {
     for (byte[] bytes : collected) {
       summaries.add(ShrinkFunctions.deserialize(bytes));
     }
-    TaylorWidth taylor = options.settings().needsGradients() ? taylorWidth(stages, inputs, calibration) : TaylorWidth.NONE;
+    TaylorImportance taylor = options.settings().needsGradients() ? taylorWidth(stages, inputs, calibration) : TaylorImportance.NONE;
     return ShrinkDecision.choose(shape, options.settings(), ChunkSummary.foldInOrder(summaries), taylor);
   }
 
@@ -168,7 +168,7 @@ public final class ShrinkJob {
    * after), then one task per block turning its linears' mean gradients into channel and KV
    * group scores; only those vectors reach the driver.
    */
-  private TaylorWidth taylorWidth(JobStages stages, Inputs inputs, CalibrationSource calibration) throws IOException {
+  private TaylorImportance taylorWidth(JobStages stages, Inputs inputs, CalibrationSource calibration) throws IOException {
     HadoopFileIO io = stages.context().io();
     String directory = io.resolve(stages.context().staging(), "_gradients");
     ModelLayout layout = Architectures.layout(inputs.archive());
@@ -180,16 +180,16 @@ public final class ShrinkJob {
       blocks.add(b);
     }
     stages.describe("taylor scores");
-    List<TaylorWidth.Block> scores = new ArrayList<>();
+    List<TaylorImportance.Block> scores = new ArrayList<>();
     for (byte[] bytes : stages.jsc().parallelize(blocks, Math.max(1, Math.min(blocks.size(), stages.jsc().defaultParallelism())))
         .map(new ShrinkFunctions.TaylorBlock(stages.context(), directory,
             new AttentionGroups(shape.heads(), shape.kvHeads(), shape.headDim())))
         .collect()) {
-      scores.add(ShrinkFunctions.deserialize(bytes, TaylorWidth.Block.class));
+      scores.add(ShrinkFunctions.deserialize(bytes, TaylorImportance.Block.class));
     }
     GradientFiles.deleteRecursively(io, directory);
     log.line("taylor: scored the MLP channels and KV groups of %d blocks from the gradients", scores.size());
-    return TaylorWidth.of(scores);
+    return TaylorImportance.of(scores);
   }
 
   /** One task per output shard; config, index and tokenizer files from the driver (small). */

@@ -10,17 +10,17 @@ import java.util.Objects;
  * channel (dense blocks) and each KV group, from the dense model's mean loss gradient: what
  * {@code --width-metric taylor} ranks by. Vectors of channel or group length, never weight-sized.
  */
-public record TaylorWidth(Map<Integer, double[]> mlpChannels, Map<Integer, double[]> kvGroups) implements Serializable {
+public record TaylorImportance(Map<Integer, double[]> mlpChannels, Map<Integer, double[]> kvGroups) implements Serializable {
   /** No Taylor scores: the decision uses another width metric. */
-  public static final TaylorWidth NONE = new TaylorWidth(Map.of(), Map.of());
+  public static final TaylorImportance NONE = new TaylorImportance(Map.of(), Map.of());
 
-  public TaylorWidth {
+  public TaylorImportance {
     mlpChannels = Map.copyOf(Objects.requireNonNull(mlpChannels, "mlpChannels is null"));
     kvGroups = Map.copyOf(Objects.requireNonNull(kvGroups, "kvGroups is null"));
   }
 
   /** Scores of several blocks gathered into one value. */
-  public static TaylorWidth of(Iterable<Block> blocks) {
+  public static TaylorImportance of(Iterable<Block> blocks) {
     Map<Integer, double[]> mlp = new LinkedHashMap<>();
     Map<Integer, double[]> kv = new LinkedHashMap<>();
     for (Block block : blocks) {
@@ -29,7 +29,7 @@ public record TaylorWidth(Map<Integer, double[]> mlpChannels, Map<Integer, doubl
       }
       kv.put(block.block(), block.kvGroups());
     }
-    return new TaylorWidth(mlp, kv);
+    return new TaylorImportance(mlp, kv);
   }
 
   /** One block's scores; {@code mlpChannels} empty for a block without a dense MLP. */
