@@ -10,25 +10,26 @@ import java.util.Map;
 /**
  * The driver's choice from the folded calibration summary: a {@link ShrinkPlan}, with the
  * scores behind it (for report.json): per block its influence and, for the dropped run, the
- * angular distance; per kept block the MLP channel, KV group and expert scores.
+ * angular distance (and, with gradients, its first-order removal importance, else empty); per
+ * kept block the MLP channel, KV group and expert scores.
  */
 public record ShrinkDecision(
-    ShrinkPlan plan, List<Integer> droppedBlocks, double[] blockInfluence, double[] angularDistances, Map<Integer, double[]> mlpScores,
-    Map<Integer, double[]> kvGroupScores, Map<Integer, double[]> expertScores) {
+    ShrinkPlan plan, List<Integer> droppedBlocks, double[] blockInfluence, double[] angularDistances, double[] blockRemoval,
+    Map<Integer, double[]> mlpScores, Map<Integer, double[]> kvGroupScores, Map<Integer, double[]> expertScores) {
 
   public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary) {
     return choose(shape, settings, summary, TaylorImportance.NONE);
   }
 
-  /** With Taylor scores of the width structures, which {@code --width-metric taylor} ranks by. */
+  /** With Taylor scores of the width structures and blocks, which {@code --width-metric taylor} and {@code --layer-metric taylor} rank by. */
   public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary, TaylorImportance taylor) {
     settings.checkAgainst(shape);
     DepthScores depth = summary.depth();
-    List<Integer> dropped = settings.dropBlocks() == 0
-        ? List.of()
-        : settings.layerMetric() == ShrinkSettings.LayerMetric.ANGULAR
-            ? depth.dropByAngularDistance(settings.dropBlocks())
-            : depth.dropByBlockInfluence(settings.dropBlocks());
+    List<Integer> dropped = settings.dropBlocks() == 0 ? List.of() : switch (settings.layerMetric()) {
+      case ANGULAR -> depth.dropByAngularDistance(settings.dropBlocks());
+      case BLOCK_INFLUENCE -> depth.dropByBlockInfluence(settings.dropBlocks());
+      case TAYLOR -> depth.dropLowest(taylor.blockRemoval(), settings.dropBlocks());
+    };
     double[] influence = new double[shape.blocks()];
     for (int b = 0; b < influence.length; b++) {
       influence[b] = depth.blockInfluence(b);
@@ -83,7 +84,7 @@ public record ShrinkDecision(
       }
     }
     ShrinkPlan plan = ShrinkPlan.of(shape, kept, channels, kvGroups, experts);
-    return new ShrinkDecision(plan, dropped, influence, angular, mlpScores, kvScores, expertScores);
+    return new ShrinkDecision(plan, dropped, influence, angular, taylor.blockRemoval(), mlpScores, kvScores, expertScores);
   }
 
   private static double[] taylorScores(Map<Integer, double[]> scores, int block, String what) {

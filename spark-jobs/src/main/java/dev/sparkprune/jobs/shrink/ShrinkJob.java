@@ -13,6 +13,7 @@ import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.structure.AttentionGroups;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
+import dev.sparkprune.scoring.structure.ShrinkSettings;
 import dev.sparkprune.scoring.structure.TaylorImportance;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;
@@ -72,7 +73,7 @@ public final class ShrinkJob {
         "Invalid --seqlen %d: the model supports at most %d positions (max_position_embeddings in config.json)",
         options.seqlen(), maxPositions);
     ValidationException.check(!options.settings().needsGradients() || DecoderBackward.supports(shape.modelType()),
-        "Cannot use --width-metric taylor on %s: model_type '%s' has no backward pass for the gradients (supported: %s)",
+        "Cannot use a taylor metric on %s: model_type '%s' has no backward pass for the gradients (supported: %s)",
         options.model(), shape.modelType(), String.join(", ", DecoderBackward.MODEL_TYPES));
     Tokenizer tokenizer = TokenizerLoader.load(archive);
     Models.checkTokenizer(archive, tokenizer);
@@ -158,23 +159,29 @@ public final class ShrinkJob {
     for (byte[] bytes : collected) {
       summaries.add(ShrinkFunctions.deserialize(bytes));
     }
-    TaylorImportance taylor = options.settings().needsGradients() ? taylorWidth(stages, inputs, calibration) : TaylorImportance.NONE;
+    TaylorImportance taylor = options.settings().needsGradients() ? taylorImportance(stages, inputs, calibration) : TaylorImportance.NONE;
     return ShrinkDecision.choose(shape, options.settings(), ChunkSummary.foldInOrder(summaries), taylor);
   }
 
   /**
-   * --width-metric taylor: the dense model's gradient set over the same calibration chunks (the
-   * distributed backward pass, written to a private folder of the staging area and dropped
-   * after), then one task per block turning its linears' mean gradients into channel and KV
-   * group scores; only those vectors reach the driver.
+   * --width-metric taylor or --layer-metric taylor: the dense model's gradient set over the same
+   * calibration chunks (the distributed backward pass, written to a private folder of the staging
+   * area and dropped after), which gives each block's removal importance; for the width metric,
+   * one task per block turning its linears' mean gradients into channel and KV group scores.
+   * Only those vectors reach the driver.
    */
-  private TaylorImportance taylorWidth(JobStages stages, Inputs inputs, CalibrationSource calibration) throws IOException {
+  private TaylorImportance taylorImportance(JobStages stages, Inputs inputs, CalibrationSource calibration) throws IOException {
     HadoopFileIO io = stages.context().io();
     String directory = io.resolve(stages.context().staging(), "_gradients");
     ModelLayout layout = Architectures.layout(inputs.archive());
     // A private set, dropped before publishing: nothing reuses it, so it needs no model fingerprint.
-    GradientStage.compute(stages, calibration, layout, directory, "", log);
+    double[] blockRemoval = GradientStage.compute(stages, calibration, layout, directory, "", log).blockImportance();
     ModelShape shape = inputs.shape();
+    ShrinkSettings settings = options.settings();
+    if (settings.widthMetric() != ShrinkSettings.WidthMetric.TAYLOR || settings.mlpKeep() == 1 && settings.headsKeep() == 1) {
+      GradientFiles.deleteRecursively(io, directory);
+      return TaylorImportance.NONE.withBlockRemoval(blockRemoval);
+    }
     List<Integer> blocks = new ArrayList<>();
     for (int b = 0; b < shape.blocks(); b++) {
       blocks.add(b);
@@ -189,7 +196,7 @@ public final class ShrinkJob {
     }
     GradientFiles.deleteRecursively(io, directory);
     log.line("taylor: scored the MLP channels and KV groups of %d blocks from the gradients", scores.size());
-    return TaylorImportance.of(scores);
+    return TaylorImportance.of(scores).withBlockRemoval(blockRemoval);
   }
 
   /** One task per output shard; config, index and tokenizer files from the driver (small). */

@@ -35,7 +35,8 @@ public final class ShrinkKeys {
   /** How blocks to drop are chosen. */
   public static final OptionKey<ShrinkSettings.LayerMetric> LAYER_METRIC = OptionKey.builder("layer-metric", ShrinkSettings.LayerMetric::parse)
       .label("M").defaultValue("angular")
-      .description("angular (the contiguous run of least input-to-input angular distance) or block-influence (ShortGPT).").build();
+      .description("angular (the contiguous run of least input-to-input angular distance), block-influence (ShortGPT) or taylor"
+          + " (first-order loss change of removing the block).").build();
 
   /** Fraction of each dense block's MLP channels kept (rounded to a multiple of 8). */
   public static final OptionKey<Double> MLP_KEEP = OptionKey.builder("mlp-keep", Parsers.NUMBER).label("F").defaultValue("1")

@@ -99,11 +99,12 @@ class TestShrinkJob extends SparkTestBase {
     assertThat(config.get("num_attention_heads").intValue()).isEqualTo(6);
   }
 
+  /** Both taylor metrics in one run: the dropped block and the width scores against the single-process gradients. */
   @Test
-  void taylorWidthScoresEqualADirectComputationFromTheSingleProcessGradients() throws IOException {
+  void taylorScoresEqualADirectComputationFromTheSingleProcessGradients() throws IOException {
     Path out = dir.resolve("taylor");
     ShrinkOptions options = options(out, new ShrinkSettings(
-        0, ShrinkSettings.LayerMetric.ANGULAR, 0.75, 0.75, ShrinkSettings.WidthMetric.TAYLOR, 1, ExpertSaliency.Metric.REAP), "");
+        1, ShrinkSettings.LayerMetric.TAYLOR, 0.75, 0.75, ShrinkSettings.WidthMetric.TAYLOR, 1, ExpertSaliency.Metric.REAP), "");
     ByteArrayOutputStream progress = new ByteArrayOutputStream();
     new ShrinkJob(spark, options, new PrintStream(progress, true, StandardCharsets.UTF_8)).run();
     assertThat(progress.toString(StandardCharsets.UTF_8)).contains("gradients: backward pass of 8 samples x 64 tokens in 8 chunks");
@@ -112,11 +113,26 @@ class TestShrinkJob extends SparkTestBase {
     ModelArchive source = ModelArchive.open(IO, options.model());
     int[][] samples = CalibrationSamples.sample(
         new HadoopFileIO(new Configuration()), options.calibration(), TokenizerLoader.load(source), 8, 64, 3);
-    Map<String, GradientStatistics> gradients = SingleProcessGradients.of(options.model(), samples, 1).statistics();
+    SingleProcessGradients reference = SingleProcessGradients.of(options.model(), samples, 1);
+    Map<String, GradientStatistics> gradients = reference.statistics();
     JsonNode report = new ObjectMapper().readTree(out.resolve("report.json").toFile());
     assertThat(report.get("configuration").get("width_metric").asText()).isEqualTo("taylor");
+    assertThat(report.get("configuration").get("layer_metric").asText()).isEqualTo("taylor");
+    // The dropped block: the lowest |mean removal change| of blocks 0-3 (the last is never dropped).
+    int lowest = 0;
+    for (int b = 0; b < 5; b++) {
+      double importance = Math.abs(reference.removal()[b] / 8);
+      assertThat(report.get("block_removal_importance").get(b).asDouble()).as("block %d removal importance", b).isEqualTo(importance);
+      if (b < 4 && importance < Math.abs(reference.removal()[lowest] / 8)) {
+        lowest = b;
+      }
+    }
+    assertThat(report.get("dropped_blocks")).hasSize(1);
+    assertThat(report.get("dropped_blocks").get(0).asInt()).isEqualTo(lowest);
     try (SafetensorsReader weights = source.openShard("model.safetensors")) {
-      for (int b = 0; b < 5; b++) {
+      for (int kept = 0; kept < 4; kept++) {
+        JsonNode block = report.get("blocks").get(kept);
+        int b = block.get("source_block").asInt();
         String prefix = "model.layers." + b + ".";
         double[] channels = new double[172];
         double[] groups = new double[4];
@@ -139,7 +155,6 @@ class TestShrinkJob extends SparkTestBase {
             }
           }
         }
-        JsonNode block = report.get("blocks").get(b);
         assertScores(block.get("mlp_channels").get("scores"), channels, "block " + b + " MLP channels");
         assertScores(block.get("kv_groups").get("scores"), groups, "block " + b + " KV groups");
         assertThat(new ObjectMapper().convertValue(block.get("mlp_channels").get("kept_indices"), int[].class))
