@@ -32,13 +32,13 @@ class TestArchitecture {
     noClasses().that().resideInAPackage(JOBS + ".spark..").should().dependOnClassesThat().resideInAnyPackage(JOB_PACKAGES)
         .because("jobs.spark is the skeleton every job runs in").check(classes);
     noClasses().that().resideInAPackage(JOBS + ".spark..").should().dependOnClassesThat()
-        .resideInAnyPackage(JOBS + ".options..", JOBS + ".output..", JOBS + ".calibration..", JOBS + ".text..")
+        .resideInAnyPackage(JOBS + ".options..", JOBS + ".output..", JOBS + ".calibration..", JOBS + ".gradient..", JOBS + ".text..")
         .because("jobs.spark is the lowest layer of spark-jobs").check(classes);
   }
 
   @Test
   void theSharedLayersImportNoJob() {
-    for (String shared : new String[] {".options..", ".output..", ".calibration..", ".text..", ".gpu.."}) {
+    for (String shared : new String[] {".options..", ".output..", ".calibration..", ".gradient..", ".text..", ".gpu.."}) {
       noClasses().that().resideInAPackage(JOBS + shared).should().dependOnClassesThat().resideInAnyPackage(JOB_PACKAGES)
           .because("shared layers serve every job").check(classes);
     }

@@ -6,26 +6,36 @@ import java.util.Locale;
 import java.util.function.Function;
 
 /**
- * The methods a job can name, with what each needs from calibration: the registry from a name to
- * a {@link Pruner}. Adding a method is one class with a {@code pruner(...)} factory and one entry
- * here.
+ * The methods a job can name, with what each needs: calibration activations (statistics of each
+ * linear's input), X^T X, and the per-weight gradient statistic of the dense model's loss (GBLM,
+ * Pruner-Zero: {@link LinearInputs#gradient}). The registry from a name to a {@link Pruner}.
+ * Adding a method is one class with a {@code pruner(...)} factory and one entry here.
  */
 public enum PruningMethod {
-  MAGNITUDE(CalibrationStatistics.HessianStorage.NONE, false, group -> Magnitude.pruner(Magnitude.Scope.MATRIX)),
-  WANDA(CalibrationStatistics.HessianStorage.NONE, true, Wanda::pruner),
+  MAGNITUDE(CalibrationStatistics.HessianStorage.NONE, false, false, group -> Magnitude.pruner(Magnitude.Scope.MATRIX)),
+  WANDA(CalibrationStatistics.HessianStorage.NONE, true, false, Wanda::pruner),
   SPARSEGPT(
       CalibrationStatistics.HessianStorage.DOUBLE,
       true,
+      false,
       group -> SparseGpt.pruner(SparseGpt.DEFAULT_PERCDAMP, SparseGpt.DEFAULT_BLOCK_SIZE)),
-  RIA(CalibrationStatistics.HessianStorage.NONE, true, group -> Ria.pruner(Ria.DEFAULT_EXPONENT));
+  RIA(CalibrationStatistics.HessianStorage.NONE, true, false, group -> Ria.pruner(Ria.DEFAULT_EXPONENT)),
+  /** Wanda's activation term plus |W| |G| (per output row, as Wanda). */
+  GBLM(CalibrationStatistics.HessianStorage.NONE, true, true, group -> Gblm.pruner()),
+  /** |W|^2 times G min-max scaled over the matrix; no activations. */
+  PRUNERZERO(CalibrationStatistics.HessianStorage.NONE, false, true, group -> PrunerZero.pruner());
 
   private final CalibrationStatistics.HessianStorage hessianStorage;
   private final boolean needsCalibration;
+  private final boolean needsGradient;
   private final Function<Wanda.Group, Pruner> pruners;
 
-  PruningMethod(CalibrationStatistics.HessianStorage hessianStorage, boolean needsCalibration, Function<Wanda.Group, Pruner> pruners) {
+  PruningMethod(
+      CalibrationStatistics.HessianStorage hessianStorage, boolean needsCalibration, boolean needsGradient,
+      Function<Wanda.Group, Pruner> pruners) {
     this.hessianStorage = hessianStorage;
     this.needsCalibration = needsCalibration;
+    this.needsGradient = needsGradient;
     this.pruners = pruners;
   }
 
@@ -35,15 +45,21 @@ public enum PruningMethod {
         return method;
       }
     }
-    throw ValidationException.invalid("pruning method", "'" + name + "'", "use magnitude, wanda, sparsegpt or ria");
+    throw ValidationException.invalid("pruning method", "'" + name + "'", "use magnitude, wanda, sparsegpt, ria, gblm or prunerzero");
   }
 
   public String displayName() {
     return name().toLowerCase(Locale.ROOT);
   }
 
+  /** Whether the method scores with statistics of each linear's calibration activations. */
   public boolean needsCalibration() {
     return needsCalibration;
+  }
+
+  /** Whether the method scores with the dense model's per-weight loss gradient statistic. */
+  public boolean needsGradient() {
+    return needsGradient;
   }
 
   /** What calibration must keep for this method: SparseGPT needs X^T X. */

@@ -108,12 +108,22 @@ public final class DepthScores implements Serializable {
 
   /** The n blocks of lowest block influence, never the last one, ascending; the lower index wins a tie. */
   public List<Integer> dropByBlockInfluence(int count) {
+    double[] influence = new double[blocks];
+    for (int b = 0; b < blocks; b++) {
+      influence[b] = blockInfluence(b);
+    }
+    return dropLowest(influence, count);
+  }
+
+  /** The n blocks of lowest {@code scores} (one per block), never the last one, ascending; the lower index wins a tie. */
+  public List<Integer> dropLowest(double[] scores, int count) {
     checkDropCount(count);
+    ValidationException.check(scores.length == blocks, "Invalid block scores: %d for %d blocks", scores.length, blocks);
     boolean[] taken = new boolean[blocks];
     for (int i = 0; i < count; i++) {
       int lowest = -1;
       for (int b = 0; b + 1 < blocks; b++) {
-        if (!taken[b] && (lowest < 0 || blockInfluence(b) < blockInfluence(lowest))) {
+        if (!taken[b] && (lowest < 0 || scores[b] < scores[lowest])) {
           lowest = b;
         }
       }

@@ -11,20 +11,26 @@ import java.util.Map;
 /**
  * The driver's choice from the folded calibration summary: a {@link ShrinkPlan}, with the
  * scores behind it (for report.json): per block its influence and, for the dropped run, the
- * angular distance; per kept block the MLP channel, KV group and expert scores.
+ * angular distance (and, with gradients, its first-order removal importance, else empty); per
+ * kept block the MLP channel, KV group and expert scores.
  */
 public record ShrinkDecision(
-    ShrinkPlan plan, List<Integer> droppedBlocks, double[] blockInfluence, double[] angularDistances, Map<Integer, double[]> mlpScores,
-    Map<Integer, double[]> kvGroupScores, Map<Integer, double[]> expertScores) {
+    ShrinkPlan plan, List<Integer> droppedBlocks, double[] blockInfluence, double[] angularDistances, double[] blockRemoval,
+    Map<Integer, double[]> mlpScores, Map<Integer, double[]> kvGroupScores, Map<Integer, double[]> expertScores) {
 
   public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary) {
+    return choose(shape, settings, summary, TaylorImportance.NONE);
+  }
+
+  /** With Taylor scores of the width structures and blocks, which {@code --width-metric taylor} and {@code --layer-metric taylor} rank by. */
+  public static ShrinkDecision choose(ModelShape shape, ShrinkSettings settings, ChunkSummary summary, TaylorImportance taylor) {
     settings.checkAgainst(shape);
     DepthScores depth = summary.depth();
-    List<Integer> dropped = settings.dropBlocks() == 0
-        ? List.of()
-        : settings.layerMetric() == ShrinkSettings.LayerMetric.ANGULAR
-            ? depth.dropByAngularDistance(settings.dropBlocks())
-            : depth.dropByBlockInfluence(settings.dropBlocks());
+    List<Integer> dropped = settings.dropBlocks() == 0 ? List.of() : switch (settings.layerMetric()) {
+      case ANGULAR -> depth.dropByAngularDistance(settings.dropBlocks());
+      case BLOCK_INFLUENCE -> depth.dropByBlockInfluence(settings.dropBlocks());
+      case TAYLOR -> depth.dropLowest(taylor.blockRemoval(), settings.dropBlocks());
+    };
     double[] influence = new double[shape.blocks()];
     for (int b = 0; b < influence.length; b++) {
       influence[b] = depth.blockInfluence(b);
@@ -62,6 +68,7 @@ public record ShrinkDecision(
           case ACTIVATION -> WidthScores.sumPerGroup(WidthScores.activationAware(block.oColumnNorms(), statistics.oInputSumSquares()), groups);
           case FLAP -> WidthScores.sumPerGroup(WidthScores.fluctuation(
               block.oColumnNorms(), statistics.oInputSums(), statistics.oInputSumSquares(), statistics.oTokens()), groups);
+          case TAYLOR -> taylorScores(taylor.kvGroups(), b, "KV group");
           case WEIGHT_NORM -> block.kvWeightNorms();
         };
         kvScores.put(b, scores);
@@ -72,6 +79,7 @@ public record ShrinkDecision(
           case ACTIVATION -> WidthScores.activationAware(block.downColumnNorms(), statistics.downInputSumSquares());
           case FLAP -> WidthScores.fluctuation(
               block.downColumnNorms(), statistics.downInputSums(), statistics.downInputSumSquares(), statistics.downTokens());
+          case TAYLOR -> taylorScores(taylor.mlpChannels(), b, "MLP channel");
           case WEIGHT_NORM -> block.mlpWeightNorms();
         };
         mlpScores.put(b, scores);
@@ -86,6 +94,14 @@ public record ShrinkDecision(
       }
     }
     ShrinkPlan plan = ShrinkPlan.of(shape, kept, channels, kvGroups, experts);
-    return new ShrinkDecision(plan, dropped, influence, angular, mlpScores, kvScores, expertScores);
+    return new ShrinkDecision(plan, dropped, influence, angular, taylor.blockRemoval(), mlpScores, kvScores, expertScores);
+  }
+
+  private static double[] taylorScores(Map<Integer, double[]> scores, int block, String what) {
+    double[] values = scores.get(block);
+    if (values == null) {
+      throw new IllegalStateException("Cannot rank the " + what + "s of block " + block + " by Taylor importance: no scores were computed");
+    }
+    return values;
   }
 }

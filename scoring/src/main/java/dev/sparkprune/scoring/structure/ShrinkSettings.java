@@ -17,7 +17,9 @@ public record ShrinkSettings(
   /** How blocks to drop are chosen. */
   public enum LayerMetric {
     ANGULAR,
-    BLOCK_INFLUENCE;
+    BLOCK_INFLUENCE,
+    /** First-order loss change of removing a block, from the dense model's gradients: needs a gradient pass. */
+    TAYLOR;
 
     public static LayerMetric parse(String text) {
       switch (text.toLowerCase(Locale.ROOT)) {
@@ -25,8 +27,10 @@ public record ShrinkSettings(
           return ANGULAR;
         case "block-influence":
           return BLOCK_INFLUENCE;
+        case "taylor":
+          return TAYLOR;
         default:
-          throw ValidationException.invalid("layer metric", text, "use angular or block-influence");
+          throw ValidationException.invalid("layer metric", text, "use angular, block-influence or taylor");
       }
     }
   }
@@ -36,7 +40,9 @@ public record ShrinkSettings(
     ACTIVATION,
     WEIGHT_NORM,
     /** FLAP's fluctuation: the variance of a channel's input times its column's squared norm. */
-    FLAP;
+    FLAP,
+    /** First-order Taylor importance |W . dL/dW| summed over the structure ({@link TaylorScores}): needs gradients. */
+    TAYLOR;
 
     public static WidthMetric parse(String text) {
       switch (text.toLowerCase(Locale.ROOT)) {
@@ -46,8 +52,10 @@ public record ShrinkSettings(
           return WEIGHT_NORM;
         case "flap":
           return FLAP;
+        case "taylor":
+          return TAYLOR;
         default:
-          throw ValidationException.invalid("width metric", text, "use activation, weight-norm or flap");
+          throw ValidationException.invalid("width metric", text, "use activation, weight-norm, flap or taylor");
       }
     }
   }
@@ -114,6 +122,11 @@ public record ShrinkSettings(
     ValidationException.check(
         mlpKeep == 1 || shape.hasDenseMlp(),
         "Cannot remove MLP channels of %s: it has no dense MLP blocks (remove whole experts instead)", shape.modelType());
+  }
+
+  /** Whether the decision needs Taylor scores of the width structures or of the blocks, and so a gradient pass. */
+  public boolean needsGradients() {
+    return widthMetric == WidthMetric.TAYLOR && (mlpKeep < 1 || headsKeep < 1) || layerMetric == LayerMetric.TAYLOR && dropBlocks > 0;
   }
 
   /** The span of contiguous runs the depth scores need. */

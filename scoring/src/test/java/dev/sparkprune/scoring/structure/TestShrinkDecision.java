@@ -73,6 +73,27 @@ class TestShrinkDecision {
   }
 
   @Test
+  void taylorLayerMetricDropsTheBlocksOfLowestRemovalImportanceButNeverTheLast() throws IOException {
+    ModelArchive archive = ModelArchive.open(IO, SharedData.stories260K().toString());
+    ModelShape shape = ModelShape.of(archive.config());
+    try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
+      ChunkSummary summary = ChunkSummary.foldInOrder(StructureCalibration.run(model, shape, Map.of(0, windows(2, 16, 3)), 2));
+      ShrinkSettings settings = new ShrinkSettings(
+          2, ShrinkSettings.LayerMetric.TAYLOR, 1, 1, ShrinkSettings.WidthMetric.ACTIVATION, 1, ExpertSaliency.Metric.REAP);
+      assertThat(settings.needsGradients()).isTrue();
+      // Block 4 has the lowest importance but is the last block: 3 and 1 go.
+      double[] removal = {0.3, 0.1, 0.5, 0.2, 0.0};
+      ShrinkDecision decision = ShrinkDecision.choose(shape, settings, summary, TaylorImportance.NONE.withBlockRemoval(removal));
+      assertThat(decision.droppedBlocks()).containsExactly(1, 3);
+      assertThat(decision.blockRemoval()).containsExactly(removal);
+      assertThat(ShrinkDecision.choose(shape, settings(0, 0.75, 1), summary).blockRemoval()).isEmpty();
+    }
+    assertThat(ShrinkSettings.LayerMetric.parse("taylor")).isEqualTo(ShrinkSettings.LayerMetric.TAYLOR);
+    assertThatThrownBy(() -> ShrinkSettings.LayerMetric.parse("cos")).isInstanceOf(ValidationException.class)
+        .hasMessage("Invalid layer metric cos: use angular, block-influence or taylor");
+  }
+
+  @Test
   void badRequestsGetOneLineErrors() throws IOException {
     ModelShape dense = ModelShape.of(ModelArchive.open(IO, SharedData.stories260K().toString()).config());
     ModelShape mixtral = ModelShape.of(ModelArchive.open(IO, ModelFixtures.path("mixtral").toString()).config());

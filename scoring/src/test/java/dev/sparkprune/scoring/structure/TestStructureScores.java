@@ -90,7 +90,7 @@ class TestStructureScores {
         .hasMessage("Cannot score channels by fluctuation: 1 calibration tokens, need at least 2");
     assertThatThrownBy(() -> ShrinkSettings.WidthMetric.parse("variance"))
         .isInstanceOf(ValidationException.class)
-        .hasMessage("Invalid width metric variance: use activation, weight-norm or flap");
+        .hasMessage("Invalid width metric variance: use activation, weight-norm, flap or taylor");
   }
 
   @Test

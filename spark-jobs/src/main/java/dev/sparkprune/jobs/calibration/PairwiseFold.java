@@ -5,6 +5,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.function.BinaryOperator;
 
 /**
  * Folds a key's chunk partials over one fixed pairwise tree of the chunks 0 .. n-1: a node of
@@ -18,22 +19,30 @@ import java.util.List;
  * any partitioning, and a task or reducer holds at most about log2 n + 2 partials at once
  * (what bounds X^T X in memory: one per chunk would be 16 Hessians).
  *
- * <p>Nodes must be added in increasing order of their first chunk, without overlap.
+ * <p>Nodes must be added in increasing order of their first chunk, without overlap. Any
+ * per-chunk partial folds this way: a {@link BlockVisitor}'s, or the gradient pass's per-weight
+ * statistics (with their {@code plus}).
  */
 public final class PairwiseFold<P extends Serializable> {
   private final int chunks;
   private final int rootLevel;
-  private final BlockVisitor<P> visitor;
+  /** merge(earlier, later): two adjacent runs of chunks, the earlier first. */
+  private final BinaryOperator<P> merge;
   private final Deque<ChunkPartial<P>> stack = new ArrayDeque<>();
   private int nextChunk;
 
   public PairwiseFold(int chunks, BlockVisitor<P> visitor) {
+    this(chunks, visitor::merge);
+  }
+
+  /** A fold whose partials merge with {@code merge(earlier, later)}. */
+  public PairwiseFold(int chunks, BinaryOperator<P> merge) {
     if (chunks < 1) {
       throw new IllegalArgumentException("Cannot fold " + chunks + " chunks");
     }
     this.chunks = chunks;
     this.rootLevel = 32 - Integer.numberOfLeadingZeros(chunks - 1);
-    this.visitor = visitor;
+    this.merge = java.util.Objects.requireNonNull(merge, "merge is null");
   }
 
   /** Adds one chunk's own partial. */
@@ -62,7 +71,7 @@ public final class PairwiseFold<P extends Serializable> {
         ChunkPartial<P> left = stack.peekLast();
         if (left.level() == right.level() && left.index() % 2 == 0 && left.index() + 1 == right.index()) {
           stack.pollLast();
-          stack.addLast(new ChunkPartial<>(left.level() + 1, left.index() / 2, visitor.merge(left.value(), right.value())));
+          stack.addLast(new ChunkPartial<>(left.level() + 1, left.index() / 2, merge.apply(left.value(), right.value())));
           continue;
         }
         stack.addLast(right);

@@ -4,6 +4,7 @@ import dev.sparkprune.jobs.bench.PruneBenchmark;
 import dev.sparkprune.jobs.bench.ReferenceBenchmark;
 import dev.sparkprune.scoring.RowParallel;
 import dev.sparkprune.scoring.bench.ForwardBenchmark;
+import dev.sparkprune.scoring.bench.GradientBenchmark;
 import dev.sparkprune.scoring.bench.KernelBenchmarks;
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
@@ -63,6 +64,11 @@ final class BenchCommand implements Subcommand {
           Specs.option("model", "URI", "Measure this archive (e.g. a shrunk one) instead, batch 8 x --seqlen."),
           Specs.option("seqlen", "N", "Tokens per sequence with --model. Default: 512.")),
           BenchCommand::forward),
+      new Kind("gradients", "The gradient pass (backward, per-sample statistics) vs a forward calibration pass on --model.",
+          List.of(Specs.required("model", "URI", "The model archive."),
+              Specs.option("nsamples", "N", "Random sequences, each run alone. Default: 32."),
+              Specs.option("seqlen", "N", "Tokens per sequence. Default: 256."), rounds(), javaBlas()),
+          BenchCommand::gradients),
       new Kind("prune", "The whole prune job on a generated model.",
           List.of(Specs.option("blocks", "N", "Blocks of the generated model. Default: 18."),
               Specs.option("nsamples", "N", "Calibration samples. Default: 8."), Specs.option("seqlen", "N", "Tokens per sample. Default: 512."),
@@ -198,6 +204,11 @@ final class BenchCommand implements Subcommand {
     } finally {
       deleteRecursively(directory);
     }
+  }
+
+  private static void gradients(Arguments line, PrintStream out) throws IOException {
+    ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), line.require("model"));
+    GradientBenchmark.run(archive, line.positiveInt("nsamples", 32), line.positiveInt("seqlen", 256), rounds(line), linalg(line), out);
   }
 
   private static void read(Arguments line, PrintStream out) throws IOException {

@@ -2,11 +2,13 @@ package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.gradient.GradientManifest;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.prune.score.StatisticsFiles;
 import dev.sparkprune.jobs.text.TextSource;
+import dev.sparkprune.scoring.model.DecoderBackward;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;
@@ -97,8 +99,12 @@ public final class JobInputs {
     ValidationException.check(
         !needsCalibration || options.calibration().isPresent() || options.statistics().isPresent(),
         "Missing --calib: some linears are pruned with a method that scores calibration activations");
+    boolean needsGradients = options.scoring().needsGradients(plan);
+    if (needsGradients) {
+      checkGradients(io, options, archive, layout, plan);
+    }
     Optional<Tokenizer> tokenizer = Optional.empty();
-    if (samplesText(options, needsCalibration)) {
+    if (samplesText(options, needsCalibration, needsGradients)) {
       ValidationException.check(
           options.calibration().isPresent(), "Missing --calib: --allocation %s with --method wanda scores calibration activations",
           options.allocation().name().toLowerCase(java.util.Locale.ROOT));
@@ -143,13 +149,57 @@ public final class JobInputs {
 
   /**
    * Whether the job embeds calibration windows: a global or LAMP allocation does for Wanda
-   * scores; otherwise a calibrated method does unless --stats gives saved statistics.
+   * scores, OWL for its outlier ratios; otherwise a calibrated method does unless --stats gives
+   * saved statistics, and a gradient method does for its backward pass unless --grads gives a
+   * saved gradient set.
    */
-  private static boolean samplesText(PruneOptions options, boolean needsCalibration) {
+  private static boolean samplesText(PruneOptions options, boolean needsCalibration, boolean needsGradients) {
     boolean global = options.allocation() == PruneOptions.Allocation.GLOBAL || options.allocation() == PruneOptions.Allocation.LAMP;
     if (global) {
       return options.method() == dev.sparkprune.scoring.methods.PruningMethod.WANDA;
     }
-    return needsCalibration && options.statistics().isEmpty();
+    return options.allocation() == PruneOptions.Allocation.OWL
+        || needsCalibration && options.statistics().isEmpty()
+        || needsGradients && options.gradients().isEmpty();
+  }
+
+  /**
+   * The plan's gradient methods can get their gradients: a saved set of this model, loss and
+   * scale holding every linear they prune (--grads, its manifest read here), or a backward pass
+   * of this model type over --calib. Saved forward statistics (--stats) hold no gradients.
+   */
+  private static void checkGradients(HadoopFileIO io, PruneOptions options, ModelArchive archive, ModelLayout layout,
+      List<PlannedLinear> plan) throws IOException {
+    java.util.TreeSet<String> methods = new java.util.TreeSet<>();
+    List<String> tensors = new ArrayList<>();
+    for (PlannedLinear planned : plan) {
+      if (planned.method.needsGradient()) {
+        methods.add(planned.method.displayName());
+        tensors.add(planned.tensorName());
+      }
+    }
+    String named = String.join(" and ", methods);
+    if (options.gradients().isPresent()) {
+      GradientManifest.check(io, options.gradients().get(), "--grads", Fingerprints.model(archive), tensors);
+      return;
+    }
+    ValidationException.check(options.statistics().isEmpty(),
+        "Cannot use --stats %s alone: some linears are pruned with %s, and statistics saved by --save-stats come from a forward-only run"
+            + " and hold no gradients; add --grads URI (saved by --save-grads), or calibrate with --calib instead",
+        options.statistics().orElse(""), named);
+    ValidationException.check(options.calibration().isPresent(),
+        "Missing --calib: some linears are pruned with %s, whose gradients come from a backward pass over calibration text (or give --grads)",
+        named);
+    checkBackward(layout.modelType(), named);
+  }
+
+  /**
+   * A gradient method needs the model type's backward pass. Every type sparkprune loads has one
+   * today; the check keeps a family added later from failing inside the tasks.
+   */
+  static void checkBackward(String modelType, String methods) {
+    ValidationException.check(DecoderBackward.supports(modelType),
+        "Cannot prune with %s: model_type '%s' has no backward pass for the gradients (supported: %s)", methods, modelType,
+        String.join(", ", DecoderBackward.MODEL_TYPES));
   }
 }

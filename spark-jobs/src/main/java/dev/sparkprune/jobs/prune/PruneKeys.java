@@ -2,6 +2,7 @@ package dev.sparkprune.jobs.prune;
 
 import static java.util.Map.entry;
 
+import dev.sparkprune.jobs.gradient.GradientNorm;
 import dev.sparkprune.jobs.options.CommonKeys;
 import dev.sparkprune.jobs.options.OptionKey;
 import dev.sparkprune.jobs.options.Parsers;
@@ -51,7 +52,7 @@ public final class PruneKeys {
 
   /** The pruning method. */
   public static final OptionKey<PruningMethod> METHOD = OptionKey.builder("method", PruningMethod::parse).label("M").required()
-      .description("wanda, sparsegpt, magnitude or ria.").build();
+      .description("wanda, sparsegpt, magnitude, ria, gblm or prunerzero.").build();
 
   public static final double SPARSITY_DEFAULT = CommonKeys.SPARSITY_DEFAULT;
 
@@ -71,6 +72,13 @@ public final class PruneKeys {
 
   /** Keep the dense statistics under {@code <out>/stats}; exclusive with {@link #STATS}. */
   public static final OptionKey<Boolean> SAVE_STATS = OptionKey.flag("save-stats", "Keep the dense calibration statistics under <out>/stats.");
+
+  /** Gradient statistics saved by an earlier run, reused instead of the backward pass. */
+  public static final OptionKey<String> GRADS = OptionKey.builder("grads", Parsers.TEXT).label("URI")
+      .description("Reuse gradients saved by --save-grads (gblm, prunerzero).").build();
+
+  /** Keep the dense model's gradient statistics under {@code <out>/grads}; exclusive with {@link #GRADS}. */
+  public static final OptionKey<Boolean> SAVE_GRADS = OptionKey.flag("save-grads", "Keep the dense gradient statistics under <out>/grads.");
 
   /** Per-layer rules (YAML); a batch's skip key hashes the file's content. */
   public static final OptionKey<String> CONFIG = OptionKey.builder("config", Parsers.TEXT).label("FILE")
@@ -137,6 +145,10 @@ public final class PruneKeys {
   public static final OptionKey<Wanda.Group> GROUP = OptionKey.builder("group",
           Parsers.oneOf(entry("row", Wanda.Group.ROW), entry("layer", Wanda.Group.MATRIX)))
       .label("G").defaultValue("row").fromConf().description("Wanda's comparison group: row or layer.").build();
+
+  /** Which accumulation of the per-sample gradients GBLM and Pruner-Zero score with. */
+  public static final OptionKey<GradientNorm> GRADIENT_NORM = OptionKey.builder("gradient-norm", GradientNorm::parse).label("N")
+      .defaultValue("l2").fromConf().description("G of gblm and prunerzero: l2 or l1 over samples.").build();
 
   // Update and refinement; defaults are the reference implementations', held in scoring.
 
@@ -216,10 +228,11 @@ public final class PruneKeys {
 
   /** Every key, in the order the help lists them. */
   /** The keys whose values are locations, qualified on the driver (not the GPU discovery script: a path on each executor). */
-  public static final List<OptionKey<?>> LOCATIONS = List.of(MODEL, OUT, CALIB, STATS, CONFIG);
+  public static final List<OptionKey<?>> LOCATIONS = List.of(MODEL, OUT, CALIB, STATS, GRADS, CONFIG);
 
   public static final List<OptionKey<?>> ALL = List.of(
       MODEL, OUT, METHOD, SPARSITY, PATTERN, CALIB, NSAMPLES, SEQLEN, SEED, MODE, PARTITIONS, SAVE_STATS, STATS,
+      GRADIENT_NORM, SAVE_GRADS, GRADS,
       ALLOCATION, MIN_KEEP, OWL_LAMBDA, OWL_M, GROUP, CONFIG,
       UPDATE, ADMM_ITERATIONS, ADMM_PERCDAMP, ADMM_RHO, ADMM_GRADUAL_STEPS,
       REFINE, DSNOT_CYCLES, DSNOT_THRESHOLD, DSNOT_VAR_POWER, DSNOT_SKIP,

@@ -2,6 +2,7 @@ package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.jobs.calibration.CalibrationSettings;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.gradient.GradientNorm;
 import dev.sparkprune.jobs.options.OptionValues;
 import dev.sparkprune.jobs.options.Rule;
 import dev.sparkprune.jobs.options.Rules;
@@ -9,6 +10,7 @@ import dev.sparkprune.jobs.options.Sources;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
+import dev.sparkprune.jobs.prune.score.GradientSettings;
 import dev.sparkprune.jobs.prune.score.ScoringSettings;
 import dev.sparkprune.jobs.prune.score.StatisticsSettings;
 import dev.sparkprune.jobs.spark.GpuRequest;
@@ -96,7 +98,8 @@ public final class PruneOptions implements Serializable {
           (o, k) -> String.format("%s %s needs an unstructured %s, not a pattern", k.of(PruneKeys.ALLOCATION), o.allocation.id(),
               k.of(PruneKeys.SPARSITY))),
       Rule.of("OWL measures outliers on calibration text",
-          o -> o.allocation != Allocation.OWL || o.method.needsCalibration() && o.statistics == null,
+          o -> o.allocation != Allocation.OWL
+              || o.statistics == null && (o.method.needsCalibration() || o.method.needsGradient() && o.calibration != null),
           (o, k) -> String.format("%s owl measures outliers of Wanda scores on calibration text: use it with %s and a calibrated method",
               k.of(PruneKeys.ALLOCATION), k.of(PruneKeys.CALIB))),
       Rule.checkedBy("the update and refinement fit the method",
@@ -120,6 +123,27 @@ public final class PruneOptions implements Serializable {
       Rule.of("saved statistics or saving them",
           o -> o.statistics == null || !o.saveStatistics,
           (o, k) -> String.format("Give either %s or %s, not both", k.of(PruneKeys.STATS), k.of(PruneKeys.SAVE_STATS))),
+      Rule.of("saved gradients or saving them",
+          o -> o.gradients == null || !o.saveGradients,
+          (o, k) -> String.format("Give either %s or %s, not both", k.of(PruneKeys.GRADS), k.of(PruneKeys.SAVE_GRADS))),
+      Rule.of("gradient sets are the gradient methods'",
+          o -> o.gradients == null && !o.saveGradients || o.method.needsGradient() || o.config != null,
+          (o, k) -> String.format("%s is for the methods that score with gradients: use it with %s gblm or prunerzero",
+              o.gradients != null ? k.of(PruneKeys.GRADS) : k.of(PruneKeys.SAVE_GRADS), k.of(PruneKeys.METHOD))),
+      Rule.of("the gradient norm is the gradient methods'",
+          o -> o.gradientNorm == GradientNorm.L2 || o.method.needsGradient() || o.config != null,
+          (o, k) -> String.format("%s %s sets the gradient statistic of gblm and prunerzero: use it with %s gblm or prunerzero",
+              k.of(PruneKeys.GRADIENT_NORM), o.gradientNorm.id(), k.of(PruneKeys.METHOD))),
+      Rule.of("saved statistics hold no gradients",
+          o -> o.statistics == null || !o.method.needsGradient() || o.gradients != null,
+          (o, k) -> String.format("Cannot use %s %s with %s %s alone: statistics saved by %s come from a forward-only run and hold no"
+              + " gradients; add %s URI (saved by %s), or calibrate with %s instead", k.of(PruneKeys.STATS), o.statistics,
+              k.of(PruneKeys.METHOD), o.method.displayName(), k.of(PruneKeys.SAVE_STATS), k.of(PruneKeys.GRADS), k.of(PruneKeys.SAVE_GRADS),
+              k.of(PruneKeys.CALIB))),
+      Rule.of("gradients come from calibration text or a saved set",
+          o -> !o.method.needsGradient() || o.calibration != null || o.gradients != null || o.config != null,
+          (o, k) -> String.format("Missing %s for %s %s: its gradients come from a backward pass over calibration text (or give %s)",
+              k.of(PruneKeys.CALIB), k.of(PruneKeys.METHOD), o.method.displayName(), k.of(PruneKeys.GRADS))),
       Rule.of("calibration tokens fit the driver",
           o -> (long) o.nsamples * o.seqlen <= MAX_CALIBRATION_TOKENS,
           (o, k) -> String.format(Locale.ROOT,
@@ -147,6 +171,9 @@ public final class PruneOptions implements Serializable {
   private final int partitions;
   private final boolean saveStatistics;
   private final String statistics;
+  private final GradientNorm gradientNorm;
+  private final boolean saveGradients;
+  private final String gradients;
   private final Allocation allocation;
   private final double minKeep;
   private final String config;
@@ -177,6 +204,9 @@ public final class PruneOptions implements Serializable {
     this.partitions = builder.partitions;
     this.saveStatistics = builder.saveStatistics;
     this.statistics = builder.statistics;
+    this.gradientNorm = Objects.requireNonNull(builder.gradientNorm, "gradientNorm is null");
+    this.saveGradients = builder.saveGradients;
+    this.gradients = builder.gradients;
     this.allocation = Objects.requireNonNull(builder.allocation, "allocation is null");
     this.minKeep = builder.minKeep;
     this.config = builder.config;
@@ -330,12 +360,13 @@ public final class PruneOptions implements Serializable {
     return overwrite;
   }
 
-  /** The output folder and the inputs it must keep clear of: --model, --calib, --stats, --config. */
+  /** The output folder and the inputs it must keep clear of: --model, --calib, --stats, --grads, --config. */
   public OutputRequest output() {
     java.util.Map<String, String> inputs = new java.util.LinkedHashMap<>();
     inputs.put("--model", model);
     calibration().ifPresent(location -> inputs.put("--calib", location));
     statistics().ifPresent(location -> inputs.put("--stats", location));
+    gradients().ifPresent(location -> inputs.put("--grads", location));
     config().ifPresent(location -> inputs.put("--config", location));
     return new OutputRequest(out, overwrite, inputs);
   }
@@ -348,6 +379,26 @@ public final class PruneOptions implements Serializable {
   /** Statistics saved by an earlier one-shot run, used instead of calibrating. */
   public Optional<String> statistics() {
     return Optional.ofNullable(statistics);
+  }
+
+  /** G's accumulation for GBLM and Pruner-Zero: l2 (the authors' scripts') or l1. */
+  public GradientNorm gradientNorm() {
+    return gradientNorm;
+  }
+
+  /** Whether to keep the dense model's gradient statistics under {@code <out>/grads} for later runs. */
+  public boolean saveGradients() {
+    return saveGradients;
+  }
+
+  /** Gradient statistics saved by an earlier run (--save-grads), used instead of the backward pass. */
+  public Optional<String> gradients() {
+    return Optional.ofNullable(gradients);
+  }
+
+  /** Where the gradient methods' statistics come from and go. */
+  public GradientSettings gradientSettings() {
+    return new GradientSettings(gradientNorm, gradients == null ? "" : gradients, saveGradients);
   }
 
   /** Where the calibration windows come from and how many (the chunk rule is {@link CalibrationSource}'s). */
@@ -386,6 +437,10 @@ public final class PruneOptions implements Serializable {
     configuration.put("settings_key", settingsKey());
     if (!refinement.equals(Refinement.NONE)) {
       configuration.put("refinement", refinement.toString());
+    }
+    if (method.needsGradient() || gradients != null || saveGradients) {
+      configuration.put("gradient_norm", gradientNorm.id());
+      gradients().ifPresent(location -> configuration.put("grads", location));
     }
     return configuration;
   }
@@ -437,7 +492,10 @@ public final class PruneOptions implements Serializable {
         + (moeCalibration == InputHook.ExpertInputs.ROUTED && minExpertTokens == PruneKeys.MIN_EXPERT_TOKENS_DEFAULT
             ? "" : "|moe=" + moeCalibration.name() + "/" + minExpertTokens)
         // Refinement appended only when set, so keys of runs without it stay as they were.
-        + (refinement.equals(Refinement.NONE) ? "" : "|" + refinement);
+        + (refinement.equals(Refinement.NONE) ? "" : "|" + refinement)
+        // Gradients only for runs that use them, so keys of the other runs stay as they were.
+        + (method.needsGradient() || gradients != null
+            ? "|gradients=" + gradientNorm.id() + (gradients == null ? "" : "@" + gradients) : "");
   }
 
   @Override
@@ -466,6 +524,9 @@ public final class PruneOptions implements Serializable {
     private int partitions;
     private boolean saveStatistics;
     private String statistics;
+    private GradientNorm gradientNorm = GradientNorm.L2;
+    private boolean saveGradients;
+    private String gradients;
     private Allocation allocation = Allocation.UNIFORM;
     private double minKeep = PruneKeys.MIN_KEEP_DEFAULT;
     private String config;
@@ -582,6 +643,21 @@ public final class PruneOptions implements Serializable {
 
     public Builder statistics(String value) {
       this.statistics = value;
+      return this;
+    }
+
+    public Builder gradientNorm(GradientNorm value) {
+      this.gradientNorm = value;
+      return this;
+    }
+
+    public Builder saveGradients(boolean value) {
+      this.saveGradients = value;
+      return this;
+    }
+
+    public Builder gradients(String value) {
+      this.gradients = value;
       return this;
     }
 

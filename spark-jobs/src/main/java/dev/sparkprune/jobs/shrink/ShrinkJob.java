@@ -2,18 +2,25 @@ package dev.sparkprune.jobs.shrink;
 
 import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.gradient.GradientFiles;
+import dev.sparkprune.jobs.gradient.GradientStage;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.jobs.spark.StagedRun;
+import dev.sparkprune.scoring.model.DecoderBackward;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.repair.RepairSettings;
+import dev.sparkprune.scoring.structure.AttentionGroups;
 import dev.sparkprune.scoring.structure.ChunkSummary;
 import dev.sparkprune.scoring.structure.KeepCounts;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
 import dev.sparkprune.scoring.structure.ShrinkSettings;
+import dev.sparkprune.scoring.structure.TaylorImportance;
 import dev.sparkprune.tensorio.ValidationException;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.quant.Quantization;
@@ -89,6 +96,9 @@ public final class ShrinkJob {
         options.seqlen() <= maxPositions,
         "Invalid --seqlen %d: the model supports at most %d positions (max_position_embeddings in config.json)",
         options.seqlen(), maxPositions);
+    ValidationException.check(!options.settings().needsGradients() || DecoderBackward.supports(shape.modelType()),
+        "Cannot use a taylor metric on %s: model_type '%s' has no backward pass for the gradients (supported: %s)",
+        options.model(), shape.modelType(), String.join(", ", DecoderBackward.MODEL_TYPES));
     Tokenizer tokenizer = TokenizerLoader.load(archive);
     Models.checkTokenizer(archive, tokenizer);
     if (executors.isPresent()) {
@@ -132,7 +142,7 @@ public final class ShrinkJob {
    */
   private static void checkCalibrationMemory(ModelArchive archive, ModelShape shape, ShrinkOptions options,
       CalibrationMemory.Executors executors, int defaultPartitions) {
-    dev.sparkprune.tensorio.arch.ModelLayout layout = dev.sparkprune.tensorio.arch.Architectures.layout(archive);
+    ModelLayout layout = Architectures.layout(archive);
     int topK = shape.moe().map(moe -> moe.topK()).orElse(1);
     CalibrationMemory.check(options.calibrationSettings(), shape.hidden(), CalibrationMemory.widestPerToken(layout, topK), executors,
         defaultPartitions);
@@ -172,7 +182,7 @@ public final class ShrinkJob {
     ModelArchive archive = inputs.archive();
     JobStages stages = run.stages(archive.location(), Optional.empty());
 
-    ShrinkDecision decision = decide(stages, inputs.shape(), calibration);
+    ShrinkDecision decision = decide(stages, inputs, calibration);
     double calibrated = log.seconds();
     ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
     ShrinkReport report = new ShrinkReport(options, decision, archive.totalParameters(), shrunk.parameters());
@@ -228,7 +238,8 @@ public final class ShrinkJob {
    * pass: the depth scores compare a chunk's input at block l with its input at block l + n,
    * and the summaries fold in chunk order (see ARCHITECTURE.md).
    */
-  private ShrinkDecision decide(JobStages stages, ModelShape shape, CalibrationSource calibration) throws IOException {
+  private ShrinkDecision decide(JobStages stages, Inputs inputs, CalibrationSource calibration) throws IOException {
+    ModelShape shape = inputs.shape();
     JavaSparkContext jsc = stages.jsc();
     List<Tuple2<Integer, int[][]>> chunks = calibration.chunks();
     int partitions = calibration.partitions(jsc);
@@ -240,7 +251,44 @@ public final class ShrinkJob {
     for (byte[] bytes : collected) {
       summaries.add(ShrinkFunctions.deserialize(bytes));
     }
-    return ShrinkDecision.choose(shape, options.settings(), ChunkSummary.foldInOrder(summaries));
+    TaylorImportance taylor = options.settings().needsGradients() ? taylorImportance(stages, inputs, calibration) : TaylorImportance.NONE;
+    return ShrinkDecision.choose(shape, options.settings(), ChunkSummary.foldInOrder(summaries), taylor);
+  }
+
+  /**
+   * --width-metric taylor or --layer-metric taylor: the dense model's gradient set over the same
+   * calibration chunks (the distributed backward pass, written to a private folder of the staging
+   * area and dropped after), which gives each block's removal importance; for the width metric,
+   * one task per block turning its linears' mean gradients into channel and KV group scores.
+   * Only those vectors reach the driver.
+   */
+  private TaylorImportance taylorImportance(JobStages stages, Inputs inputs, CalibrationSource calibration) throws IOException {
+    HadoopFileIO io = stages.context().io();
+    String directory = io.resolve(stages.context().staging(), "_gradients");
+    ModelLayout layout = Architectures.layout(inputs.archive());
+    // A private set, dropped before publishing: nothing reuses it, so it needs no model fingerprint.
+    double[] blockRemoval = GradientStage.compute(stages, calibration, layout, directory, "", log).blockImportance();
+    ModelShape shape = inputs.shape();
+    ShrinkSettings settings = options.settings();
+    if (settings.widthMetric() != ShrinkSettings.WidthMetric.TAYLOR || settings.mlpKeep() == 1 && settings.headsKeep() == 1) {
+      GradientFiles.deleteRecursively(io, directory);
+      return TaylorImportance.NONE.withBlockRemoval(blockRemoval);
+    }
+    List<Integer> blocks = new ArrayList<>();
+    for (int b = 0; b < shape.blocks(); b++) {
+      blocks.add(b);
+    }
+    stages.describe("taylor scores");
+    List<TaylorImportance.Block> scores = new ArrayList<>();
+    for (byte[] bytes : stages.jsc().parallelize(blocks, Math.max(1, Math.min(blocks.size(), stages.jsc().defaultParallelism())))
+        .map(new ShrinkFunctions.TaylorBlock(stages.context(), directory,
+            new AttentionGroups(shape.heads(), shape.kvHeads(), shape.headDim())))
+        .collect()) {
+      scores.add(ShrinkFunctions.deserialize(bytes, TaylorImportance.Block.class));
+    }
+    GradientFiles.deleteRecursively(io, directory);
+    log.line("taylor: scored the MLP channels and KV groups of %d blocks from the gradients", scores.size());
+    return TaylorImportance.of(scores).withBlockRemoval(blockRemoval);
   }
 
   /** One task per output shard; config, index and tokenizer files from the driver (small). */

@@ -35,7 +35,8 @@ public final class ShrinkKeys {
   /** How blocks to drop are chosen. */
   public static final OptionKey<ShrinkSettings.LayerMetric> LAYER_METRIC = OptionKey.builder("layer-metric", ShrinkSettings.LayerMetric::parse)
       .label("M").defaultValue("angular")
-      .description("angular (the contiguous run of least input-to-input angular distance) or block-influence (ShortGPT).").build();
+      .description("angular (the contiguous run of least input-to-input angular distance), block-influence (ShortGPT) or taylor"
+          + " (first-order loss change of removing the block).").build();
 
   /** Fraction of each dense block's MLP channels kept (rounded to a multiple of 8). */
   public static final OptionKey<Double> MLP_KEEP = OptionKey.builder("mlp-keep", Parsers.NUMBER).label("F").defaultValue("1")
@@ -49,7 +50,9 @@ public final class ShrinkKeys {
 
   /** How channels and KV groups are scored. */
   public static final OptionKey<ShrinkSettings.WidthMetric> WIDTH_METRIC = OptionKey.builder("width-metric", ShrinkSettings.WidthMetric::parse)
-      .label("M").defaultValue("activation").description("activation (||X_j|| x ||W[:, j]||), weight-norm (no activations) or flap (input variance x ||W[:, j]||^2).").build();
+      .label("M").defaultValue("activation").description(
+          "activation (||X_j|| x ||W[:, j]||), weight-norm (no activations), flap (input variance x ||W[:, j]||^2) or taylor (sum |W x dL/dW|).")
+      .build();
 
   /** Fraction of routed experts kept per sparse block. */
   public static final OptionKey<Double> EXPERTS_KEEP = OptionKey.builder("experts-keep", Parsers.NUMBER).label("F").defaultValue("1")

@@ -17,7 +17,8 @@ import java.util.Map;
 
 /**
  * report.json of a shrink run: the settings, parameters before and after, which blocks were
- * dropped and why (block influence of every block, angular distance of every candidate run),
+ * dropped and why (block influence of every block, angular distance of every candidate run,
+ * with gradients each block's first-order removal importance),
  * and per kept block what it keeps with the score of every MLP channel, KV group and expert.
  */
 public final class ShrinkReport {
@@ -59,6 +60,9 @@ public final class ShrinkReport {
     decision.droppedBlocks().forEach(dropped::add);
     doubles(root.putArray("block_influence"), decision.blockInfluence());
     doubles(root.putArray("angular_distance_of_run_from_block"), decision.angularDistances());
+    if (decision.blockRemoval().length > 0) {
+      doubles(root.putArray("block_removal_importance"), decision.blockRemoval());
+    }
     ArrayNode blocks = root.putArray("blocks");
     for (int i = 0; i < plan.blocks().size(); i++) {
       KeptBlock kept = plan.blocks().get(i);

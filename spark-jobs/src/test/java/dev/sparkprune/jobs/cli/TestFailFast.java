@@ -6,8 +6,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.jobs.prune.PruneOptions;
+import dev.sparkprune.jobs.prune.plan.Fingerprints;
 import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.tensorio.SharedData;
+import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -18,6 +22,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.stream.Stream;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -120,6 +125,49 @@ class TestFailFast {
     assertRefusedBeforeSpark("Cannot read text file:" + huge + ": " + (4 * TextSource.MAX_CHARS + 1) + " bytes, over the limit of "
         + TextSource.MAX_CHARS + " characters", "--model", model, "--method", "wanda", "--calib", huge.toString(), "--seqlen", "64",
         "--nsamples", "2");
+  }
+
+  /** A grads.json as --save-grads writes it, with the given fingerprint, scale and tensors. */
+  private Path gradientSet(String name, String fingerprint, double scale, List<String> tensors) throws IOException {
+    Path set = Files.createDirectories(dir.resolve(name));
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode manifest = json.createObjectNode().put("format", "sparkprune-gradient-set").put("version", 1)
+        .put("model_fingerprint", fingerprint).put("loss", "causal-lm-mean-cross-entropy").put("scale", scale);
+    tensors.forEach(manifest.putArray("tensors")::add);
+    json.writeValue(set.resolve("grads.json").toFile(), manifest);
+    return set;
+  }
+
+  @Test
+  void gradientMethodsWithoutUsableGradientsAreRefusedBeforeSparkStarts() throws IOException {
+    String model = SharedData.stories260K().toString();
+    String text = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
+    Path stats = Files.createDirectories(dir.resolve("stats"));
+    assertRefusedBeforeSpark("Cannot use --stats " + stats + " with --method gblm alone: statistics saved by --save-stats come from a"
+        + " forward-only run and hold no gradients; add --grads URI (saved by --save-grads), or calibrate with --calib instead",
+        "--model", model, "--method", "gblm", "--stats", stats.toString());
+    assertRefusedBeforeSpark("Missing --calib for --method prunerzero: its gradients come from a backward pass over calibration text"
+        + " (or give --grads)", "--model", model, "--method", "prunerzero");
+    assertRefusedBeforeSpark("Invalid --gradient-norm l3: use l2 or l1", "--model", model, "--method", "gblm", "--calib", text,
+        "--gradient-norm", "l3");
+
+    String fingerprint = Fingerprints.model(ModelArchive.open(new HadoopFileIO(new Configuration()), model));
+    List<String> tensors = new ArrayList<>();
+    Architectures.layout(ModelArchive.open(new HadoopFileIO(new Configuration()), model)).linears()
+        .forEach(linear -> tensors.add(linear.tensorName()));
+    Path empty = Files.createDirectories(dir.resolve("empty"));
+    assertRefusedBeforeSpark("Invalid --grads " + empty + ": no grads.json (was it written with --save-grads?)",
+        "--model", model, "--method", "gblm", "--calib", text, "--grads", empty.toString());
+    Path other = gradientSet("other-model", "0".repeat(64), 100, tensors);
+    assertRefusedBeforeSpark("Cannot use --grads " + other + ": the gradients were computed for a different model (fingerprint "
+        + "0".repeat(64) + ", this model " + fingerprint + ")", "--model", model, "--method", "prunerzero", "--grads", other.toString());
+    Path scaled = gradientSet("other-scale", fingerprint, 1, tensors);
+    assertRefusedBeforeSpark("Cannot use --grads " + scaled + ": the gradients are of loss 'causal-lm-mean-cross-entropy' with scale 1.0,"
+        + " not causal-lm-mean-cross-entropy with scale 100.0; compute them again with --save-grads",
+        "--model", model, "--method", "prunerzero", "--grads", scaled.toString());
+    Path partial = gradientSet("partial", fingerprint, 100, tensors.subList(1, tensors.size()));
+    assertRefusedBeforeSpark("Cannot use --grads " + partial + ": it holds no gradients of " + tensors.get(0),
+        "--model", model, "--method", "prunerzero", "--grads", partial.toString());
   }
 
   @Test

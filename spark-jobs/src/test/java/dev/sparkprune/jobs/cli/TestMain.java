@@ -228,7 +228,7 @@ class TestMain {
     Path out = dir.resolve("pruned");
     assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "wanda"), "Missing --calib for --method wanda");
     assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "obs"),
-        "Invalid --method obs: use magnitude, wanda, sparsegpt or ria");
+        "Invalid --method obs: use magnitude, wanda, sparsegpt, ria, gblm or prunerzero");
     assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--sparsity", "1.2"),
         "Invalid --sparsity 1.2: must be in [0, 1)");
     assertOneLineError(run("prune", "--model", model, "--out", out.toString(), "--method", "magnitude", "--pattern", "0.5"),

@@ -124,6 +124,12 @@ public class TestPruneJob extends SparkTestBase {
 
   /** As {@link #referenceMasks}, each linear's whole result (mask and weights), with the options' refinement applied. */
   static Map<String, PruneResult> referenceResults(PruneOptions options, boolean sequential) throws IOException {
+    return referenceResults(options, sequential, Map.of());
+  }
+
+  /** As above, a gradient method reading each linear's G from {@code gradients} (by tensor name). */
+  static Map<String, PruneResult> referenceResults(PruneOptions options, boolean sequential, Map<String, Weights> gradients)
+      throws IOException {
     HadoopFileIO io = new HadoopFileIO(new Configuration());
     ModelArchive archive = ModelArchive.open(io, options.model());
     Tokenizer tokenizer = TokenizerLoader.load(archive);
@@ -154,11 +160,15 @@ public class TestPruneJob extends SparkTestBase {
         Map<String, CalibrationStatistics> total = foldPairwise(chunks);
         BlockWeights pruned = weights;
         for (Linear linear : layout.blocks().get(b).linears()) {
-          PruneResult result = options.refinement().pruner(options.method(), options.wandaGroup()).prune(
-              LinearInputs.of(
+          LinearInputs inputs = LinearInputs.of(
                   linear.tensorName(),
                   Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), weights.tensor(linear.tensorName())))
-                  .withStatistics(total.get(dev.sparkprune.jobs.calibration.LinearInputStatistics.key(b, linear.inputGroup()))),
+              .withStatistics(total.get(dev.sparkprune.jobs.calibration.LinearInputStatistics.key(b, linear.inputGroup())));
+          if (gradients.containsKey(linear.tensorName())) {
+            inputs = inputs.withGradient(gradients.get(linear.tensorName()));
+          }
+          PruneResult result = options.refinement().pruner(options.method(), options.wandaGroup()).prune(
+              inputs,
               options.target(),
               CpuBackend.defaultInstance(),
               1);

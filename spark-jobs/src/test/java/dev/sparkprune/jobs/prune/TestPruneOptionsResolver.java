@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.prune;
 
+import dev.sparkprune.jobs.gradient.GradientNorm;
 import dev.sparkprune.jobs.options.OptionKey;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -63,6 +64,9 @@ class TestPruneOptionsResolver {
     assertThat(options.gpuDiscoveryScript()).isEmpty();
     assertThat(options.gpuVendor()).isEmpty();
     assertThat(options.overwrite()).isFalse();
+    assertThat(options.gradientNorm()).isEqualTo(GradientNorm.L2);
+    assertThat(options.saveGradients()).isFalse();
+    assertThat(options.gradients()).isEmpty();
     // --stats alone means one-shot: saved statistics are the dense model's.
     assertThat(resolve("stats", "s").mode()).isEqualTo(PruneOptions.Mode.ONE_SHOT);
   }
@@ -84,6 +88,9 @@ class TestPruneOptionsResolver {
     cases.put(PruneKeys.PARTITIONS, Map.entry(new String[] {"3"}, PruneOptions::partitions));
     cases.put(PruneKeys.SAVE_STATS, Map.entry(new String[] {"true", "mode", "one-shot"}, PruneOptions::saveStatistics));
     cases.put(PruneKeys.STATS, Map.entry(new String[] {"s"}, options -> options.statistics().orElseThrow()));
+    cases.put(PruneKeys.GRADIENT_NORM, Map.entry(new String[] {"l1", "method", "gblm", "calib", "c"}, PruneOptions::gradientNorm));
+    cases.put(PruneKeys.SAVE_GRADS, Map.entry(new String[] {"true", "method", "prunerzero", "calib", "c"}, PruneOptions::saveGradients));
+    cases.put(PruneKeys.GRADS, Map.entry(new String[] {"g", "method", "prunerzero"}, options -> options.gradients().orElseThrow()));
     cases.put(PruneKeys.ALLOCATION, Map.entry(new String[] {"global"}, PruneOptions::allocation));
     cases.put(PruneKeys.MIN_KEEP, Map.entry(new String[] {"0.2"}, PruneOptions::minKeep));
     cases.put(PruneKeys.OWL_LAMBDA, Map.entry(new String[] {"0.1"}, PruneOptions::owlLambda));
@@ -114,6 +121,7 @@ class TestPruneOptionsResolver {
         Map.entry("model", "other"), Map.entry("out", "elsewhere"), Map.entry("method", "wanda"), Map.entry("sparsity", "0.7"),
         Map.entry("pattern", "2:4"), Map.entry("calib", "c"), Map.entry("nsamples", 7), Map.entry("seqlen", 64), Map.entry("seed", -3L),
         Map.entry("mode", PruneOptions.Mode.ONE_SHOT), Map.entry("partitions", 3), Map.entry("save-stats", true), Map.entry("stats", "s"),
+        Map.entry("gradient-norm", GradientNorm.L1), Map.entry("save-grads", true), Map.entry("grads", "g"),
         Map.entry("allocation", PruneOptions.Allocation.GLOBAL), Map.entry("min-keep", 0.2), Map.entry("owl-lambda", 0.1),
         Map.entry("owl-m", 7.0), Map.entry("group", Wanda.Group.MATRIX), Map.entry("config", "rules.yaml"),
         Map.entry("update", Refinement.Update.ADMM), Map.entry("admm-iterations", 30), Map.entry("admm-percdamp", 0.05),
@@ -193,6 +201,52 @@ class TestPruneOptionsResolver {
         .isInstanceOf(ValidationException.class).hasMessage("Invalid spark.sparkprune.mode fast: use sequential or one-shot");
   }
 
+  /** Where gradient methods compose and where they do not: one line each, naming the keys as given. */
+  @Test
+  void gradientMethodsRefuseWhatCannotServeThem() throws IOException {
+    Map<String[], String> refused = new LinkedHashMap<>();
+    refused.put(new String[] {"method", "gblm", "stats", "s"}, "Cannot use --stats s with --method gblm alone: statistics saved by"
+        + " --save-stats come from a forward-only run and hold no gradients; add --grads URI (saved by --save-grads), or calibrate with"
+        + " --calib instead");
+    refused.put(new String[] {"method", "prunerzero", "stats", "s", "calib", "c"}, "Cannot use --stats s with --method prunerzero alone:"
+        + " statistics saved by --save-stats come from a forward-only run and hold no gradients; add --grads URI (saved by --save-grads),"
+        + " or calibrate with --calib instead");
+    refused.put(new String[] {"method", "prunerzero"},
+        "Missing --calib for --method prunerzero: its gradients come from a backward pass over calibration text (or give --grads)");
+    refused.put(new String[] {"method", "wanda", "calib", "c", "save-grads", "true"},
+        "--save-grads is for the methods that score with gradients: use it with --method gblm or prunerzero");
+    refused.put(new String[] {"method", "wanda", "calib", "c", "grads", "g"},
+        "--grads is for the methods that score with gradients: use it with --method gblm or prunerzero");
+    refused.put(new String[] {"method", "gblm", "grads", "g", "save-grads", "true"}, "Give either --grads or --save-grads, not both");
+    refused.put(new String[] {"method", "wanda", "calib", "c", "gradient-norm", "l1"},
+        "--gradient-norm l1 sets the gradient statistic of gblm and prunerzero: use it with --method gblm or prunerzero");
+    refused.put(new String[] {"method", "gblm", "calib", "c", "gradient-norm", "l3"}, "Invalid --gradient-norm l3: use l2 or l1");
+    refused.put(new String[] {"method", "gblm", "calib", "c", "refine", "dsnot"}, "Cannot combine --method, --update and --refine: DSnoT"
+        + " refines a Wanda or RIA mask: use it with the wanda or ria method, not gblm");
+    refused.put(new String[] {"method", "prunerzero", "calib", "c", "update", "admm-gradual"}, "Cannot combine --method, --update and"
+        + " --refine: Gradual ADMM chooses its own mask from Wanda's metric: use it with the wanda method and without DSnoT");
+    refused.put(new String[] {"method", "gblm", "calib", "c", "allocation", "global"}, "--allocation global compares scores across"
+        + " layers: use it with --method magnitude (or, for global, --method wanda --group layer)");
+    refused.put(new String[] {"method", "prunerzero", "grads", "g", "allocation", "owl"}, "--allocation owl measures outliers of Wanda"
+        + " scores on calibration text: use it with --calib and a calibrated method");
+    for (Map.Entry<String[], String> entry : refused.entrySet()) {
+      assertThatThrownBy(() -> resolve(entry.getKey())).as(String.join(" ", entry.getKey()))
+          .isInstanceOf(ValidationException.class).hasMessage(entry.getValue());
+    }
+    // What composes: saved statistics with saved gradients, OWL, the ADMM update, N:M, l1.
+    PruneOptions reused = resolve("method", "gblm", "stats", "s", "grads", "g", "pattern", "2:4", "gradient-norm", "l1");
+    assertThat(reused.mode()).isEqualTo(PruneOptions.Mode.ONE_SHOT);
+    assertThat(reused.gradientSettings().load()).contains("g");
+    assertThat(reused.settingsKey()).endsWith("|gradients=l1@g");
+    assertThat(reused.output().inputs()).containsEntry("--grads", "g");
+    assertThat(resolve("method", "prunerzero", "calib", "c", "allocation", "owl", "update", "admm").refinement().update())
+        .isEqualTo(Refinement.Update.ADMM);
+    // Runs without gradients keep their settings keys.
+    assertThat(resolve("method", "wanda", "calib", "c").settingsKey()).doesNotContain("gradients");
+    assertThatThrownBy(() -> JobInputs.checkBackward("bloom", "gblm")).isInstanceOf(ValidationException.class)
+        .hasMessageStartingWith("Cannot prune with gblm: model_type 'bloom' has no backward pass for the gradients (supported: llama, ");
+  }
+
   @Test
   void preTokenizedRowsGiveTheSeqlenUnlessItIsSet() throws IOException {
     PruneOptionsResolver resolver = new PruneOptionsResolver(Map.of(), new FixedInputs(Map.of("rows.parquet", 128), Map.of()));
@@ -220,7 +274,7 @@ class TestPruneOptionsResolver {
     // The keys a cluster may set are the tuning ones; inputs, outputs and the method are per run.
     List<String> perRun = PruneKeys.ALL.stream().filter(key -> !key.fromConf()).map(OptionKey::name).toList();
     assertThat(perRun).containsExactlyInAnyOrder("model", "out", "method", "sparsity", "pattern", "calib", "stats", "save-stats", "config",
-        "overwrite");
+        "overwrite", "grads", "save-grads");
     Map<String, String> conf = new HashMap<>();
     conf.put("spark.sparkprune.seed", "9");
     conf.put("spark.sparkprune.scoring-task-mb", "8");

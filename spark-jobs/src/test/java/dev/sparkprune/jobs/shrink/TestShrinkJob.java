@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.SparkTestBase;
 import dev.sparkprune.jobs.calibration.CalibrationSamples;
+import dev.sparkprune.jobs.gradient.SingleProcessGradients;
+import dev.sparkprune.scoring.grad.GradientStatistics;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
 import dev.sparkprune.scoring.model.DecoderModel;
@@ -15,6 +17,8 @@ import dev.sparkprune.scoring.structure.ExpertSaliency;
 import dev.sparkprune.scoring.structure.ShrinkDecision;
 import dev.sparkprune.scoring.structure.ShrinkSettings;
 import dev.sparkprune.scoring.structure.StructureCalibration;
+import dev.sparkprune.scoring.structure.WidthScores;
+import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.ModelFixtures;
 import dev.sparkprune.tensorio.SharedData;
 import dev.sparkprune.tensorio.archive.ModelArchive;
@@ -93,6 +97,83 @@ class TestShrinkJob extends SparkTestBase {
     JsonNode config = new ObjectMapper().readTree(model.resolve("config.json").toFile());
     assertThat(config.get("num_hidden_layers").intValue()).isEqualTo(4);
     assertThat(config.get("num_attention_heads").intValue()).isEqualTo(6);
+  }
+
+  /** Both taylor metrics in one run: the dropped block and the width scores against the single-process gradients. */
+  @Test
+  void taylorScoresEqualADirectComputationFromTheSingleProcessGradients() throws IOException {
+    Path out = dir.resolve("taylor");
+    ShrinkOptions options = options(out, new ShrinkSettings(
+        1, ShrinkSettings.LayerMetric.TAYLOR, 0.75, 0.75, ShrinkSettings.WidthMetric.TAYLOR, 1, ExpertSaliency.Metric.REAP), "");
+    ByteArrayOutputStream progress = new ByteArrayOutputStream();
+    new ShrinkJob(spark, options, new PrintStream(progress, true, StandardCharsets.UTF_8)).run();
+    assertThat(progress.toString(StandardCharsets.UTF_8)).contains("gradients: backward pass of 8 samples x 64 tokens in 8 chunks");
+
+    // G of the dense model in one process (chunks of one sample, the pairwise fold), then |W . mean g| summed directly.
+    ModelArchive source = ModelArchive.open(IO, options.model());
+    int[][] samples = CalibrationSamples.sample(
+        new HadoopFileIO(new Configuration()), options.calibration(), TokenizerLoader.load(source), 8, 64, 3);
+    SingleProcessGradients reference = SingleProcessGradients.of(options.model(), samples, 1);
+    Map<String, GradientStatistics> gradients = reference.statistics();
+    JsonNode report = new ObjectMapper().readTree(out.resolve("report.json").toFile());
+    assertThat(report.get("configuration").get("width_metric").asText()).isEqualTo("taylor");
+    assertThat(report.get("configuration").get("layer_metric").asText()).isEqualTo("taylor");
+    // The dropped block: the lowest |mean removal change| of blocks 0-3 (the last is never dropped).
+    int lowest = 0;
+    for (int b = 0; b < 5; b++) {
+      double importance = Math.abs(reference.removal()[b] / 8);
+      assertThat(report.get("block_removal_importance").get(b).asDouble()).as("block %d removal importance", b).isEqualTo(importance);
+      if (b < 4 && importance < Math.abs(reference.removal()[lowest] / 8)) {
+        lowest = b;
+      }
+    }
+    assertThat(report.get("dropped_blocks")).hasSize(1);
+    assertThat(report.get("dropped_blocks").get(0).asInt()).isEqualTo(lowest);
+    try (SafetensorsReader weights = source.openShard("model.safetensors")) {
+      for (int kept = 0; kept < 4; kept++) {
+        JsonNode block = report.get("blocks").get(kept);
+        int b = block.get("source_block").asInt();
+        String prefix = "model.layers." + b + ".";
+        double[] channels = new double[172];
+        double[] groups = new double[4];
+        for (String name : new String[] {"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "self_attn.q_proj", "self_attn.k_proj",
+            "self_attn.v_proj", "self_attn.o_proj"}) {
+          float[] w = weights.readFloats(prefix + name + ".weight");
+          double[] g = gradients.get(prefix + name + ".weight").meanGradient();
+          int cols = name.equals("mlp.down_proj") ? 172 : 64;
+          for (int i = 0; i < w.length; i++) {
+            double salience = Math.abs(w[i] * g[i]);
+            int row = i / cols;
+            int col = i % cols;
+            switch (name) {
+              case "mlp.gate_proj", "mlp.up_proj" -> channels[row] += salience;
+              case "mlp.down_proj" -> channels[col] += salience;
+              // 8 query heads of 8 dimensions, 4 KV heads: query head h is in group h / 2.
+              case "self_attn.q_proj" -> groups[row / 16] += salience;
+              case "self_attn.o_proj" -> groups[col / 16] += salience;
+              default -> groups[row / 8] += salience;
+            }
+          }
+        }
+        assertScores(block.get("mlp_channels").get("scores"), channels, "block " + b + " MLP channels");
+        assertScores(block.get("kv_groups").get("scores"), groups, "block " + b + " KV groups");
+        assertThat(new ObjectMapper().convertValue(block.get("mlp_channels").get("kept_indices"), int[].class))
+            .isEqualTo(WidthScores.topIndices(channels, 128));
+        assertThat(new ObjectMapper().convertValue(block.get("kv_groups").get("kept_indices"), int[].class))
+            .isEqualTo(WidthScores.topIndices(groups, 3));
+      }
+    }
+    // The gradients were the run's own: dropped before publishing.
+    try (var files = Files.walk(out)) {
+      assertThat(files.map(Path::toString)).noneMatch(path -> path.contains("gradients"));
+    }
+  }
+
+  private static void assertScores(JsonNode actual, double[] expected, String what) {
+    assertThat(actual).as(what).hasSize(expected.length);
+    for (int i = 0; i < expected.length; i++) {
+      assertThat(actual.get(i).asDouble()).as("%s [%d]", what, i).isCloseTo(expected[i], org.assertj.core.data.Offset.offset(1e-12 * expected[i]));
+    }
   }
 
   @Test

@@ -165,6 +165,29 @@ public final class PruneReport {
       return this;
     }
 
+    /**
+     * The gradient set the gradient methods scored with: {@code saved} is the reused set's
+     * folder, "" for this run's own; its samples and calibration fingerprint, the norm, each
+     * block's first-order removal importance, and the seconds spent getting it.
+     */
+    public Builder gradients(String saved, long samples, String calibrationFingerprint, String norm, double[] blockImportance,
+        double seconds) {
+      ObjectNode gradients = json.putObject("gradients");
+      gradients.put("source", saved.isEmpty() ? "computed" : "saved");
+      if (!saved.isEmpty()) {
+        gradients.put("location", saved);
+      }
+      gradients.put("samples", samples);
+      gradients.put("calibration_fingerprint", calibrationFingerprint);
+      gradients.put("norm", norm);
+      ArrayNode importance = gradients.putArray("block_removal_importance");
+      for (double value : blockImportance) {
+        importance.add(value);
+      }
+      gradients.put("seconds", seconds);
+      return this;
+    }
+
     public Builder calibrationFingerprint(String value) {
       json.with("configuration").put("calibration_fingerprint", value);
       return this;

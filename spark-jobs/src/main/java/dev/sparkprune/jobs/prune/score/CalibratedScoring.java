@@ -4,6 +4,10 @@ import dev.sparkprune.jobs.calibration.BlockPartials;
 import dev.sparkprune.jobs.calibration.CalibrationPass;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.gradient.GradientFiles;
+import dev.sparkprune.jobs.gradient.GradientManifest;
+import dev.sparkprune.jobs.gradient.GradientSource;
+import dev.sparkprune.jobs.gradient.GradientStage;
 import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.output.PruneReport;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
@@ -12,6 +16,7 @@ import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -28,25 +33,29 @@ import org.apache.spark.storage.StorageLevel;
  * statistics come from none (magnitude), saved statistics (--stats), or the calibration pass,
  * sequential (block b's statistics from the model with blocks before it pruned) or one-shot (all
  * from the dense model, then every linear scored in one stage); {@link Scoring} runs the tasks.
- * It reads only what it is given: the scoring tasks, the calibration source, the statistics
- * settings, the model's fingerprint (for saved statistics) and layout, and the run's report
- * and log.
+ * Gradient methods (GBLM, Pruner-Zero) first get the dense model's gradient set, once, before
+ * any pruning: a saved one (--grads), or the distributed backward pass over the calibration
+ * source ({@link GradientStage}). It reads only what it is given: the scoring tasks, the
+ * calibration source, the statistics and gradient settings, the model's fingerprint (for saved
+ * statistics and gradients) and layout, and the run's report and log.
  */
 public final class CalibratedScoring {
   private final Scoring scoring;
   private final CalibrationSource calibration;
   private final StatisticsSettings statistics;
+  private final GradientSettings gradients;
   private final String modelFingerprint;
   private final ModelLayout layout;
   private final PruneReport.Builder report;
   private final ProgressLog log;
 
   public CalibratedScoring(
-      Scoring scoring, CalibrationSource calibration, StatisticsSettings statistics, String modelFingerprint, ModelLayout layout,
-      PruneReport.Builder report, ProgressLog log) {
+      Scoring scoring, CalibrationSource calibration, StatisticsSettings statistics, GradientSettings gradients, String modelFingerprint,
+      ModelLayout layout, PruneReport.Builder report, ProgressLog log) {
     this.scoring = Objects.requireNonNull(scoring, "scoring is null");
     this.calibration = Objects.requireNonNull(calibration, "calibration is null");
     this.statistics = Objects.requireNonNull(statistics, "statistics is null");
+    this.gradients = Objects.requireNonNull(gradients, "gradients is null");
     this.modelFingerprint = Objects.requireNonNull(modelFingerprint, "modelFingerprint is null");
     this.layout = Objects.requireNonNull(layout, "layout is null");
     this.report = Objects.requireNonNull(report, "report is null");
@@ -55,6 +64,43 @@ public final class CalibratedScoring {
 
   /** Prunes the plan's linears at their planned targets; the driver's summaries. */
   public List<LinearResult> prune(List<PlannedLinear> plan) throws IOException {
+    GradientSource source = gradients(plan);
+    List<LinearResult> results = prune(plan, scoring.withGradients(source));
+    if (source.isPresent() && !gradients.save() && gradients.load().isEmpty()) {
+      // The run's own set, not asked for: no part of the output.
+      GradientFiles.deleteRecursively(stages().context().io(), source.directory());
+    }
+    return results;
+  }
+
+  /**
+   * The dense model's gradient set when some planned method scores with it: the saved one, or
+   * this run's, computed now (before any block is pruned) into the staging folder.
+   */
+  private GradientSource gradients(List<PlannedLinear> plan) throws IOException {
+    if (!scoring.settings().needsGradients(plan)) {
+      return GradientSource.NONE;
+    }
+    HadoopFileIO io = stages().context().io();
+    long start = System.nanoTime();
+    GradientManifest manifest;
+    String directory;
+    if (gradients.load().isPresent()) {
+      directory = gradients.load().get();
+      List<String> needed = new ArrayList<>();
+      plan.stream().filter(planned -> planned.method.needsGradient()).forEach(planned -> needed.add(planned.tensorName()));
+      manifest = GradientManifest.check(io, directory, "--grads", modelFingerprint, needed);
+      log.line("gradients: reusing the gradient set in %s (%d samples)", directory, manifest.samples());
+    } else {
+      directory = io.resolve(stages().context().staging(), gradients.save() ? GradientSettings.SAVED_FOLDER : GradientSettings.PRIVATE_FOLDER);
+      manifest = GradientStage.compute(stages(), calibration, layout, directory, modelFingerprint, log);
+    }
+    report.gradients(gradients.load().isPresent() ? directory : "", manifest.samples(), manifest.calibrationFingerprint(),
+        gradients.norm().id(), manifest.blockImportance(), (System.nanoTime() - start) / 1e9);
+    return new GradientSource(directory, gradients.norm());
+  }
+
+  private List<LinearResult> prune(List<PlannedLinear> plan, Scoring scoring) throws IOException {
     if (!scoring.settings().needsCalibration(plan)) {
       List<LinearResult> results = scoring.withoutStatistics(plan);
       TreeSet<String> methods = new TreeSet<>();
@@ -75,7 +121,7 @@ public final class CalibratedScoring {
     }
     LinearInputStatistics visitor = new LinearInputStatistics(storage, statistics.expertInputs());
     try (CalibrationPass pass = calibration.embed(stages(), blocks(), log)) {
-      return statistics.sequential() ? sequential(plan, pass, visitor) : oneShot(plan, pass, visitor);
+      return statistics.sequential() ? sequential(plan, pass, visitor, scoring) : oneShot(plan, pass, visitor, scoring);
     }
   }
 
@@ -117,7 +163,7 @@ public final class CalibratedScoring {
   }
 
   /** Block by block: statistics of block b on the model pruned up to b - 1, then block b scored. */
-  private List<LinearResult> sequential(List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor) {
+  private List<LinearResult> sequential(List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor, Scoring scoring) {
     List<LinearResult> results = new ArrayList<>();
     List<PlannedLinear> previous = List.of();
     for (int b = 0; b < blocks(); b++) {
@@ -135,7 +181,8 @@ public final class CalibratedScoring {
   }
 
   /** Dense statistics of every block (one forward pass per block), then every linear in one scoring stage. */
-  private List<LinearResult> oneShot(List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor) throws IOException {
+  private List<LinearResult> oneShot(List<PlannedLinear> plan, CalibrationPass pass, LinearInputStatistics visitor, Scoring scoring)
+      throws IOException {
     // Per-channel statistics come back to the driver block by block; X^T X stays distributed.
     Map<String, CalibrationStatistics> onDriver = new HashMap<>();
     List<JavaPairRDD<String, CalibrationStatistics>> distributed = new ArrayList<>();

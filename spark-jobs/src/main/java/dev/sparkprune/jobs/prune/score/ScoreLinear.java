@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.prune.score;
 
+import dev.sparkprune.jobs.gradient.GradientSource;
 import dev.sparkprune.jobs.prune.output.StagedTensors;
 import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.prune.plan.Placement;
@@ -28,17 +29,22 @@ final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationSta
   private static final long serialVersionUID = 1L;
   private final dev.sparkprune.jobs.spark.JobContext context;
   private final Broadcast<Map<String, CalibrationStatistics>> channelStatistics;
+  private final GradientSource gradients;
   private final Wanda.Group wandaGroup;
   private final dev.sparkprune.scoring.methods.Refinement refinement;
 
   private final int minExpertTokens;
 
-  /** {@code minExpertTokens}: a routed expert calibrated on fewer tokens is pruned with magnitude. */
+  /**
+   * {@code gradients}: where a gradient method reads each linear's G; {@code minExpertTokens}: a
+   * routed expert calibrated on fewer tokens is pruned with magnitude.
+   */
   ScoreLinear(
-      dev.sparkprune.jobs.spark.JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics, Wanda.Group wandaGroup,
-      dev.sparkprune.scoring.methods.Refinement refinement, int minExpertTokens) {
+      dev.sparkprune.jobs.spark.JobContext context, Broadcast<Map<String, CalibrationStatistics>> channelStatistics,
+      GradientSource gradients, Wanda.Group wandaGroup, dev.sparkprune.scoring.methods.Refinement refinement, int minExpertTokens) {
     this.context = context;
     this.channelStatistics = channelStatistics;
+    this.gradients = gradients;
     this.wandaGroup = wandaGroup;
     this.refinement = refinement;
     this.minExpertTokens = minExpertTokens;
@@ -69,6 +75,10 @@ final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationSta
     // A magnitude fallback has no trustworthy statistics to refine or update from.
     dev.sparkprune.scoring.methods.Refinement applied = fallback.isEmpty() ? refinement : dev.sparkprune.scoring.methods.Refinement.NONE;
     LinearInputs inputs = LinearInputs.of(planned.tensorName(), Weights.of((int) linear.outFeatures(), (int) linear.inFeatures(), values));
+    if (method.needsGradient()) {
+      // G of the dense model, from the run's gradient set (read here: it is weight-sized).
+      inputs = inputs.withGradient(gradients.gradient(context.io(), linear));
+    }
     PruneResult result = applied.pruner(method, wandaGroup)
         .prune(statistics == null ? inputs : inputs.withStatistics(statistics), planned.target, backend.backend(), context.threads());
     StagedTensors.write(context.io(), context.staging(), linear, planned.dtype, result.weights());

@@ -2,6 +2,7 @@ package dev.sparkprune.jobs.prune.score;
 
 import dev.sparkprune.jobs.prune.output.LinearResult;
 import dev.sparkprune.jobs.calibration.BlockPartials;
+import dev.sparkprune.jobs.gradient.GradientSource;
 import dev.sparkprune.jobs.prune.output.MaskWriter;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.spark.JobContext;
@@ -30,13 +31,24 @@ public final class Scoring {
   private final JobStages stages;
   private final ScoringSettings settings;
   private final MaskWriter masks;
+  private final GradientSource gradients;
 
   public Scoring(JobStages stages, ScoringSettings settings, MaskWriter masks) {
+    this(stages, settings, masks, GradientSource.NONE);
+  }
+
+  private Scoring(JobStages stages, ScoringSettings settings, MaskWriter masks, GradientSource gradients) {
     this.stages = Objects.requireNonNull(stages, "stages is null");
     this.jsc = stages.jsc();
     this.context = stages.context();
     this.settings = Objects.requireNonNull(settings, "settings is null");
     this.masks = Objects.requireNonNull(masks, "masks is null");
+    this.gradients = Objects.requireNonNull(gradients, "gradients is null");
+  }
+
+  /** The same stage whose tasks read each gradient method's statistic from {@code source}. */
+  Scoring withGradients(GradientSource source) {
+    return new Scoring(stages, settings, masks, source);
   }
 
   /** Linears whose methods need no statistics (magnitude). */
@@ -89,7 +101,7 @@ public final class Scoring {
   }
 
   private ScoreLinear scoreLinear(Broadcast<Map<String, CalibrationStatistics>> channel) {
-    return new ScoreLinear(context, channel, settings.wandaGroup(), settings.refinement(), settings.minExpertTokens());
+    return new ScoreLinear(context, channel, gradients, settings.wandaGroup(), settings.refinement(), settings.minExpertTokens());
   }
 
   /**

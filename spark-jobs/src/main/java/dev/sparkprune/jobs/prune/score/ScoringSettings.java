@@ -26,6 +26,11 @@ public record ScoringSettings(Wanda.Group wandaGroup, Refinement refinement, int
     return refinement.needsCalibration() || plan.stream().anyMatch(planned -> planned.method.needsCalibration());
   }
 
+  /** Whether some planned linear's method scores with the dense model's gradient statistic (GBLM, Pruner-Zero). */
+  public boolean needsGradients(List<PlannedLinear> plan) {
+    return plan.stream().anyMatch(planned -> planned.method.needsGradient());
+  }
+
   /** X^T X is kept when any planned linear's method needs it (SparseGPT), or the ADMM update does. */
   public CalibrationStatistics.HessianStorage hessianStorage(List<PlannedLinear> plan) {
     if (refinement.needsHessian()) {
