@@ -92,8 +92,17 @@ public final class CalibrationSource {
 
   /** Embeds the windows on the executors: a calibration pass at block 0 of a model of {@code blocks} blocks. */
   public CalibrationPass embed(JobStages stages, int blocks, ProgressLog log) {
-    CalibrationPass pass = CalibrationPass.embed(stages, chunks(), partitions(stages.jsc()), blocks);
+    return embed(stages, blocks, log, ExpertSharding.none());
+  }
+
+  /** The same, the blocks {@code sharding} names running expert-parallel. */
+  public CalibrationPass embed(JobStages stages, int blocks, ProgressLog log, ExpertSharding sharding) {
+    CalibrationPass pass = CalibrationPass.embed(stages, chunks(), partitions(stages.jsc()), blocks, sharding);
     logChunks(log, pass.chunks(), pass.partitions());
+    for (int block : sharding.blocks()) {
+      log.line("block %d/%d: %d routed experts in %d expert groups (expert-parallel)", block + 1, blocks,
+          sharding.groups(block).get(sharding.groups(block).size() - 1).end(), sharding.groups(block).size());
+    }
     return pass;
   }
 

@@ -1,5 +1,7 @@
 package dev.sparkprune.jobs.plan;
 
+import dev.sparkprune.scoring.stats.CalibrationStatistics;
+
 /**
  * What a calibration keeps per input group of an expert's linears, for the memory plan: nothing
  * (a forward pass: eval, advancing the states), routing saliency (shrink: a sum and a count per
@@ -12,6 +14,20 @@ public enum ExpertStatistics {
   CHANNEL_SUMS,
   GRAM_FLOAT,
   GRAM_DOUBLE;
+
+  /** What the prune job keeps for a method's X^T X storage: per-channel sums, and X^T X where asked. */
+  public static ExpertStatistics of(CalibrationStatistics.HessianStorage storage) {
+    switch (storage) {
+      case NONE:
+        return CHANNEL_SUMS;
+      case FLOAT:
+        return GRAM_FLOAT;
+      case DOUBLE:
+        return GRAM_DOUBLE;
+      default:
+        throw new IllegalStateException("Unknown storage " + storage);
+    }
+  }
 
   /** Bytes of one input group's statistics over {@code channels} input channels, once folded. */
   public long bytes(long channels) {
