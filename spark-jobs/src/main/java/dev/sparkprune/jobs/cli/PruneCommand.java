@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.calibration.ExpertSharding;
 import dev.sparkprune.jobs.options.OptionValues;
 import dev.sparkprune.jobs.prune.HadoopInputs;
 import dev.sparkprune.jobs.prune.PruneKeys;
@@ -57,6 +58,11 @@ final class PruneCommand implements Subcommand {
     OutputGuard.check(conf, options.output());
     // The model, plan, tokenizer and calibration source are checked before Spark starts.
     JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options);
+    if (inputs.needsCalibration && options.statistics().isEmpty()) {
+      // An expert task that cannot fit even one expert is refused here, not by OutOfMemoryError.
+      String resolved = master != null ? master : System.getProperty("spark.master", "local[*]");
+      inputs.expertPlan(options, ExpertSharding.executor(resolved, new SparkConf()), options.partitions()).checkFits();
+    }
     SparkSession spark = SparkSessions.getOrCreate(master);
     PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);

@@ -17,10 +17,11 @@ import java.util.List;
  * @param dispatchBytes shuffle 1 to 2: the routed tokens' states (every token to every group with --moe-calibration all)
  * @param returnBytes shuffle 2 to 3: the experts' outputs on their routed tokens
  * @param statisticsBytes the experts' folded statistics leaving stage 2
+ * @param largestExpertBytes the largest routed expert with its statistics: the least an expert task holds (0 for a dense block)
  */
 public record BlockPlan(
     int block, boolean sparse, List<ExpertGroup> groups, long blockTaskBytes, long attentionTaskBytes, long expertTaskBytes,
-    long combineTaskBytes, long dispatchBytes, long returnBytes, long statisticsBytes) {
+    long combineTaskBytes, long dispatchBytes, long returnBytes, long statisticsBytes, long largestExpertBytes) {
   public BlockPlan {
     groups = List.copyOf(groups);
   }

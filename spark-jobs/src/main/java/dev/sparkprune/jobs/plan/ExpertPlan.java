@@ -5,9 +5,11 @@ import dev.sparkprune.tensorio.arch.Block;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
@@ -44,11 +46,11 @@ import java.util.TreeMap;
  * with --moe-calibration all), 4 H T k back, and sum of S_e of folded statistics.
  */
 public final class ExpertPlan {
-  private final long budget;
+  private final PlanSettings settings;
   private final List<BlockPlan> blocks;
 
-  private ExpertPlan(long budget, List<BlockPlan> blocks) {
-    this.budget = budget;
+  private ExpertPlan(PlanSettings settings, List<BlockPlan> blocks) {
+    this.settings = settings;
     this.blocks = List.copyOf(blocks);
   }
 
@@ -63,12 +65,42 @@ public final class ExpertPlan {
       boolean sparse = moe.isPresent() && moe.get().isSparse(block.index());
       blocks.add(new BlockSizes(block, sparse ? moe.get() : null, hidden, settings).plan());
     }
-    return new ExpertPlan(settings.budget(), blocks);
+    return new ExpertPlan(settings, blocks);
   }
 
   /** The budget groups were cut by (--expert-task-mb in bytes, or the derived one). */
   public long budget() {
-    return budget;
+    return settings.budget();
+  }
+
+  /**
+   * Refuses, in one line, a run no expert task of which can fit a task's share of the executor
+   * heap: an --expert-task-mb over that share, or a routed expert (float weights and the
+   * method's statistics: the least an expert task holds) over it. Checked before Spark starts;
+   * otherwise the first expert task would die of OutOfMemoryError.
+   */
+  public void checkFits() {
+    ExecutorShape executor = settings.executor();
+    long task = executor.taskBytes();
+    String share = String.format(Locale.ROOT, "a task has %s of heap (%s per executor / %d tasks)", size(task),
+        size(executor.memoryBytes()), executor.cores());
+    if (settings.expertTaskBytes() > task) {
+      throw new ValidationException(String.format(Locale.ROOT, "Invalid --expert-task-mb %d: %s; set it to at most %d",
+          settings.expertTaskBytes() >> 20, share, Math.max(1, task >> 20)));
+    }
+    for (BlockPlan block : blocks) {
+      if (block.largestExpertBytes() > task) {
+        throw new ValidationException(String.format(Locale.ROOT,
+            "Cannot calibrate model.layers.%d: one routed expert with its statistics needs %s but %s; raise the executor memory "
+                + "(spark.executor.memory, SPARKPRUNE_HEAP) or run fewer tasks per executor",
+            block.block(), size(block.largestExpertBytes()), share));
+      }
+    }
+  }
+
+  /** Bytes as a message shows them: exact under a MB, else whole MB (rounded down). */
+  private static String size(long bytes) {
+    return bytes < 1L << 20 ? String.format(Locale.ROOT, "%,d bytes", bytes) : String.format(Locale.ROOT, "%,d MB", bytes >> 20);
   }
 
   public List<BlockPlan> blocks() {
@@ -167,7 +199,7 @@ public final class ExpertPlan {
       if (moe == null) {
         long whole = attentionWeights + sharedWeights + partials * (attentionStatistics + sharedStatistics) + scratch
             + partitionChunks * 2 * state + attentionWorking;
-        return new BlockPlan(block.index(), false, List.of(), whole, 0, 0, 0, 0, 0, 0);
+        return new BlockPlan(block.index(), false, List.of(), whole, 0, 0, 0, 0, 0, 0, 0);
       }
       int experts = moe.experts();
       long k = moe.topK();
@@ -176,11 +208,13 @@ public final class ExpertPlan {
       long[] budgeted = new long[experts];
       long intermediate = expertWidths(weights, expertStatistics);
       long maxExpertStatistics = 0;
+      long largestExpert = 0;
       long expertWeights = 0;
       long allExpertStatistics = 0;
       for (int e = 0; e < experts; e++) {
         budgeted[e] = weights[e] + expertStatistics[e];
         maxExpertStatistics = Math.max(maxExpertStatistics, expertStatistics[e]);
+        largestExpert = Math.max(largestExpert, budgeted[e]);
         expertWeights += weights[e];
         allExpertStatistics += expertStatistics[e];
       }
@@ -206,7 +240,7 @@ public final class ExpertPlan {
           + 4 * chunkTokens * (3 * sharedIntermediate + hidden);
       long dispatch = all ? 4 * hidden * tokens * groups.size() + 4 * tokens * k : 4 * hidden * tokens * k + 4 * tokens * k;
       return new BlockPlan(block.index(), true, groups, whole, attention, expertTask, combine, dispatch, 4 * hidden * tokens * k,
-          allExpertStatistics);
+          allExpertStatistics, largestExpert);
     }
 
     /** Fills each expert's float weight bytes and statistics bytes; returns the experts' intermediate width. */

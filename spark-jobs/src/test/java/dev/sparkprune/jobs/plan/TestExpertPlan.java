@@ -124,4 +124,37 @@ class TestExpertPlan {
     assertThat(shape.foldLevels()).isEqualTo(4);
     assertThat(List.of(new CalibrationShape(1, 4, 8).usedPartitions(), new CalibrationShape(1, 4, 8).foldLevels())).containsExactly(1, 0);
   }
+
+  @Test
+  void theExecutorIsTheDriversJvmInLocalModeElseTheConfsExecutor() {
+    java.util.Map<String, String> conf = java.util.Map.of("spark.executor.memory", "4g", "spark.executor.cores", "4", "spark.task.cpus", "2");
+    java.util.function.Function<String, java.util.Optional<String>> lookup = key -> java.util.Optional.ofNullable(conf.get(key));
+    assertThat(ExecutorShape.of("local[3]", lookup, 900, 16)).isEqualTo(new ExecutorShape(900, 3));
+    assertThat(ExecutorShape.of("local[*]", lookup, 900, 16)).isEqualTo(new ExecutorShape(900, 16));
+    assertThat(ExecutorShape.of("local", lookup, 900, 16)).isEqualTo(new ExecutorShape(900, 1));
+    assertThat(ExecutorShape.of("local-cluster[2, 3, 1024]", lookup, 900, 16)).isEqualTo(new ExecutorShape(1L << 30, 3));
+    // 4 cores over 2 CPUs per task: two tasks of 2 GiB.
+    assertThat(ExecutorShape.of("yarn", lookup, 900, 16)).isEqualTo(new ExecutorShape(4L << 30, 2));
+    assertThat(ExecutorShape.of("spark://h:7077", key -> java.util.Optional.empty(), 900, 16)).isEqualTo(new ExecutorShape(1L << 30, 1));
+    assertThat(ExecutorShape.of("k8s://h", key -> java.util.Optional.ofNullable(java.util.Map.of("spark.executor.memory", "2048").get(key)), 900, 16))
+        .isEqualTo(new ExecutorShape(2L << 30, 1));
+  }
+
+  @Test
+  void aRunWhoseExpertTaskCannotFitATasksHeapIsRefused() throws IOException {
+    ModelArchive archive = archive("qwen3_moe");
+    ModelLayout layout = Architectures.layout(archive);
+    // One expert: 4 x 3 x 64 x 32 floats + 16 x (64 + 32) of Wanda sums = 26,112 bytes.
+    ExpertPlan fits = ExpertPlan.of(layout, archive.config(),
+        new PlanSettings(CALIBRATION, ExpertStatistics.CHANNEL_SUMS, InputHook.ExpertInputs.ROUTED, 0, new ExecutorShape(2 * 26_112, 2)));
+    fits.checkFits();
+    ExpertPlan tooSmall = ExpertPlan.of(layout, archive.config(),
+        new PlanSettings(CALIBRATION, ExpertStatistics.CHANNEL_SUMS, InputHook.ExpertInputs.ROUTED, 0, new ExecutorShape(2 * 26_111, 2)));
+    assertThatThrownBy(tooSmall::checkFits).isInstanceOf(dev.sparkprune.tensorio.ValidationException.class)
+        .hasMessageStartingWith("Cannot calibrate model.layers.0: one routed expert with its statistics needs 26,112 bytes but a task has 26,111 bytes of heap (52,222 bytes per executor / 2 tasks)");
+    ExpertPlan overBudget = ExpertPlan.of(layout, archive.config(),
+        new PlanSettings(CALIBRATION, ExpertStatistics.CHANNEL_SUMS, InputHook.ExpertInputs.ROUTED, 3L << 20, new ExecutorShape(4L << 20, 2)));
+    assertThatThrownBy(overBudget::checkFits).isInstanceOf(dev.sparkprune.tensorio.ValidationException.class)
+        .hasMessage("Invalid --expert-task-mb 3: a task has 2 MB of heap (4 MB per executor / 2 tasks); set it to at most 2");
+  }
 }
