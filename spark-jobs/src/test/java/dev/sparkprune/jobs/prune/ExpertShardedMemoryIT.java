@@ -26,7 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The memory case of issue 24: a qwen3_moe block of 256 experts of 3 x 512 x 512 (805 MB of
  * experts as float; before expert-parallel calibration a 640 MB heap died of OutOfMemoryError)
  * prunes in a JVM of 640 MB, local[2], its experts spread over expert tasks, and writes the
- * bytes that a 2 GB JVM running the block whole in one task writes. An --expert-task-mb over a
+ * bytes that a 3 GB JVM running the block whole in one task writes. An --expert-task-mb over a
  * task's heap is refused in one line before Spark starts. An IT: three JVMs of their own, about
  * three minutes on two cores.
  */
@@ -81,7 +81,7 @@ class ExpertShardedMemoryIT {
   }
 
   @Test
-  void theIssuesBlockPrunesUnder640MbWithTheBytesOfTheWholeBlockUnder2Gb() throws IOException, InterruptedException {
+  void theIssuesBlockPrunesUnder640MbWithTheBytesOfTheWholeBlockUnder3Gb() throws IOException, InterruptedException {
     Path sharded = dir.resolve("sharded");
     Run small = prune(sharded, "640m");
     assertThat(small.code()).as(small.output()).isZero();
@@ -89,7 +89,7 @@ class ExpertShardedMemoryIT {
     assertThat(small.output()).as(small.output()).containsPattern("block 1/1: 256 routed experts in \\d+ expert groups \\(expert-parallel\\)");
 
     Path whole = dir.resolve("whole");
-    Run large = prune(whole, "2g", "--expert-task-mb", "1000");
+    Run large = prune(whole, "3g", "--expert-task-mb", "1500");
     assertThat(large.code()).as(large.output()).isZero();
     assertThat(large.output()).doesNotContain("expert-parallel");
 
@@ -105,9 +105,10 @@ class ExpertShardedMemoryIT {
     Path out = dir.resolve("refused");
     Run refused = prune(out, "640m", "--expert-task-mb", "1000");
     assertThat(refused.code()).as(refused.output()).isEqualTo(2);
-    assertThat(refused.output().strip().lines()).as(refused.output()).hasSize(1);
-    assertThat(refused.output()).startsWith("sparkprune: error: Invalid --expert-task-mb 1000: a task has ")
-        .contains("; set it to at most ");
+    // The JVM's own notice of the incubator Vector API module (--add-modules) aside.
+    List<String> lines = refused.output().strip().lines().filter(line -> !line.startsWith("WARNING: Using incubator modules")).toList();
+    assertThat(lines).as(refused.output()).hasSize(1);
+    assertThat(lines.get(0)).startsWith("sparkprune: error: Invalid --expert-task-mb 1000: a task has ").contains("; set it to at most ");
     assertThat(out).doesNotExist();
   }
 }
