@@ -3,6 +3,7 @@ package dev.sparkprune.jobs;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
 
+import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
@@ -32,16 +33,25 @@ class TestArchitecture {
     noClasses().that().resideInAPackage(JOBS + ".spark..").should().dependOnClassesThat().resideInAnyPackage(JOB_PACKAGES)
         .because("jobs.spark is the skeleton every job runs in").check(classes);
     noClasses().that().resideInAPackage(JOBS + ".spark..").should().dependOnClassesThat()
-        .resideInAnyPackage(JOBS + ".options..", JOBS + ".output..", JOBS + ".calibration..", JOBS + ".gradient..", JOBS + ".text..")
+        .resideInAnyPackage(JOBS + ".options..", JOBS + ".output..", JOBS + ".calibration..", JOBS + ".gradient..", JOBS + ".text..",
+            JOBS + ".plan..")
         .because("jobs.spark is the lowest layer of spark-jobs").check(classes);
   }
 
   @Test
   void theSharedLayersImportNoJob() {
-    for (String shared : new String[] {".options..", ".output..", ".calibration..", ".gradient..", ".text..", ".gpu.."}) {
+    for (String shared : new String[] {".options..", ".output..", ".calibration..", ".gradient..", ".text..", ".gpu..", ".plan.."}) {
       noClasses().that().resideInAPackage(JOBS + shared).should().dependOnClassesThat().resideInAnyPackage(JOB_PACKAGES)
           .because("shared layers serve every job").check(classes);
     }
+  }
+
+  @Test
+  void thePlanIsAPureFunctionOfHeadersAndSettings() {
+    noClasses().that().resideInAPackage(JOBS + ".plan..").should()
+        .dependOnClassesThat(JavaClass.Predicates.resideInAPackage(JOBS + "..").and(JavaClass.Predicates.resideOutsideOfPackage(JOBS + ".plan..")))
+        .orShould().dependOnClassesThat().resideInAnyPackage("org.apache.spark..", "org.apache.hadoop..")
+        .because("jobs.plan computes the run plan before Spark starts, from headers and settings").check(classes);
   }
 
   @Test

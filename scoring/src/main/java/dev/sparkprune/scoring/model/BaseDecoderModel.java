@@ -1,9 +1,15 @@
 package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /** What every architecture's model shares: its weights, BLAS, layout and size limits. */
 abstract class BaseDecoderModel implements DecoderModel {
@@ -67,6 +73,53 @@ abstract class BaseDecoderModel implements DecoderModel {
     float[] x = Layers.rmsNorm(one.values(), one.tokens(), width, weights.cached(bodyPrefix + "norm.weight"), eps);
     float[] head = weights.cached(weights.contains("lm_head.weight") ? "lm_head.weight" : bodyPrefix + "embed_tokens.weight");
     return Layers.linear(linalg, x, one.tokens(), width, head, vocabSize(), null);
+  }
+
+  /** The sparse MoE of a block named {@code prefix + ...} ({@code hidden} wide). */
+  protected MoeBlock moeBlock(MixtureOfExperts moe, int block, String prefix, int hidden) {
+    return MoeBlock.of(linalg, moe, layout.blocks().get(block), prefix, hidden);
+  }
+
+  /** The routed experts' tensors of a sparse block: their linears, or the fused tensors and their biases. */
+  protected Set<String> routedExpertTensors(MixtureOfExperts moe, int block, String prefix) {
+    Set<String> names = new TreeSet<>();
+    if (moe.fused()) {
+      for (String fused : new String[] {moe.fusedGateUp(), moe.fusedDown()}) {
+        names.add(prefix + fused);
+        names.add(prefix + fused + "_bias");
+      }
+    }
+    for (Linear linear : layout.blocks().get(block).linears()) {
+      if (linear.isRoutedExpert()) {
+        names.add(linear.tensorName());
+      }
+    }
+    return names;
+  }
+
+  /** The block's tensors without its routed experts. */
+  protected BlockWeights loadWithoutExperts(MixtureOfExperts moe, int block, String prefix) throws IOException {
+    return Embeddings.loadBlock(weights, block, prefix, routedExpertTensors(moe, block, prefix));
+  }
+
+  /** Expert e's tensors alone; for fused experts its slices (positioned reads of its rows only) under the fused names. */
+  protected BlockWeights loadExpert(MixtureOfExperts moe, int block, String prefix, int expert) throws IOException {
+    Map<String, float[]> tensors = new HashMap<>();
+    if (moe.fused()) {
+      for (String fused : new String[] {moe.fusedGateUp(), moe.fusedDown()}) {
+        tensors.put(prefix + fused, weights.readRows(prefix + fused, expert, 1));
+        tensors.put(prefix + fused + "_bias", weights.readRows(prefix + fused + "_bias", expert, 1));
+      }
+    }
+    for (Linear linear : layout.blocks().get(block).linears()) {
+      if (linear.isRoutedExpert() && linear.expert().get().index() == expert) {
+        tensors.put(linear.tensorName(), weights.read(linear.tensorName()));
+      }
+    }
+    if (tensors.isEmpty()) {
+      throw new IllegalArgumentException("Block " + block + " has no routed expert " + expert);
+    }
+    return new BlockWeights(block, tensors);
   }
 
   @Override

@@ -3,6 +3,7 @@ package dev.sparkprune.scoring.model;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import java.io.Closeable;
 import java.io.IOException;
+import java.util.Optional;
 
 /**
  * A decoder-only language model run block by block, in fp32 from F32/F16/BF16 weights. The
@@ -24,6 +25,45 @@ public interface DecoderModel extends Closeable {
 
   /** Runs one block; the hook sees the input of each group of prunable linears. */
   HiddenStates runBlock(BlockWeights weights, HiddenStates input, InputHook hook);
+
+  /**
+   * The mixture of experts of block {@code block}, run apart by expert-parallel calibration;
+   * empty for a dense block and for every block of a dense architecture.
+   */
+  default Optional<MoeBlock> moe(int block) {
+    return Optional.empty();
+  }
+
+  /**
+   * A sparse block's weights without its routed experts (attention, norms, router, shared
+   * expert): what the block task of an expert-parallel block holds. A dense block's are all of it.
+   */
+  default BlockWeights loadBlockWithoutExperts(int block) throws IOException {
+    return loadBlock(block);
+  }
+
+  /**
+   * Routed expert {@code expert} of a sparse block alone: its tensors (for fused experts, its
+   * slices under the fused tensors' names), read without the block's other experts; {@link
+   * MoeBlock#expertAlone} makes it a function of its rows.
+   */
+  default BlockWeights loadExpert(int block, int expert) throws IOException {
+    throw new UnsupportedOperationException("Block " + block + " of " + layout().modelType() + " has no routed experts");
+  }
+
+  /**
+   * Runs a sparse block up to its MoE, with the hook on attention's linears: weights need not hold
+   * the routed experts. {@link #runBlock} on a sparse block is this, {@link MoeBlock#run} on
+   * {@link MoeInput#x}, then {@link MoeInput#finish}.
+   */
+  default MoeInput attend(BlockWeights weights, HiddenStates input, InputHook hook) {
+    throw new UnsupportedOperationException("Block " + weights.block() + " of " + layout().modelType() + " has no mixture of experts");
+  }
+
+  /** The MoE input of a sparse block from the residual stream after attention (its post-attention norm). */
+  default MoeInput moeInput(BlockWeights weights, HiddenStates residual) {
+    throw new UnsupportedOperationException("Block " + weights.block() + " of " + layout().modelType() + " has no mixture of experts");
+  }
 
   /** Final norm and LM head: row-major logits [length x vocab] of one sequence. */
   float[] logits(HiddenStates hidden, int sequence) throws IOException;

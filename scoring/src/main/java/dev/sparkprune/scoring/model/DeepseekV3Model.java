@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * DeepSeek-V3 (Kimi-K2, Moonlight) as transformers' DeepseekV3ForCausalLM computes it:
@@ -50,31 +51,82 @@ final class DeepseekV3Model extends BaseDecoderModel {
   public HiddenStates runBlock(BlockWeights w, HiddenStates input, InputHook hook) {
     int tokens = input.tokens();
     int sequences = input.sequences();
-    int hidden = mla.hidden();
-    String block = "model.layers." + w.block() + ".";
-    Map<String, Linear> linears = new HashMap<>();
-    layout.blocks().get(w.block()).linears().forEach(linear -> linears.put(linear.name(), linear));
-    float[] h = input.values().clone();
-
-    float[] x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "input_layernorm.weight"), eps);
-    float[] attention = attention(w, block, linears, x, input, hook);
-    Linear output = linears.get("self_attn.o_proj");
-    hook.accept(List.of(output), attention, tokens, sequences);
-    Layers.addInPlace(h, Fused.apply(linalg, w, output, attention, tokens));
-
-    x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
-    if (moe.isSparse(w.block())) {
-      Layers.addInPlace(h, MoeBlock.of(linalg, moe, layout.blocks().get(w.block()), block, hidden).run(w, x, tokens, sequences, hook));
-    } else {
-      Linear gate = linears.get("mlp.gate_proj");
-      Linear up = linears.get("mlp.up_proj");
-      Linear down = linears.get("mlp.down_proj");
-      hook.accept(List.of(gate, up), x, tokens, sequences);
-      float[] inner = Fused.swiGlu(linalg, w, gate, up, x, tokens);
-      hook.accept(List.of(down), inner, tokens, sequences);
-      Layers.addInPlace(h, Fused.apply(linalg, w, down, inner, tokens));
+    Optional<MoeBlock> sparse = moe(w.block());
+    if (sparse.isPresent()) {
+      MoeInput moeInput = attend(w, input, hook);
+      return moeInput.finish(sparse.get().run(w, moeInput.x(), tokens, sequences, hook));
     }
+    int hidden = mla.hidden();
+    String block = blockPrefix(w.block());
+    Map<String, Linear> linears = linearsByName(w.block());
+    float[] h = attentionResidual(w, input, hook, linears);
+    float[] x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
+    Linear gate = linears.get("mlp.gate_proj");
+    Linear up = linears.get("mlp.up_proj");
+    Linear down = linears.get("mlp.down_proj");
+    hook.accept(List.of(gate, up), x, tokens, sequences);
+    float[] inner = Fused.swiGlu(linalg, w, gate, up, x, tokens);
+    hook.accept(List.of(down), inner, tokens, sequences);
+    Layers.addInPlace(h, Fused.apply(linalg, w, down, inner, tokens));
     return new HiddenStates(sequences, input.length(), hidden, h);
+  }
+
+  @Override
+  public Optional<MoeBlock> moe(int block) {
+    return moe.isSparse(block) ? Optional.of(moeBlock(moe, block, blockPrefix(block), mla.hidden())) : Optional.empty();
+  }
+
+  @Override
+  public BlockWeights loadBlockWithoutExperts(int block) throws IOException {
+    return moe.isSparse(block) ? loadWithoutExperts(moe, block, blockPrefix(block)) : loadBlock(block);
+  }
+
+  @Override
+  public BlockWeights loadExpert(int block, int expert) throws IOException {
+    checkSparse(block);
+    return loadExpert(moe, block, blockPrefix(block), expert);
+  }
+
+  @Override
+  public MoeInput attend(BlockWeights w, HiddenStates input, InputHook hook) {
+    checkSparse(w.block());
+    float[] h = attentionResidual(w, input, hook, linearsByName(w.block()));
+    return moeInput(w, new HiddenStates(input.sequences(), input.length(), mla.hidden(), h));
+  }
+
+  @Override
+  public MoeInput moeInput(BlockWeights w, HiddenStates residual) {
+    checkSparse(w.block());
+    float[] x = Layers.rmsNorm(
+        residual.values(), residual.tokens(), mla.hidden(), w.tensor(blockPrefix(w.block()) + "post_attention_layernorm.weight"), eps);
+    return new MoeInput(residual, x);
+  }
+
+  private void checkSparse(int block) {
+    if (!moe.isSparse(block)) {
+      throw new IllegalArgumentException("Block " + block + " of " + layout.modelType() + " has no mixture of experts");
+    }
+  }
+
+  private static String blockPrefix(int block) {
+    return "model.layers." + block + ".";
+  }
+
+  private Map<String, Linear> linearsByName(int block) {
+    Map<String, Linear> linears = new HashMap<>();
+    layout.blocks().get(block).linears().forEach(linear -> linears.put(linear.name(), linear));
+    return linears;
+  }
+
+  /** The input plus latent attention's output: the residual stream the MLP adds to. */
+  private float[] attentionResidual(BlockWeights w, HiddenStates input, InputHook hook, Map<String, Linear> linears) {
+    float[] h = input.values().clone();
+    float[] x = Layers.rmsNorm(h, input.tokens(), mla.hidden(), w.tensor(blockPrefix(w.block()) + "input_layernorm.weight"), eps);
+    float[] attention = attention(w, blockPrefix(w.block()), linears, x, input, hook);
+    Linear output = linears.get("self_attn.o_proj");
+    hook.accept(List.of(output), attention, input.tokens(), input.sequences());
+    Layers.addInPlace(h, Fused.apply(linalg, w, output, attention, input.tokens()));
+    return h;
   }
 
   /** MLA on the normed input x; returns the heads' outputs [tokens x heads * v_head_dim], o_proj's input. */

@@ -5,6 +5,7 @@ import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
 
 /** Checks shared by every architecture's embedding step, and block loading by name prefix. */
 final class Embeddings {
@@ -46,9 +47,14 @@ final class Embeddings {
 
   /** Every tensor whose name starts with the block's prefix, linears in [out, in]. */
   static BlockWeights loadBlock(ArchiveWeights weights, int block, String prefix) throws IOException {
+    return loadBlock(weights, block, prefix, Set.of());
+  }
+
+  /** The block's tensors but those named in {@code skipped} (a sharded block's routed experts). */
+  static BlockWeights loadBlock(ArchiveWeights weights, int block, String prefix, Set<String> skipped) throws IOException {
     Map<String, float[]> tensors = new HashMap<>();
     for (ArchiveTensor tensor : weights.archive().tensors()) {
-      if (tensor.name().startsWith(prefix) && tensor.dtype().isFloatConvertible()) {
+      if (tensor.name().startsWith(prefix) && tensor.dtype().isFloatConvertible() && !skipped.contains(tensor.name())) {
         tensors.put(tensor.name(), weights.read(tensor.name()));
       }
     }

@@ -195,6 +195,31 @@ public final class ExpertRouting {
     return false;
   }
 
+  /**
+   * A routing computed elsewhere, from its [tokens x k] chosen experts and weights ({@link
+   * #choices}, {@link #choiceWeights}): what a task that combines expert outputs rebuilds from the
+   * arrays shipped to it.
+   */
+  public static ExpertRouting of(int experts, int k, int[] chosen, float[] weights) {
+    ValidationException.check(
+        k >= 1 && chosen.length == weights.length && chosen.length % k == 0, "Invalid routing: %d choices, %d weights, k %d", chosen.length,
+        weights.length, k);
+    for (int expert : chosen) {
+      ValidationException.check(expert >= 0 && expert < experts, "Invalid routing: expert %d of %d", expert, experts);
+    }
+    return new ExpertRouting(chosen.length / k, experts, k, chosen.clone(), weights.clone());
+  }
+
+  /** [tokens x k] chosen experts, in the order the router picked them (a copy). */
+  public int[] choices() {
+    return chosen.clone();
+  }
+
+  /** [tokens x k] their routing weights (a copy). */
+  public float[] choiceWeights() {
+    return weights.clone();
+  }
+
   public int tokens() {
     return tokens;
   }

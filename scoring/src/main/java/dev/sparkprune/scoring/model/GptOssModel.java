@@ -8,6 +8,7 @@ import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * gpt-oss as transformers' GptOssForCausalLM computes it: RMSNorm, grouped-query attention with
@@ -47,13 +48,34 @@ final class GptOssModel extends BaseDecoderModel {
 
   @Override
   public HiddenStates runBlock(BlockWeights w, HiddenStates input, InputHook hook) {
+    MoeInput moeInput = attend(w, input, hook);
+    return moeInput.finish(moe(w.block()).orElseThrow().run(w, moeInput.x(), input.tokens(), input.sequences(), hook));
+  }
+
+  @Override
+  public Optional<MoeBlock> moe(int block) {
+    return Optional.of(moeBlock(moe, block, blockPrefix(block), shape.hidden()));
+  }
+
+  @Override
+  public BlockWeights loadBlockWithoutExperts(int block) throws IOException {
+    return loadWithoutExperts(moe, block, blockPrefix(block));
+  }
+
+  @Override
+  public BlockWeights loadExpert(int block, int expert) throws IOException {
+    return loadExpert(moe, block, blockPrefix(block), expert);
+  }
+
+  @Override
+  public MoeInput attend(BlockWeights w, HiddenStates input, InputHook hook) {
     int tokens = input.tokens();
     int sequences = input.sequences();
     int hidden = shape.hidden();
     int heads = shape.heads();
     int kvHeads = shape.kvHeads();
     int headDim = shape.headDim();
-    String block = "model.layers." + w.block() + ".";
+    String block = blockPrefix(w.block());
     List<Linear> linears = layout.blocks().get(w.block()).linears();
     Linear qProj = linears.get(0);
     Linear kProj = linears.get(1);
@@ -73,10 +95,18 @@ final class GptOssModel extends BaseDecoderModel {
     float[] attention = Layers.attention(linalg, q, k, v, sequences, input.length(), heads, kvHeads, headDim, attentionShape);
     hook.accept(List.of(oProj), attention, tokens, sequences);
     Layers.addInPlace(h, Fused.apply(linalg, w, oProj, attention, tokens));
+    return moeInput(w, new HiddenStates(sequences, input.length(), hidden, h));
+  }
 
-    x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
-    Layers.addInPlace(h, MoeBlock.of(linalg, moe, layout.blocks().get(w.block()), block, hidden).run(w, x, tokens, sequences, hook));
-    return new HiddenStates(sequences, input.length(), hidden, h);
+  @Override
+  public MoeInput moeInput(BlockWeights w, HiddenStates residual) {
+    float[] x = Layers.rmsNorm(
+        residual.values(), residual.tokens(), shape.hidden(), w.tensor(blockPrefix(w.block()) + "post_attention_layernorm.weight"), eps);
+    return new MoeInput(residual, x);
+  }
+
+  private static String blockPrefix(int block) {
+    return "model.layers." + block + ".";
   }
 
   @Override

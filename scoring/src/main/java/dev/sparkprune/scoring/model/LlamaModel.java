@@ -60,8 +60,66 @@ final class LlamaModel extends BaseDecoderModel {
   @Override
   public HiddenStates runBlock(BlockWeights w, HiddenStates input, InputHook hook) {
     int tokens = input.tokens();
-    String block = bodyPrefix + "layers." + w.block() + ".";
+    Optional<MoeBlock> sparse = moe(w.block());
+    if (sparse.isPresent()) {
+      MoeInput moeInput = attend(w, input, hook);
+      return moeInput.finish(sparse.get().run(w, moeInput.x(), tokens, input.sequences(), hook));
+    }
+    String block = blockPrefix(w.block());
     Map<String, Linear> linears = linearsByName(w.block());
+    float[] h = attentionResidual(w, input, hook, linears);
+    float[] x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
+    hook.accept(List.of(linears.get("mlp.gate_proj"), linears.get("mlp.up_proj")), x, tokens, input.sequences());
+    float[] gate = Fused.swiGlu(linalg, w, linears.get("mlp.gate_proj"), linears.get("mlp.up_proj"), x, tokens);
+    hook.accept(List.of(linears.get("mlp.down_proj")), gate, tokens, input.sequences());
+    Layers.addInPlace(h, Fused.apply(linalg, w, linears.get("mlp.down_proj"), gate, tokens));
+    return new HiddenStates(input.sequences(), input.length(), hidden, h);
+  }
+
+  @Override
+  public Optional<MoeBlock> moe(int block) {
+    return moe.filter(settings -> settings.isSparse(block)).map(settings -> moeBlock(settings, block, blockPrefix(block), hidden));
+  }
+
+  @Override
+  public BlockWeights loadBlockWithoutExperts(int block) throws IOException {
+    return moe(block).isPresent() ? loadWithoutExperts(moe.get(), block, blockPrefix(block)) : loadBlock(block);
+  }
+
+  @Override
+  public BlockWeights loadExpert(int block, int expert) throws IOException {
+    checkSparse(block);
+    return loadExpert(moe.get(), block, blockPrefix(block), expert);
+  }
+
+  @Override
+  public MoeInput attend(BlockWeights w, HiddenStates input, InputHook hook) {
+    checkSparse(w.block());
+    float[] h = attentionResidual(w, input, hook, linearsByName(w.block()));
+    return moeInput(w, new HiddenStates(input.sequences(), input.length(), hidden, h));
+  }
+
+  @Override
+  public MoeInput moeInput(BlockWeights w, HiddenStates residual) {
+    checkSparse(w.block());
+    float[] x = Layers.rmsNorm(residual.values(), residual.tokens(), hidden, w.tensor(blockPrefix(w.block()) + "post_attention_layernorm.weight"), eps);
+    return new MoeInput(residual, x);
+  }
+
+  private void checkSparse(int block) {
+    if (moe(block).isEmpty()) {
+      throw new IllegalArgumentException("Block " + block + " of " + layout.modelType() + " has no mixture of experts");
+    }
+  }
+
+  private String blockPrefix(int block) {
+    return bodyPrefix + "layers." + block + ".";
+  }
+
+  /** The input plus attention's output: the residual stream the MLP adds to. */
+  private float[] attentionResidual(BlockWeights w, HiddenStates input, InputHook hook, Map<String, Linear> linears) {
+    int tokens = input.tokens();
+    String block = blockPrefix(w.block());
     float[] h = input.values().clone();
 
     float[] x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "input_layernorm.weight"), eps);
@@ -78,18 +136,7 @@ final class LlamaModel extends BaseDecoderModel {
     float[] attention = Layers.causalAttention(linalg, q, k, v, input.sequences(), input.length(), heads, kvHeads, headDim);
     hook.accept(List.of(linears.get("self_attn.o_proj")), attention, tokens, input.sequences());
     Layers.addInPlace(h, Fused.apply(linalg, w, linears.get("self_attn.o_proj"), attention, tokens));
-
-    x = Layers.rmsNorm(h, tokens, hidden, w.tensor(block + "post_attention_layernorm.weight"), eps);
-    if (moe.isPresent() && moe.get().isSparse(w.block())) {
-      MoeBlock sparse = MoeBlock.of(linalg, moe.get(), layout.blocks().get(w.block()), block, hidden);
-      Layers.addInPlace(h, sparse.run(w, x, tokens, input.sequences(), hook));
-    } else {
-      hook.accept(List.of(linears.get("mlp.gate_proj"), linears.get("mlp.up_proj")), x, tokens, input.sequences());
-      float[] gate = Fused.swiGlu(linalg, w, linears.get("mlp.gate_proj"), linears.get("mlp.up_proj"), x, tokens);
-      hook.accept(List.of(linears.get("mlp.down_proj")), gate, tokens, input.sequences());
-      Layers.addInPlace(h, Fused.apply(linalg, w, linears.get("mlp.down_proj"), gate, tokens));
-    }
-    return new HiddenStates(input.sequences(), input.length(), hidden, h);
+    return h;
   }
 
   private Map<String, Linear> linearsByName(int block) {

@@ -5,6 +5,8 @@ import dev.sparkprune.tensorio.arch.Block;
 import dev.sparkprune.tensorio.arch.GptOssArchitecture;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.MixtureOfExperts;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -94,6 +96,26 @@ public final class MoeBlock {
         (float) GptOssArchitecture.SWIGLU_LIMIT);
   }
 
+  /**
+   * Step 3's function for expert e from weights holding that expert alone ({@link
+   * DecoderModel#loadExpert}: its own tensors, or for fused experts its slices under the fused
+   * names): the same function as {@link #expert} on the whole block's weights.
+   */
+  public RoutedExpert expertAlone(BlockWeights w, int expert) {
+    if (moe.fused()) {
+      return fusedExpert(
+          expert, w.tensor(blockPrefix + moe.fusedGateUp()), w.tensor(blockPrefix + moe.fusedGateUp() + "_bias"),
+          w.tensor(blockPrefix + moe.fusedDown()), w.tensor(blockPrefix + moe.fusedDown() + "_bias"), hidden, moe.expertIntermediate());
+    }
+    return expert(w, expert);
+  }
+
+  /** Where {@link #run} takes each routed expert from: the block's weights, or read one at a time. */
+  @FunctionalInterface
+  public interface ExpertSource {
+    RoutedExpert expert(int expert) throws IOException;
+  }
+
   private static float[] slice(float[] fused, int expert, int size) {
     return Arrays.copyOfRange(fused, expert * size, (expert + 1) * size);
   }
@@ -104,11 +126,24 @@ public final class MoeBlock {
    * which rows) and each routed expert's output.
    */
   public float[] run(BlockWeights w, float[] x, int tokens, int sequences, InputHook hook) {
+    try {
+      return run(w, x, tokens, sequences, hook, e -> expert(w, e));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /**
+   * {@link #run} with the routed experts from {@code experts}, taken one at a time in ascending
+   * order: read alone ({@link #expertAlone}), a block's experts need never be in memory together.
+   * {@code w} holds the router and the shared expert. The same bits as {@link #run}.
+   */
+  public float[] run(BlockWeights w, float[] x, int tokens, int sequences, InputHook hook, ExpertSource experts) throws IOException {
     ExpertRouting routing = route(w, x, tokens);
     ExpertCombiner combiner = new ExpertCombiner(routing, hidden);
     boolean allTokens = hook.expertInputs() == InputHook.ExpertInputs.ALL;
     for (int e = 0; e < moe.experts(); e++) {
-      RoutedExpert expert = expert(w, e);
+      RoutedExpert expert = experts.expert(e);
       if (allTokens) {
         // Statistics over every token; the output below still uses only the routed rows.
         expert.observeAllTokens(linalg, x, tokens, sequences, hook);

@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.calibration;
 
 import dev.sparkprune.scoring.backend.ComputeBackend;
+import dev.sparkprune.scoring.model.InputHook;
 import java.io.Serializable;
 
 /**
@@ -35,5 +36,14 @@ public interface BlockVisitor<P extends Serializable> extends Serializable {
    */
   default boolean foldOnDriver() {
     return false;
+  }
+
+  /**
+   * Which rows its visits want a routed expert's linear inputs on (what their {@link
+   * ChunkVisit#expertInputs} say): an expert-parallel block ships every token to every expert
+   * group for {@link InputHook.ExpertInputs#ALL}.
+   */
+  default InputHook.ExpertInputs expertInputs() {
+    return InputHook.ExpertInputs.ROUTED;
   }
 }

@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.storage.StorageLevel;
@@ -41,19 +42,26 @@ public final class CalibrationPass implements AutoCloseable {
   private final int blocks;
   private final int chunks;
   private final int partitions;
-  /** The cached RDD behind {@link #states}: the embedded chunks, then the last step's outputs. */
-  private JavaRDD<?> cached;
+  /** The blocks run expert-parallel, with their expert groups. */
+  private final ExpertSharding sharding;
+  /** Which partition caches each chunk's states: where an expert-parallel block returns its outputs. */
+  private final int[] partitionOfChunk;
+  /** The cached RDDs behind {@link #states}: the embedded chunks, then the last step's. */
+  private List<JavaRDD<?>> cached;
   private JavaRDD<SampleChunk> states;
   /** The block whose input {@link #states} holds. */
   private int position;
 
-  private CalibrationPass(JobContext context, JobStages stages, int blocks, int chunks, JavaRDD<SampleChunk> embedded) {
+  private CalibrationPass(
+      JobContext context, JobStages stages, int blocks, ExpertSharding sharding, int[] partitionOfChunk, JavaRDD<SampleChunk> embedded) {
     this.context = context;
     this.stages = stages;
     this.blocks = blocks;
-    this.chunks = chunks;
+    this.chunks = partitionOfChunk.length;
     this.partitions = embedded.getNumPartitions();
-    this.cached = embedded;
+    this.sharding = sharding;
+    this.partitionOfChunk = partitionOfChunk;
+    this.cached = List.of(embedded);
     this.states = embedded;
   }
 
@@ -62,15 +70,24 @@ public final class CalibrationPass implements AutoCloseable {
    * partitions) spread over {@code partitions} partitions.
    */
   static CalibrationPass embed(JobStages stages, List<Tuple2<Integer, int[][]>> chunks, int partitions, int blocks) {
+    return embed(stages, chunks, partitions, blocks, ExpertSharding.none());
+  }
+
+  /** The same, with the blocks {@code sharding} names run expert-parallel ({@link ShardedBlock}). */
+  static CalibrationPass embed(JobStages stages, List<Tuple2<Integer, int[][]>> chunks, int partitions, int blocks, ExpertSharding sharding) {
     JavaSparkContext jsc = stages.jsc();
     JobContext context = stages.context();
     stages.describe("calibration: embed");
     JavaRDD<SampleChunk> embedded = stages.onGpus(jsc.parallelize(chunks, partitions)
         .map(new CalibrationSteps.EmbedChunk(context)))
         .persist(StorageLevel.MEMORY_AND_DISK());
-    // Its own stage: a retried embed task redoes only the embedding, and the UI shows it apart.
-    embedded.count();
-    return new CalibrationPass(context, stages, blocks, chunks.size(), embedded);
+    // Its own stage (a retried embed task redoes only the embedding), which also says where
+    // each chunk is cached: later steps keep the partitioning.
+    int[] partitionOfChunk = new int[chunks.size()];
+    for (Tuple2<Integer, Integer> placed : embedded.mapPartitionsWithIndex(new CalibrationSteps.ChunkPlaces(), true).collect()) {
+      partitionOfChunk[placed._1()] = placed._2();
+    }
+    return new CalibrationPass(context, stages, blocks, sharding, partitionOfChunk, embedded);
   }
 
   public int chunks() {
@@ -113,17 +130,50 @@ public final class CalibrationPass implements AutoCloseable {
     if (collectBlock >= blocks) {
       throw new IllegalStateException("Cannot calibrate block " + collectBlock + ": the model has " + blocks + " blocks");
     }
+    if (advanceBlock != CalibrationSteps.Step.NO_ADVANCE && (sharding.sharded(advanceBlock) || sharding.sharded(collectBlock))) {
+      // An expert-parallel block is three stages of its own: advance first, then collect.
+      run(advanceBlock, edit, new AdvanceOnly(), true, "advance");
+      return run(collectBlock, BlockEdit.NONE, visitor, keepDenseOutput, what);
+    }
+    if (advanceBlock == CalibrationSteps.Step.NO_ADVANCE) {
+      return run(collectBlock, BlockEdit.NONE, visitor, keepDenseOutput, what);
+    }
     JavaRDD<CalibrationSteps.StepOutput<P>> outputs = stages.onGpus(states.mapPartitions(
             new CalibrationSteps.Step<>(context, advanceBlock, edit, collectBlock, visitor, keepDenseOutput, chunks), true))
         .persist(StorageLevel.MEMORY_AND_DISK());
     stages.describe(String.format(Locale.ROOT, "block %d/%d: %s", collectBlock + 1, blocks, what));
+    return finish(outputs, outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>()), List.of(outputs), visitor,
+        keepDenseOutput ? collectBlock + 1 : collectBlock);
+  }
+
+  /** Runs block {@code block} as {@code edit} left it, whole or expert-parallel, with the visitor. */
+  private <P extends Serializable> BlockPartials<P> run(int block, BlockEdit edit, BlockVisitor<P> visitor, boolean keepOutput, String what) {
+    int next = keepOutput ? block + 1 : block;
+    if (sharding.sharded(block)) {
+      ShardedBlock.Run<P> sharded = ShardedBlock.run(stages, states, partitionOfChunk, block, blocks, edit, visitor, keepOutput, sharding.groups(block));
+      stages.describe(String.format(Locale.ROOT, "block %d/%d: %s", block + 1, blocks, what));
+      return finish(sharded.outputs(), sharded.partials(), sharded.cached(), visitor, next);
+    }
+    JavaRDD<CalibrationSteps.StepOutput<P>> outputs = stages.onGpus(states.mapPartitions(
+            new CalibrationSteps.Step<>(context, CalibrationSteps.Step.NO_ADVANCE, BlockEdit.NONE, block, edit, visitor, keepOutput, chunks), true))
+        .persist(StorageLevel.MEMORY_AND_DISK());
+    stages.describe(String.format(Locale.ROOT, "block %d/%d: %s", block + 1, blocks, what));
+    return finish(outputs, outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>()), List.of(outputs), visitor, next);
+  }
+
+  /**
+   * Folds a step's partial nodes by key (on the driver when small), releases the step before it
+   * and moves the states to the step's outputs, now at {@code nextPosition}'s input.
+   */
+  private <P extends Serializable> BlockPartials<P> finish(
+      JavaRDD<CalibrationSteps.StepOutput<P>> outputs, JavaPairRDD<String, ChunkPartial<P>> nodesByKey, List<JavaRDD<?>> stepCached,
+      BlockVisitor<P> visitor, int nextPosition) {
     // Materialized here, so the step before it can be released and the partials' shuffle reads
     // the cache; small partials come back with this job and are folded on the driver.
     BlockPartials<P> partials;
     if (visitor.foldOnDriver()) {
       // The reduce side's sort and fold, on the driver.
-      List<Tuple2<Tuple2<String, Integer>, ChunkPartial<P>>> nodes = new ArrayList<>(outputs
-          .flatMapToPair(new CalibrationSteps.PartialsOf<>())
+      List<Tuple2<Tuple2<String, Integer>, ChunkPartial<P>>> nodes = new ArrayList<>(nodesByKey
           .mapToPair(new CalibrationSteps.ByFirstChunk<>())
           .collect());
       Comparator<Tuple2<String, Integer>> order = new CalibrationSteps.KeyThenFirstChunk();
@@ -133,22 +183,27 @@ public final class CalibrationPass implements AutoCloseable {
       partials = BlockPartials.onDriver(folded);
     } else {
       outputs.count();
-      partials = BlockPartials.distributed(outputs.flatMapToPair(new CalibrationSteps.PartialsOf<>())
+      partials = BlockPartials.distributed(nodesByKey
           .mapToPair(new CalibrationSteps.ByFirstChunk<>())
           .repartitionAndSortWithinPartitions(new CalibrationSteps.KeyPartitioner(partitions), new CalibrationSteps.KeyThenFirstChunk())
           .mapPartitionsToPair(new CalibrationSteps.FoldSorted<>(visitor, chunks), true));
     }
-    cached.unpersist(false);
-    cached = outputs;
+    cached.forEach(rdd -> rdd.unpersist(false));
+    cached = stepCached;
     states = outputs.map(new CalibrationSteps.StatesOf<>());
-    position = keepDenseOutput ? collectBlock + 1 : collectBlock;
+    position = nextPosition;
     return partials;
+  }
+
+  /** The blocks this pass runs expert-parallel. */
+  public ExpertSharding sharding() {
+    return sharding;
   }
 
   /** Releases the cached states and this run's decoded blocks held by the driver's JVM. */
   @Override
   public void close() {
-    cached.unpersist(false);
+    cached.forEach(rdd -> rdd.unpersist(false));
     BlockWeightsCache.evictRun(context.staging());
   }
 }

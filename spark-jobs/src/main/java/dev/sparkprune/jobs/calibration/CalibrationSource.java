@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.calibration;
 
+import dev.sparkprune.jobs.plan.CalibrationShape;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
@@ -24,7 +25,7 @@ import scala.Tuple2;
  */
 public final class CalibrationSource {
   /** Calibration chunks at most: also the calibration stages' parallelism. */
-  public static final int MAX_CHUNKS = 16;
+  public static final int MAX_CHUNKS = CalibrationShape.MAX_CHUNKS;
 
   private static final CalibrationSource NONE = new CalibrationSource(new CalibrationSettings("", 0, 0, 0, 0), new int[0][]);
 
@@ -54,7 +55,7 @@ public final class CalibrationSource {
 
   /** Samples per chunk for {@code nsamples}: at most {@value #MAX_CHUNKS} chunks, at least one sample each. */
   public static int chunkSize(int nsamples) {
-    return Math.max(1, (nsamples + MAX_CHUNKS - 1) / MAX_CHUNKS);
+    return CalibrationShape.chunkSize(nsamples);
   }
 
   public CalibrationSettings settings() {
@@ -91,8 +92,17 @@ public final class CalibrationSource {
 
   /** Embeds the windows on the executors: a calibration pass at block 0 of a model of {@code blocks} blocks. */
   public CalibrationPass embed(JobStages stages, int blocks, ProgressLog log) {
-    CalibrationPass pass = CalibrationPass.embed(stages, chunks(), partitions(stages.jsc()), blocks);
+    return embed(stages, blocks, log, ExpertSharding.none());
+  }
+
+  /** The same, the blocks {@code sharding} names running expert-parallel. */
+  public CalibrationPass embed(JobStages stages, int blocks, ProgressLog log, ExpertSharding sharding) {
+    CalibrationPass pass = CalibrationPass.embed(stages, chunks(), partitions(stages.jsc()), blocks, sharding);
     logChunks(log, pass.chunks(), pass.partitions());
+    for (int block : sharding.blocks()) {
+      log.line("block %d/%d: %d routed experts in %d expert groups (expert-parallel)", block + 1, blocks,
+          sharding.groups(block).get(sharding.groups(block).size() - 1).end(), sharding.groups(block).size());
+    }
     return pass;
   }
 

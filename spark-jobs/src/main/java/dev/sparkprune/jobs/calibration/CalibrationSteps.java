@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.Objects;
 import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.api.java.function.Function;
+import org.apache.spark.api.java.function.Function2;
 import org.apache.spark.api.java.function.PairFlatMapFunction;
 import org.apache.spark.api.java.function.PairFunction;
 import scala.Tuple2;
@@ -62,8 +63,8 @@ final class CalibrationSteps {
 
   /**
    * One pass over a partition's cached chunks: optionally advances each chunk through the
-   * edited (pruned) block {@code advanceBlock}, then runs the dense block {@code collectBlock}
-   * with the visitor's hooks. The chunk's states move on to the dense block's output when
+   * edited (pruned) block {@code advanceBlock}, then runs the block {@code collectBlock} (dense,
+   * or as {@code collectEdit} changed it) with the visitor's hooks. The chunk's states move on to the dense block's output when
    * {@code keepDenseOutput} (dense passes), else stay at {@code collectBlock}'s input (the
    * sequential mode advances them through the pruned block in the next step).
    */
@@ -76,16 +77,23 @@ final class CalibrationSteps {
     private final int advanceBlock;
     private final BlockEdit edit;
     private final int collectBlock;
+    private final BlockEdit collectEdit;
     private final BlockVisitor<P> visitor;
     private final boolean keepDenseOutput;
     private final int chunks;
 
     Step(JobContext context, int advanceBlock, BlockEdit edit, int collectBlock, BlockVisitor<P> visitor, boolean keepDenseOutput,
         int chunks) {
+      this(context, advanceBlock, edit, collectBlock, BlockEdit.NONE, visitor, keepDenseOutput, chunks);
+    }
+
+    Step(JobContext context, int advanceBlock, BlockEdit edit, int collectBlock, BlockEdit collectEdit, BlockVisitor<P> visitor,
+        boolean keepDenseOutput, int chunks) {
       this.context = context;
       this.advanceBlock = advanceBlock;
       this.edit = Objects.requireNonNull(edit, "edit is null");
       this.collectBlock = collectBlock;
+      this.collectEdit = Objects.requireNonNull(collectEdit, "collectEdit is null");
       this.visitor = Objects.requireNonNull(visitor, "visitor is null");
       this.keepDenseOutput = keepDenseOutput;
       this.chunks = chunks;
@@ -101,8 +109,8 @@ final class CalibrationSteps {
       // Per key, this partition's chunks folded as they finish: a few partials live, not one per chunk.
       Map<String, PairwiseFold<P>> folds = new LinkedHashMap<>();
       try (DecoderModel model = context.openModel(backend)) {
-        BlockWeights advanced = advanceBlock == NO_ADVANCE ? null : edited(model, advanceBlock);
-        BlockWeights dense = dense(model, collectBlock);
+        BlockWeights advanced = advanceBlock == NO_ADVANCE ? null : edited(model, advanceBlock, edit);
+        BlockWeights dense = collectEdit == BlockEdit.NONE ? dense(model, collectBlock) : edited(model, collectBlock, collectEdit);
         while (partition.hasNext()) {
           SampleChunk chunk = partition.next();
           HiddenStates input = advanced == null ? chunk.hidden() : model.runBlock(advanced, chunk.hidden(), InputHook.NONE);
@@ -130,9 +138,21 @@ final class CalibrationSteps {
       return BlockWeightsCache.get(BlockWeightsCache.key(context.staging(), block, BlockEdit.NONE.cacheKey()), () -> model.loadBlock(block));
     }
 
-    private BlockWeights edited(DecoderModel model, int block) throws IOException {
+    private BlockWeights edited(DecoderModel model, int block, BlockEdit blockEdit) throws IOException {
       BlockWeights dense = dense(model, block);
-      return BlockWeightsCache.get(BlockWeightsCache.key(context.staging(), block, edit.cacheKey()), () -> edit.apply(context, dense));
+      return BlockWeightsCache.get(BlockWeightsCache.key(context.staging(), block, blockEdit.cacheKey()), () -> blockEdit.apply(context, dense));
+    }
+  }
+
+  /** Each cached chunk's index with its partition: where a step must send a chunk's data back. */
+  static final class ChunkPlaces implements Function2<Integer, Iterator<SampleChunk>, Iterator<Tuple2<Integer, Integer>>> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public Iterator<Tuple2<Integer, Integer>> call(Integer partition, Iterator<SampleChunk> chunks) {
+      List<Tuple2<Integer, Integer>> out = new ArrayList<>();
+      chunks.forEachRemaining(chunk -> out.add(new Tuple2<>(chunk.index(), partition)));
+      return out.iterator();
     }
   }
 

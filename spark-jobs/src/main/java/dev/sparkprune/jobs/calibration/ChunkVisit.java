@@ -26,4 +26,15 @@ public interface ChunkVisit<P> extends InputHook {
    *     ({@link PairwiseFold}), which refuses a key some chunk did not give
    */
   Map<String, P> finish(HiddenStates input, HiddenStates output);
+
+  /**
+   * The partials of a visit that saw part of an expert-parallel block (its attention, or one
+   * expert group's experts) and never sees the block's input and output: what its hooks
+   * collected, by key. The block's last part, which combines the experts' outputs, gets
+   * {@link #finish}. Each key still gets exactly one partial per chunk: the parts' hooks see
+   * disjoint linears. Visitors that need only the input and output give nothing here.
+   */
+  default Map<String, P> finishPart() {
+    return Map.of();
+  }
 }

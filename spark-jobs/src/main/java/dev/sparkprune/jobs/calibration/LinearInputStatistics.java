@@ -43,6 +43,11 @@ public final class LinearInputStatistics implements BlockVisitor<CalibrationStat
   }
 
   @Override
+  public InputHook.ExpertInputs expertInputs() {
+    return expertInputs;
+  }
+
+  @Override
   public ChunkVisit<CalibrationStatistics> start(int block, int chunk, ComputeBackend backend) {
     return new Visit(block, storage, expertInputs, backend);
   }
@@ -81,6 +86,11 @@ public final class LinearInputStatistics implements BlockVisitor<CalibrationStat
 
     @Override
     public Map<String, CalibrationStatistics> finish(HiddenStates input, HiddenStates output) {
+      return statistics;
+    }
+
+    @Override
+    public Map<String, CalibrationStatistics> finishPart() {
       return statistics;
     }
   }

@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.calibration.ExpertSharding;
 import dev.sparkprune.jobs.options.OptionValues;
 import dev.sparkprune.jobs.prune.HadoopInputs;
 import dev.sparkprune.jobs.prune.PruneKeys;
@@ -60,6 +61,11 @@ final class PruneCommand implements Subcommand {
     SparkConf sparkConf = new SparkConf();
     CalibrationMemory.Executors executors = CalibrationMemory.Executors.of(master, sparkConf);
     JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options, executors, executors.defaultParallelism(sparkConf));
+    if (inputs.needsCalibration && options.statistics().isEmpty()) {
+      // An expert task that cannot fit even one expert is refused here, not by OutOfMemoryError.
+      String resolved = master != null ? master : System.getProperty("spark.master", "local[*]");
+      inputs.expertPlan(options, ExpertSharding.executor(resolved, sparkConf), options.partitions()).checkFits();
+    }
     SparkSession spark = SparkSessions.getOrCreate(master);
     PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);

@@ -42,6 +42,14 @@ public final class CommonKeys {
   public static final OptionKey<Integer> PARTITIONS = OptionKey.builder("partitions", Parsers.POSITIVE_INTEGER).label("N").fromConf()
       .check(Parsers.atLeast(1, "must be a positive integer")).description("Calibration partitions (default: Spark's parallelism).").build();
 
+  /**
+   * The budget of one expert task of an expert-parallel MoE block, in MB: an expert group's float
+   * weights plus the statistics kept per expert. None: a quarter of one task's share of executor memory.
+   */
+  public static final OptionKey<Integer> EXPERT_TASK_MB = OptionKey.builder("expert-task-mb", Parsers.POSITIVE_INTEGER).label("MB")
+      .fromConf().check(Parsers.atLeast(1, "must be a positive integer"))
+      .description("MB of experts + statistics per expert task (default: 1/4 task heap).").build();
+
   /** Replace an existing --out that is not a sparkprune output. */
   public static final OptionKey<Boolean> OVERWRITE = OptionKey.flag("overwrite", "Replace an existing --out that is not a sparkprune output.");
 

@@ -4,6 +4,11 @@ import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.gradient.GradientManifest;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
+import dev.sparkprune.jobs.plan.CalibrationShape;
+import dev.sparkprune.jobs.plan.ExecutorShape;
+import dev.sparkprune.jobs.plan.ExpertPlan;
+import dev.sparkprune.jobs.plan.ExpertStatistics;
+import dev.sparkprune.jobs.plan.PlanSettings;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.prune.score.StatisticsFiles;
@@ -145,6 +150,18 @@ public final class JobInputs {
     long hidden = layout.linears().get(0).inFeatures();
     CalibrationMemory.check(options.calibrationSettings(), hidden, CalibrationMemory.widestPerToken(layout, topK), executors,
         defaultPartitions);
+  }
+
+  /**
+   * The calibration's expert plan for {@code options} on {@code executor}, over {@code partitions}
+   * calibration partitions (0: one per executor core): which MoE blocks run expert-parallel and
+   * what each stage holds per task.
+   */
+  public ExpertPlan expertPlan(PruneOptions options, ExecutorShape executor, int partitions) {
+    CalibrationShape shape = new CalibrationShape(options.nsamples(), options.seqlen(), partitions > 0 ? partitions : executor.cores());
+    PlanSettings settings = new PlanSettings(shape, ExpertStatistics.of(options.scoring().hessianStorage(plan)), options.moeCalibration(),
+        options.expertTaskBytes(), executor);
+    return ExpertPlan.of(layout, archive.config(), settings);
   }
 
   /**

@@ -82,7 +82,7 @@ public final class PruneJob {
 
       // 2. Calibration pass and scoring, as the allocation drives them; masks written as tasks finish.
       CalibratedScoring scoring = new CalibratedScoring(new Scoring(stages, options.scoring(), masks), calibration,
-          options.statisticsSettings(), options.gradientSettings(), modelFingerprint, inputs.layout, report, log);
+          options.statisticsSettings(), options.gradientSettings(), modelFingerprint, inputs.layout, inputs.archive.config(), report, log);
       List<LinearResult> results = allocation().prune(scoring, inputs.plan);
       report.stage("prune", log.seconds());
 

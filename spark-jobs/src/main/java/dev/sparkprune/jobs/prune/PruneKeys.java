@@ -208,6 +208,9 @@ public final class PruneKeys {
   public static final OptionKey<Integer> SCORING_TASK_MB = OptionKey.builder("scoring-task-mb", Parsers.POSITIVE_INTEGER).label("MB")
       .defaultValue(SCORING_TASK_MB_DEFAULT).fromConf().description("Float-weight MB per scoring task.").build();
 
+  /** Budget of an expert task of an expert-parallel MoE block; none: derived from executor memory. */
+  public static final OptionKey<Integer> EXPERT_TASK_MB = CommonKeys.EXPERT_TASK_MB;
+
   // GPUs: see GpuScheduling.
 
   /** GPUs per calibration and scoring task; 0 schedules no GPUs. */
@@ -236,7 +239,7 @@ public final class PruneKeys {
       ALLOCATION, MIN_KEEP, OWL_LAMBDA, OWL_M, GROUP, CONFIG,
       UPDATE, ADMM_ITERATIONS, ADMM_PERCDAMP, ADMM_RHO, ADMM_GRADUAL_STEPS,
       REFINE, DSNOT_CYCLES, DSNOT_THRESHOLD, DSNOT_VAR_POWER, DSNOT_SKIP,
-      MOE_CALIBRATION, MIN_EXPERT_TOKENS, SCORING_TASK_MB,
+      MOE_CALIBRATION, MIN_EXPERT_TOKENS, SCORING_TASK_MB, EXPERT_TASK_MB,
       GPUS_PER_TASK, GPUS_PER_EXECUTOR, GPU_DISCOVERY_SCRIPT, GPU_VENDOR,
       OVERWRITE);
 

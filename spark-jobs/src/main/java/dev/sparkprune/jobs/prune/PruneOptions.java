@@ -189,6 +189,8 @@ public final class PruneOptions implements Serializable {
   private final InputHook.ExpertInputs moeCalibration;
   private final int minExpertTokens;
   private final long scoringTaskBytes;
+  /** 0: derived from executor memory (see jobs.plan.PlanSettings). */
+  private final long expertTaskBytes;
   private final boolean overwrite;
 
   private PruneOptions(Builder builder) {
@@ -222,6 +224,7 @@ public final class PruneOptions implements Serializable {
     this.moeCalibration = Objects.requireNonNull(builder.moeCalibration, "moeCalibration is null");
     this.minExpertTokens = builder.minExpertTokens;
     this.scoringTaskBytes = builder.scoringTaskBytes;
+    this.expertTaskBytes = builder.expertTaskBytes;
     // Whether --out may name --model in any spelling is checked against the file system: OutputGuard.
     this.overwrite = builder.overwrite;
     checkValues(builder.sources);
@@ -240,6 +243,7 @@ public final class PruneOptions implements Serializable {
     OptionValues.check(PruneKeys.OWL_M, owlM, sources);
     OptionValues.check(PruneKeys.MIN_EXPERT_TOKENS, minExpertTokens, sources);
     ValidationException.check(scoringTaskBytes > 0, "Invalid %s: must be positive", sources.of(PruneKeys.SCORING_TASK_MB));
+    ValidationException.check(expertTaskBytes >= 0, "Invalid %s: must be positive", sources.of(PruneKeys.EXPERT_TASK_MB));
     OptionValues.check(PruneKeys.GPUS_PER_TASK, gpusPerTask, sources);
     if (gpusPerExecutor != 0) {
       OptionValues.check(PruneKeys.GPUS_PER_EXECUTOR, gpusPerExecutor, sources);
@@ -413,7 +417,7 @@ public final class PruneOptions implements Serializable {
 
   /** Where the scoring stage's statistics come from and go. */
   public StatisticsSettings statisticsSettings() {
-    return new StatisticsSettings(mode == Mode.SEQUENTIAL, moeCalibration, statistics == null ? "" : statistics, saveStatistics);
+    return new StatisticsSettings(mode == Mode.SEQUENTIAL, moeCalibration, statistics == null ? "" : statistics, saveStatistics, expertTaskBytes);
   }
 
   /** The settings as report.json's "configuration" lists them, in order; {@code master} is the Spark master the run used. */
@@ -434,6 +438,7 @@ public final class PruneOptions implements Serializable {
     configuration.put("moe_calibration", moeCalibration.name().toLowerCase(Locale.ROOT));
     configuration.put("min_expert_tokens", minExpertTokens);
     configuration.put("scoring_task_bytes", scoringTaskBytes);
+    configuration.put("expert_task_bytes", expertTaskBytes);
     configuration.put("settings_key", settingsKey());
     if (!refinement.equals(Refinement.NONE)) {
       configuration.put("refinement", refinement.toString());
@@ -464,6 +469,11 @@ public final class PruneOptions implements Serializable {
   /** The float-weight bytes a scoring task aims at; a larger linear is a task of its own. */
   public long scoringTaskBytes() {
     return scoringTaskBytes;
+  }
+
+  /** The --expert-task-mb budget in bytes; 0 when derived from executor memory. */
+  public long expertTaskBytes() {
+    return expertTaskBytes;
   }
 
   /**
@@ -542,6 +552,7 @@ public final class PruneOptions implements Serializable {
     private InputHook.ExpertInputs moeCalibration = InputHook.ExpertInputs.ROUTED;
     private int minExpertTokens = PruneKeys.MIN_EXPERT_TOKENS_DEFAULT;
     private long scoringTaskBytes = SCORING_TASK_BYTES_DEFAULT;
+    private long expertTaskBytes;
 
     /** How messages name each key: by option, unless the resolver says a value came from the conf. */
     private Sources sources = Sources.OPTIONS;
@@ -561,6 +572,12 @@ public final class PruneOptions implements Serializable {
 
     public Builder minExpertTokens(int value) {
       this.minExpertTokens = value;
+      return this;
+    }
+
+    /** 0: derived from executor memory. */
+    public Builder expertTaskBytes(long value) {
+      this.expertTaskBytes = value;
       return this;
     }
 

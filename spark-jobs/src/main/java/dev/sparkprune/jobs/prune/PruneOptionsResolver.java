@@ -123,6 +123,7 @@ public final class PruneOptionsResolver {
         .moeCalibration(values.get(PruneKeys.MOE_CALIBRATION))
         .minExpertTokens(values.get(PruneKeys.MIN_EXPERT_TOKENS))
         .scoringTaskBytes((long) values.get(PruneKeys.SCORING_TASK_MB) << 20)
+        .expertTaskBytes(values.value(PruneKeys.EXPERT_TASK_MB).map(mb -> (long) mb << 20).orElse(0L))
         .refinement(refinement(values))
         .overwrite(values.get(PruneKeys.OVERWRITE));
   }

@@ -313,5 +313,23 @@ class TestFailFast {
         "--model", "hdfs://nohost.invalid:8020/models/llama", "--method", "magnitude");
     assertRefusedBeforeSpark("Cannot open s3a:// paths: the s3a file system (hadoop-aws) is not on the class path; run bin/sparkprune with "
             + "SPARKPRUNE_CLASSPATH=", "--model", "s3a://bucket/models/llama", "--method", "magnitude");
+  @Test
+  void anExpertTaskThatCannotFitTheHeapIsRefusedBeforeSparkStarts() {
+    String model = dev.sparkprune.tensorio.ModelFixtures.path("qwen3_moe").toString();
+    String text = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
+    // qwen3_moe: hidden 64, moe_intermediate 32: an expert is 3 x 64 x 32 floats (24,576 bytes)
+    // plus Wanda's 16 bytes per input channel of its two inputs (16 x (64 + 32) = 1,536): 26,112 bytes.
+    // local-cluster[1, 64, 1]: one 1 MB executor running 64 tasks of 16,384 bytes.
+    assertRefusedBeforeSpark("Cannot calibrate model.layers.0: one routed expert with its statistics needs 26,112 bytes but a task has 16,384 bytes of heap "
+            + "(1 MB per executor / 64 tasks); raise the executor memory (spark.executor.memory, SPARKPRUNE_HEAP) or run fewer tasks per executor",
+        "--model", model, "--method", "wanda", "--calib", text, "--seqlen", "64", "--nsamples", "2", "--master", "local-cluster[1,64,1]");
+    // A budget over a task's share of this JVM's heap (local[2]: half of it).
+    long task = Runtime.getRuntime().maxMemory() / 2;
+    assertRefusedBeforeSpark("Invalid --expert-task-mb 100000: a task has ",
+        "--model", model, "--method", "wanda", "--calib", text, "--seqlen", "64", "--nsamples", "2", "--master", "local[2]",
+        "--expert-task-mb", "100000");
+    assertRefusedBeforeSpark("; set it to at most " + (task >> 20),
+        "--model", model, "--method", "wanda", "--calib", text, "--seqlen", "64", "--nsamples", "2", "--master", "local[2]",
+        "--expert-task-mb", "100000");
   }
 }

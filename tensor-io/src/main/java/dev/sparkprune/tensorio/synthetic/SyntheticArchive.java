@@ -46,6 +46,27 @@ public final class SyntheticArchive {
     this.initStd = builder.initStd;
   }
 
+  /**
+   * A Qwen3-MoE config (q/k norms, every block sparse, top-k routing with normalized weights, no
+   * shared expert): a MoE archive of a chosen size, for the expert-parallel memory test and benchmark.
+   */
+  public static ObjectNode qwen3MoeConfig(
+      int hidden, int layers, int heads, int kvHeads, int headDim, int experts, int topK, int moeIntermediate, int vocab) {
+    ObjectNode config = llamaConfig(hidden, layers, heads, kvHeads, moeIntermediate, vocab);
+    config.putArray("architectures").removeAll().add("Qwen3MoeForCausalLM");
+    config.put("model_type", "qwen3_moe");
+    config.put("head_dim", headDim);
+    config.put("rms_norm_eps", 1e-6);
+    config.put("moe_intermediate_size", moeIntermediate);
+    config.put("num_experts", experts);
+    config.put("num_experts_per_tok", topK);
+    config.put("norm_topk_prob", true);
+    config.put("decoder_sparse_step", 1);
+    config.putArray("mlp_only_layers");
+    config.put("attention_bias", false);
+    return config;
+  }
+
   /** A Llama-style config: RMSNorm, GQA, SwiGLU, untied head. */
   public static ObjectNode llamaConfig(int hidden, int layers, int heads, int kvHeads, int intermediate, int vocab) {
     ObjectNode config = JSON.createObjectNode();

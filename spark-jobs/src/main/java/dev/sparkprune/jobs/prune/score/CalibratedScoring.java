@@ -3,6 +3,11 @@ package dev.sparkprune.jobs.prune.score;
 import dev.sparkprune.jobs.calibration.BlockPartials;
 import dev.sparkprune.jobs.calibration.CalibrationPass;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.calibration.ExpertSharding;
+import dev.sparkprune.jobs.plan.CalibrationShape;
+import dev.sparkprune.jobs.plan.ExpertPlan;
+import dev.sparkprune.jobs.plan.ExpertStatistics;
+import dev.sparkprune.jobs.plan.PlanSettings;
 import dev.sparkprune.jobs.calibration.LinearInputStatistics;
 import dev.sparkprune.jobs.gradient.GradientFiles;
 import dev.sparkprune.jobs.gradient.GradientManifest;
@@ -17,6 +22,7 @@ import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.archive.ModelConfig;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -46,18 +52,20 @@ public final class CalibratedScoring {
   private final GradientSettings gradients;
   private final String modelFingerprint;
   private final ModelLayout layout;
+  private final ModelConfig config;
   private final PruneReport.Builder report;
   private final ProgressLog log;
 
   public CalibratedScoring(
       Scoring scoring, CalibrationSource calibration, StatisticsSettings statistics, GradientSettings gradients, String modelFingerprint,
-      ModelLayout layout, PruneReport.Builder report, ProgressLog log) {
+      ModelLayout layout, ModelConfig config, PruneReport.Builder report, ProgressLog log) {
     this.scoring = Objects.requireNonNull(scoring, "scoring is null");
     this.calibration = Objects.requireNonNull(calibration, "calibration is null");
     this.statistics = Objects.requireNonNull(statistics, "statistics is null");
     this.gradients = Objects.requireNonNull(gradients, "gradients is null");
     this.modelFingerprint = Objects.requireNonNull(modelFingerprint, "modelFingerprint is null");
     this.layout = Objects.requireNonNull(layout, "layout is null");
+    this.config = Objects.requireNonNull(config, "config is null");
     this.report = Objects.requireNonNull(report, "report is null");
     this.log = Objects.requireNonNull(log, "log is null");
   }
@@ -120,7 +128,7 @@ public final class CalibratedScoring {
       return results;
     }
     LinearInputStatistics visitor = new LinearInputStatistics(storage, statistics.expertInputs());
-    try (CalibrationPass pass = calibration.embed(stages(), blocks(), log)) {
+    try (CalibrationPass pass = calibration.embed(stages(), blocks(), log, sharding(storage, statistics.expertInputs()))) {
       return statistics.sequential() ? sequential(plan, pass, visitor, scoring) : oneShot(plan, pass, visitor, scoring);
     }
   }
@@ -133,12 +141,24 @@ public final class CalibratedScoring {
   public Map<String, CalibrationStatistics> denseChannelStatistics() {
     LinearInputStatistics visitor = new LinearInputStatistics(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED);
     Map<String, CalibrationStatistics> dense = new HashMap<>();
-    try (CalibrationPass pass = calibration.embed(stages(), blocks(), log)) {
+    try (CalibrationPass pass = calibration.embed(stages(), blocks(), log,
+        sharding(CalibrationStatistics.HessianStorage.NONE, InputHook.ExpertInputs.ROUTED))) {
       for (int b = 0; b < blocks(); b++) {
         dense.putAll(pass.collectAndAdvance(visitor).asMap());
       }
     }
     return dense;
+  }
+
+  /**
+   * The MoE blocks to run expert-parallel: those whose experts, with the statistics this run
+   * keeps per expert, make more than one group under --expert-task-mb ({@link ExpertPlan}).
+   */
+  private ExpertSharding sharding(CalibrationStatistics.HessianStorage storage, InputHook.ExpertInputs inputs) {
+    CalibrationShape shape = new CalibrationShape(calibration.size(), calibration.settings().seqlen(), calibration.partitions(stages().jsc()));
+    PlanSettings settings = new PlanSettings(
+        shape, ExpertStatistics.of(storage), inputs, statistics.expertTaskBytes(), ExpertSharding.executor(stages().jsc()));
+    return ExpertSharding.of(ExpertPlan.of(layout, config, settings));
   }
 
   /** Runs a scoring stage of an allocation's own per-linear function (masks written, figures back). */

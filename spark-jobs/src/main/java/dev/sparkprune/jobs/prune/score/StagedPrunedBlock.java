@@ -36,13 +36,17 @@ final class StagedPrunedBlock implements BlockEdit {
     return new StagedPrunedBlock(layout.blocks().get(block).linears(), pruned);
   }
 
+  /**
+   * The block's pruned linears swapped in; {@code dense} may hold part of the block (an
+   * expert-parallel block's attention, or one expert), and only the linears it holds are read.
+   */
   @Override
   public BlockWeights apply(JobContext context, BlockWeights dense) throws IOException {
     Objects.requireNonNull(dense, "dense is null");
     BlockWeights weights = dense;
     HadoopFileIO io = context.io();
     for (Linear linear : linears) {
-      if (prunedTensors.contains(linear.tensorName())) {
+      if (prunedTensors.contains(linear.tensorName()) && dense.contains(linear.tensorName())) {
         weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging(), linear));
       }
     }
