@@ -70,7 +70,7 @@ class TestSerialization {
   void jobDataRoundTrips() throws IOException {
     ModelArchive archive = ModelArchive.open(new LocalFileIO(), SharedData.stories260K().toString());
     Linear linear = Architectures.layout(archive).linears().get(4);
-    PlannedLinear planned = new PlannedLinear(linear, archive.tensor(linear.tensorName()), PruningMethod.SPARSEGPT, SparsityTarget.nOfM(2, 4));
+    PlannedLinear planned = new PlannedLinear(linear, archive.tensor(linear.tensorName()), archive.quantization(), PruningMethod.SPARSEGPT, SparsityTarget.nOfM(2, 4));
     CalibrationStatistics statistics = CalibrationStatistics.create(3, CalibrationStatistics.HessianStorage.DOUBLE);
     statistics.add(new float[] {1, 2, 3, 4, 5, 6}, 0, 2, 1, dev.sparkprune.scoring.linalg.NetlibLinearAlgebra.defaultInstance());
     Mask mask = Mask.builder(2, 9).prune(1, 8).build();
