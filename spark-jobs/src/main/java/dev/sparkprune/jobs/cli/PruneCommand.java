@@ -5,6 +5,8 @@ import dev.sparkprune.jobs.prune.HadoopInputs;
 import dev.sparkprune.jobs.prune.PruneKeys;
 import dev.sparkprune.jobs.prune.PruneOptionsResolver;
 import dev.sparkprune.jobs.prune.JobInputs;
+import dev.sparkprune.jobs.prune.plan.ExecutorShapes;
+import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
@@ -57,6 +59,9 @@ final class PruneCommand implements Subcommand {
     OutputGuard.check(conf, options.output());
     // The model, plan, tokenizer and calibration source are checked before Spark starts.
     JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options);
+    // The memory plan from headers and the executor's shape: a run that cannot fit is refused now, not by an OOM.
+    MemoryPlan.of(inputs.archive, inputs.layout, options.memorySettings(), ExecutorShapes.of(new SparkConf(), master))
+        .checkFits("Cannot prune " + options.model());
     SparkSession spark = SparkSessions.getOrCreate(master);
     PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);

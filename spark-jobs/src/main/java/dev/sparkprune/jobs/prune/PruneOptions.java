@@ -8,6 +8,7 @@ import dev.sparkprune.jobs.options.Rules;
 import dev.sparkprune.jobs.options.Sources;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.OutputRequest;
+import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.score.ScoringSettings;
 import dev.sparkprune.jobs.prune.score.StatisticsSettings;
@@ -409,6 +410,11 @@ public final class PruneOptions implements Serializable {
   /** The float-weight bytes a scoring task aims at; a larger linear is a task of its own. */
   public long scoringTaskBytes() {
     return scoringTaskBytes;
+  }
+
+  /** What the memory plan ({@link MemoryPlan}) reads of these options. */
+  public MemoryPlan.Settings memorySettings() {
+    return new MemoryPlan.Settings(nsamples, seqlen, method, scoringTaskBytes);
   }
 
   /**
