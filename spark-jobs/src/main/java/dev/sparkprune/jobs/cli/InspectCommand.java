@@ -89,7 +89,7 @@ final class InspectCommand implements Subcommand {
     if (line.value("executor-memory").isEmpty()) {
       MemoryPlan.ExecutorShape conf = ExecutorShapes.of(new SparkConf(), null);
       return new MemoryPlan.ExecutorShape(conf.memoryBytes(), line.positiveInt("executor-cores", conf.cores()),
-          line.positiveInt("executors", conf.executors()), conf.setting());
+          line.positiveInt("executors", conf.executors()), conf.setting(), conf.value());
     }
     return ExecutorShapes.of(line.value("executor-memory").get(), line.positiveInt("executor-cores", 1), line.positiveInt("executors", 1));
   }
@@ -100,8 +100,8 @@ final class InspectCommand implements Subcommand {
     out.println("Model archive  " + archive.location());
     out.printf(Locale.ROOT, "Settings       %s, nsamples %d, seqlen %d, scoring tasks of %s%n", settings.method().displayName(),
         settings.nsamples(), settings.seqlen(), TextTable.bytes(settings.scoringTaskBytes()));
-    out.printf(Locale.ROOT, "Executors      %d x %d core(s), %s usable of %s (%s)%n", executor.executors(), executor.cores(),
-        TextTable.bytes(executor.usableBytes()), TextTable.bytes(executor.memoryBytes()), executor.setting());
+    out.printf(Locale.ROOT, "Executors      %d x %d core(s), %s usable of %s (%s %s)%n", executor.executors(), executor.cores(),
+        TextTable.bytes(executor.usableBytes()), TextTable.bytes(executor.memoryBytes()), executor.setting(), executor.value());
     TextTable table = new TextTable("block", "stored", "as float", "calibration task", "calibration executor", "statistics shuffle",
         "scoring tasks", "scoring task", "largest linear");
     for (MemoryPlan.BlockPlan block : plan.blocks()) {

@@ -122,7 +122,7 @@ class TestMain {
         SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--master", "local-cluster[1,1,320]");
     assertOneLineError(result, "Cannot prune " + model + ": block 0 needs about ");
     assertThat(result.err()).contains(" per executor in calibration (2 blocks of ")
-        .contains("more than the 0.0195 GiB an executor of the local-cluster worker memory 320m leaves");
+        .contains("more than the 0.0195 GiB an executor of the local-cluster worker memory 320m leaves; raise the local-cluster worker memory, ");
     assertThat(out).doesNotExist();
   }
 

@@ -27,21 +27,21 @@ public final class ExecutorShapes {
       String threads = local.group(1);
       int cores = threads == null ? 1 : threads.equals("*") ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(threads);
       return new MemoryPlan.ExecutorShape(Runtime.getRuntime().maxMemory(), Math.max(1, cores), 1,
-          "SPARKPRUNE_HEAP (local mode: the driver's heap, " + (Runtime.getRuntime().maxMemory() >> 20) + "m)");
+          "SPARKPRUNE_HEAP (local mode: the driver's heap)", (Runtime.getRuntime().maxMemory() >> 20) + "m");
     }
     Matcher cluster = LOCAL_CLUSTER.matcher(resolved);
     if (cluster.matches()) {
       return new MemoryPlan.ExecutorShape(Long.parseLong(cluster.group(3)) << 20, Integer.parseInt(cluster.group(2)),
-          Integer.parseInt(cluster.group(1)), "the local-cluster worker memory " + cluster.group(3) + "m");
+          Integer.parseInt(cluster.group(1)), "the local-cluster worker memory", cluster.group(3) + "m");
     }
     String memory = conf.get("spark.executor.memory", "1g");
     return new MemoryPlan.ExecutorShape(bytes("spark.executor.memory", memory), positive(conf, "spark.executor.cores"),
-        positive(conf, "spark.executor.instances"), "spark.executor.memory " + memory);
+        positive(conf, "spark.executor.instances"), "spark.executor.memory", memory);
   }
 
   /** Explicit shape, as {@code inspect --plan --executor-memory 64g --executor-cores 8 --executors 16} gives it. */
   public static MemoryPlan.ExecutorShape of(String memory, int cores, int executors) {
-    return new MemoryPlan.ExecutorShape(bytes("--executor-memory", memory), cores, executors, "--executor-memory " + memory);
+    return new MemoryPlan.ExecutorShape(bytes("--executor-memory", memory), cores, executors, "--executor-memory", memory);
   }
 
   private static long bytes(String key, String value) {

@@ -64,9 +64,10 @@ public final class MemoryPlan {
 
   /**
    * One executor of the cluster: its heap, concurrent tasks (cores) and how many run; {@code
-   * setting} names what sets the heap, for messages ({@code spark.executor.memory 4g}).
+   * setting} names what sets the heap and {@code value} its value, for messages
+   * ({@code spark.executor.memory}, {@code 4g}).
    */
-  public record ExecutorShape(long memoryBytes, int cores, int executors, String setting) {
+  public record ExecutorShape(long memoryBytes, int cores, int executors, String setting, String value) {
     /** The heap tasks may fill: the executor memory less Spark's reserved 300 MiB. */
     public long usableBytes() {
       return Math.max(0, memoryBytes - SPARK_RESERVED_BYTES);
@@ -270,7 +271,7 @@ public final class MemoryPlan {
                 + " and statistics), more than the %s an executor of %s leaves; raise %s, lower --nsamples or --seqlen, or see"
                 + " 'sparkprune inspect --plan'",
             action, block.block(), gib(block.calibrationExecutorBytes()), gib(block.floatBytes()), executor.cores(),
-            gib(block.activationBytes() + 2 * block.statisticsBytes()), gib(usable), executor.setting(), settingName(executor)));
+            gib(block.activationBytes() + 2 * block.statisticsBytes()), gib(usable), executor.setting() + " " + executor.value(), executor.setting()));
       }
     }
     for (BlockPlan block : blocks) {
@@ -280,14 +281,9 @@ public final class MemoryPlan {
             "%s: block %d needs about %s per executor in scoring (%d task(s) holding %s for %s), more than the %s an executor of %s"
                 + " leaves; raise %s or run fewer tasks per executor, or see 'sparkprune inspect --plan'",
             action, block.block(), gib(needed), executor.cores(), gib(block.scoringTaskBytes()), block.largestLinear(), gib(usable),
-            executor.setting(), settingName(executor)));
+            executor.setting() + " " + executor.value(), executor.setting()));
       }
     }
-  }
-
-  private static String settingName(ExecutorShape executor) {
-    int space = executor.setting().indexOf(' ');
-    return space < 0 ? executor.setting() : executor.setting().substring(0, space);
   }
 
   /** Bytes in GiB with three significant digits, as messages and the plan print them. */

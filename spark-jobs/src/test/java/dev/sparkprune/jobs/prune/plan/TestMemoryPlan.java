@@ -166,9 +166,9 @@ class TestMemoryPlan {
   void executorShapesFollowTheMaster() {
     SparkConf conf = new SparkConf(false).set("spark.executor.memory", "6g").set("spark.executor.cores", "4")
         .set("spark.executor.instances", "10");
-    assertThat(ExecutorShapes.of(conf, "yarn")).isEqualTo(new MemoryPlan.ExecutorShape(6L << 30, 4, 10, "spark.executor.memory 6g"));
+    assertThat(ExecutorShapes.of(conf, "yarn")).isEqualTo(new MemoryPlan.ExecutorShape(6L << 30, 4, 10, "spark.executor.memory", "6g"));
     assertThat(ExecutorShapes.of(new SparkConf(false), "k8s://https://host")).isEqualTo(
-        new MemoryPlan.ExecutorShape(1L << 30, 1, 1, "spark.executor.memory 1g"));
+        new MemoryPlan.ExecutorShape(1L << 30, 1, 1, "spark.executor.memory", "1g"));
     MemoryPlan.ExecutorShape cluster = ExecutorShapes.of(conf, "local-cluster[2, 3, 1024]");
     assertThat(cluster.memoryBytes()).isEqualTo(1L << 30);
     assertThat(cluster.cores()).isEqualTo(3);
