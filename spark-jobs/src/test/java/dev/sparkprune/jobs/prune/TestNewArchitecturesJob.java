@@ -110,18 +110,7 @@ class TestNewArchitecturesJob extends SparkTestBase {
   @ParameterizedTest(name = "{0} {1} {2}")
   @MethodSource("cases")
   void pruneMeetsTheTargetAndEvalRunsOnTheOutput(String name, PruningMethod method, String target) throws IOException {
-    Path out = dir.resolve(name + "-" + method + "-" + target.replace(":", "of"));
-    PruneOptions options = PruneOptions.builder()
-        .model(fixture(name).toString())
-        .out(out.toString())
-        .method(method)
-        .target(SparsityTarget.parse(target))
-        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
-        .nsamples(4)
-        .seqlen(32)
-        .seed(3)
-        .build();
-    new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    Path out = prune(name, method, target);
 
     ModelLayout layout = Architectures.layout(ModelArchive.open(IO, fixture(name).toString()));
     Map<String, Mask> masks = TestPruneJobMasks.read(spark, out);
@@ -161,18 +150,7 @@ class TestNewArchitecturesJob extends SparkTestBase {
   @ParameterizedTest(name = "{0}")
   @ValueSource(strings = {"deepseek_v3_fp8", "gpt_oss_mxfp4"})
   void prunesQuantizedArchivesInTheirOwnFormat(String name) throws IOException {
-    Path out = dir.resolve(name + "-wanda-2of4");
-    PruneOptions options = PruneOptions.builder()
-        .model(fixture(name).toString())
-        .out(out.toString())
-        .method(PruningMethod.WANDA)
-        .target(SparsityTarget.parse("2:4"))
-        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
-        .nsamples(4)
-        .seqlen(32)
-        .seed(3)
-        .build();
-    new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    Path out = prune(name, PruningMethod.WANDA, "2:4");
 
     ModelLayout layout = Architectures.layout(ModelArchive.open(IO, fixture(name).toString()));
     Map<String, Mask> masks = TestPruneJobMasks.read(spark, out);
@@ -228,6 +206,23 @@ class TestNewArchitecturesJob extends SparkTestBase {
     String eval = cli("eval", "--model", out.resolve("model").toString(), "--text",
         SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--seqlen", "32", "--max-windows", "4");
     assertThat(eval).contains("evaluated   128 tokens in 4 windows of 32").containsPattern("perplexity  [0-9.]+ \\(mean NLL [0-9.]+\\)");
+  }
+
+  /** Prunes fixture {@code name} on 4 x 32 calibration tokens into a folder of its own; returns it. */
+  private static Path prune(String name, PruningMethod method, String target) throws IOException {
+    Path out = dir.resolve(name + "-" + method + "-" + target.replace(":", "of"));
+    PruneOptions options = PruneOptions.builder()
+        .model(fixture(name).toString())
+        .out(out.toString())
+        .method(method)
+        .target(SparsityTarget.parse(target))
+        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
+        .nsamples(4)
+        .seqlen(32)
+        .seed(3)
+        .build();
+    new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    return out;
   }
 
   private static byte[] raw(SafetensorsReader reader, TensorInfo tensor) throws IOException {
