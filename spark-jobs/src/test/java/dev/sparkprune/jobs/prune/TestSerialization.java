@@ -108,6 +108,12 @@ class TestSerialization {
       assertThat(result.placement.fallbackReason).isEqualTo("no GPU backend");
       assertThat(result.kept).isEqualTo(17);
       assertThat(roundTrip(serializer, result.summary()).mask).isNull();
+      // A quantized tensor's result carries its re-quantization (records, Java-serialized inside Kryo).
+      dev.sparkprune.tensorio.quant.Requantization requantization = new dev.sparkprune.tensorio.quant.Requantization(
+          new dev.sparkprune.tensorio.quant.QuantizationError(4, 0.5, 2.0, 0.25), 1, 6);
+      LinearResult quantized = roundTrip(serializer, result.withStorage("F8_E4M3 (128x128 block scales)", requantization).summary());
+      assertThat(quantized.storage).isEqualTo("F8_E4M3 (128x128 block scales)");
+      assertThat(quantized.requantization).isEqualTo(requantization);
 
       org.apache.hadoop.conf.Configuration hadoop = new org.apache.hadoop.conf.Configuration(false);
       hadoop.set("fs.s3a.endpoint", "http://127.0.0.1:9000");
