@@ -147,10 +147,14 @@ class TestNewArchitecturesJob extends SparkTestBase {
    * the release rule re-quantizes a kept value to its own code: checked by decoding the E4M3 bit
    * fields here), the zero code where pruned; everything else is the source's bytes; eval runs.
    */
-  @ParameterizedTest(name = "{0}")
-  @ValueSource(strings = {"deepseek_v3_fp8", "gpt_oss_mxfp4"})
-  void prunesQuantizedArchivesInTheirOwnFormat(String name) throws IOException {
-    Path out = prune(name, PruningMethod.WANDA, "2:4");
+  @ParameterizedTest(name = "{0} {1}")
+  @org.junit.jupiter.params.provider.CsvSource({"deepseek_v3_fp8, WANDA", "deepseek_v3_fp8, SPARSEGPT", "gpt_oss_mxfp4, WANDA"})
+  void prunesQuantizedArchivesInTheirOwnFormat(String name, PruningMethod method) throws IOException {
+    Path out = prune(name, method, "2:4");
+    com.fasterxml.jackson.databind.JsonNode report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("report.json").toFile());
+    Map<String, Long> requantized = new java.util.HashMap<>();
+    report.get("layers").forEach(layer -> requantized.put(layer.get("tensor").asText(),
+        layer.path("requantization").path("blocks_requantized").asLong(0)));
 
     ModelLayout layout = Architectures.layout(ModelArchive.open(IO, fixture(name).toString()));
     Map<String, Mask> masks = TestPruneJobMasks.read(spark, out);
@@ -171,15 +175,22 @@ class TestNewArchitecturesJob extends SparkTestBase {
         byte[] source = raw(dense, before);
         byte[] written = raw(pruned, after);
         if (mask == null) {
-          // Scales, MXFP4 experts, norms, routers: the source's bytes.
-          assertThat(written).as(before.name()).isEqualTo(source);
+          // Scales (SparseGPT's: checked with their weights), MXFP4 experts, norms, routers: the source's bytes.
+          if (method != PruningMethod.SPARSEGPT || !before.name().endsWith("_scale_inv")) {
+            assertThat(written).as(before.name()).isEqualTo(source);
+          }
         } else if (before.dtype() == DType.F8_E4M3) {
           quantized++;
           assertMeetsTarget(layout.linears().stream().filter(l -> l.tensorName().equals(before.name())).findFirst().orElseThrow(),
-              mask, PruningMethod.WANDA, "2:4");
+              mask, method, "2:4");
           float[] scales = dense.readFloats(before.name() + "_scale_inv");
           int cols = (int) before.dim(1);
           int scaleCols = (cols + 127) / 128;
+          if (method == PruningMethod.SPARSEGPT) {
+            assertRequantizedByTheReleaseRule(before, source, written, scales, pruned.readFloats(before.name() + "_scale_inv"), mask,
+                requantized.get(before.name()));
+            continue;
+          }
           for (int i = 0; i < written.length; i++) {
             int row = i / cols;
             int col = i % cols;
@@ -223,6 +234,44 @@ class TestNewArchitecturesJob extends SparkTestBase {
         .build();
     new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
     return out;
+  }
+
+  /**
+   * SparseGPT on FP8: pruned codes decode to 0; each 128x128 block either keeps the source's
+   * scale and kept codes (the method moved none of its weights) or is quantized anew by the
+   * release rule, scale = amax / 448, so its largest code is exactly +-448 (0x7E / 0xFE); the
+   * report counts exactly the blocks that changed.
+   */
+  private static void assertRequantizedByTheReleaseRule(
+      TensorInfo tensor, byte[] source, byte[] written, float[] sourceScales, float[] writtenScales, Mask mask, long reported) {
+    int rows = (int) tensor.dim(0);
+    int cols = (int) tensor.dim(1);
+    int scaleCols = (cols + 127) / 128;
+    long changed = 0;
+    for (int br = 0; br < rows; br += 128) {
+      for (int bc = 0; bc < cols; bc += 128) {
+        int block = (br / 128) * scaleCols + bc / 128;
+        boolean same = Float.floatToRawIntBits(sourceScales[block]) == Float.floatToRawIntBits(writtenScales[block]);
+        float amax = 0;
+        for (int r = br; r < Math.min(rows, br + 128); r++) {
+          for (int c = bc; c < Math.min(cols, bc + 128); c++) {
+            int i = r * cols + c;
+            float code = e4m3(written[i]);
+            if (!mask.isKept(r, c)) {
+              assertThat(code * writtenScales[block]).as("%s pruned value %d", tensor.name(), i).isZero();
+            } else {
+              same &= written[i] == source[i];
+            }
+            amax = Math.max(amax, Math.abs(code));
+          }
+        }
+        if (!same) {
+          changed++;
+          assertThat(amax).as("%s block %d re-quantized: largest code", tensor.name(), block).isEqualTo(448f);
+        }
+      }
+    }
+    assertThat(changed).as("%s blocks re-quantized (report.json)", tensor.name()).isEqualTo(reported);
   }
 
   private static byte[] raw(SafetensorsReader reader, TensorInfo tensor) throws IOException {
