@@ -4,6 +4,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparkprune.jobs.prune.PruneKeys;
+import dev.sparkprune.jobs.prune.plan.ExecutorShapes;
+import dev.sparkprune.jobs.prune.plan.MemoryPlan;
+import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Block;
 import dev.sparkprune.tensorio.arch.Expert;
@@ -23,6 +28,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.SparkConf;
 import picocli.CommandLine.Model.CommandSpec;
 
 /** {@code sparkprune inspect}: what an archive holds and what would be pruned, from headers only. */
@@ -34,6 +40,15 @@ final class InspectCommand implements Subcommand {
   InspectCommand() {
     spec = Specs.command(this, "inspect", "Describe a model archive from its headers: architecture, blocks, linears, dtypes, shards.");
     spec.addOption(Specs.flag("json", "Machine-readable JSON instead of the table."));
+    spec.addOption(Specs.flag("plan", "The memory plan of a prune run instead: bytes per block, task and executor; fits or not."));
+    spec.addOption(Specs.option("method", "M", "With --plan: the pruning method planned. Default: sparsegpt (the largest statistics)."));
+    spec.addOption(Specs.option("nsamples", "N", "With --plan: calibration sequences. Default: " + PruneKeys.NSAMPLES_DEFAULT));
+    spec.addOption(Specs.option("seqlen", "T", "With --plan: tokens per sequence. Default: " + PruneKeys.SEQLEN_DEFAULT));
+    spec.addOption(Specs.option("scoring-task-mb", "MB", "With --plan: float-weight MB per scoring task. Default: "
+        + PruneKeys.SCORING_TASK_MB_DEFAULT));
+    spec.addOption(Specs.option("executor-memory", "SIZE", "With --plan: executor heap (4g, 512m). Default: the Spark conf's."));
+    spec.addOption(Specs.option("executor-cores", "N", "With --plan: tasks per executor. Default: 1"));
+    spec.addOption(Specs.option("executors", "N", "With --plan: executors. Default: 1"));
     Specs.positional(spec, "ARCHIVE", "The model archive (local path or Hadoop URI).");
   }
 
@@ -47,12 +62,96 @@ final class InspectCommand implements Subcommand {
     String location = line.positionals().get(0);
     ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), location);
     ModelLayout layout = Architectures.layout(archive);
+    if (line.flag("plan")) {
+      MemoryPlan plan = MemoryPlan.of(archive, layout, planSettings(line), executor(line));
+      if (line.flag("json")) {
+        out.println(JSON.writeValueAsString(planJson(plan)));
+      } else {
+        printPlan(archive, plan, out);
+      }
+      return Main.EXIT_OK;
+    }
     if (line.flag("json")) {
       out.println(JSON.writeValueAsString(toJson(archive, layout)));
     } else {
       printTable(archive, layout, out);
     }
     return Main.EXIT_OK;
+  }
+
+  private static MemoryPlan.Settings planSettings(Arguments line) {
+    PruningMethod method = line.value("method").map(PruningMethod::parse).orElse(PruningMethod.SPARSEGPT);
+    return new MemoryPlan.Settings(line.positiveInt("nsamples", PruneKeys.NSAMPLES_DEFAULT), line.positiveInt("seqlen", PruneKeys.SEQLEN_DEFAULT),
+        method, (long) line.positiveInt("scoring-task-mb", PruneKeys.SCORING_TASK_MB_DEFAULT) << 20);
+  }
+
+  private static MemoryPlan.ExecutorShape executor(Arguments line) {
+    if (line.value("executor-memory").isEmpty()) {
+      MemoryPlan.ExecutorShape conf = ExecutorShapes.of(new SparkConf(), null);
+      return new MemoryPlan.ExecutorShape(conf.memoryBytes(), line.positiveInt("executor-cores", conf.cores()),
+          line.positiveInt("executors", conf.executors()), conf.setting(), conf.value());
+    }
+    return ExecutorShapes.of(line.value("executor-memory").get(), line.positiveInt("executor-cores", 1), line.positiveInt("executors", 1));
+  }
+
+  static void printPlan(ModelArchive archive, MemoryPlan plan, PrintStream out) {
+    MemoryPlan.Settings settings = plan.settings();
+    MemoryPlan.ExecutorShape executor = plan.executor();
+    out.println("Model archive  " + archive.location());
+    out.printf(Locale.ROOT, "Settings       %s, nsamples %d, seqlen %d, scoring tasks of %s%n", settings.method().displayName(),
+        settings.nsamples(), settings.seqlen(), TextTable.bytes(settings.scoringTaskBytes()));
+    out.printf(Locale.ROOT, "Executors      %d x %d core(s), %s usable of %s (%s %s)%n", executor.executors(), executor.cores(),
+        TextTable.bytes(executor.usableBytes()), TextTable.bytes(executor.memoryBytes()), executor.setting(), executor.value());
+    TextTable table = new TextTable("block", "stored", "as float", "calibration task", "calibration executor", "statistics shuffle",
+        "scoring tasks", "scoring task", "largest linear");
+    for (MemoryPlan.BlockPlan block : plan.blocks()) {
+      table.row(block.block(), TextTable.bytes(block.storedBytes()), TextTable.bytes(block.floatBytes()),
+          TextTable.bytes(block.calibrationTaskBytes()), TextTable.bytes(block.calibrationExecutorBytes()),
+          TextTable.bytes(block.shuffleBytes()), block.scoringTasks(), TextTable.bytes(block.scoringTaskBytes()), block.largestLinear());
+    }
+    table.print(out);
+    try {
+      plan.checkFits("Does not fit");
+      out.println("Fits           every block's calibration and scoring fit one executor (estimates; see README, The memory plan)");
+    } catch (ValidationException e) {
+      out.println(e.getMessage());
+    }
+  }
+
+  static ObjectNode planJson(MemoryPlan plan) {
+    ObjectNode root = JSON.createObjectNode();
+    MemoryPlan.Settings settings = plan.settings();
+    root.put("method", settings.method().name().toLowerCase(Locale.ROOT));
+    root.put("nsamples", settings.nsamples());
+    root.put("seqlen", settings.seqlen());
+    root.put("scoring_task_bytes", settings.scoringTaskBytes());
+    root.put("executor_memory_bytes", plan.executor().memoryBytes());
+    root.put("executor_usable_bytes", plan.executor().usableBytes());
+    root.put("executor_cores", plan.executor().cores());
+    root.put("executors", plan.executor().executors());
+    ArrayNode blocks = root.putArray("blocks");
+    for (MemoryPlan.BlockPlan block : plan.blocks()) {
+      ObjectNode node = blocks.addObject();
+      node.put("block", block.block());
+      node.put("stored_bytes", block.storedBytes());
+      node.put("float_bytes", block.floatBytes());
+      node.put("activation_bytes", block.activationBytes());
+      node.put("statistics_bytes", block.statisticsBytes());
+      node.put("calibration_task_bytes", block.calibrationTaskBytes());
+      node.put("calibration_executor_bytes", block.calibrationExecutorBytes());
+      node.put("shuffle_bytes", block.shuffleBytes());
+      node.put("scoring_tasks", block.scoringTasks());
+      node.put("scoring_task_bytes", block.scoringTaskBytes());
+      node.put("largest_linear", block.largestLinear());
+    }
+    try {
+      plan.checkFits("Does not fit");
+      root.put("fits", true);
+    } catch (ValidationException e) {
+      root.put("fits", false);
+      root.put("reason", e.getMessage());
+    }
+    return root;
   }
 
   static void printTable(ModelArchive archive, ModelLayout layout, PrintStream out) {

@@ -86,14 +86,7 @@ public final class JobInputs {
     List<PlannedLinear> plan = new ArrayList<>();
     for (Linear linear : layout.linears()) {
       ArchiveTensor tensor = archive.tensor(linear.tensorName());
-      // Reading quantized weights works (ArchiveReader); writing the pruned ones back in their
-      // format (tensor-io's SourceFormat) is not wired into the output yet: refuse before any work.
-      ValidationException.check(
-          !tensor.isQuantized(),
-          "Cannot prune %s yet: linear '%s' is stored %s and the prune output writes F32, F16 and BF16 only; "
-              + "dequantize the model to BF16 first",
-          archive.location(), tensor.name(), tensor.storageLabel());
-      plan.add(new PlannedLinear(linear, tensor, options.method(), options.target()));
+      plan.add(new PlannedLinear(linear, tensor, archive.quantization(), options.method(), options.target()));
     }
     int prunable = plan.size();
     if (options.config().isPresent()) {

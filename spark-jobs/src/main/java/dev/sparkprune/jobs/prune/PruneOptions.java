@@ -9,6 +9,7 @@ import dev.sparkprune.jobs.options.Rules;
 import dev.sparkprune.jobs.options.Sources;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.OutputRequest;
+import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.score.GradientSettings;
 import dev.sparkprune.jobs.prune.score.ScoringSettings;
@@ -474,6 +475,11 @@ public final class PruneOptions implements Serializable {
   /** The --expert-task-mb budget in bytes; 0 when derived from executor memory. */
   public long expertTaskBytes() {
     return expertTaskBytes;
+  }
+
+  /** What the memory plan ({@link MemoryPlan}) reads of these options. */
+  public MemoryPlan.Settings memorySettings() {
+    return new MemoryPlan.Settings(nsamples, seqlen, method, scoringTaskBytes);
   }
 
   /**

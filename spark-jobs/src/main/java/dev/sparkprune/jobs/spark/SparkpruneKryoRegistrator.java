@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.spark;
 
 import com.esotericsoftware.kryo.Kryo;
+import com.esotericsoftware.kryo.serializers.JavaSerializer;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -34,6 +35,9 @@ public class SparkpruneKryoRegistrator implements KryoRegistrator {
     kryo.register(double[].class);
     kryo.register(long[].class);
     kryo.register(byte[].class);
+    // Records have no field offsets for Kryo 4's FieldSerializer: Java serialization, which records support.
+    kryo.register(dev.sparkprune.tensorio.quant.QuantizationError.class, new JavaSerializer());
+    kryo.register(dev.sparkprune.tensorio.quant.Requantization.class, new JavaSerializer());
     List<KryoClasses> providers = new ArrayList<>();
     ServiceLoader.load(KryoClasses.class, SparkpruneKryoRegistrator.class.getClassLoader()).forEach(providers::add);
     providers.sort(Comparator.comparing(provider -> provider.getClass().getName()));

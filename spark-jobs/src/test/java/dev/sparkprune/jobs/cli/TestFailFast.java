@@ -143,7 +143,7 @@ class TestFailFast {
     String model = SharedData.stories260K().toString();
     String text = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
     Path stats = Files.createDirectories(dir.resolve("stats"));
-    assertRefusedBeforeSpark("Cannot use --stats " + stats + " with --method gblm alone: statistics saved by --save-stats come from a"
+    assertRefusedBeforeSpark("Cannot use --stats file:" + stats + " with --method gblm alone: statistics saved by --save-stats come from a"
         + " forward-only run and hold no gradients; add --grads URI (saved by --save-grads), or calibrate with --calib instead",
         "--model", model, "--method", "gblm", "--stats", stats.toString());
     assertRefusedBeforeSpark("Missing --calib for --method prunerzero: its gradients come from a backward pass over calibration text"
@@ -156,17 +156,17 @@ class TestFailFast {
     Architectures.layout(ModelArchive.open(new HadoopFileIO(new Configuration()), model)).linears()
         .forEach(linear -> tensors.add(linear.tensorName()));
     Path empty = Files.createDirectories(dir.resolve("empty"));
-    assertRefusedBeforeSpark("Invalid --grads " + empty + ": no grads.json (was it written with --save-grads?)",
+    assertRefusedBeforeSpark("Invalid --grads file:" + empty + ": no grads.json (was it written with --save-grads?)",
         "--model", model, "--method", "gblm", "--calib", text, "--grads", empty.toString());
     Path other = gradientSet("other-model", "0".repeat(64), 100, tensors);
-    assertRefusedBeforeSpark("Cannot use --grads " + other + ": the gradients were computed for a different model (fingerprint "
+    assertRefusedBeforeSpark("Cannot use --grads file:" + other + ": the gradients were computed for a different model (fingerprint "
         + "0".repeat(64) + ", this model " + fingerprint + ")", "--model", model, "--method", "prunerzero", "--grads", other.toString());
     Path scaled = gradientSet("other-scale", fingerprint, 1, tensors);
-    assertRefusedBeforeSpark("Cannot use --grads " + scaled + ": the gradients are of loss 'causal-lm-mean-cross-entropy' with scale 1.0,"
+    assertRefusedBeforeSpark("Cannot use --grads file:" + scaled + ": the gradients are of loss 'causal-lm-mean-cross-entropy' with scale 1.0,"
         + " not causal-lm-mean-cross-entropy with scale 100.0; compute them again with --save-grads",
         "--model", model, "--method", "prunerzero", "--grads", scaled.toString());
     Path partial = gradientSet("partial", fingerprint, 100, tensors.subList(1, tensors.size()));
-    assertRefusedBeforeSpark("Cannot use --grads " + partial + ": it holds no gradients of " + tensors.get(0),
+    assertRefusedBeforeSpark("Cannot use --grads file:" + partial + ": it holds no gradients of " + tensors.get(0),
         "--model", model, "--method", "prunerzero", "--grads", partial.toString());
   }
 
@@ -313,15 +313,18 @@ class TestFailFast {
         "--model", "hdfs://nohost.invalid:8020/models/llama", "--method", "magnitude");
     assertRefusedBeforeSpark("Cannot open s3a:// paths: the s3a file system (hadoop-aws) is not on the class path; run bin/sparkprune with "
             + "SPARKPRUNE_CLASSPATH=", "--model", "s3a://bucket/models/llama", "--method", "magnitude");
+  }
+
+  /**
+   * An executor too small for anything: the calibration memory check (before sampling) speaks
+   * first; the expert plan's own "one routed expert needs" refusal is tested at its byte boundary
+   * in TestExpertPlan, and a budget over a task's share of the heap below.
+   */
   @Test
   void anExpertTaskThatCannotFitTheHeapIsRefusedBeforeSparkStarts() {
     String model = dev.sparkprune.tensorio.ModelFixtures.path("qwen3_moe").toString();
     String text = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
-    // qwen3_moe: hidden 64, moe_intermediate 32: an expert is 3 x 64 x 32 floats (24,576 bytes)
-    // plus Wanda's 16 bytes per input channel of its two inputs (16 x (64 + 32) = 1,536): 26,112 bytes.
-    // local-cluster[1, 64, 1]: one 1 MB executor running 64 tasks of 16,384 bytes.
-    assertRefusedBeforeSpark("Cannot calibrate model.layers.0: one routed expert with its statistics needs 26,112 bytes but a task has 16,384 bytes of heap "
-            + "(1 MB per executor / 64 tasks); raise the executor memory (spark.executor.memory, SPARKPRUNE_HEAP) or run fewer tasks per executor",
+    assertRefusedBeforeSpark("Cannot calibrate 2 samples x 64 tokens (--nsamples, --seqlen): a task holds about ",
         "--model", model, "--method", "wanda", "--calib", text, "--seqlen", "64", "--nsamples", "2", "--master", "local-cluster[1,64,1]");
     // A budget over a task's share of this JVM's heap (local[2]: half of it).
     long task = Runtime.getRuntime().maxMemory() / 2;

@@ -111,11 +111,47 @@ class TestMain {
     assertThat(run("inspect", fp8.toString()).out())
         .contains("Dtypes         F32 12 tensors, ")
         .contains("F8_E4M3 (128x128 block scales) 84 tensors, ");
-    // Pruning reads FP8 but cannot write it back yet: refused before Spark starts, nothing written.
-    Path out = dir.resolve("pruned");
-    assertOneLineError(run("prune", "--model", fp8.toString(), "--out", out.toString(), "--method", "magnitude"),
-        "Cannot prune " + fp8 + " yet: linear 'model.layers.0.self_attn.q_proj.weight' is stored F8_E4M3 (128x128 block scales)");
+  }
+
+  @Test
+  void aRunWhosePlanCannotFitIsRefusedBeforeSparkStarts() throws IOException {
+    // 320 MiB executors leave 20 MiB; SparseGPT over 128 x 2048 calibration tokens needs more from block 0 on.
+    Path model = SharedData.path("fixtures/models/deepseek_v3_fp8");
+    Path out = dir.resolve("refused");
+    Result result = run("prune", "--model", model.toString(), "--out", out.toString(), "--method", "sparsegpt", "--calib",
+        SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--master", "local-cluster[1,1,320]");
+    assertOneLineError(result, "Cannot prune " + model + ": block 0 needs about ");
+    assertThat(result.err()).contains(" per executor in calibration (2 blocks of ")
+        .contains("more than the 0.0195 GiB an executor of the local-cluster worker memory 320m leaves; raise the local-cluster worker memory, ");
     assertThat(out).doesNotExist();
+  }
+
+  @Test
+  void inspectPlanPrintsBytesPerBlockTaskAndExecutor() throws IOException {
+    Path model = SharedData.path("fixtures/models/gpt_oss_mxfp4");
+    Result json = run("inspect", "--plan", "--json", "--method", "wanda", "--nsamples", "16", "--seqlen", "64", "--executor-memory", "16g",
+        "--executor-cores", "4", "--executors", "3", model.toString());
+    assertThat(json.code()).as(json.err()).isZero();
+    JsonNode plan = new ObjectMapper().readTree(json.out());
+    assertThat(plan.get("executor_usable_bytes").asLong()).isEqualTo((16L << 30) - (300L << 20));
+    assertThat(plan.get("executor_cores").asInt()).isEqualTo(4);
+    assertThat(plan.get("fits").asBoolean()).isTrue();
+    JsonNode config = new ObjectMapper().readTree(model.resolve("config.json").toFile());
+    assertThat(plan.get("blocks")).hasSize(config.get("num_hidden_layers").asInt());
+    // Wanda: one Sum x^2 vector in double per input group (attention input, attention output, the experts' hidden and intermediate).
+    long hidden = config.get("hidden_size").asLong();
+    long attention = config.get("num_attention_heads").asLong() * config.get("head_dim").asLong();
+    long experts = config.get("num_local_experts").asLong();
+    long intermediate = config.get("intermediate_size").asLong();
+    assertThat(plan.get("blocks").get(0).get("statistics_bytes").asLong()).isEqualTo(8 * (hidden + attention));
+    assertThat(experts * intermediate).isPositive(); // the fused experts are not prunable linears: no statistics of theirs
+    assertThat(plan.get("blocks").get(0).get("shuffle_bytes").asLong()).isEqualTo(12 * 8 * (hidden + attention));
+    Result table = run("inspect", "--plan", "--executor-memory", "16g", model.toString());
+    assertThat(table.code()).isZero();
+    assertThat(table.out()).contains("Settings       sparsegpt, nsamples 128, seqlen 2048, scoring tasks of 64.0 MiB")
+        .contains("Executors      1 x 1 core(s), 15.7 GiB usable of 16.0 GiB (--executor-memory 16g)")
+        .containsPattern("block +stored +as float +calibration task")
+        .contains("Fits           every block's calibration and scoring fit one executor");
   }
 
   @Test

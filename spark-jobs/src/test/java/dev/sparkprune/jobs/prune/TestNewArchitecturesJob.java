@@ -6,7 +6,9 @@ import dev.sparkprune.jobs.SparkTestBase;
 import dev.sparkprune.jobs.cli.Main;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.SafetensorsReader;
+import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.SharedData;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Linear;
@@ -108,18 +110,7 @@ class TestNewArchitecturesJob extends SparkTestBase {
   @ParameterizedTest(name = "{0} {1} {2}")
   @MethodSource("cases")
   void pruneMeetsTheTargetAndEvalRunsOnTheOutput(String name, PruningMethod method, String target) throws IOException {
-    Path out = dir.resolve(name + "-" + method + "-" + target.replace(":", "of"));
-    PruneOptions options = PruneOptions.builder()
-        .model(fixture(name).toString())
-        .out(out.toString())
-        .method(method)
-        .target(SparsityTarget.parse(target))
-        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
-        .nsamples(4)
-        .seqlen(32)
-        .seed(3)
-        .build();
-    new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    Path out = prune(name, method, target);
 
     ModelLayout layout = Architectures.layout(ModelArchive.open(IO, fixture(name).toString()));
     Map<String, Mask> masks = TestPruneJobMasks.read(spark, out);
@@ -146,6 +137,159 @@ class TestNewArchitecturesJob extends SparkTestBase {
     String eval = cli("eval", "--model", out.resolve("model").toString(), "--text",
         SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--seqlen", "32", "--max-windows", "4");
     assertThat(eval).contains("evaluated   128 tokens in 4 windows of 32").containsPattern("perplexity  [0-9.]+ \\(mean NLL [0-9.]+\\)");
+  }
+
+  /**
+   * The release formats: Wanda 2:4 on the FP8 DeepSeek-V3 fixture (every linear F8_E4M3 with
+   * 128x128 F32 scales) and on the MXFP4 gpt-oss fixture (BF16 attention pruned, MXFP4 experts
+   * not prunable linears). The output holds the source's tensors, dtypes, shapes and order; each
+   * FP8 weight keeps its scales byte for byte and its codes where kept (Wanda moves no weight, so
+   * the release rule re-quantizes a kept value to its own code: checked by decoding the E4M3 bit
+   * fields here), the zero code where pruned; everything else is the source's bytes; eval runs.
+   */
+  @ParameterizedTest(name = "{0} {1}")
+  @org.junit.jupiter.params.provider.CsvSource({"deepseek_v3_fp8, WANDA", "deepseek_v3_fp8, SPARSEGPT", "gpt_oss_mxfp4, WANDA"})
+  void prunesQuantizedArchivesInTheirOwnFormat(String name, PruningMethod method) throws IOException {
+    Path out = prune(name, method, "2:4");
+    com.fasterxml.jackson.databind.JsonNode report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("report.json").toFile());
+    Map<String, Long> requantized = new java.util.HashMap<>();
+    report.get("layers").forEach(layer -> requantized.put(layer.get("tensor").asText(),
+        layer.path("requantization").path("blocks_requantized").asLong(0)));
+
+    ModelLayout layout = Architectures.layout(ModelArchive.open(IO, fixture(name).toString()));
+    Map<String, Mask> masks = TestPruneJobMasks.read(spark, out);
+    assertThat(masks.keySet()).containsExactlyInAnyOrderElementsOf(layout.linears().stream().map(Linear::tensorName).toList());
+    assertThat(java.nio.file.Files.readString(out.resolve("model/config.json")))
+        .isEqualTo(java.nio.file.Files.readString(fixture(name).resolve("config.json")));
+    int quantized = 0;
+    try (SafetensorsReader dense = SafetensorsReader.open(IO.newInputFile(fixture(name).resolve("model.safetensors").toString()));
+        SafetensorsReader pruned = SafetensorsReader.open(IO.newInputFile(out.resolve("model/model.safetensors").toString()))) {
+      assertThat(pruned.tensors()).hasSameSizeAs(dense.tensors());
+      for (int t = 0; t < dense.tensors().size(); t++) {
+        TensorInfo before = dense.tensors().get(t);
+        TensorInfo after = pruned.tensors().get(t);
+        assertThat(after.name()).isEqualTo(before.name());
+        assertThat(after.dtype()).as(before.name()).isEqualTo(before.dtype());
+        assertThat(after.shape()).as(before.name()).isEqualTo(before.shape());
+        Mask mask = masks.get(before.name());
+        byte[] source = raw(dense, before);
+        byte[] written = raw(pruned, after);
+        if (mask == null) {
+          // Scales (SparseGPT's: checked with their weights), MXFP4 experts, norms, routers: the source's bytes.
+          if (method != PruningMethod.SPARSEGPT || !before.name().endsWith("_scale_inv")) {
+            assertThat(written).as(before.name()).isEqualTo(source);
+          }
+        } else if (before.dtype() == DType.F8_E4M3) {
+          quantized++;
+          assertMeetsTarget(layout.linears().stream().filter(l -> l.tensorName().equals(before.name())).findFirst().orElseThrow(),
+              mask, method, "2:4");
+          float[] scales = dense.readFloats(before.name() + "_scale_inv");
+          int cols = (int) before.dim(1);
+          int scaleCols = (cols + 127) / 128;
+          if (method == PruningMethod.SPARSEGPT) {
+            assertRequantizedByTheReleaseRule(before, source, written, scales, pruned.readFloats(before.name() + "_scale_inv"), mask,
+                requantized.get(before.name()));
+            continue;
+          }
+          for (int i = 0; i < written.length; i++) {
+            int row = i / cols;
+            int col = i % cols;
+            float scale = scales[(row / 128) * scaleCols + col / 128];
+            if (mask.isKept(row, col)) {
+              assertThat(written[i]).as("%s kept code %d", before.name(), i).isEqualTo(source[i]);
+              float value = e4m3(source[i]) * scale;
+              assertThat(e4m3(written[i]) * scale).as("%s kept value %d", before.name(), i).isEqualTo(value);
+            } else {
+              assertThat(e4m3(written[i]) * scale).as("%s pruned value %d", before.name(), i).isZero();
+            }
+          }
+        } else {
+          float[] values = dense.readFloats(before.name());
+          float[] result = pruned.readFloats(before.name());
+          for (int i = 0; i < result.length; i++) {
+            float expected = mask.isKept(i / mask.cols(), i % mask.cols()) ? values[i] : 0f;
+            assertThat(result[i]).as("%s weight %d", before.name(), i).isEqualTo(expected);
+          }
+        }
+      }
+    }
+    assertThat(quantized).isEqualTo(name.endsWith("fp8") ? layout.linears().size() : 0);
+    // SparseGPT moves kept weights, so some blocks are quantized anew (the path under test), and the report says so.
+    assertThat(requantized.values().stream().mapToLong(Long::longValue).sum() > 0).isEqualTo(method == PruningMethod.SPARSEGPT);
+    String eval = cli("eval", "--model", out.resolve("model").toString(), "--text",
+        SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--seqlen", "32", "--max-windows", "4");
+    assertThat(eval).contains("evaluated   128 tokens in 4 windows of 32").containsPattern("perplexity  [0-9.]+ \\(mean NLL [0-9.]+\\)");
+  }
+
+  /** Prunes fixture {@code name} on 4 x 32 calibration tokens into a folder of its own; returns it. */
+  private static Path prune(String name, PruningMethod method, String target) throws IOException {
+    Path out = dir.resolve(name + "-" + method + "-" + target.replace(":", "of"));
+    PruneOptions options = PruneOptions.builder()
+        .model(fixture(name).toString())
+        .out(out.toString())
+        .method(method)
+        .target(SparsityTarget.parse(target))
+        .calibration(SharedData.path("data/tinystories/tinystories_val_sample.txt").toString())
+        .nsamples(4)
+        .seqlen(32)
+        .seed(3)
+        .build();
+    new PruneJob(spark, options, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)).run();
+    return out;
+  }
+
+  /**
+   * SparseGPT on FP8: pruned codes decode to 0; each 128x128 block either keeps the source's
+   * scale and kept codes (the method moved none of its weights) or is quantized anew by the
+   * release rule, scale = amax / 448, so its largest code is exactly +-448 (0x7E / 0xFE); the
+   * report counts exactly the blocks that changed.
+   */
+  private static void assertRequantizedByTheReleaseRule(
+      TensorInfo tensor, byte[] source, byte[] written, float[] sourceScales, float[] writtenScales, Mask mask, long reported) {
+    int rows = (int) tensor.dim(0);
+    int cols = (int) tensor.dim(1);
+    int scaleCols = (cols + 127) / 128;
+    long changed = 0;
+    for (int br = 0; br < rows; br += 128) {
+      for (int bc = 0; bc < cols; bc += 128) {
+        int block = (br / 128) * scaleCols + bc / 128;
+        boolean same = Float.floatToRawIntBits(sourceScales[block]) == Float.floatToRawIntBits(writtenScales[block]);
+        float amax = 0;
+        for (int r = br; r < Math.min(rows, br + 128); r++) {
+          for (int c = bc; c < Math.min(cols, bc + 128); c++) {
+            int i = r * cols + c;
+            float code = e4m3(written[i]);
+            if (!mask.isKept(r, c)) {
+              assertThat(code * writtenScales[block]).as("%s pruned value %d", tensor.name(), i).isZero();
+            } else {
+              same &= written[i] == source[i];
+            }
+            amax = Math.max(amax, Math.abs(code));
+          }
+        }
+        if (!same) {
+          changed++;
+          assertThat(amax).as("%s block %d re-quantized: largest code", tensor.name(), block).isEqualTo(448f);
+        }
+      }
+    }
+    assertThat(changed).as("%s blocks re-quantized (report.json)", tensor.name()).isEqualTo(reported);
+  }
+
+  private static byte[] raw(SafetensorsReader reader, TensorInfo tensor) throws IOException {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    reader.copyRaw(tensor, bytes);
+    return bytes.toByteArray();
+  }
+
+  /** OCP E4M3FN from its bit fields (sign, 4 exponent bits biased by 7, 3 mantissa bits; no infinities). */
+  private static float e4m3(byte code) {
+    int bits = code & 0xFF;
+    int exponent = (bits >> 3) & 0xF;
+    int mantissa = bits & 0x7;
+    assertThat(bits & 0x7F).as("NaN code").isNotEqualTo(0x7F);
+    double magnitude = exponent == 0 ? mantissa / 8.0 * Math.pow(2, -6) : (1 + mantissa / 8.0) * Math.pow(2, exponent - 7);
+    return (float) ((bits & 0x80) != 0 ? -magnitude : magnitude);
   }
 
   private static void assertMeetsTarget(Linear linear, Mask mask, PruningMethod method, String target) {

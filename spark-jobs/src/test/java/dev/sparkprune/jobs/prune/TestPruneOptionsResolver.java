@@ -110,6 +110,7 @@ class TestPruneOptionsResolver {
     cases.put(PruneKeys.MOE_CALIBRATION, Map.entry(new String[] {"all"}, PruneOptions::moeCalibration));
     cases.put(PruneKeys.MIN_EXPERT_TOKENS, Map.entry(new String[] {"0"}, PruneOptions::minExpertTokens));
     cases.put(PruneKeys.SCORING_TASK_MB, Map.entry(new String[] {"2"}, PruneOptions::scoringTaskBytes));
+    cases.put(PruneKeys.EXPERT_TASK_MB, Map.entry(new String[] {"64"}, PruneOptions::expertTaskBytes));
     cases.put(PruneKeys.GPUS_PER_TASK, Map.entry(new String[] {"0.25"}, PruneOptions::gpusPerTask));
     cases.put(PruneKeys.GPUS_PER_EXECUTOR, Map.entry(new String[] {"2"}, PruneOptions::gpusPerExecutor));
     cases.put(PruneKeys.GPU_DISCOVERY_SCRIPT, Map.entry(new String[] {"/g.sh"}, options -> options.gpuDiscoveryScript().orElseThrow()));
@@ -128,6 +129,7 @@ class TestPruneOptionsResolver {
         Map.entry("admm-rho", 2.0), Map.entry("admm-gradual-steps", 5), Map.entry("refine", true), Map.entry("dsnot-cycles", 9),
         Map.entry("dsnot-threshold", 0.3), Map.entry("dsnot-var-power", 2.0), Map.entry("dsnot-skip", ""),
         Map.entry("moe-calibration", InputHook.ExpertInputs.ALL), Map.entry("min-expert-tokens", 0), Map.entry("scoring-task-mb", 2L << 20),
+        Map.entry("expert-task-mb", 64L << 20),
         Map.entry("gpus-per-task", 0.25), Map.entry("gpus-per-executor", 2), Map.entry("gpu-discovery-script", "/g.sh"),
         Map.entry("gpu-vendor", "nvidia.com"), Map.entry("overwrite", true));
     for (Map.Entry<OptionKey, Map.Entry<String[], Function<PruneOptions, Object>>> entry : cases.entrySet()) {

@@ -70,7 +70,7 @@ class TestSerialization {
   void jobDataRoundTrips() throws IOException {
     ModelArchive archive = ModelArchive.open(new LocalFileIO(), SharedData.stories260K().toString());
     Linear linear = Architectures.layout(archive).linears().get(4);
-    PlannedLinear planned = new PlannedLinear(linear, archive.tensor(linear.tensorName()), PruningMethod.SPARSEGPT, SparsityTarget.nOfM(2, 4));
+    PlannedLinear planned = new PlannedLinear(linear, archive.tensor(linear.tensorName()), archive.quantization(), PruningMethod.SPARSEGPT, SparsityTarget.nOfM(2, 4));
     CalibrationStatistics statistics = CalibrationStatistics.create(3, CalibrationStatistics.HessianStorage.DOUBLE);
     statistics.add(new float[] {1, 2, 3, 4, 5, 6}, 0, 2, 1, dev.sparkprune.scoring.linalg.NetlibLinearAlgebra.defaultInstance());
     Mask mask = Mask.builder(2, 9).prune(1, 8).build();
@@ -108,6 +108,12 @@ class TestSerialization {
       assertThat(result.placement.fallbackReason).isEqualTo("no GPU backend");
       assertThat(result.kept).isEqualTo(17);
       assertThat(roundTrip(serializer, result.summary()).mask).isNull();
+      // A quantized tensor's result carries its re-quantization (records, Java-serialized inside Kryo).
+      dev.sparkprune.tensorio.quant.Requantization requantization = new dev.sparkprune.tensorio.quant.Requantization(
+          new dev.sparkprune.tensorio.quant.QuantizationError(4, 0.5, 2.0, 0.25), 1, 6);
+      LinearResult quantized = roundTrip(serializer, result.withStorage("F8_E4M3 (128x128 block scales)", requantization).summary());
+      assertThat(quantized.storage).isEqualTo("F8_E4M3 (128x128 block scales)");
+      assertThat(quantized.requantization).isEqualTo(requantization);
 
       org.apache.hadoop.conf.Configuration hadoop = new org.apache.hadoop.conf.Configuration(false);
       hadoop.set("fs.s3a.endpoint", "http://127.0.0.1:9000");

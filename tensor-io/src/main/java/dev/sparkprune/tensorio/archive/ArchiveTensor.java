@@ -1,8 +1,11 @@
 package dev.sparkprune.tensorio.archive;
 
 import dev.sparkprune.tensorio.DType;
+import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.TensorInfo;
+import dev.sparkprune.tensorio.ValidationException;
 import java.io.Serializable;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
@@ -57,6 +60,28 @@ public final class ArchiveTensor implements Serializable {
 
   public String name() {
     return name;
+  }
+
+  /**
+   * The same logical tensor as stored in another file (a staged copy written with
+   * {@link SourceFormat#specs}): each component found there by name, with the same dtype and
+   * shape. {@code header} is that file's opened header, {@code shard} its name for readers.
+   */
+  public ArchiveTensor storedIn(String shard, SafetensorsReader header) {
+    StoredTensor[] moved = new StoredTensor[components.length];
+    for (int i = 0; i < components.length; i++) {
+      StoredTensor component = components[i];
+      long[] expected = component.shape();
+      ValidationException.check(
+          header.contains(component.name()), "Cannot read %s from %s: it lacks component '%s'", name, header.location(), component.name());
+      TensorInfo info = header.tensor(component.name());
+      ValidationException.check(
+          info.dtype() == component.dtype() && Arrays.equals(info.shape(), expected),
+          "Cannot read %s from %s: component '%s' is %s %s there, expected %s %s", name, header.location(), component.name(),
+          info.dtype(), Arrays.toString(info.shape()), component.dtype(), Arrays.toString(expected));
+      moved[i] = new StoredTensor(info, shard, header.dataStart());
+    }
+    return new ArchiveTensor(name, shape, storage, moved);
   }
 
   /** The logical shape: what reading it as float returns. */

@@ -14,6 +14,7 @@ import dev.sparkprune.scoring.allocation.GlobalThreshold;
 import dev.sparkprune.scoring.allocation.Lamp;
 import dev.sparkprune.scoring.allocation.ScoreHistogram;
 import dev.sparkprune.scoring.allocation.ThresholdMask;
+import dev.sparkprune.tensorio.quant.Requantization;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -212,11 +213,12 @@ public final class GlobalAllocation implements Allocation {
     public LinearResult call(Tuple2<String, LayerScores> layer) throws IOException {
       long start = System.nanoTime();
       PlannedLinear planned = plan.value().get(layer._1());
-      Weights weights = Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), read(context, planned));
+      float[] values = read(context, planned);
+      Weights weights = Weights.of((int) planned.linear.outFeatures(), (int) planned.linear.inFeatures(), values);
       PruneResult result = ThresholdMask.prune(weights, layer._2().scores, thresholdKey, caps.value().get(layer._1()));
-      StagedTensors.write(context.io(), context.staging(), planned.linear, planned.dtype, result.weights());
+      Requantization written = StagedTensors.stage(context, planned, values, result);
       return new LinearResult(planned.block(), planned.linear.name(), planned.tensorName(), result.mask(), Double.NaN, Double.NaN,
-          (System.nanoTime() - start) / 1e9, Placement.of(context.backend()));
+          (System.nanoTime() - start) / 1e9, Placement.of(context.backend())).withStorage(planned.tensor().storageLabel(), written);
     }
   }
 }

@@ -5,7 +5,6 @@ import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.tensorio.io.InputFiles;
-import java.util.LinkedHashSet;
 import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.SafetensorsWriter;
 import dev.sparkprune.tensorio.TensorInfo;
@@ -17,7 +16,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
+import java.util.Optional;
 import org.apache.spark.api.java.function.Function;
 
 /**
@@ -30,12 +29,15 @@ public final class ArchiveWriter {
 
   /** Writes {@code archive} with the plan's linears pruned into {@code model/} of the run's staging folder. */
   public static void write(JobStages stages, ModelArchive archive, List<PlannedLinear> plan, ProgressLog log) throws IOException {
+    write(stages, archive, StagedUnits.of(plan), log);
+  }
+
+  /** Writes {@code archive} with the staged units ({@link StagedUnits}) in place of the source's bytes. */
+  public static void write(JobStages stages, ModelArchive archive, StagedUnits pruned, ProgressLog log) throws IOException {
     JobContext context = stages.context();
     HadoopFileIO io = context.io();
     String staging = context.staging();
     String modelDirectory = io.resolve(staging, "model");
-    Set<String> pruned = new LinkedHashSet<>();
-    plan.forEach(planned -> pruned.add(planned.tensorName()));
     List<String> shards = new ArrayList<>();
     archive.shards().forEach(shard -> shards.add(shard.fileName()));
     stages.describe("write");
@@ -50,7 +52,7 @@ public final class ArchiveWriter {
     if (archive.isSharded()) {
       copySmallFile(io, archive.io().resolve(archive.location(), ModelArchive.INDEX), io.resolve(modelDirectory, ModelArchive.INDEX));
     }
-    log.line("model: %d shard(s) written, %d tensors pruned, others copied byte for byte", shards.size(), pruned.size());
+    log.line("model: %d shard(s) written, %d tensors pruned, others copied byte for byte", shards.size(), pruned.tensorCount());
   }
 
   private static void copySmallFile(HadoopFileIO io, String from, String to) throws IOException {
@@ -62,17 +64,18 @@ public final class ArchiveWriter {
 
   /**
    * Rewrites one shard into the staged model: same tensors, order, dtypes and metadata; pruned
-   * tensors from their staged files, every other tensor copied byte for byte.
+   * components (a quantized weight's codes and scales alike, in whichever shard each sits) from
+   * their staged files, every other tensor copied byte for byte.
    */
   static final class WriteShard implements Function<String, Integer> {
     private static final long serialVersionUID = 1L;
-    private final dev.sparkprune.jobs.spark.JobContext context;
-    private final Set<String> prunedTensors;
+    private final JobContext context;
+    private final StagedUnits pruned;
     private final String modelDirectory;
 
-    WriteShard(dev.sparkprune.jobs.spark.JobContext context, Set<String> prunedTensors, String modelDirectory) {
+    WriteShard(JobContext context, StagedUnits pruned, String modelDirectory) {
       this.context = context;
-      this.prunedTensors = prunedTensors;
+      this.pruned = pruned;
       this.modelDirectory = modelDirectory;
     }
 
@@ -98,8 +101,9 @@ public final class ArchiveWriter {
               context.probe("write");
             }
             first = false;
-            if (prunedTensors.contains(tensor.name())) {
-              StagedTensors.copyRaw(io, context.staging(), tensor.name(), sink);
+            Optional<String> staged = pruned.tensorOf(tensor.name());
+            if (staged.isPresent()) {
+              StagedTensors.copyComponent(io, context.staging(), staged.get(), tensor.name(), sink);
             } else {
               reader.copyRaw(tensor, sink);
             }

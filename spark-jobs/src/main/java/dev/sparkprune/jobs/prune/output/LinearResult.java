@@ -2,11 +2,15 @@ package dev.sparkprune.jobs.prune.output;
 
 import dev.sparkprune.jobs.prune.plan.Placement;
 import dev.sparkprune.tensorio.mask.Mask;
+import dev.sparkprune.tensorio.quant.QuantizationError;
+import dev.sparkprune.tensorio.quant.Requantization;
 import java.io.Serializable;
 
 /** What scoring one linear produced: its mask (for the Parquet output) and report figures. */
 public final class LinearResult implements Serializable {
   private static final long serialVersionUID = 1L;
+
+  private static final Requantization NOT_QUANTIZED = new Requantization(QuantizationError.NONE, 0, 0);
 
   public final int block;
   public final String linear;
@@ -26,16 +30,21 @@ public final class LinearResult implements Serializable {
   public final long calibrationTokens;
   /** Why a routed expert was pruned with magnitude instead of its method; "" when it was not. */
   public final String fallback;
+  /** How the tensor is stored (its dtype, or the quantized format, {@code ArchiveTensor.storageLabel()}). */
+  public final String storage;
+  /** What writing it in a quantized format cost; no blocks for a plain tensor. */
+  public final Requantization requantization;
 
   public LinearResult(
       int block, String linear, String tensor, Mask mask, double reconstructionLoss, double damping, double seconds, Placement placement) {
     this(block, linear, tensor, mask.rows(), mask.cols(), mask.keptCount(), reconstructionLoss, damping, seconds, placement, mask,
-        "", -1, "");
+        "", -1, "", "", NOT_QUANTIZED);
   }
 
   private LinearResult(
       int block, String linear, String tensor, int rows, int cols, long kept, double reconstructionLoss, double damping,
-      double seconds, Placement placement, Mask mask, String expert, long calibrationTokens, String fallback) {
+      double seconds, Placement placement, Mask mask, String expert, long calibrationTokens, String fallback, String storage,
+      Requantization requantization) {
     this.block = block;
     this.linear = linear;
     this.tensor = tensor;
@@ -50,18 +59,34 @@ public final class LinearResult implements Serializable {
     this.expert = java.util.Objects.requireNonNull(expert, "expert is null");
     this.calibrationTokens = calibrationTokens;
     this.fallback = java.util.Objects.requireNonNull(fallback, "fallback is null");
+    this.storage = java.util.Objects.requireNonNull(storage, "storage is null");
+    this.requantization = java.util.Objects.requireNonNull(requantization, "requantization is null");
   }
 
   /** The same result with its expert, calibration token count and fallback reason. */
   public LinearResult withExpert(String expertLabel, long tokens, String fallbackReason) {
     return new LinearResult(
-        block, linear, tensor, rows, cols, kept, reconstructionLoss, damping, seconds, placement, mask, expertLabel, tokens, fallbackReason);
+        block, linear, tensor, rows, cols, kept, reconstructionLoss, damping, seconds, placement, mask, expertLabel, tokens, fallbackReason,
+        storage, requantization);
+  }
+
+  /** The same result with how its tensor is stored and what writing it in that format cost. */
+  public LinearResult withStorage(String storageLabel, Requantization written) {
+    return new LinearResult(
+        block, linear, tensor, rows, cols, kept, reconstructionLoss, damping, seconds, placement, mask, expert, calibrationTokens, fallback,
+        storageLabel, written);
+  }
+
+  /** Whether the tensor was written in a quantized format (FP8 blocks, MXFP4). */
+  public boolean quantized() {
+    return requantization.blocks() > 0;
   }
 
   /** The same figures without the mask bits, for the driver. */
   public LinearResult summary() {
     return new LinearResult(
-        block, linear, tensor, rows, cols, kept, reconstructionLoss, damping, seconds, placement, null, expert, calibrationTokens, fallback);
+        block, linear, tensor, rows, cols, kept, reconstructionLoss, damping, seconds, placement, null, expert, calibrationTokens, fallback,
+        storage, requantization);
   }
 
   public double sparsity() {

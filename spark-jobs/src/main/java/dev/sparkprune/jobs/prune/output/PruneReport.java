@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.io.FileIO;
+import dev.sparkprune.tensorio.quant.QuantizationError;
+import dev.sparkprune.tensorio.quant.Requantization;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
@@ -87,6 +89,13 @@ public final class PruneReport {
     byBackend.forEach((backend, count) -> out.printf(Locale.ROOT, "scored on %s: %d linears%n", backend, count));
     fallbacks.forEach((reason, count) ->
         out.printf(Locale.ROOT, "warning: %d linears were given a GPU but scored on the CPU: %s%n", count, reason));
+    ObjectNode requantized = (ObjectNode) totals.get("requantization");
+    if (requantized != null) {
+      out.printf(Locale.ROOT, "written in the source format: %d quantized tensors, %,d of %,d blocks re-quantized, "
+              + "relative Frobenius error %.3g (see report.json per tensor)%n",
+          requantized.get("tensors").asInt(), requantized.get("blocks_requantized").asLong(), requantized.get("blocks").asLong(),
+          requantized.get("relative_frobenius_error").asDouble());
+    }
   }
 
   /**
@@ -115,6 +124,19 @@ public final class PruneReport {
         entry.put("fallback", layer.fallback);
       }
     }
+  }
+
+  /**
+   * What writing pruned weights in their quantized source format cost: blocks (FP8 128x128, MXFP4
+   * groups of 32) quantized anew of all, and the written values' error against the method's
+   * floats (zero where the method only pruned: codes zeroed in place).
+   */
+  private static ObjectNode requantization(ObjectNode node, Requantization requantization) {
+    node.put("blocks", requantization.blocks());
+    node.put("blocks_requantized", requantization.requantizedBlocks());
+    node.put("relative_frobenius_error", requantization.error().relativeFrobenius());
+    node.put("max_abs_error", requantization.error().maxAbsError());
+    return node;
   }
 
   public static final class Builder {
@@ -218,6 +240,8 @@ public final class PruneReport {
       ArrayNode array = json.putArray("layers");
       long prunable = 0;
       long pruned = 0;
+      Requantization written = new Requantization(QuantizationError.NONE, 0, 0);
+      int quantizedTensors = 0;
       for (LinearResult layer : layers) {
         ObjectNode node = array.addObject();
         node.put("block", layer.block);
@@ -240,6 +264,14 @@ public final class PruneReport {
         if (!layer.fallback.isEmpty()) {
           node.put("fallback", layer.fallback);
         }
+        if (!layer.storage.isEmpty()) {
+          node.put("storage", layer.storage);
+        }
+        if (layer.quantized()) {
+          requantization(node.putObject("requantization"), layer.requantization);
+          written = written.plus(layer.requantization);
+          quantizedTensors++;
+        }
         node.put("seconds", layer.seconds);
         node.put("executor", layer.placement.executor);
         node.put("backend", layer.placement.backend);
@@ -258,6 +290,9 @@ public final class PruneReport {
       totals.put("prunable", prunable);
       totals.put("pruned", pruned);
       totals.put("sparsity", prunable == 0 ? 0 : (double) pruned / prunable);
+      if (quantizedTensors > 0) {
+        requantization(totals.putObject("requantization"), written).put("tensors", quantizedTensors);
+      }
       return new PruneReport(json, layers);
     }
   }

@@ -1,14 +1,23 @@
 package dev.sparkprune.jobs.prune.output;
 
+import dev.sparkprune.jobs.prune.plan.PlannedLinear;
+import dev.sparkprune.jobs.spark.JobContext;
+import dev.sparkprune.scoring.PruneResult;
 import dev.sparkprune.scoring.model.ArchiveWeights;
-import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.SafetensorsWriter;
 import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.TensorSpec;
 import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.archive.ArchiveReader;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
+import dev.sparkprune.tensorio.archive.SourceFormat;
 import dev.sparkprune.tensorio.io.FileIO;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
+import dev.sparkprune.tensorio.mask.Mask;
+import dev.sparkprune.tensorio.quant.Quantization;
+import dev.sparkprune.tensorio.quant.QuantizationError;
+import dev.sparkprune.tensorio.quant.Requantization;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -16,50 +25,119 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Pruned weights staged by the scoring tasks, one small safetensors file per linear in the
- * archive's own dtype and stored orientation, so the next block's forward pass and the final
- * archive see exactly the weights the output will hold.
+ * Pruned weights staged by the scoring tasks, one small safetensors file per pruned unit in the
+ * archive's own stored format, so the next block's forward pass and the final archive see
+ * exactly the weights the output will hold:
+ * <ul>
+ *   <li>a plain linear: its tensor in the archive's dtype and stored orientation;
+ *   <li>a quantized linear (FP8 128x128 blocks): its codes and scales as {@link SourceFormat}
+ *       writes them: masked in place when the method only pruned (every kept weight the source's),
+ *       else the moved blocks re-quantized by the release's rule.
+ * </ul>
+ * gpt-oss's fused expert tensors (BF16 or MXFP4) are not prunable linears of the layout, so they
+ * are never staged: the archive writer copies them.
  */
 public final class StagedTensors {
   public static final String DIRECTORY = "_pruned";
+  private static final Requantization PLAIN = new Requantization(QuantizationError.NONE, 0, 0);
 
   private StagedTensors() {}
 
-  static String location(FileIO io, String staging, String tensor) {
-    return io.resolve(io.resolve(staging, DIRECTORY), tensor + ".safetensors");
+  static String directory(FileIO io, String staging) {
+    return io.resolve(staging, DIRECTORY);
   }
 
-  /** Writes [out, in] float weights, transposing back when the archive stores [in, out]. */
-  public static void write(FileIO io, String staging, Linear linear, DType dtype, float[] weights) throws IOException {
-    float[] stored = ArchiveWeights.asStored(linear, weights);
-    String location = location(io, staging, linear.tensorName());
+  static String fileName(String tensor) {
+    return tensor + ".safetensors";
+  }
+
+  /**
+   * Stages a pruned linear that is a tensor of its own. {@code source} reads the archive,
+   * {@code sourceValues} are the linear's weights as read ([out, in]), {@code result} the method's;
+   * {@code scaleFormat} is the archive's, for FP8 blocks re-quantized.
+   * Returns what writing a quantized tensor in its format cost (no blocks for a plain one).
+   */
+  public static Requantization write(
+      FileIO io, String staging, ArchiveReader source, ArchiveTensor tensor, Quantization.ScaleFormat scaleFormat, Linear linear,
+      float[] sourceValues, PruneResult result) throws IOException {
+    String location = io.resolve(directory(io, staging), fileName(linear.tensorName()));
     // A retried task attempt overwrites its own earlier output: same inputs, same bytes.
     io.delete(location);
+    if (!tensor.isQuantized()) {
+      float[] stored = ArchiveWeights.asStored(linear, result.weights());
+      try (OutputStream stream = new BufferedOutputStream(io.newOutputFile(location).create(), 1 << 20);
+          SafetensorsWriter writer = SafetensorsWriter.create(
+              stream, List.of(new TensorSpec(linear.tensorName(), tensor.dtype(), linear.storedShape())), Map.of())) {
+        writer.writeFloats(stored, 0, stored.length);
+      }
+      return PLAIN;
+    }
+    // FP8 weights are stored [out, in], the linear's orientation: masks and floats apply as they are.
     try (OutputStream stream = new BufferedOutputStream(io.newOutputFile(location).create(), 1 << 20);
-        SafetensorsWriter writer = SafetensorsWriter.create(stream, List.of(new TensorSpec(linear.tensorName(), dtype, linear.storedShape())), Map.of())) {
-      writer.writeFloats(stored, 0, stored.length);
+        SafetensorsWriter writer = SafetensorsWriter.create(stream, SourceFormat.specs(tensor), Map.of())) {
+      if (onlyPruned(sourceValues, result)) {
+        SourceFormat.writeMasked(source, tensor, expert -> result.mask(), writer.dataStream());
+        return new Requantization(QuantizationError.NONE, 0, blocks(tensor));
+      }
+      return SourceFormat.writeUpdated(source, tensor, expert -> result.weights(), scaleFormat, writer.dataStream());
     }
   }
 
-  /** The staged weights as [out, in] floats. */
-  public static float[] readOutByIn(FileIO io, String staging, Linear linear) throws IOException {
-    try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(location(io, staging, linear.tensorName())))) {
-      return ArchiveWeights.outByIn(linear, reader.readFloats(linear.tensorName()));
+  /**
+   * Stages a planned linear's pruning result from a task: opens the archive's shards it needs
+   * (positioned reads of its codes and scales only) and writes as {@link #write} does.
+   */
+  public static Requantization stage(JobContext context, PlannedLinear planned, float[] sourceValues, PruneResult result)
+      throws IOException {
+    try (ArchiveReader source = ArchiveReader.at(context.io(), context.model())) {
+      return write(context.io(), context.staging(), source, planned.tensor(), planned.scaleFormat, planned.linear, sourceValues, result);
+    }
+  }
+
+  /**
+   * Whether the method only pruned: every kept weight is its source value bit for bit and every
+   * pruned one zero, so masking the stored codes gives exactly these weights.
+   */
+  static boolean onlyPruned(float[] sourceValues, PruneResult result) {
+    float[] weights = result.weights();
+    Mask mask = result.mask();
+    int cols = mask.cols();
+    for (int i = 0; i < weights.length; i++) {
+      boolean kept = mask.isKept(i / cols, i % cols);
+      if (kept ? Float.floatToRawIntBits(weights[i]) != Float.floatToRawIntBits(sourceValues[i]) : weights[i] != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static long blocks(ArchiveTensor tensor) {
+    return tensor.scales().orElseThrow().numel();
+  }
+
+  /** The staged weights of a linear that is a tensor of its own, as [out, in] floats (dequantized exactly). */
+  public static float[] readOutByIn(FileIO io, String staging, ArchiveTensor tensor, Linear linear) throws IOException {
+    String directory = directory(io, staging);
+    String file = fileName(linear.tensorName());
+    try (SafetensorsReader header = SafetensorsReader.open(io.newInputFile(io.resolve(directory, file)));
+        ArchiveReader reader = ArchiveReader.at(io, directory)) {
+      return ArchiveWeights.outByIn(linear, reader.readFloats(tensor.storedIn(file, header)));
     }
   }
 
   /** Deletes the run's staged tensors once the archive holds them (they are no part of the output). */
   public static void delete(HadoopFileIO io, String staging) throws IOException {
-    org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(io.resolve(staging, DIRECTORY));
+    org.apache.hadoop.fs.Path path = new org.apache.hadoop.fs.Path(directory(io, staging));
     path.getFileSystem(io.conf()).delete(path, true);
   }
 
-  /** Copies the staged tensor's bytes, unchanged, to {@code out}. */
-  public static void copyRaw(FileIO io, String staging, String tensor, OutputStream out) throws IOException {
-    try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(location(io, staging, tensor)))) {
-      TensorInfo info = reader.tensor(tensor);
+  /** Copies stored component {@code component} of the staged tensor {@code tensor}, unchanged, to {@code out}. */
+  static void copyComponent(FileIO io, String staging, String tensor, String component, OutputStream out) throws IOException {
+    try (SafetensorsReader reader = SafetensorsReader.open(io.newInputFile(io.resolve(directory(io, staging), fileName(tensor))))) {
+      TensorInfo info = reader.tensor(component);
       reader.copyRaw(info, out);
     }
   }
+
 
 }

@@ -5,6 +5,7 @@ import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.DType;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.archive.ArchiveTensor;
+import dev.sparkprune.tensorio.quant.Quantization;
 import java.io.Serializable;
 
 /**
@@ -22,29 +23,38 @@ public final class PlannedLinear implements Serializable {
   final long fileBegin;
   final long fileEnd;
   public final DType dtype;
+  /** How the archive's FP8 block scales are written when a pruned weight is re-quantized. */
+  public final Quantization.ScaleFormat scaleFormat;
   public final PruningMethod method;
   public final SparsityTarget target;
 
-  public PlannedLinear(Linear linear, ArchiveTensor tensor, PruningMethod method, SparsityTarget target) {
-    this(linear, tensor, tensor.shard(), tensor.fileBegin(), tensor.fileEnd(), tensor.dtype(), method, target);
+  /** {@code quantization}: the archive's ({@link dev.sparkprune.tensorio.archive.ModelArchive#quantization()}). */
+  public PlannedLinear(Linear linear, ArchiveTensor tensor, Quantization quantization, PruningMethod method, SparsityTarget target) {
+    this(linear, tensor, tensor.shard(), tensor.fileBegin(), tensor.fileEnd(), tensor.dtype(), quantization.scaleFormat(), method, target);
   }
 
   private PlannedLinear(
-      Linear linear, ArchiveTensor tensor, String shard, long fileBegin, long fileEnd, DType dtype, PruningMethod method,
-      SparsityTarget target) {
+      Linear linear, ArchiveTensor tensor, String shard, long fileBegin, long fileEnd, DType dtype, Quantization.ScaleFormat scaleFormat,
+      PruningMethod method, SparsityTarget target) {
     this.linear = linear;
     this.tensor = tensor;
     this.shard = shard;
     this.fileBegin = fileBegin;
     this.fileEnd = fileEnd;
     this.dtype = dtype;
+    this.scaleFormat = scaleFormat;
     this.method = method;
     this.target = target;
     target.checkFits(linear.tensorName(), (int) linear.inFeatures());
   }
 
   public PlannedLinear with(PruningMethod newMethod, SparsityTarget newTarget) {
-    return new PlannedLinear(linear, tensor, shard, fileBegin, fileEnd, dtype, newMethod, newTarget);
+    return new PlannedLinear(linear, tensor, shard, fileBegin, fileEnd, dtype, scaleFormat, newMethod, newTarget);
+  }
+
+  /** The logical tensor, with its stored components (a quantized weight's scales). */
+  public ArchiveTensor tensor() {
+    return tensor;
   }
 
   public int block() {

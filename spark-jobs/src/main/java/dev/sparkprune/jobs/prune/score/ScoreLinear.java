@@ -14,6 +14,7 @@ import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.arch.Expert;
 import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.quant.Requantization;
 import java.io.IOException;
 import java.util.Locale;
 import java.util.Map;
@@ -81,7 +82,7 @@ final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationSta
     }
     PruneResult result = applied.pruner(method, wandaGroup)
         .prune(statistics == null ? inputs : inputs.withStatistics(statistics), planned.target, backend.backend(), context.threads());
-    StagedTensors.write(context.io(), context.staging(), linear, planned.dtype, result.weights());
+    Requantization written = StagedTensors.stage(context, planned, values, result);
     // After the side effect: a retried attempt must overwrite what the failed one staged.
     context.probe("score");
     return new LinearResult(
@@ -93,6 +94,7 @@ final class ScoreLinear implements Function<Tuple2<PlannedLinear, CalibrationSta
         result.damping().orElse(Double.NaN),
         (System.nanoTime() - start) / 1e9,
         Placement.of(backend))
-        .withExpert(linear.expert().map(Expert::label).orElse(""), calibrationTokens, fallback);
+        .withExpert(linear.expert().map(Expert::label).orElse(""), calibrationTokens, fallback)
+        .withStorage(planned.tensor().storageLabel(), written);
   }
 }

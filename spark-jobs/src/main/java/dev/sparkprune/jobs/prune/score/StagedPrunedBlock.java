@@ -7,12 +7,13 @@ import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.model.BlockWeights;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
+import dev.sparkprune.tensorio.archive.ArchiveTensor;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.IOException;
 import java.util.List;
 import java.util.Objects;
-import java.util.Set;
-import java.util.TreeSet;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * A block as the sequential prune job left it: its linears scored in this run replaced by
@@ -22,17 +23,18 @@ final class StagedPrunedBlock implements BlockEdit {
   private static final long serialVersionUID = 1L;
 
   private final List<Linear> linears;
-  private final TreeSet<String> prunedTensors;
+  /** The pruned linears' tensors by name, sorted: how each is stored tells how to read it back. */
+  private final TreeMap<String, ArchiveTensor> prunedTensors;
 
-  private StagedPrunedBlock(List<Linear> linears, Set<String> prunedTensors) {
+  private StagedPrunedBlock(List<Linear> linears, Map<String, ArchiveTensor> prunedTensors) {
     this.linears = List.copyOf(linears);
-    this.prunedTensors = new TreeSet<>(prunedTensors);
+    this.prunedTensors = new TreeMap<>(prunedTensors);
   }
 
   /** Block {@code block} of the layout with the planned linears of that block pruned. */
   static StagedPrunedBlock of(ModelLayout layout, int block, List<PlannedLinear> blockPlan) {
-    Set<String> pruned = new TreeSet<>();
-    blockPlan.forEach(planned -> pruned.add(planned.tensorName()));
+    Map<String, ArchiveTensor> pruned = new TreeMap<>();
+    blockPlan.forEach(planned -> pruned.put(planned.tensorName(), planned.tensor()));
     return new StagedPrunedBlock(layout.blocks().get(block).linears(), pruned);
   }
 
@@ -46,8 +48,10 @@ final class StagedPrunedBlock implements BlockEdit {
     BlockWeights weights = dense;
     HadoopFileIO io = context.io();
     for (Linear linear : linears) {
-      if (prunedTensors.contains(linear.tensorName()) && dense.contains(linear.tensorName())) {
-        weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging(), linear));
+      ArchiveTensor tensor = prunedTensors.get(linear.tensorName());
+      // A sharded block's dense weights hold no routed experts: those are read by the expert tasks.
+      if (tensor != null && dense.contains(linear.tensorName())) {
+        weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging(), tensor, linear));
       }
     }
     return weights;
@@ -56,6 +60,6 @@ final class StagedPrunedBlock implements BlockEdit {
   @Override
   public String cacheKey() {
     // Sorted names: one block's pruned set in a run is unique, and the same on every executor.
-    return "pruned:" + String.join(",", prunedTensors);
+    return "pruned:" + String.join(",", prunedTensors.keySet());
   }
 }

@@ -27,7 +27,7 @@ class TestPruneRules {
     ModelArchive archive = ModelArchive.open(new LocalFileIO(), SharedData.stories260K().toString());
     List<PlannedLinear> plan = new ArrayList<>();
     for (Linear linear : Architectures.layout(archive).linears()) {
-      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName()), PruningMethod.WANDA, SparsityTarget.unstructured(0.5)));
+      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName()), archive.quantization(), PruningMethod.WANDA, SparsityTarget.unstructured(0.5)));
     }
     return plan;
   }

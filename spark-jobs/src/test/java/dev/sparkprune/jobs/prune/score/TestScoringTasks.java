@@ -21,7 +21,7 @@ class TestScoringTasks {
     ModelArchive archive = ModelArchive.open(new LocalFileIO(), SharedData.path("fixtures/models/qwen3_moe").toString());
     List<PlannedLinear> plan = new ArrayList<>();
     for (Linear linear : Architectures.layout(archive).linears()) {
-      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName()), PruningMethod.WANDA, SparsityTarget.unstructured(0.5)));
+      plan.add(new PlannedLinear(linear, archive.tensor(linear.tensorName()), archive.quantization(), PruningMethod.WANDA, SparsityTarget.unstructured(0.5)));
     }
     return plan;
   }
