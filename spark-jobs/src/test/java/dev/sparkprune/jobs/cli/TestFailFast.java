@@ -209,9 +209,9 @@ class TestFailFast {
   @Test
   void nonAsciiPathsAreCheckedLikeAnyOther() throws IOException {
     Path model = copyOfStories260K("模型");
-    assertCommandRefusedBeforeSpark("Invalid --out " + model.resolve("naïve") + ": it lies inside --model " + model,
+    assertCommandRefusedBeforeSpark("Invalid --out file:" + model.resolve("naïve") + ": it lies inside --model file:" + model,
         "prune", "--model", model.toString(), "--method", "magnitude", "--out", model.resolve("naïve").toString());
-    assertCommandRefusedBeforeSpark("Invalid --out " + model.resolve("résultat") + ": it lies inside --model " + model,
+    assertCommandRefusedBeforeSpark("Invalid --out file:" + model.resolve("résultat") + ": it lies inside --model file:" + model,
         "shrink", "--model", model.toString(), "--out", model.resolve("résultat").toString(), "--calib", TEXT, "--drop-layers", "1");
   }
 
@@ -219,19 +219,19 @@ class TestFailFast {
   @Test
   void batchManifestsAndMastersAreCheckedBeforeSparkStarts() throws IOException {
     Path syntax = Files.writeString(dir.resolve("syntax.jsonl"), "{\"model\": \"m\", \"method\": \"magnitude\"}\n{\"model\": \"x\", \"method\"\n");
-    assertCommandRefusedBeforeSpark("Invalid --manifest " + syntax + " line 2: not valid JSON",
+    assertCommandRefusedBeforeSpark("Invalid --manifest file:" + syntax + " line 2: not valid JSON",
         "batch", "--manifest", syntax.toString(), "--out-root", dir.resolve("out").toString());
     Path binary = Files.write(dir.resolve("binary.jsonl"), new byte[] {(byte) 0x89, 'P', 'N', 'G', 0, 0, (byte) 0xff, (byte) 0xfe});
-    assertCommandRefusedBeforeSpark("Invalid --manifest " + binary + ": not UTF-8 text (a binary file?)",
+    assertCommandRefusedBeforeSpark("Invalid --manifest file:" + binary + ": not UTF-8 text (a binary file?)",
         "batch", "--manifest", binary.toString(), "--out-root", dir.resolve("out").toString());
     Path folder = Files.createDirectories(dir.resolve("manifests"));
-    assertCommandRefusedBeforeSpark("Invalid --manifest " + folder + ": it is a folder; give one JSONL, CSV or Parquet file",
+    assertCommandRefusedBeforeSpark("Invalid --manifest file:" + folder + ": it is a folder; give one JSONL, CSV or Parquet file",
         "batch", "--manifest", folder.toString(), "--out-root", dir.resolve("out").toString());
     Path array = Files.writeString(dir.resolve("array.jsonl"), "[\"model\", \"method\"]\n");
-    assertCommandRefusedBeforeSpark("Invalid --manifest " + array + " line 1: expected one JSON object per line, found ARRAY",
+    assertCommandRefusedBeforeSpark("Invalid --manifest file:" + array + " line 1: expected one JSON object per line, found ARRAY",
         "batch", "--manifest", array.toString(), "--out-root", dir.resolve("out").toString());
     Path parquet = Files.writeString(dir.resolve("rows.parquet"), "PAR1 not a footer PAR1");
-    assertCommandRefusedBeforeSpark("Invalid --manifest " + parquet + ": not a readable Parquet file",
+    assertCommandRefusedBeforeSpark("Invalid --manifest file:" + parquet + ": not a readable Parquet file",
         "batch", "--manifest", parquet.toString(), "--out-root", dir.resolve("out").toString());
 
     String model = SharedData.stories260K().toString();
@@ -256,16 +256,16 @@ class TestFailFast {
     assertRefusedBeforeSpark("Invalid JSONL file:" + fractional + " line 1: input_ids[1] = 2.7 is not a token id (an integer)",
         "--model", model, "--method", "wanda", "--calib", fractional.toString(), "--nsamples", "2");
     Path outside = Files.writeString(dir.resolve("outside.jsonl"), "{\"input_ids\": [1, 2, 3, 4]}\n{\"input_ids\": [1, 512, 3, 4]}\n");
-    assertRefusedBeforeSpark("Invalid calibration row 1 of " + outside + ": token id 512 at 1 is outside the vocabulary of 512",
+    assertRefusedBeforeSpark("Invalid calibration row 1 of file:" + outside + ": token id 512 at 1 is outside the vocabulary of 512",
         "--model", model, "--method", "wanda", "--calib", outside.toString(), "--nsamples", "2");
     Path negative = Files.writeString(dir.resolve("negative.jsonl"), "{\"input_ids\": [1, -3, 3, 4]}\n{\"input_ids\": [1, 2, 3, 4]}\n");
     assertRefusedBeforeSpark("Invalid calibration row 0 of " + negative + ": token id -3 at 1 is outside the vocabulary of 512",
         "--model", model, "--method", "wanda", "--calib", negative.toString(), "--nsamples", "2");
     Path ragged = Files.writeString(dir.resolve("ragged.jsonl"), "{\"input_ids\": [1, 2, 3, 4]}\n{\"input_ids\": [1, 2, 3]}\n");
-    assertRefusedBeforeSpark("Invalid calibration row 1 of " + ragged + ": 3 input_ids, expected --seqlen 4",
+    assertRefusedBeforeSpark("Invalid calibration row 1 of file:" + ragged + ": 3 input_ids, expected --seqlen 4",
         "--model", model, "--method", "wanda", "--calib", ragged.toString(), "--nsamples", "2");
     Path empty = Files.writeString(dir.resolve("empty.jsonl"), "{\"input_ids\": []}\n{\"input_ids\": []}\n");
-    assertRefusedBeforeSpark("Invalid calibration rows " + empty + ": the first input_ids row holds 0 ids; a sample needs at least 2 tokens",
+    assertRefusedBeforeSpark("Invalid calibration rows file:" + empty + ": the first input_ids row holds 0 ids; a sample needs at least 2 tokens",
         "--model", model, "--method", "wanda", "--calib", empty.toString(), "--nsamples", "2");
   }
 
@@ -274,18 +274,18 @@ class TestFailFast {
   void savedStatisticsAreCheckedBeforeSparkStarts() throws IOException {
     String model = SharedData.stories260K().toString();
     Path missing = dir.resolve("no-stats");
-    assertRefusedBeforeSpark("Cannot read --stats " + missing + ": folder not found",
+    assertRefusedBeforeSpark("Cannot read --stats file:" + missing + ": folder not found",
         "--model", model, "--method", "wanda", "--stats", missing.toString());
     Path other = Files.createDirectories(dir.resolve("other-stats"));
     Files.writeString(other.resolve("stats.json"), "{\"format\": \"sparkprune-statistics-set\", \"model_fingerprint\": \"sha256:other\", "
         + "\"hessian\": false, \"keys\": []}");
-    assertRefusedBeforeSpark("Cannot use --stats " + other + ": they were computed for a different model (fingerprint sha256:other",
+    assertRefusedBeforeSpark("Cannot use --stats file:" + other + ": they were computed for a different model (fingerprint sha256:other",
         "--model", model, "--method", "wanda", "--stats", other.toString());
     String fingerprint = dev.sparkprune.jobs.prune.plan.Fingerprints.model(
         dev.sparkprune.tensorio.archive.ModelArchive.open(new dev.sparkprune.tensorio.io.LocalFileIO(), model));
     Files.writeString(other.resolve("stats.json"), "{\"format\": \"sparkprune-statistics-set\", \"model_fingerprint\": \"" + fingerprint
         + "\", \"hessian\": false, \"keys\": []}");
-    assertRefusedBeforeSpark("Cannot use --stats " + other + " for the ADMM weight update (--update admm): they hold no X^T X",
+    assertRefusedBeforeSpark("Cannot use --stats file:" + other + " for the ADMM weight update (--update admm): they hold no X^T X",
         "--model", model, "--method", "wanda", "--stats", other.toString(), "--update", "admm");
   }
 
@@ -302,7 +302,7 @@ class TestFailFast {
   @Test
   void aDanglingSymbolicLinkAsOutIsRefusedBeforeSparkStarts() throws IOException {
     Path link = Files.createSymbolicLink(dir.resolve("link-out"), dir.resolve("gone"));
-    assertCommandRefusedBeforeSpark("Invalid --out " + link + ": it is a symbolic link to " + dir.resolve("gone") + ", which does not exist",
+    assertCommandRefusedBeforeSpark("Invalid --out file:" + link + ": it is a symbolic link to " + dir.resolve("gone") + ", which does not exist",
         "prune", "--model", SharedData.stories260K().toString(), "--method", "magnitude", "--out", link.toString());
   }
 
