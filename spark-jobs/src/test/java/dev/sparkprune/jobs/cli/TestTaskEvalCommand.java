@@ -130,27 +130,27 @@ class TestTaskEvalCommand {
     Path link = Files.createSymbolicLink(dir.resolve("link.json"), tasks);
     String[] base = {"eval", "--model", model.toString(), "--tasks", tasks.toString(), "--report"};
 
-    assertRefused("Invalid --report " + model.resolve("config.json") + ": it lies inside --model " + model, concat(base, model.resolve("config.json")));
-    assertRefused("Invalid --report " + model.resolve("model.safetensors") + ": it lies inside --model " + model,
+    assertRefused("Invalid --report file:" + model.resolve("config.json") + ": it lies inside --model file:" + model, concat(base, model.resolve("config.json")));
+    assertRefused("Invalid --report file:" + model.resolve("model.safetensors") + ": it lies inside --model file:" + model,
         concat(base, model.resolve("model.safetensors")));
-    assertRefused("Invalid --report " + link + ": it is the same file as --tasks " + tasks, concat(base, link));
-    assertRefused("Invalid --report " + dir + "/./tasks.jsonl: it is the same file as --tasks " + tasks, concat(base, dir + "/./tasks.jsonl"));
+    assertRefused("Invalid --report file:" + link + ": it is the same file as --tasks " + tasks, concat(base, link));
+    assertRefused("Invalid --report file:" + dir + "/./tasks.jsonl: it is the same file as --tasks " + tasks, concat(base, dir + "/./tasks.jsonl"));
     assertThat(dev.sparkprune.jobs.FolderSnapshot.of(model)).containsOnlyKeys(dense.keySet())
         .allSatisfy((name, bytes) -> assertThat(bytes).isEqualTo(dense.get(name)));
     assertThat(Files.readAllBytes(tasks)).isEqualTo(taskBytes);
 
     Path mine = Files.writeString(dir.resolve("mine.json"), "my notes");
-    assertRefused("Cannot replace --report " + mine + ": the file exists; add --overwrite to replace it, or choose another file",
+    assertRefused("Cannot replace --report file:" + mine + ": the file exists; add --overwrite to replace it, or choose another file",
         concat(base, mine));
     // --overwrite allows replacing a file, never an input.
-    assertRefused("Invalid --report " + link + ": it is the same file as --tasks " + tasks,
+    assertRefused("Invalid --report file:" + link + ": it is the same file as --tasks " + tasks,
         "eval", "--model", model.toString(), "--tasks", tasks.toString(), "--overwrite", "--report", link.toString());
     assertThat(Files.readString(mine)).isEqualTo("my notes");
 
     // /proc/sys refuses new files even to root (procfs); a read-only mount does the same.
     Path readOnly = Path.of("/proc/sys");
     org.junit.jupiter.api.Assumptions.assumeFalse(Files.isWritable(readOnly), "/proc/sys is writable here");
-    assertRefused("Cannot write --report " + readOnly.resolve("report.json") + ": permission denied on " + readOnly,
+    assertRefused("Cannot write --report file:" + readOnly.resolve("report.json") + ": permission denied on " + readOnly,
         concat(base, readOnly.resolve("report.json")));
   }
 
