@@ -211,7 +211,7 @@ class TestFailFast {
     assertRefusedBeforeSpark("Invalid calibration row 1 of file:" + outside + ": token id 512 at 1 is outside the vocabulary of 512",
         "--model", model, "--method", "wanda", "--calib", outside.toString(), "--nsamples", "2");
     Path negative = Files.writeString(dir.resolve("negative.jsonl"), "{\"input_ids\": [1, -3, 3, 4]}\n{\"input_ids\": [1, 2, 3, 4]}\n");
-    assertRefusedBeforeSpark("Invalid calibration row 0 of " + negative + ": token id -3 at 1 is outside the vocabulary of 512",
+    assertRefusedBeforeSpark("Invalid calibration row 0 of file:" + negative + ": token id -3 at 1 is outside the vocabulary of 512",
         "--model", model, "--method", "wanda", "--calib", negative.toString(), "--nsamples", "2");
     Path ragged = Files.writeString(dir.resolve("ragged.jsonl"), "{\"input_ids\": [1, 2, 3, 4]}\n{\"input_ids\": [1, 2, 3]}\n");
     assertRefusedBeforeSpark("Invalid calibration row 1 of file:" + ragged + ": 3 input_ids, expected --seqlen 4",

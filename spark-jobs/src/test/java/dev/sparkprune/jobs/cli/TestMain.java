@@ -114,7 +114,7 @@ class TestMain {
     // Pruning reads FP8 but cannot write it back yet: refused before Spark starts, nothing written.
     Path out = dir.resolve("pruned");
     assertOneLineError(run("prune", "--model", fp8.toString(), "--out", out.toString(), "--method", "magnitude"),
-        "Cannot prune " + fp8 + " yet: linear 'model.layers.0.self_attn.q_proj.weight' is stored F8_E4M3 (128x128 block scales)");
+        "Cannot prune file:" + fp8 + " yet: linear 'model.layers.0.self_attn.q_proj.weight' is stored F8_E4M3 (128x128 block scales)");
     assertThat(out).doesNotExist();
   }
 

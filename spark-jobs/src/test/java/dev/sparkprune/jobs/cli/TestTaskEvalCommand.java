@@ -134,7 +134,7 @@ class TestTaskEvalCommand {
     assertRefused("Invalid --report file:" + model.resolve("model.safetensors") + ": it lies inside --model file:" + model,
         concat(base, model.resolve("model.safetensors")));
     assertRefused("Invalid --report file:" + link + ": it is the same file as --tasks " + tasks, concat(base, link));
-    assertRefused("Invalid --report file:" + dir + "/./tasks.jsonl: it is the same file as --tasks " + tasks, concat(base, dir + "/./tasks.jsonl"));
+    assertRefused("Invalid --report file:" + dir + "/tasks.jsonl: it is the same file as --tasks " + tasks, concat(base, dir + "/./tasks.jsonl"));
     assertThat(dev.sparkprune.jobs.FolderSnapshot.of(model)).containsOnlyKeys(dense.keySet())
         .allSatisfy((name, bytes) -> assertThat(bytes).isEqualTo(dense.get(name)));
     assertThat(Files.readAllBytes(tasks)).isEqualTo(taskBytes);
