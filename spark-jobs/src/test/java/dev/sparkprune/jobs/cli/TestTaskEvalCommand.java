@@ -150,7 +150,7 @@ class TestTaskEvalCommand {
     // /proc/sys refuses new files even to root (procfs); a read-only mount does the same.
     Path readOnly = Path.of("/proc/sys");
     org.junit.jupiter.api.Assumptions.assumeFalse(Files.isWritable(readOnly), "/proc/sys is writable here");
-    assertRefused("Cannot write --report file:" + readOnly.resolve("report.json") + ": permission denied on " + readOnly,
+    assertRefused("Cannot write --report file:" + readOnly.resolve("report.json") + ": permission denied on file:" + readOnly,
         concat(base, readOnly.resolve("report.json")));
   }
 
