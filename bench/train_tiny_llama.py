@@ -6,6 +6,16 @@ structure besides stories260K. Not part of the build; recreate the model with
   python3 -m venv /work/venvs/tiny && /work/venvs/tiny/bin/pip install torch safetensors tokenizers
   nice -n 10 /work/venvs/tiny/bin/python bench/train_tiny_llama.py ../shared /work/models/tiny-llama-4m --minutes 45
 
+README's second-model figures used a smaller one that trains (and evaluates) faster on 2 shared
+cores, tiny-llama-1m (1,173,120 parameters):
+
+  nice -n 10 /work/venvs/tiny/bin/python bench/train_tiny_llama.py ../shared /work/models/tiny-llama-1m --minutes 23 \
+      --hidden 128 --layers 6 --heads 4 --kv-heads 2 --intermediate 352 --batch 8 --dropout 0.0 --warmup 30 --eval-every 50
+
+The best checkpoint so far is written at every validation improvement (through a rename), so a
+run killed before its budget ends still leaves a model. The schedule follows the wall-clock
+budget, so runs on different machines (or loads) end at different checkpoints.
+
 The model is a plain LlamaForCausalLM as transformers computes it (RMSNorm, rotate-half RoPE,
 grouped-query attention, SwiGLU, tied embeddings) with stories260K's tokenizer (vocab 512), so
 sparkprune and llama.cpp read it with no change. The eval protocol of README's shrink table
@@ -128,6 +138,20 @@ def hf_state(model):
     return {k: v.detach().contiguous().clone() for k, v in state.items()}
 
 
+def save_model(out, model_dir, config, state):
+    """Writes the checkpoint in Hugging Face layout; the weights go through a temporary file and a
+    rename, so a kill mid-write leaves the previous checkpoint whole."""
+    os.makedirs(out, exist_ok=True)
+    partial = os.path.join(out, "model.safetensors.partial")
+    save_file(state, partial, metadata={"format": "pt"})
+    os.replace(partial, os.path.join(out, "model.safetensors"))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
+        if os.path.exists(os.path.join(model_dir, name)):
+            shutil.copy(os.path.join(model_dir, name), os.path.join(out, name))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("shared")
@@ -196,15 +220,11 @@ def main():
             v = windows_loss(model, valid, args.seqlen)
             if v < best[0]:
                 best = (v, hf_state(model), step)
+                # Written at every improvement, not only at the end: a run killed past its
+                # budget (or by a shared machine's scheduler) still leaves its best checkpoint.
+                save_model(args.out, model_dir, config, best[1])
             print(f"step {step} ({time.time() - start:.0f} s) lr {lr:.2e} train {loss.item():.4f} valid {v:.4f} (ppl {math.exp(v):.3f})", flush=True)
 
-    os.makedirs(args.out, exist_ok=True)
-    save_file(best[1], os.path.join(args.out, "model.safetensors"), metadata={"format": "pt"})
-    with open(os.path.join(args.out, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-        if os.path.exists(os.path.join(model_dir, name)):
-            shutil.copy(os.path.join(model_dir, name), os.path.join(args.out, name))
     model.load_state_dict({k.removeprefix("model.").replace("self_attn.", "").replace("mlp.", ""): v for k, v in best[1].items()})
     eval_ids = ids[:EVAL_TOKENS]
     print(f"best valid step {best[2]}: ppl {math.exp(best[0]):.4f}; eval windows (200 x 256) ppl {math.exp(windows_loss(model, eval_ids, args.seqlen)):.4f}", flush=True)
