@@ -38,11 +38,13 @@ public final class ExpertSharding implements Serializable {
   }
 
   /**
-   * The executors a session of {@code master} and {@code conf} will have, known before it
-   * starts (the driver's JVM is this one): what the run plan checks before Spark starts.
+   * The executors a session of {@code master} (null: the conf's spark.master, else local[*]) and
+   * {@code conf} will have, known before it starts (the driver's JVM is this one): what the run
+   * plan checks before Spark starts.
    */
   public static ExecutorShape executor(String master, SparkConf conf) {
-    return ExecutorShape.of(master, key -> conf.contains(key) ? Optional.of(conf.get(key)) : Optional.empty(),
+    String resolved = master != null ? master : conf.get("spark.master", "local[*]");
+    return ExecutorShape.of(resolved, key -> conf.contains(key) ? Optional.of(conf.get(key)) : Optional.empty(),
         Runtime.getRuntime().maxMemory(), Runtime.getRuntime().availableProcessors());
   }
 

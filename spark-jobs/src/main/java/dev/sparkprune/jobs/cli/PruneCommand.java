@@ -69,8 +69,7 @@ final class PruneCommand implements Subcommand {
     // shards are not held whole by a calibration task, so the memory plan leaves them to it.
     java.util.function.IntPredicate expertParallel = block -> false;
     if (inputs.needsCalibration && options.statistics().isEmpty()) {
-      String resolved = master != null ? master : System.getProperty("spark.master", "local[*]");
-      ExpertPlan experts = inputs.expertPlan(options, ExpertSharding.executor(resolved, sparkConf), options.partitions());
+      ExpertPlan experts = inputs.expertPlan(options, ExpertSharding.executor(master, sparkConf), options.partitions());
       experts.checkFits();
       expertParallel = experts::sharded;
     }
