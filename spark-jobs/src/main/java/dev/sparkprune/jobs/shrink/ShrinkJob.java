@@ -185,7 +185,13 @@ public final class ShrinkJob {
     ShrinkDecision decision = decide(stages, inputs, calibration);
     double calibrated = log.seconds();
     ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
-    ShrinkReport report = new ShrinkReport(options, decision, archive.totalParameters(), shrunk.parameters());
+    // FP8 archives store o_proj and down_proj as block-scaled codes: a refit would have to be
+    // re-quantized, which the repair does not do yet. MXFP4 quantizes experts only (never refitted).
+    boolean repair = options.repair() && archive.quantization().method() != Quantization.Method.FP8;
+    if (options.repair() && !repair) {
+      log.line("repair: skipped, %s stores the refitted linears as FP8 blocks (shrink a BF16 copy to repair)", archive.location());
+    }
+    ShrinkReport report = new ShrinkReport(options, decision, archive.totalParameters(), shrunk.parameters(), repair);
     report.stage("statistics", calibrated);
     log.line("decided: drop blocks %s, keep %d MLP channels, %d of %d KV groups, %d experts per block (%.1f s)",
         decision.droppedBlocks(), decision.plan().intermediate(), decision.plan().kvHeads(), inputs.shape().kvHeads(),
@@ -193,13 +199,6 @@ public final class ShrinkJob {
 
     RepairFunctions.StagedRefits refits = new RepairFunctions.StagedRefits(stages.context(), "", Set.of());
     String work = io.resolve(run.staging(), "_repair");
-    // FP8 archives store o_proj and down_proj as block-scaled codes: a refit would have to be
-    // re-quantized, which the repair does not do yet. MXFP4 quantizes experts only (never refitted).
-    boolean repair = options.repair() && archive.quantization().method() != Quantization.Method.FP8;
-    if (options.repair() && !repair) {
-      log.line("repair: skipped, %s stores the refitted linears as FP8 blocks (shrink a BF16 copy to repair)", archive.location());
-    }
-    report.repairApplied(repair);
     if (repair) {
       // The shrunk stream runs on the unrepaired archive, staged apart and removed before publishing.
       String unrepaired = io.resolve(work, "unrepaired");

@@ -26,7 +26,8 @@ public final class ShrinkReport {
 
   private final ObjectNode root;
 
-  ShrinkReport(ShrinkOptions options, ShrinkDecision decision, long parametersBefore, long parametersAfter) {
+  /** @param repairs whether the repair runs: asked for, and not skipped on an FP8 archive (see ShrinkJob) */
+  ShrinkReport(ShrinkOptions options, ShrinkDecision decision, long parametersBefore, long parametersAfter, boolean repairs) {
     root = JSON.createObjectNode();
     ObjectNode configuration = root.putObject("configuration");
     ShrinkSettings settings = options.settings();
@@ -42,7 +43,7 @@ public final class ShrinkReport {
     configuration.put("width_metric", settings.widthMetric().name().toLowerCase(Locale.ROOT).replace('_', '-'));
     configuration.put("experts_keep", settings.expertsKeep());
     configuration.put("expert_metric", settings.expertMetric().name().toLowerCase(Locale.ROOT));
-    configuration.put("repair", options.repair() ? "ls" : "none");
+    configuration.put("repair", repairs ? "ls" : options.repair() ? "none (FP8 archive: refits are not re-quantized)" : "none");
     configuration.put("then_prune", options.thenPrune());
     if (!options.thenPrune().isEmpty()) {
       configuration.put("then_prune_target", options.thenTarget().toString());
@@ -101,14 +102,6 @@ public final class ShrinkReport {
    * on the calibration tokens before and after its refit (the block's output against the dense
    * stream at the same point), and the damping used.
    */
-  /** Whether the repair ran: an FP8 archive skips it (see ShrinkJob). */
-  void repairApplied(boolean applied) {
-    ObjectNode configuration = (ObjectNode) root.get("configuration");
-    if (!applied && configuration.path("repair").asText().equals("ls")) {
-      configuration.put("repair", "none (FP8 archive: refits are not re-quantized)");
-    }
-  }
-
   void repair(java.util.List<ShrinkRepair.Refit> refits) {
     ArrayNode array = root.putArray("repair");
     for (ShrinkRepair.Refit refit : refits) {
