@@ -12,7 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
+import java.util.Comparator;
 import java.util.List;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.parquet.example.data.Group;
@@ -33,7 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Mask files' footers list each column chunk's encodings in the format's numeric order, whatever
- * order parquet-java's HashSet gave them in this JVM: a footer with every list reversed (as
+ * order parquet-java's HashSet gave them in this JVM: a footer with every list in another order (as
  * another JVM may write it) becomes the same bytes, and the file reads back the same records.
  */
 class TestCanonicalFooter {
@@ -64,13 +64,18 @@ class TestCanonicalFooter {
     return Util.readFileMetaData(new ByteArrayInputStream(file, start, file.length - 8 - start));
   }
 
-  /** The same file with every encodings list reversed: what a JVM with other identity hash codes may write. */
-  private static byte[] reversed(byte[] file) throws IOException {
+  /**
+   * The same file with every encodings list in descending numeric order: an order a JVM with other
+   * identity hash codes may write, and never the canonical (ascending) one where a list has two or
+   * more entries. (Reversing the written list was not enough: where this JVM's HashSet happened to
+   * give descending lists, the reversal was already canonical.)
+   */
+  private static byte[] descending(byte[] file) throws IOException {
     FileMetaData metadata = footer(file);
     for (RowGroup group : metadata.getRow_groups()) {
       for (ColumnChunk chunk : group.getColumns()) {
         List<Encoding> encodings = new ArrayList<>(chunk.getMeta_data().getEncodings());
-        Collections.reverse(encodings);
+        encodings.sort(Comparator.comparingInt(Encoding::getValue).reversed());
         chunk.getMeta_data().setEncodings(encodings);
       }
     }
@@ -88,7 +93,7 @@ class TestCanonicalFooter {
   @Test
   void anyOrderOfTheEncodingsListsGivesTheSameBytes() throws IOException {
     byte[] written = maskFile();
-    byte[] scrambled = reversed(written);
+    byte[] scrambled = descending(written);
     // parquet-java lists several encodings per chunk (levels, dictionary, plain): the order is the problem.
     assertThat(footer(written).getRow_groups().get(0).getColumns()).anyMatch(chunk -> chunk.getMeta_data().getEncodings().size() > 1);
     assertThat(scrambled).isNotEqualTo(CanonicalFooter.sortEncodings(written));
