@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.bench.ExpertParallelBenchmark;
 import dev.sparkprune.jobs.bench.PruneBenchmark;
 import dev.sparkprune.jobs.bench.ReferenceBenchmark;
 import dev.sparkprune.scoring.RowParallel;
@@ -74,6 +75,15 @@ final class BenchCommand implements Subcommand {
               Specs.option("nsamples", "N", "Calibration samples. Default: 8."), Specs.option("seqlen", "N", "Tokens per sample. Default: 512."),
               Specs.flag("global", "With --allocation global."), dir()),
           BenchCommand::prune),
+      new Kind("experts", "Expert-parallel vs whole-block prune of a generated DeepSeek-V3-shaped archive, one JVM per run.",
+          List.of(Specs.option("layers", "N", "Blocks (the first dense). Default: 4."),
+              Specs.option("experts", "N", "Routed experts per block (a multiple of 8). Default: 256."),
+              Specs.option("hidden", "N", "Hidden size. Default: 512."), Specs.option("intermediate", "N", "Expert width. Default: 512."),
+              Specs.option("nsamples", "N", "Calibration samples. Default: 8."), Specs.option("seqlen", "N", "Tokens per sample. Default: 64."),
+              Specs.option("heap-mb", "MB", "Heap of the two compared runs. Default: 6144."),
+              Specs.option("small-heap-mb", "MB", "Heap of the third and fourth runs. Default: 640."),
+              Specs.option("expert-task-mb", "MB", "Budget of the expert-parallel runs. Default: 64."), dir()),
+          BenchCommand::experts),
       new Kind("reference", "The whole prune job vs a single-process PyTorch script (bench/reference_prune.py) on one archive.",
           List.of(Specs.option("shape", "S", "small (4.6M parameters, 128 x 128 ids) or 1b (16 x 2048 ids). Default: small."),
               Specs.option("methods", "M", "Comma-separated: wanda, sparsegpt. Default: wanda,sparsegpt."),
@@ -165,6 +175,18 @@ final class BenchCommand implements Subcommand {
     try {
       PruneBenchmark.run(directory, line.positiveInt("blocks", 18), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 512),
           line.flag("global"), out);
+    } finally {
+      deleteRecursively(directory);
+    }
+  }
+
+  /** Issue #24's comparison: the sharded and whole-block paths on one generated archive. */
+  private static void experts(Arguments line, PrintStream out) throws IOException {
+    Path directory = Files.createTempDirectory(directory(line), "sparkprune-bench-");
+    try {
+      ExpertParallelBenchmark.run(directory, new ExpertParallelBenchmark.Settings(line.positiveInt("layers", 4), line.positiveInt("experts", 256),
+          line.positiveInt("hidden", 512), line.positiveInt("intermediate", 512), line.positiveInt("nsamples", 8), line.positiveInt("seqlen", 64),
+          line.positiveInt("heap-mb", 6144), line.positiveInt("small-heap-mb", 640), line.positiveInt("expert-task-mb", 64)), out);
     } finally {
       deleteRecursively(directory);
     }
