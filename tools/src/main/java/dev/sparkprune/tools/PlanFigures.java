@@ -3,7 +3,7 @@ package dev.sparkprune.tools;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparkprune.jobs.prune.plan.ExecutorShapes;
+import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.arch.Architectures;
@@ -67,7 +67,7 @@ public final class PlanFigures {
         .put("num_experts_per_tok", 8).put("vocab_size", 151936).put("max_window_layers", 94).put("max_position_embeddings", 40960);
     models.put("Qwen3-235B-A22B (BF16)", qwen);
 
-    MemoryPlan.ExecutorShape executor = ExecutorShapes.of("64g", 1, 16);
+    ExecutorShape executor = ExecutorShape.given("64g", 1, 16);
     System.out.println("| model | blocks | largest block stored | as float | calibration task, Wanda / SparseGPT | executor in calibration (1 core), "
         + "Wanda / SparseGPT | SparseGPT statistics per block | scoring tasks per block (64 MiB) | largest scoring task, SparseGPT |"
         + " parameters | calibration forward, TFLOP | SparseGPT solve, TFLOP |");

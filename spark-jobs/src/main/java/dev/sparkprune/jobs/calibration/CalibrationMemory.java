@@ -1,14 +1,12 @@
 package dev.sparkprune.jobs.calibration;
 
+import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import org.apache.spark.SparkConf;
 
 /**
  * What calibration holds on the executors, from sizes alone, so that a run too large for its
@@ -25,12 +23,8 @@ import org.apache.spark.SparkConf;
  */
 public record CalibrationMemory(long cachedBytes, long partitionBytes, long taskBytes, long largestArray) {
   private static final int FLOAT_BYTES = Float.BYTES;
-  /** Spark keeps this much of every executor heap for itself (its RESERVED_SYSTEM_MEMORY_BYTES). */
-  static final long SPARK_RESERVED_BYTES = 300L << 20;
   /** Java's largest array (a few elements under Integer.MAX_VALUE). */
   private static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
-  private static final Pattern LOCAL = Pattern.compile("local\\[(\\*|\\d+)(\\s*,\\s*\\d+)?\\]|local");
-  private static final Pattern LOCAL_CLUSTER = Pattern.compile("local-cluster\\[\\s*(\\d+)\\s*,\\s*(\\d+)\\s*,\\s*(\\d+)\\s*\\]");
 
   /**
    * @param hidden floats per token of the cached states
@@ -64,7 +58,7 @@ public record CalibrationMemory(long cachedBytes, long partitionBytes, long task
    * Refuses, before any window is sampled, calibration settings the executors cannot hold: the
    * check below for {@link #estimate(CalibrationSettings, long, long, int)}, naming the settings.
    */
-  public static void check(CalibrationSettings settings, long hidden, long widestPerToken, Executors executors, int defaultPartitions) {
+  public static void check(CalibrationSettings settings, long hidden, long widestPerToken, ExecutorShape executors, int defaultPartitions) {
     estimate(settings, hidden, widestPerToken, defaultPartitions).check(
         String.format(Locale.ROOT, "%d samples x %d tokens (--nsamples, --seqlen)", settings.nsamples(), settings.seqlen()), executors);
   }
@@ -95,57 +89,23 @@ public record CalibrationMemory(long cachedBytes, long partitionBytes, long task
    * the cached states of all samples across the executors when their number is known, and
    * Java's largest array.
    */
-  public void check(String run, Executors executors) {
+  public void check(String run, ExecutorShape executors) {
     ValidationException.check(largestArray <= MAX_ARRAY,
         "Cannot calibrate %s: one chunk's activations would be a single array of %,d floats, over Java's limit of %,d; use fewer or "
             + "shorter samples (--nsamples, --seqlen)", run, largestArray, MAX_ARRAY);
-    long usable = Math.max(0, executors.heapBytes() - SPARK_RESERVED_BYTES);
-    long perTask = usable / Math.max(1, executors.tasksAtOnce());
+    long usable = executors.usableBytes();
+    long perTask = executors.usableTaskBytes();
     ValidationException.check(taskBytes <= perTask,
         "Cannot calibrate %s: a task holds about %s (its partition's hidden states, %s, in and out, and a chunk's activations), over "
             + "the %s each of %d tasks has in an executor of %s (%s); use fewer or shorter samples (--nsamples, --seqlen), more "
             + "--partitions, or more executor memory",
-        run, size(taskBytes), size(partitionBytes), size(perTask), executors.tasksAtOnce(), size(executors.heapBytes()), executors.source());
-    if (executors.count() > 0) {
-      long total = usable * executors.count();
+        run, size(taskBytes), size(partitionBytes), size(perTask), executors.cores(), size(executors.memoryBytes()), executors.source());
+    if (executors.executors() > 0) {
+      long total = usable * executors.executors();
       ValidationException.check(cachedBytes <= total,
           "Cannot calibrate %s: the cached hidden states take %s in all, over the %s of %d executor(s) of %s (%s); use fewer or "
               + "shorter samples (--nsamples, --seqlen), or more executor memory",
-          run, size(cachedBytes), size(total), executors.count(), size(executors.heapBytes()), executors.source());
-    }
-  }
-
-  /**
-   * The executors calibration will run on, before Spark starts: heap each, tasks each runs at
-   * once, how many (0 when unknown, as with dynamic allocation), and where the figures come from.
-   */
-  public record Executors(long heapBytes, int tasksAtOnce, int count, String source) {
-    /** From the master URL and the Spark conf (spark-submit passes it as system properties). */
-    public static Executors of(String master, SparkConf conf) {
-      String resolved = master != null ? master : conf.get("spark.master", "local[*]");
-      int taskCpus = conf.getInt("spark.task.cpus", 1);
-      Matcher cluster = LOCAL_CLUSTER.matcher(resolved);
-      if (cluster.matches()) {
-        return new Executors(Long.parseLong(cluster.group(3)) << 20, Math.max(1, Integer.parseInt(cluster.group(2)) / taskCpus),
-            Integer.parseInt(cluster.group(1)), resolved + ": executor memory from the master URL");
-      }
-      Matcher local = LOCAL.matcher(resolved);
-      if (local.matches()) {
-        int threads = local.group(1) == null ? 1
-            : local.group(1).equals("*") ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(local.group(1));
-        return new Executors(Runtime.getRuntime().maxMemory(), Math.max(1, threads / taskCpus), 1,
-            resolved + ": executors run in this JVM, whose heap is set by -Xmx or SPARKPRUNE_HEAP");
-      }
-      long heap = conf.getSizeAsBytes("spark.executor.memory", "1g");
-      int cores = conf.getInt("spark.executor.cores", 1);
-      boolean dynamic = conf.getBoolean("spark.dynamicAllocation.enabled", false);
-      int count = dynamic ? 0 : conf.getInt("spark.executor.instances", 0);
-      return new Executors(heap, Math.max(1, cores / taskCpus), count, "spark.executor.memory, spark.executor.cores");
-    }
-
-    /** Calibration partitions when --partitions is not given: Spark's default parallelism as it will be (16, the most chunks, if unknown). */
-    public int defaultParallelism(SparkConf conf) {
-      return conf.getInt("spark.default.parallelism", count > 0 ? count * tasksAtOnce : 16);
+          run, size(cachedBytes), size(total), executors.executors(), size(executors.memoryBytes()), executors.source());
     }
   }
 

@@ -1,16 +1,12 @@
 package dev.sparkprune.jobs.calibration;
 
 import dev.sparkprune.jobs.plan.BlockPlan;
-import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.plan.ExpertGroup;
 import dev.sparkprune.jobs.plan.ExpertPlan;
 import java.io.Serializable;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.TreeMap;
-import org.apache.spark.SparkConf;
-import org.apache.spark.api.java.JavaSparkContext;
 
 /**
  * Which MoE blocks the calibration pass runs expert-parallel, and their expert groups: the blocks
@@ -30,22 +26,6 @@ public final class ExpertSharding implements Serializable {
   /** No block sharded. */
   public static ExpertSharding none() {
     return NONE;
-  }
-
-  /** This Spark application's executors, for the plan: the driver's JVM in local mode. */
-  public static ExecutorShape executor(JavaSparkContext jsc) {
-    return executor(jsc.master(), jsc.getConf());
-  }
-
-  /**
-   * The executors a session of {@code master} (null: the conf's spark.master, else local[*]) and
-   * {@code conf} will have, known before it starts (the driver's JVM is this one): what the run
-   * plan checks before Spark starts.
-   */
-  public static ExecutorShape executor(String master, SparkConf conf) {
-    String resolved = master != null ? master : conf.get("spark.master", "local[*]");
-    return ExecutorShape.of(resolved, key -> conf.contains(key) ? Optional.of(conf.get(key)) : Optional.empty(),
-        Runtime.getRuntime().maxMemory(), Runtime.getRuntime().availableProcessors());
   }
 
   /** The blocks the plan shards, with its groups. */

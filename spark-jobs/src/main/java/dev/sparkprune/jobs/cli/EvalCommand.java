@@ -1,5 +1,7 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.plan.ExecutorShape;
+import dev.sparkprune.jobs.plan.RunPlan;
 import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.jobs.text.TextTokens;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
@@ -8,6 +10,7 @@ import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.model.Perplexity;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;
+import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ModelArchive;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import dev.sparkprune.tensorio.tokenizer.Tokenizer;
@@ -78,6 +81,11 @@ final class EvalCommand implements Subcommand {
     ValidationException.check(seqlen <= maxPositions, "Invalid --seqlen %d: the model supports at most %d positions", seqlen, maxPositions);
     Tokenizer tokenizer = TokenizerLoader.load(archive);
     Models.checkTokenizer(archive, tokenizer);
+    // The run plan before the text is read: the forward runs here, a block at a time, in this JVM's heap.
+    ExecutorShape jvm = new ExecutorShape(Runtime.getRuntime().maxMemory(), 1, 1, "SPARKPRUNE_HEAP",
+        "eval runs in this JVM, whose heap is set by -Xmx or SPARKPRUNE_HEAP");
+    ModelLayout layout = Architectures.layout(archive);
+    RunPlan.evaluate("Cannot evaluate " + archive.location(), jvm, RunPlan.evaluation(archive, layout, batch, seqlen)).checkFits();
     long start = System.nanoTime();
     // With --max-windows only the text those windows need is read and tokenized.
     long needed = maxWindows == Integer.MAX_VALUE ? Long.MAX_VALUE : (long) maxWindows * seqlen;

@@ -5,9 +5,17 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.jobs.prune.PruneKeys;
-import dev.sparkprune.jobs.prune.plan.ExecutorShapes;
+import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.plan.BlockPlan;
+import dev.sparkprune.jobs.plan.CalibrationShape;
+import dev.sparkprune.jobs.plan.ExecutorShape;
+import dev.sparkprune.jobs.plan.ExpertGroup;
+import dev.sparkprune.jobs.plan.ExpertPlan;
+import dev.sparkprune.jobs.plan.PlanSettings;
+import dev.sparkprune.jobs.plan.RunPlan;
 import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.scoring.methods.PruningMethod;
+import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Block;
@@ -25,6 +33,7 @@ import java.io.PrintStream;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import org.apache.hadoop.conf.Configuration;
@@ -49,6 +58,7 @@ final class InspectCommand implements Subcommand {
     spec.addOption(Specs.option("executor-memory", "SIZE", "With --plan: executor heap (4g, 512m). Default: the Spark conf's."));
     spec.addOption(Specs.option("executor-cores", "N", "With --plan: tasks per executor. Default: 1"));
     spec.addOption(Specs.option("executors", "N", "With --plan: executors. Default: 1"));
+    spec.addOption(Specs.option("expert-task-mb", "MB", "With --plan: MB of experts + statistics per expert task. Default: 1/4 task heap."));
     Specs.positional(spec, "ARCHIVE", "The model archive (local path or Hadoop URI).");
   }
 
@@ -63,7 +73,7 @@ final class InspectCommand implements Subcommand {
     ModelArchive archive = ModelArchive.open(new HadoopFileIO(new Configuration()), location);
     ModelLayout layout = Architectures.layout(archive);
     if (line.flag("plan")) {
-      MemoryPlan plan = MemoryPlan.of(archive, layout, planSettings(line), executor(line));
+      RunPlan plan = plan(archive, layout, line);
       if (line.flag("json")) {
         out.println(JSON.writeValueAsString(planJson(plan)));
       } else {
@@ -85,50 +95,100 @@ final class InspectCommand implements Subcommand {
         method, (long) line.positiveInt("scoring-task-mb", PruneKeys.SCORING_TASK_MB_DEFAULT) << 20);
   }
 
-  private static MemoryPlan.ExecutorShape executor(Arguments line) {
+  private static ExecutorShape executor(Arguments line) {
     if (line.value("executor-memory").isEmpty()) {
-      MemoryPlan.ExecutorShape conf = ExecutorShapes.of(new SparkConf(), null);
-      return new MemoryPlan.ExecutorShape(conf.memoryBytes(), line.positiveInt("executor-cores", conf.cores()),
-          line.positiveInt("executors", conf.executors()), conf.setting(), conf.value());
+      ExecutorShape conf = ExecutorShape.of(null, new SparkConf());
+      return conf.withCounts(line.positiveInt("executor-cores", conf.cores()), line.positiveInt("executors", Math.max(1, conf.executors())));
     }
-    return ExecutorShapes.of(line.value("executor-memory").get(), line.positiveInt("executor-cores", 1), line.positiveInt("executors", 1));
+    return ExecutorShape.given(line.value("executor-memory").get(), line.positiveInt("executor-cores", 1), line.positiveInt("executors", 1));
   }
 
-  static void printPlan(ModelArchive archive, MemoryPlan plan, PrintStream out) {
+  /**
+   * The run plan of a prune of this archive with the given settings, as {@code prune} checks it:
+   * the calibration cache, the expert groups (a method that calibrates), the blocks and scoring.
+   * Calibration partitions: one per task slot of the executors.
+   */
+  static RunPlan plan(ModelArchive archive, ModelLayout layout, Arguments line) {
+    MemoryPlan.Settings settings = planSettings(line);
+    ExecutorShape executor = executor(line);
+    int partitions = executor.cores() * Math.max(1, executor.executors());
+    boolean calibrates = settings.method().needsCalibration();
+    Optional<RunPlan.Cache> cache = calibrates
+        ? Optional.of(RunPlan.cache(archive, layout, new CalibrationSettings("", settings.nsamples(), settings.seqlen(), 0, 0), partitions))
+        : Optional.empty();
+    Optional<ExpertPlan> experts = Optional.empty();
+    if (calibrates) {
+      long budget = (long) line.positiveInt("expert-task-mb", Integer.MAX_VALUE) << 20;
+      experts = Optional.of(ExpertPlan.of(layout, archive.config(), new PlanSettings(
+          new CalibrationShape(settings.nsamples(), settings.seqlen(), executor.cores()), RunPlan.statistics(settings.method()),
+          InputHook.ExpertInputs.ROUTED, line.value("expert-task-mb").isPresent() ? budget : 0, executor)));
+    }
+    return RunPlan.prune("Does not fit", executor, cache, experts, MemoryPlan.of(archive, layout, settings, executor));
+  }
+
+  static void printPlan(ModelArchive archive, RunPlan runPlan, PrintStream out) {
+    MemoryPlan plan = runPlan.blocks().orElseThrow();
     MemoryPlan.Settings settings = plan.settings();
-    MemoryPlan.ExecutorShape executor = plan.executor();
+    ExecutorShape executor = runPlan.executor();
     out.println("Model archive  " + archive.location());
     out.printf(Locale.ROOT, "Settings       %s, nsamples %d, seqlen %d, scoring tasks of %s%n", settings.method().displayName(),
         settings.nsamples(), settings.seqlen(), TextTable.bytes(settings.scoringTaskBytes()));
-    out.printf(Locale.ROOT, "Executors      %d x %d core(s), %s usable of %s (%s %s)%n", executor.executors(), executor.cores(),
-        TextTable.bytes(executor.usableBytes()), TextTable.bytes(executor.memoryBytes()), executor.setting(), executor.value());
-    TextTable table = new TextTable("block", "stored", "as float", "calibration task", "calibration executor", "statistics shuffle",
-        "scoring tasks", "scoring task", "largest linear");
+    out.printf(Locale.ROOT, "Executors      %d x %d core(s), %s usable of %s (%s)%n", Math.max(1, executor.executors()), executor.cores(),
+        TextTable.bytes(executor.usableBytes()), TextTable.bytes(executor.memoryBytes()), executor.source());
+    runPlan.cache().ifPresent(cache -> out.printf(Locale.ROOT, "Calibration    %s of cached hidden states in all; a task holds %s%n",
+        TextTable.bytes(cache.memory().cachedBytes()), TextTable.bytes(cache.memory().taskBytes())));
+    runPlan.experts().ifPresent(experts -> out.printf(Locale.ROOT, "Expert tasks   groups of at most %s of experts + statistics"
+        + " (--expert-task-mb); %d of %d blocks expert-parallel%n", TextTable.bytes(experts.budget()),
+        experts.blocks().stream().filter(BlockPlan::sharded).count(), experts.blocks().size()));
+    // A sharded block's calibration tasks are the expert plan's: attention, one expert group with its routed tokens, combine.
+    TextTable table = new TextTable("block", "stored", "as float", "calibration task", "calibration executor",
+        "statistics shuffle", "scoring tasks", "scoring task", "largest linear", "calibration");
     for (MemoryPlan.BlockPlan block : plan.blocks()) {
+      Optional<BlockPlan> sharded = runPlan.sharded(block.block()) ? Optional.of(runPlan.experts().get().block(block.block())) : Optional.empty();
       table.row(block.block(), TextTable.bytes(block.storedBytes()), TextTable.bytes(block.floatBytes()),
-          TextTable.bytes(block.calibrationTaskBytes()), TextTable.bytes(block.calibrationExecutorBytes()),
-          TextTable.bytes(block.shuffleBytes()), block.scoringTasks(), TextTable.bytes(block.scoringTaskBytes()), block.largestLinear());
+          TextTable.bytes(sharded.map(BlockPlan::maxTaskBytes).orElse(block.calibrationTaskBytes())),
+          TextTable.bytes(sharded.map(b -> executor.cores() * b.maxTaskBytes()).orElse(block.calibrationExecutorBytes())),
+          TextTable.bytes(block.shuffleBytes() + sharded.map(BlockPlan::shuffleBytes).orElse(0L)), block.scoringTasks(),
+          TextTable.bytes(block.scoringTaskBytes()), block.largestLinear(),
+          sharded.map(b -> b.groups().size() + " expert groups").orElse("whole block"));
     }
     table.print(out);
-    try {
-      plan.checkFits("Does not fit");
-      out.println("Fits           every block's calibration and scoring fit one executor (estimates; see README, The memory plan)");
-    } catch (ValidationException e) {
-      out.println(e.getMessage());
+    List<BlockPlan> shardedBlocks = runPlan.experts().map(e -> e.blocks().stream().filter(BlockPlan::sharded).toList()).orElse(List.of());
+    if (!shardedBlocks.isEmpty()) {
+      out.println("Expert-parallel blocks, bytes per task (attention per calibration partition, expert group, combine) and shuffled:");
+      TextTable experts = new TextTable("block", "expert groups", "experts per group", "largest group", "attention task", "expert task",
+          "combine task", "routed tokens out", "expert outputs back", "statistics");
+      for (BlockPlan block : shardedBlocks) {
+        int fewest = block.groups().stream().mapToInt(ExpertGroup::size).min().orElse(0);
+        int most = block.groups().stream().mapToInt(ExpertGroup::size).max().orElse(0);
+        experts.row(block.block(), block.groups().size(), fewest == most ? String.valueOf(most) : fewest + "-" + most,
+            TextTable.bytes(block.groups().stream().mapToLong(ExpertGroup::bytes).max().orElse(0)), TextTable.bytes(block.attentionTaskBytes()),
+            TextTable.bytes(block.expertTaskBytes()), TextTable.bytes(block.combineTaskBytes()), TextTable.bytes(block.dispatchBytes()),
+            TextTable.bytes(block.returnBytes()), TextTable.bytes(block.statisticsBytes()));
+      }
+      experts.print(out);
     }
+    Optional<String> refusal = runPlan.refusal();
+    out.println(refusal.orElse("Fits           every block's calibration and scoring fit one executor (estimates; see README, The memory plan)"));
   }
 
-  static ObjectNode planJson(MemoryPlan plan) {
+  static ObjectNode planJson(RunPlan runPlan) {
+    MemoryPlan plan = runPlan.blocks().orElseThrow();
     ObjectNode root = JSON.createObjectNode();
     MemoryPlan.Settings settings = plan.settings();
     root.put("method", settings.method().name().toLowerCase(Locale.ROOT));
     root.put("nsamples", settings.nsamples());
     root.put("seqlen", settings.seqlen());
     root.put("scoring_task_bytes", settings.scoringTaskBytes());
-    root.put("executor_memory_bytes", plan.executor().memoryBytes());
-    root.put("executor_usable_bytes", plan.executor().usableBytes());
-    root.put("executor_cores", plan.executor().cores());
-    root.put("executors", plan.executor().executors());
+    root.put("executor_memory_bytes", runPlan.executor().memoryBytes());
+    root.put("executor_usable_bytes", runPlan.executor().usableBytes());
+    root.put("executor_cores", runPlan.executor().cores());
+    root.put("executors", Math.max(1, runPlan.executor().executors()));
+    runPlan.cache().ifPresent(cache -> {
+      root.put("calibration_cached_bytes", cache.memory().cachedBytes());
+      root.put("calibration_cache_task_bytes", cache.memory().taskBytes());
+    });
+    runPlan.experts().ifPresent(experts -> root.put("expert_task_budget_bytes", experts.budget()));
     ArrayNode blocks = root.putArray("blocks");
     for (MemoryPlan.BlockPlan block : plan.blocks()) {
       ObjectNode node = blocks.addObject();
@@ -143,14 +203,25 @@ final class InspectCommand implements Subcommand {
       node.put("scoring_tasks", block.scoringTasks());
       node.put("scoring_task_bytes", block.scoringTaskBytes());
       node.put("largest_linear", block.largestLinear());
+      if (runPlan.sharded(block.block())) {
+        // The block's calibration as it runs: expert-parallel, no task holding it whole (calibration_task_bytes is the whole block's).
+        BlockPlan sharded = runPlan.experts().get().block(block.block());
+        ObjectNode parallel = node.putObject("expert_parallel");
+        parallel.put("attention_task_bytes", sharded.attentionTaskBytes());
+        parallel.put("expert_task_bytes", sharded.expertTaskBytes());
+        parallel.put("combine_task_bytes", sharded.combineTaskBytes());
+        parallel.put("dispatch_bytes", sharded.dispatchBytes());
+        parallel.put("return_bytes", sharded.returnBytes());
+        parallel.put("statistics_bytes", sharded.statisticsBytes());
+        ArrayNode groups = parallel.putArray("groups");
+        for (ExpertGroup group : sharded.groups()) {
+          groups.addObject().put("first", group.first()).put("end", group.end()).put("bytes", group.bytes());
+        }
+      }
     }
-    try {
-      plan.checkFits("Does not fit");
-      root.put("fits", true);
-    } catch (ValidationException e) {
-      root.put("fits", false);
-      root.put("reason", e.getMessage());
-    }
+    Optional<String> refusal = runPlan.refusal();
+    root.put("fits", refusal.isEmpty());
+    refusal.ifPresent(reason -> root.put("reason", reason));
     return root;
   }
 

@@ -1,16 +1,12 @@
 package dev.sparkprune.jobs.cli;
 
-import dev.sparkprune.jobs.calibration.ExpertSharding;
 import dev.sparkprune.jobs.options.OptionValues;
-import dev.sparkprune.jobs.plan.ExpertPlan;
+import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.prune.HadoopInputs;
 import dev.sparkprune.jobs.prune.PruneKeys;
 import dev.sparkprune.jobs.prune.PruneOptionsResolver;
 import dev.sparkprune.jobs.prune.JobInputs;
-import dev.sparkprune.jobs.prune.plan.ExecutorShapes;
-import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.jobs.output.OutputGuard;
-import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.prune.PruneJob;
 import dev.sparkprune.jobs.prune.PruneOptions;
 import dev.sparkprune.jobs.prune.output.PruneReport;
@@ -60,21 +56,11 @@ final class PruneCommand implements Subcommand {
     SparkSessions.checkMaster(master);
     // Before Spark starts: a refused --out costs no session start-up.
     OutputGuard.check(conf, options.output());
-    // The model, plan, tokenizer and calibration source are checked before Spark starts.
+    // The model, tokenizer, calibration source and the run plan (memory per stage, from headers and the
+    // executor shape) are checked before Spark starts: a run that cannot fit is refused now, not by an OOM.
     SparkConf sparkConf = new SparkConf();
-    CalibrationMemory.Executors executors = CalibrationMemory.Executors.of(master, sparkConf);
-    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options, executors, executors.defaultParallelism(sparkConf));
-    // The memory plan from headers and the executor's shape: a run that cannot fit is refused now, not by an OOM.
-    // An expert task that cannot fit even one expert is refused by the expert plan; the blocks it
-    // shards are not held whole by a calibration task, so the memory plan leaves them to it.
-    java.util.function.IntPredicate expertParallel = block -> false;
-    if (inputs.needsCalibration && options.statistics().isEmpty()) {
-      ExpertPlan experts = inputs.expertPlan(options, ExpertSharding.executor(master, sparkConf), options.partitions());
-      experts.checkFits();
-      expertParallel = experts::sharded;
-    }
-    MemoryPlan.of(inputs.archive, inputs.layout, options.memorySettings(), ExecutorShapes.of(sparkConf, master))
-        .checkFits("Cannot prune " + options.model(), expertParallel);
+    ExecutorShape executor = ExecutorShape.of(master, sparkConf);
+    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options, executor, executor.defaultParallelism(sparkConf));
     SparkSession spark = SparkSessions.getOrCreate(master);
     PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);

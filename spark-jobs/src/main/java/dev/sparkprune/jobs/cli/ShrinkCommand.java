@@ -2,7 +2,7 @@ package dev.sparkprune.jobs.cli;
 
 import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.options.OptionValues;
-import dev.sparkprune.jobs.calibration.CalibrationMemory;
+import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.shrink.ShrinkJob;
 import dev.sparkprune.jobs.shrink.ShrinkKeys;
 import dev.sparkprune.jobs.shrink.ShrinkOptions;
@@ -52,7 +52,7 @@ final class ShrinkCommand implements Subcommand {
     SparkSessions.checkMaster(master);
     // Before Spark starts: a refused request or --out costs no session start-up, and writes nothing.
     SparkConf sparkConf = new SparkConf();
-    CalibrationMemory.Executors executors = CalibrationMemory.Executors.of(master, sparkConf);
+    ExecutorShape executors = ExecutorShape.of(master, sparkConf);
     ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options, executors, executors.defaultParallelism(sparkConf));
     SparkSession spark = SparkSessions.getOrCreate(master);
     ShrinkReport report = options.thenPrune().isEmpty()

@@ -91,9 +91,9 @@ public final class ExpertPlan {
     for (BlockPlan block : blocks) {
       if (block.largestExpertBytes() > task) {
         throw new ValidationException(String.format(Locale.ROOT,
-            "Cannot calibrate model.layers.%d: one routed expert with its statistics needs %s but %s; raise the executor memory "
-                + "(spark.executor.memory, SPARKPRUNE_HEAP) or run fewer tasks per executor",
-            block.block(), size(block.largestExpertBytes()), share));
+            "Cannot calibrate model.layers.%d: one routed expert with its statistics needs %s but %s; raise %s (%s) or run fewer "
+                + "tasks per executor",
+            block.block(), size(block.largestExpertBytes()), share, executor.setting(), executor.source()));
       }
     }
   }

@@ -5,6 +5,7 @@ import dev.sparkprune.jobs.output.OutputMarker;
 import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
+import dev.sparkprune.jobs.plan.ExecutorShape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.options.OptionKey;
@@ -21,6 +22,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -88,7 +90,32 @@ public final class BatchJob {
     List<Row> entries = readManifest(io);
     List<String> names = names(entries);
     checkOutputs(io, entries, names);
+    planEach(io, entries, names);
     return StagedRun.start(spark, "batch", manifest).run(run -> pruneEach(run.runId(), io, entries, names));
+  }
+
+  /**
+   * Plans every row before any model runs ({@link JobInputs#plan}: calibration cache, expert
+   * groups, blocks, scoring, on this session's executors): a row whose plan cannot fit refuses the
+   * whole batch in one line naming the row, rather than an OutOfMemoryError hours into the batch.
+   * A row whose options or model do not resolve is left to its run, which records it as FAILED.
+   */
+  private void planEach(HadoopFileIO io, List<Row> entries, List<String> names) {
+    PruneOptionsResolver resolver = PruneOptionsResolver.on(spark.sparkContext().getConf(), io);
+    ExecutorShape executor = ExecutorShape.of(spark.sparkContext().master(), spark.sparkContext().getConf());
+    int partitions = spark.sparkContext().defaultParallelism();
+    for (int i = 0; i < entries.size(); i++) {
+      Optional<String> refusal;
+      try {
+        refusal = JobInputs.plan(io, resolver.resolve(settings(entries.get(i), io.resolve(outRoot, names.get(i)))), executor, partitions)
+            .refusal();
+      } catch (Exception e) {
+        continue;
+      }
+      if (refusal.isPresent()) {
+        throw new ValidationException(String.format(Locale.ROOT, "Cannot run batch row %d (%s): %s", i + 1, names.get(i), refusal.get()));
+      }
+    }
   }
 
   /** Each row's prune run in turn (a failed one is recorded, never fatal), then the status rows appended. */

@@ -1,6 +1,5 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.calibration.CalibrationMemory;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.gradient.GradientManifest;
 import dev.sparkprune.jobs.prune.plan.Fingerprints;
@@ -9,6 +8,8 @@ import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.plan.ExpertPlan;
 import dev.sparkprune.jobs.plan.ExpertStatistics;
 import dev.sparkprune.jobs.plan.PlanSettings;
+import dev.sparkprune.jobs.plan.RunPlan;
+import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.prune.score.StatisticsFiles;
@@ -70,17 +71,41 @@ public final class JobInputs {
   }
 
   /**
-   * Opens and checks the inputs; before sampling, refuses a calibration the executors cannot hold
-   * ({@link CalibrationMemory}). {@code defaultPartitions}: the calibration partitions when
-   * --partitions is not given.
+   * Opens and checks the inputs; before sampling, refuses a run the executors cannot hold (its
+   * {@link RunPlan}: calibration cache, expert groups, blocks, scoring). {@code defaultPartitions}:
+   * the calibration partitions when --partitions is not given.
    */
-  public static JobInputs open(HadoopFileIO io, PruneOptions options, CalibrationMemory.Executors executors, int defaultPartitions)
-      throws IOException {
-    return open(io, options, Optional.of(executors), defaultPartitions);
+  public static JobInputs open(HadoopFileIO io, PruneOptions options, ExecutorShape executor, int defaultPartitions) throws IOException {
+    return open(io, options, Optional.of(executor), defaultPartitions);
   }
 
-  private static JobInputs open(HadoopFileIO io, PruneOptions options, Optional<CalibrationMemory.Executors> executors,
-      int defaultPartitions) throws IOException {
+  /**
+   * The run plan of {@code options} from headers alone (no tokenizer, no sampling): what a batch
+   * checks for every row before any model runs. The same plan {@link #open(HadoopFileIO,
+   * PruneOptions, ExecutorShape, int)} checks.
+   */
+  public static RunPlan plan(HadoopFileIO io, PruneOptions options, ExecutorShape executor, int defaultPartitions) throws IOException {
+    Planned planned = planned(io, options);
+    return planned.runPlan(options, executor, defaultPartitions);
+  }
+
+  /** The archive, layout and planned linears: the part of the inputs a plan reads. */
+  private record Planned(ModelArchive archive, ModelLayout layout, List<PlannedLinear> plan, int prunable, boolean needsCalibration,
+      boolean needsGradients, boolean samplesText) {
+    RunPlan runPlan(PruneOptions options, ExecutorShape executor, int defaultPartitions) {
+      Optional<RunPlan.Cache> cache = samplesText
+          ? Optional.of(RunPlan.cache(archive, layout, options.calibrationSettings(), defaultPartitions))
+          : Optional.empty();
+      // Saved statistics (--stats) skip calibration, and with it the expert tasks.
+      Optional<ExpertPlan> experts = needsCalibration && options.statistics().isEmpty()
+          ? Optional.of(expertPlan(archive, layout, plan, options, executor, options.partitions()))
+          : Optional.empty();
+      return RunPlan.prune("Cannot prune " + options.model(), executor, cache, experts,
+          MemoryPlan.of(archive, layout, options.memorySettings(), executor));
+    }
+  }
+
+  private static Planned planned(HadoopFileIO io, PruneOptions options) throws IOException {
     ModelArchive archive = ModelArchive.open(io, options.model());
     ModelLayout layout = Architectures.layout(archive);
     List<PlannedLinear> plan = new ArrayList<>();
@@ -98,11 +123,22 @@ public final class JobInputs {
         !needsCalibration || options.calibration().isPresent() || options.statistics().isPresent(),
         "Missing --calib: some linears are pruned with a method that scores calibration activations");
     boolean needsGradients = options.scoring().needsGradients(plan);
-    if (needsGradients) {
+    return new Planned(archive, layout, plan, prunable, needsCalibration, needsGradients,
+        samplesText(options, needsCalibration, needsGradients));
+  }
+
+  private static JobInputs open(HadoopFileIO io, PruneOptions options, Optional<ExecutorShape> executor, int defaultPartitions)
+      throws IOException {
+    Planned planned = planned(io, options);
+    ModelArchive archive = planned.archive();
+    ModelLayout layout = planned.layout();
+    List<PlannedLinear> plan = planned.plan();
+    boolean needsCalibration = planned.needsCalibration();
+    if (planned.needsGradients()) {
       checkGradients(io, options, archive, layout, plan);
     }
     Optional<Tokenizer> tokenizer = Optional.empty();
-    if (samplesText(options, needsCalibration, needsGradients)) {
+    if (planned.samplesText()) {
       ValidationException.check(
           options.calibration().isPresent(), "Missing --calib: --allocation %s with --method wanda scores calibration activations",
           options.allocation().name().toLowerCase(java.util.Locale.ROOT));
@@ -123,26 +159,14 @@ public final class JobInputs {
     if (needsCalibration && options.statistics().isPresent()) {
       StatisticsFiles.checkManifest(io, options.statistics().get(), Fingerprints.model(archive), options.scoring().hessianUser(plan));
     }
-    if (tokenizer.isPresent() && executors.isPresent()) {
-      checkCalibrationMemory(archive, layout, options, executors.get(), defaultPartitions);
+    // The run plan from headers and the executor's shape: a run that cannot fit is refused now, before sampling, not by an OOM.
+    if (executor.isPresent()) {
+      planned.runPlan(options, executor.get(), defaultPartitions).checkFits();
     }
     CalibrationSource calibration = tokenizer.isPresent()
         ? CalibrationSource.sample(io, options.calibrationSettings(), tokenizer.get())
         : CalibrationSource.none();
-    return new JobInputs(archive, layout, plan, prunable, needsCalibration, tokenizer, calibration);
-  }
-
-  /**
-   * Refuses a calibration that the executors cannot hold ({@link CalibrationMemory}): the cached
-   * hidden states of the samples in total and per partition, and a task's activations.
-   * {@code partitions} is what the calibration pass will use when --partitions is not given.
-   */
-  private static void checkCalibrationMemory(ModelArchive archive, ModelLayout layout, PruneOptions options,
-      CalibrationMemory.Executors executors, int defaultPartitions) {
-    int topK = dev.sparkprune.tensorio.arch.MixtureOfExperts.of(archive.config()).map(moe -> moe.topK()).orElse(1);
-    long hidden = layout.linears().get(0).inFeatures();
-    CalibrationMemory.check(options.calibrationSettings(), hidden, CalibrationMemory.widestPerToken(layout, topK), executors,
-        defaultPartitions);
+    return new JobInputs(archive, layout, plan, planned.prunable(), needsCalibration, tokenizer, calibration);
   }
 
   /**
@@ -151,6 +175,11 @@ public final class JobInputs {
    * what each stage holds per task.
    */
   public ExpertPlan expertPlan(PruneOptions options, ExecutorShape executor, int partitions) {
+    return expertPlan(archive, layout, plan, options, executor, partitions);
+  }
+
+  private static ExpertPlan expertPlan(ModelArchive archive, ModelLayout layout, List<PlannedLinear> plan, PruneOptions options,
+      ExecutorShape executor, int partitions) {
     CalibrationShape shape = new CalibrationShape(options.nsamples(), options.seqlen(), partitions > 0 ? partitions : executor.cores());
     PlanSettings settings = new PlanSettings(shape, ExpertStatistics.of(options.scoring().hessianStorage(plan)), options.moeCalibration(),
         options.expertTaskBytes(), executor);

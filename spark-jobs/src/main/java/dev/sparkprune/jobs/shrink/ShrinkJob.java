@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.calibration.CalibrationMemory;
+import dev.sparkprune.jobs.plan.ExecutorShape;
+import dev.sparkprune.jobs.plan.RunPlan;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.gradient.GradientFiles;
 import dev.sparkprune.jobs.gradient.GradientStage;
@@ -77,13 +78,13 @@ public final class ShrinkJob {
     return check(conf, options, java.util.Optional.empty(), 0);
   }
 
-  /** As {@link #check(Configuration, ShrinkOptions)}, refusing before sampling what the executors cannot hold ({@link CalibrationMemory}). */
-  public static Inputs check(Configuration conf, ShrinkOptions options, CalibrationMemory.Executors executors, int defaultPartitions)
+  /** As {@link #check(Configuration, ShrinkOptions)}, refusing before sampling what the executors cannot hold (its {@link RunPlan}). */
+  public static Inputs check(Configuration conf, ShrinkOptions options, ExecutorShape executors, int defaultPartitions)
       throws IOException {
     return check(conf, options, java.util.Optional.of(executors), defaultPartitions);
   }
 
-  private static Inputs check(Configuration conf, ShrinkOptions options, java.util.Optional<CalibrationMemory.Executors> executors,
+  private static Inputs check(Configuration conf, ShrinkOptions options, java.util.Optional<ExecutorShape> executors,
       int defaultPartitions) throws IOException {
     HadoopFileIO io = new HadoopFileIO(conf);
     ModelArchive archive = ModelArchive.open(io, options.model());
@@ -137,21 +138,20 @@ public final class ShrinkJob {
   }
 
   /**
-   * Refuses calibration windows the executors cannot hold ({@link CalibrationMemory}); {@code
-   * defaultPartitions} is what the job uses when --partitions is not given.
+   * Refuses, before sampling, a run the executors cannot hold: its {@link RunPlan} (the cached
+   * calibration windows, the blocks held as float); {@code defaultPartitions} is what the job uses
+   * when --partitions is not given.
    */
   private static void checkCalibrationMemory(ModelArchive archive, ModelShape shape, ShrinkOptions options,
-      CalibrationMemory.Executors executors, int defaultPartitions) {
-    ModelLayout layout = Architectures.layout(archive);
-    int topK = shape.moe().map(moe -> moe.topK()).orElse(1);
-    CalibrationMemory.check(options.calibrationSettings(), shape.hidden(), CalibrationMemory.widestPerToken(layout, topK), executors,
-        defaultPartitions);
+      ExecutorShape executors, int defaultPartitions) {
+    RunPlan.shrink(archive, Architectures.layout(archive), options.model(), options.calibrationSettings(), executors, defaultPartitions,
+        java.util.Optional.empty()).checkFits();
   }
 
-  /** As {@link #check(Configuration, ShrinkOptions, CalibrationMemory.Executors, int)}, for a session already started: its executors. */
+  /** As {@link #check(Configuration, ShrinkOptions, ExecutorShape, int)}, for a session already started: its executors. */
   public static Inputs check(SparkSession spark, ShrinkOptions options) throws IOException {
     return check(spark.sparkContext().hadoopConfiguration(), options,
-        CalibrationMemory.Executors.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism());
+        ExecutorShape.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism());
   }
 
   public ShrinkReport run() throws IOException {

@@ -155,6 +155,87 @@ class TestMain {
         .contains("Fits           every block's calibration and scoring fit one executor");
   }
 
+  /**
+   * A DeepSeek-V3-shaped MoE (the benchmark's generator, 16 experts of 3 x 128 x 64) under a 1 MB
+   * expert budget: inspect --plan prints the expert plan's groups and per-task bytes for the
+   * sharded block, equal to the README's formulas computed here from the safetensors headers.
+   */
+  @Test
+  void inspectPlanShowsExpertGroupTaskBytesOfAShardedMoe() throws IOException {
+    Path model = dir.resolve("deepseek-v3-shaped");
+    int hidden = 128;
+    int intermediate = 64;
+    int experts = 16;
+    dev.sparkprune.jobs.bench.ExpertParallelBenchmark.generate(model,
+        new dev.sparkprune.jobs.bench.ExpertParallelBenchmark.Settings(2, experts, hidden, intermediate, 1, 1, 1, 1, 1));
+    Result json = run("inspect", "--plan", "--json", "--method", "wanda", "--nsamples", "16", "--seqlen", "32", "--executor-memory", "1g",
+        "--executor-cores", "2", "--expert-task-mb", "1", model.toString());
+    assertThat(json.code()).as(json.err()).isZero();
+    JsonNode plan = new ObjectMapper().readTree(json.out());
+    assertThat(plan.get("blocks").get(0).has("expert_parallel")).isFalse(); // first_k_dense_replace 1: block 0 is dense
+
+    // Each routed expert's float weights from the headers, plus Wanda's sums: 16 bytes per channel of its two inputs (H, I).
+    long[] expertBytes = new long[experts];
+    java.util.regex.Pattern name = java.util.regex.Pattern.compile("model\\.layers\\.1\\.mlp\\.experts\\.(\\d+)\\.(gate|up|down)_proj\\.weight");
+    try (Stream<Path> shards = Files.list(model)) {
+      for (Path shard : shards.filter(p -> p.toString().endsWith(".safetensors")).toList()) {
+        byte[] bytes = Files.readAllBytes(shard);
+        long length = java.nio.ByteBuffer.wrap(bytes, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+        JsonNode header = new ObjectMapper().readTree(new String(bytes, 8, (int) length, StandardCharsets.UTF_8));
+        for (Map.Entry<String, JsonNode> tensor : (Iterable<Map.Entry<String, JsonNode>>) header::fields) {
+          java.util.regex.Matcher matcher = name.matcher(tensor.getKey());
+          if (matcher.matches()) {
+            long numel = 1;
+            for (JsonNode dim : tensor.getValue().get("shape")) {
+              numel *= dim.asLong();
+            }
+            expertBytes[Integer.parseInt(matcher.group(1))] += 4 * numel;
+          }
+        }
+      }
+    }
+    long statistics = 16L * (hidden + intermediate);
+    assertThat(expertBytes[0]).isEqualTo(4L * 3 * hidden * intermediate);
+    // Groups: experts in index order, a new group when the next expert would pass 1 MiB.
+    List<long[]> groups = new java.util.ArrayList<>();
+    long[] current = {0, 0, 0};
+    for (int e = 0; e < experts; e++) {
+      long bytes = expertBytes[e] + statistics;
+      if (e > current[0] && current[2] + bytes > 1L << 20) {
+        groups.add(current);
+        current = new long[] {e, e, 0};
+      }
+      current[1] = e + 1;
+      current[2] += bytes;
+    }
+    groups.add(current);
+    JsonNode sharded = plan.get("blocks").get(1).get("expert_parallel");
+    assertThat(sharded.get("groups")).hasSize(groups.size());
+    assertThat(groups.size()).isGreaterThan(1);
+    // Expert task: the group + 5 partials of one expert's statistics (16 chunks fold in 4 levels) + its routed rows' states
+    // (T k |g| / E of T = 16 x 32 tokens, k = 8) + one expert's working set on a chunk (32 k / E rows x (3I + 2H) floats).
+    long tokens = 16 * 32;
+    long largestTask = 0;
+    for (int g = 0; g < groups.size(); g++) {
+      long size = groups.get(g)[1] - groups.get(g)[0];
+      assertThat(sharded.get("groups").get(g).get("first").asLong()).isEqualTo(groups.get(g)[0]);
+      assertThat(sharded.get("groups").get(g).get("end").asLong()).isEqualTo(groups.get(g)[1]);
+      assertThat(sharded.get("groups").get(g).get("bytes").asLong()).isEqualTo(groups.get(g)[2]);
+      long rows = Math.min((tokens * 8 * size + experts - 1) / experts, tokens * Math.min(8, size));
+      largestTask = Math.max(largestTask, groups.get(g)[2] + 5 * statistics + 4L * hidden * rows + 4L * (32 * 8 / experts) * (3 * intermediate + 2 * hidden));
+    }
+    assertThat(sharded.get("expert_task_bytes").asLong()).isEqualTo(largestTask);
+    // Routed tokens out: every token's state to each of its k experts, with the expert index.
+    assertThat(sharded.get("dispatch_bytes").asLong()).isEqualTo(4L * hidden * tokens * 8 + 4L * tokens * 8);
+    assertThat(plan.get("fits").asBoolean()).isTrue();
+
+    Result table = run("inspect", "--plan", "--method", "wanda", "--nsamples", "16", "--seqlen", "32", "--executor-memory", "1g",
+        "--executor-cores", "2", "--expert-task-mb", "1", model.toString());
+    assertThat(table.code()).as(table.err()).isZero();
+    assertThat(table.out()).contains("1 of 2 blocks expert-parallel").contains(groups.size() + " expert groups")
+        .contains("Expert-parallel blocks").contains(TextTable.bytes(largestTask));
+  }
+
   @Test
   void hostileArchiveGivesOneLineAndExitCodeTwo() throws IOException {
     Path archive = dir.resolve("bad");

@@ -63,6 +63,37 @@ class TestShrinkCommand {
     assertRefused(args("--mlp-keep", "0.5", "--repair", "lsq"), "Invalid --repair lsq: use ls or none");
   }
 
+  /**
+   * The run plan before Spark starts: one block of a generated Llama (hidden 256, MLP 1024) is
+   * 4.2 MB as float and calibration holds two per executor, more than the 4 MiB a 304 MiB
+   * local-cluster executor leaves after Spark's 300 MiB; the cached windows (1 x 8 tokens) fit.
+   */
+  @Test
+  void refusesARunWhoseBlocksCannotFitTheExecutorsBeforeSparkStarts(@TempDir Path models) throws java.io.IOException {
+    Path model = models.resolve("llama");
+    int hidden = 256;
+    int intermediate = 1024;
+    SyntheticArchive.builder(SyntheticArchive.llamaConfig(hidden, 2, 4, 4, intermediate, 512)).seed(1).build()
+        .write(new LocalFileIO(), model.toString());
+    SyntheticArchive.writeByteLevelTokenizer(new LocalFileIO(), model.toString());
+    // A block's parameters: q, k, v, o (H x H each), gate, up, down (H x I each), two norms (H each); 4 bytes each as float.
+    long blockFloat = 4L * (4L * hidden * hidden + 3L * hidden * intermediate + 2L * hidden);
+    String[] args = {"shrink", "--model", model.toString(), "--out", dir.resolve("out").toString(), "--calib",
+        SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--seqlen", "8", "--nsamples", "1", "--mlp-keep", "0.5",
+        "--master", "local-cluster[1,1,304]"};
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = Main.run(args, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8));
+    assertThat(code).isEqualTo(Main.EXIT_BAD_INPUT);
+    assertThat(err.toString(StandardCharsets.UTF_8))
+        .startsWith("sparkprune: error: Cannot shrink file:" + model + ": block 0 needs about ")
+        .contains("(2 blocks of " + dev.sparkprune.jobs.prune.plan.MemoryPlan.gib(blockFloat) + " decoded as float")
+        .contains("more than the " + dev.sparkprune.jobs.prune.plan.MemoryPlan.gib(4L << 20)
+            + " an executor leaves (local-cluster[1,1,304]: executor memory from the master URL); raise the local-cluster worker memory")
+        .hasLineCount(1);
+    assertThat(dir.toFile().list()).isEmpty();
+  }
+
   @Test
   void refusesExpertsOnADenseModel() {
     assertRefused(args("--experts-keep", "0.5"), "Cannot remove experts of llama: model_type llama has no experts");

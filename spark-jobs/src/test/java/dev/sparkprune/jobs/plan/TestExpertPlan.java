@@ -129,15 +129,21 @@ class TestExpertPlan {
   void theExecutorIsTheDriversJvmInLocalModeElseTheConfsExecutor() {
     java.util.Map<String, String> conf = java.util.Map.of("spark.executor.memory", "4g", "spark.executor.cores", "4", "spark.task.cpus", "2");
     java.util.function.Function<String, java.util.Optional<String>> lookup = key -> java.util.Optional.ofNullable(conf.get(key));
-    assertThat(ExecutorShape.of("local[3]", lookup, 900, 16)).isEqualTo(new ExecutorShape(900, 3));
-    assertThat(ExecutorShape.of("local[*]", lookup, 900, 16)).isEqualTo(new ExecutorShape(900, 16));
-    assertThat(ExecutorShape.of("local", lookup, 900, 16)).isEqualTo(new ExecutorShape(900, 1));
-    assertThat(ExecutorShape.of("local-cluster[2, 3, 1024]", lookup, 900, 16)).isEqualTo(new ExecutorShape(1L << 30, 3));
-    // 4 cores over 2 CPUs per task: two tasks of 2 GiB.
-    assertThat(ExecutorShape.of("yarn", lookup, 900, 16)).isEqualTo(new ExecutorShape(4L << 30, 2));
-    assertThat(ExecutorShape.of("spark://h:7077", key -> java.util.Optional.empty(), 900, 16)).isEqualTo(new ExecutorShape(1L << 30, 1));
-    assertThat(ExecutorShape.of("k8s://h", key -> java.util.Optional.ofNullable(java.util.Map.of("spark.executor.memory", "2048").get(key)), 900, 16))
-        .isEqualTo(new ExecutorShape(2L << 30, 1));
+    assertThat(shape(ExecutorShape.of("local[3]", lookup, 900, 16))).containsExactly(900L, 1L, 1L);
+    assertThat(shape(ExecutorShape.of("local[*]", lookup, 900, 16))).containsExactly(900L, 8L, 1L);
+    assertThat(shape(ExecutorShape.of("local", lookup, 900, 16))).containsExactly(900L, 1L, 1L);
+    assertThat(shape(ExecutorShape.of("local-cluster[2, 3, 1024]", lookup, 900, 16))).containsExactly(1L << 30, 1L, 2L);
+    // 4 cores over 2 CPUs per task: two tasks of 2 GiB; instances unset: unknown.
+    assertThat(shape(ExecutorShape.of("yarn", lookup, 900, 16))).containsExactly(4L << 30, 2L, 0L);
+    assertThat(shape(ExecutorShape.of("spark://h:7077", key -> java.util.Optional.empty(), 900, 16))).containsExactly(1L << 30, 1L, 0L);
+    assertThat(shape(ExecutorShape.of("local[3]", key -> java.util.Optional.empty(), 900, 16))).containsExactly(900L, 3L, 1L);
+    assertThat(shape(ExecutorShape.of("k8s://h", key -> java.util.Optional.ofNullable(java.util.Map.of("spark.executor.memory", "2048").get(key)), 900, 16)))
+        .containsExactly(2L << 30, 1L, 0L);
+  }
+
+  /** Heap, tasks at once and executors of a shape. */
+  private static List<Long> shape(ExecutorShape executor) {
+    return List.of(executor.memoryBytes(), (long) executor.cores(), (long) executor.executors());
   }
 
   @Test

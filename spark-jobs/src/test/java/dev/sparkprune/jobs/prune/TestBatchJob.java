@@ -192,6 +192,31 @@ class TestBatchJob extends SparkTestBase {
     assertThat(outRoot).doesNotExist();
   }
 
+  /**
+   * Every row is planned before any model runs: a row whose expert budget is over a task's share
+   * of this session's executor (local[2]: half the heap) refuses the batch in one line naming the
+   * row, and the valid first row never runs.
+   */
+  @Test
+  void aRowWhosePlanCannotFitRefusesTheBatchBeforeAnyModelRuns() throws IOException {
+    String stories = SharedData.stories260K().toString();
+    String moe = dev.sparkprune.tensorio.ModelFixtures.path("qwen3_moe").toString();
+    String text = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
+    Path manifest = dir.resolve("plan.jsonl");
+    Files.writeString(manifest, String.join("\n",
+        "{\"model\": \"" + stories + "\", \"name\": \"fine\", \"method\": \"magnitude\"}",
+        "{\"model\": \"" + moe + "\", \"name\": \"huge\", \"method\": \"wanda\", \"calib\": \"" + text + "\", \"nsamples\": 2, "
+            + "\"seqlen\": 64, \"expert-task-mb\": 100000}", ""));
+    Path outRoot = dir.resolve("out-root");
+    long task = Runtime.getRuntime().maxMemory() / 2;
+    assertThatThrownBy(() -> run(manifest, outRoot))
+        .isInstanceOf(ValidationException.class)
+        .hasMessageStartingWith("Cannot run batch row 2 (huge): Invalid --expert-task-mb 100000: a task has ")
+        .hasMessageEndingWith("; set it to at most " + (task >> 20))
+        .hasMessageNotContaining("\n");
+    assertThat(outRoot).doesNotExist();
+  }
+
   @Test
   void namesAreOneSafeFolderName() {
     Map<String, String> problems = new java.util.LinkedHashMap<>();

@@ -1,6 +1,7 @@
 package dev.sparkprune.jobs.prune.plan;
 
 import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
@@ -47,8 +48,6 @@ import java.util.regex.Pattern;
  * margin ({@link ExecutorShape#usableBytes}).
  */
 public final class MemoryPlan {
-  /** Spark's reserved system memory, outside what tasks may use. */
-  public static final long SPARK_RESERVED_BYTES = 300L << 20;
   private static final Pattern BLOCK = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
 
   /** The run's settings the plan reads. */
@@ -59,18 +58,6 @@ public final class MemoryPlan {
 
     int chunks() {
       return (nsamples + CalibrationSource.chunkSize(nsamples) - 1) / CalibrationSource.chunkSize(nsamples);
-    }
-  }
-
-  /**
-   * One executor of the cluster: its heap, concurrent tasks (cores) and how many run; {@code
-   * setting} names what sets the heap and {@code value} its value, for messages
-   * ({@code spark.executor.memory}, {@code 4g}).
-   */
-  public record ExecutorShape(long memoryBytes, int cores, int executors, String setting, String value) {
-    /** The heap tasks may fill: the executor memory less Spark's reserved 300 MiB. */
-    public long usableBytes() {
-      return Math.max(0, memoryBytes - SPARK_RESERVED_BYTES);
     }
   }
 
@@ -184,7 +171,7 @@ public final class MemoryPlan {
     }
     CalibrationStatistics.HessianStorage hessian = settings.method().hessianStorage();
     boolean calibrated = settings.method().needsCalibration() || hessian != CalibrationStatistics.HessianStorage.NONE;
-    int partitions = Math.min(settings.chunks(), executor.cores() * executor.executors());
+    int partitions = Math.min(settings.chunks(), executor.cores() * Math.max(1, executor.executors()));
     List<BlockPlan> plans = new ArrayList<>();
     for (Block block : layoutBlocks) {
       int b = block.index();
@@ -271,25 +258,39 @@ public final class MemoryPlan {
    * names to the expert plan ({@code jobs.plan.ExpertPlan}): their tasks never hold the block whole.
    */
   public void checkFits(String action, java.util.function.IntPredicate expertParallel) {
+    checkCalibrationFits(action, expertParallel);
+    checkScoringFits(action);
+  }
+
+  /**
+   * The calibration half of {@link #checkFits(String, java.util.function.IntPredicate)}: what a
+   * job that runs blocks through calibration without scoring them (shrink) must fit.
+   */
+  public void checkCalibrationFits(String action, java.util.function.IntPredicate expertParallel) {
     long usable = executor.usableBytes();
     for (BlockPlan block : blocks) {
       if (!expertParallel.test(block.block()) && block.calibrationExecutorBytes() > usable) {
         throw new ValidationException(String.format(Locale.ROOT,
             "%s: block %d needs about %s per executor in calibration (2 blocks of %s decoded as float + %d task(s) of %s activations"
-                + " and statistics), more than the %s an executor of %s leaves; raise %s, lower --nsamples or --seqlen, or see"
+                + " and statistics), more than the %s an executor leaves (%s); raise %s, lower --nsamples or --seqlen, or see"
                 + " 'sparkprune inspect --plan'",
             action, block.block(), gib(block.calibrationExecutorBytes()), gib(block.floatBytes()), executor.cores(),
-            gib(block.activationBytes() + 2 * block.statisticsBytes()), gib(usable), executor.setting() + " " + executor.value(), executor.setting()));
+            gib(block.activationBytes() + 2 * block.statisticsBytes()), gib(usable), executor.source(), executor.setting()));
       }
     }
+  }
+
+  /** The scoring half of {@link #checkFits(String, java.util.function.IntPredicate)}. */
+  public void checkScoringFits(String action) {
+    long usable = executor.usableBytes();
     for (BlockPlan block : blocks) {
       long needed = executor.cores() * block.scoringTaskBytes();
       if (needed > usable) {
         throw new ValidationException(String.format(Locale.ROOT,
-            "%s: block %d needs about %s per executor in scoring (%d task(s) holding %s for %s), more than the %s an executor of %s"
-                + " leaves; raise %s or run fewer tasks per executor, or see 'sparkprune inspect --plan'",
+            "%s: block %d needs about %s per executor in scoring (%d task(s) holding %s for %s), more than the %s an executor"
+                + " leaves (%s); raise %s or run fewer tasks per executor, or see 'sparkprune inspect --plan'",
             action, block.block(), gib(needed), executor.cores(), gib(block.scoringTaskBytes()), block.largestLinear(), gib(usable),
-            executor.setting() + " " + executor.value(), executor.setting()));
+            executor.source(), executor.setting()));
       }
     }
   }

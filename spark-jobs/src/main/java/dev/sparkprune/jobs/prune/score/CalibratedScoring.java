@@ -157,7 +157,7 @@ public final class CalibratedScoring {
   private ExpertSharding sharding(CalibrationStatistics.HessianStorage storage, InputHook.ExpertInputs inputs) {
     CalibrationShape shape = new CalibrationShape(calibration.size(), calibration.settings().seqlen(), calibration.partitions(stages().jsc()));
     PlanSettings settings = new PlanSettings(
-        shape, ExpertStatistics.of(storage), inputs, statistics.expertTaskBytes(), ExpertSharding.executor(stages().jsc()));
+        shape, ExpertStatistics.of(storage), inputs, statistics.expertTaskBytes(), dev.sparkprune.jobs.plan.ExecutorShape.of(stages().jsc()));
     return ExpertSharding.of(ExpertPlan.of(layout, config, settings));
   }
 

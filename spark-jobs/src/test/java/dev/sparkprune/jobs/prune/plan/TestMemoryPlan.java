@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.SharedData;
 import dev.sparkprune.tensorio.ValidationException;
@@ -19,6 +20,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import org.apache.spark.SparkConf;
 import org.junit.jupiter.api.Test;
@@ -32,7 +34,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class TestMemoryPlan {
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final MemoryPlan.ExecutorShape EXECUTOR = ExecutorShapes.of("8g", 2, 1);
+  private static final ExecutorShape EXECUTOR = ExecutorShape.given("8g", 2, 1);
 
   private static Path fixture(String name) {
     return SharedData.path("fixtures/models/" + name);
@@ -148,7 +150,7 @@ class TestMemoryPlan {
   @Test
   void aPlanThatDoesNotFitIsOneLineNamingTheBlockBytesAndSetting() throws IOException {
     MemoryPlan.Settings settings = new MemoryPlan.Settings(128, 2048, PruningMethod.SPARSEGPT, 64L << 20);
-    MemoryPlan.ExecutorShape small = ExecutorShapes.of("320m", 1, 1);
+    ExecutorShape small = ExecutorShape.given("320m", 1, 1);
     ModelArchive archive = ModelArchive.open(new LocalFileIO(), fixture("deepseek_v3_fp8").toString());
     MemoryPlan plan = MemoryPlan.of(archive, Architectures.layout(archive), settings, small);
     MemoryPlan.BlockPlan first = plan.blocks().get(0);
@@ -157,7 +159,7 @@ class TestMemoryPlan {
         .isInstanceOf(ValidationException.class)
         .hasMessageStartingWith("Cannot prune x: block 0 needs about " + MemoryPlan.gib(first.calibrationExecutorBytes())
             + " per executor in calibration")
-        .hasMessageContaining("more than the " + MemoryPlan.gib(20L << 20) + " an executor of --executor-memory 320m leaves; raise --executor-memory")
+        .hasMessageContaining("more than the " + MemoryPlan.gib(20L << 20) + " an executor leaves (--executor-memory 320m); raise --executor-memory")
         .hasMessageNotContaining("\n");
     MemoryPlan.of(archive, Architectures.layout(archive), settings, EXECUTOR).checkFits("Cannot prune x");
   }
@@ -166,18 +168,22 @@ class TestMemoryPlan {
   void executorShapesFollowTheMaster() {
     SparkConf conf = new SparkConf(false).set("spark.executor.memory", "6g").set("spark.executor.cores", "4")
         .set("spark.executor.instances", "10");
-    assertThat(ExecutorShapes.of(conf, "yarn")).isEqualTo(new MemoryPlan.ExecutorShape(6L << 30, 4, 10, "spark.executor.memory", "6g"));
-    assertThat(ExecutorShapes.of(new SparkConf(false), "k8s://https://host")).isEqualTo(
-        new MemoryPlan.ExecutorShape(1L << 30, 1, 1, "spark.executor.memory", "1g"));
-    MemoryPlan.ExecutorShape cluster = ExecutorShapes.of(conf, "local-cluster[2, 3, 1024]");
+    ExecutorShape yarn = ExecutorShape.of("yarn", conf);
+    assertThat(List.of(yarn.memoryBytes(), (long) yarn.cores(), (long) yarn.executors())).containsExactly(6L << 30, 4L, 10L);
+    assertThat(yarn.setting()).isEqualTo("spark.executor.memory");
+    assertThat(yarn.source()).isEqualTo("spark.executor.memory 6g, spark.executor.cores 4");
+    // Instances unset: unknown (0), as with dynamic allocation.
+    ExecutorShape k8s = ExecutorShape.of("k8s://https://host", new SparkConf(false));
+    assertThat(List.of(k8s.memoryBytes(), (long) k8s.cores(), (long) k8s.executors())).containsExactly(1L << 30, 1L, 0L);
+    ExecutorShape cluster = ExecutorShape.of("local-cluster[2, 3, 1024]", conf);
     assertThat(cluster.memoryBytes()).isEqualTo(1L << 30);
     assertThat(cluster.cores()).isEqualTo(3);
     assertThat(cluster.executors()).isEqualTo(2);
-    MemoryPlan.ExecutorShape local = ExecutorShapes.of(conf, "local[3]");
+    ExecutorShape local = ExecutorShape.of("local[3]", conf);
     assertThat(local.memoryBytes()).isEqualTo(Runtime.getRuntime().maxMemory());
     assertThat(local.cores()).isEqualTo(3);
     assertThat(local.usableBytes()).isEqualTo(Math.max(0, Runtime.getRuntime().maxMemory() - (300L << 20)));
-    assertThatThrownBy(() -> ExecutorShapes.of(new SparkConf(false).set("spark.executor.memory", "lots"), "yarn"))
+    assertThatThrownBy(() -> ExecutorShape.of("yarn", new SparkConf(false).set("spark.executor.memory", "lots")))
         .hasMessage("Invalid spark.executor.memory lots: use a size such as 4g or 512m");
   }
 }
