@@ -7,7 +7,6 @@ import dev.sparkprune.tensorio.io.LocalFileIO;
 import dev.sparkprune.tensorio.synthetic.SyntheticArchive;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
@@ -19,7 +18,6 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
-import java.util.SplittableRandom;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -121,7 +119,7 @@ public final class ExpertParallelBenchmark {
     Path text = directory.resolve("calibration.txt");
     long start = System.nanoTime();
     long bytes = generate(model, settings);
-    writeText(text);
+    PruneBenchmark.writeCalibrationText(text);
     long expertBytes = 3L * settings.hidden() * settings.intermediate() * settings.experts();
     out.printf(Locale.ROOT, "experts: generated deepseek_v3, %d blocks (1 dense), %d routed + 1 shared experts of 3 x %d x %d per block"
             + " (%.0f MB of routed experts per block as float), %.2f GB BF16 in %.0f s (%s)%n",
@@ -233,17 +231,6 @@ public final class ExpertParallelBenchmark {
       return HexFormat.of().formatHex(digest.digest());
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("SHA-256 is missing", e);
-    }
-  }
-
-  private static void writeText(Path text) throws IOException {
-    StringBuilder words = new StringBuilder();
-    SplittableRandom random = new SplittableRandom(3);
-    while (words.length() < 200_000) {
-      words.append((char) ('a' + random.nextInt(26))).append(random.nextInt(6) == 0 ? " " : "");
-    }
-    try (OutputStream stream = Files.newOutputStream(text)) {
-      stream.write(words.toString().getBytes(StandardCharsets.UTF_8));
     }
   }
 }

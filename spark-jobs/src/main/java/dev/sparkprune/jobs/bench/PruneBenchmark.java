@@ -32,13 +32,8 @@ import org.apache.spark.sql.SparkSession;
 public final class PruneBenchmark {
   private PruneBenchmark() {}
 
-  public static void run(Path directory, int blocks, int nsamples, int seqlen, boolean global, PrintStream out) throws IOException {
-    Path model = directory.resolve("model-1b");
-    Path text = directory.resolve("calibration.txt");
-    long generateStart = System.nanoTime();
-    SyntheticArchive.builder(SyntheticArchive.llamaConfig(2048, blocks, 16, 8, 5632, 32000)).dtype(DType.BF16).shards(4).seed(1).build()
-        .write(new LocalFileIO(), model.toString());
-    SyntheticArchive.writeByteLevelTokenizer(new LocalFileIO(), model.toString());
+  /** 200,000 characters of random letters and spaces (seed 3): the benchmarks' calibration text. */
+  static void writeCalibrationText(Path text) throws IOException {
     StringBuilder words = new StringBuilder();
     SplittableRandom random = new SplittableRandom(3);
     while (words.length() < 200_000) {
@@ -47,6 +42,16 @@ public final class PruneBenchmark {
     try (OutputStream stream = Files.newOutputStream(text)) {
       stream.write(words.toString().getBytes(StandardCharsets.UTF_8));
     }
+  }
+
+  public static void run(Path directory, int blocks, int nsamples, int seqlen, boolean global, PrintStream out) throws IOException {
+    Path model = directory.resolve("model-1b");
+    Path text = directory.resolve("calibration.txt");
+    long generateStart = System.nanoTime();
+    SyntheticArchive.builder(SyntheticArchive.llamaConfig(2048, blocks, 16, 8, 5632, 32000)).dtype(DType.BF16).shards(4).seed(1).build()
+        .write(new LocalFileIO(), model.toString());
+    SyntheticArchive.writeByteLevelTokenizer(new LocalFileIO(), model.toString());
+    writeCalibrationText(text);
     long bytes;
     try (var files = Files.list(model)) {
       bytes = files.mapToLong(path -> path.toFile().length()).sum();
