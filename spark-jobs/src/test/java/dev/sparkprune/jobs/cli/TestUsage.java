@@ -82,9 +82,9 @@ class TestUsage {
   void usageErrorsAreOneLineWithExitCodeTwo() {
     assertUsageError(run("bench", "wanda", "--size-mb", "9"), "Unknown option for 'bench wanda': --size-mb (run 'sparkprune bench wanda --help')");
     assertUsageError(run("bench", "sgemm", "--threads", "2"), "Unknown option for 'bench sgemm': --threads (run 'sparkprune bench sgemm --help')");
-    assertUsageError(run("bench"), "Missing benchmark for 'bench' (read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, gradients, prune, reference, tokenize)");
+    assertUsageError(run("bench"), "Missing benchmark for 'bench' (read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, gradients, prune, experts, reference, tokenize)");
     assertUsageError(run("bench", "nope"),
-        "Unknown benchmark 'nope' (read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, gradients, prune, reference, tokenize)");
+        "Unknown benchmark 'nope' (read, wanda, sparsegpt, admm, dsnot, hessian, sgemm, forward, gradients, prune, experts, reference, tokenize)");
     assertUsageError(run("prune", "--model", "m", "--out", "o", "--method", "magnitude", "--sparsity", "0.5", "--pattern", "2:4"),
         "Give either --sparsity or --pattern, not both (in 'prune')");
     assertUsageError(run("prune", "--model", "m", "--out", "o", "--method", "magnitude", "--save-stats", "--stats", "s"),
