@@ -100,7 +100,7 @@ public record CalibrationMemory(long cachedBytes, long partitionBytes, long task
         "Cannot calibrate %s: one chunk's activations would be a single array of %,d floats, over Java's limit of %,d; use fewer or "
             + "shorter samples (--nsamples, --seqlen)", run, largestArray, MAX_ARRAY);
     long usable = Math.max(0, executors.heapBytes() - SPARK_RESERVED_BYTES);
-    long perTask = usable / Math.max(1, executors.tasksAtOnce());
+    long perTask = executors.taskHeapBytes();
     ValidationException.check(taskBytes <= perTask,
         "Cannot calibrate %s: a task holds about %s (its partition's hidden states, %s, in and out, and a chunk's activations), over "
             + "the %s each of %d tasks has in an executor of %s (%s); use fewer or shorter samples (--nsamples, --seqlen), more "
@@ -143,13 +143,19 @@ public record CalibrationMemory(long cachedBytes, long partitionBytes, long task
       return new Executors(heap, Math.max(1, cores / taskCpus), count, "spark.executor.memory, spark.executor.cores");
     }
 
+    /** A task's share of an executor heap: the heap less Spark's reservation, over the tasks it runs at once. */
+    public long taskHeapBytes() {
+      return Math.max(0, heapBytes - SPARK_RESERVED_BYTES) / Math.max(1, tasksAtOnce);
+    }
+
     /** Calibration partitions when --partitions is not given: Spark's default parallelism as it will be (16, the most chunks, if unknown). */
     public int defaultParallelism(SparkConf conf) {
       return conf.getInt("spark.default.parallelism", count > 0 ? count * tasksAtOnce : 16);
     }
   }
 
-  private static String size(long bytes) {
+  /** Bytes as MiB or GiB, as the refusals print them. */
+  public static String size(long bytes) {
     return bytes >= 1L << 30 ? String.format(Locale.ROOT, "%.1f GiB", bytes / (double) (1L << 30))
         : String.format(Locale.ROOT, "%.0f MiB", bytes / (double) (1L << 20));
   }
