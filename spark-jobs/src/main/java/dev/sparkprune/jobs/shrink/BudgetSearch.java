@@ -231,7 +231,10 @@ final class BudgetSearch {
     List<Candidate> out = new ArrayList<>();
     List<CandidateScore> forChoice = new ArrayList<>();
     for (int i = 0; i < candidates.size(); i++) {
-      CandidateScore score = Objects.requireNonNull(byIndex.get(i), "a candidate's score is missing");
+      CandidateScore scored = Objects.requireNonNull(byIndex.get(i), "a candidate's score is missing");
+      // The task's score counts all parameters; the budget's count (active ones too) is the driver's.
+      CandidateScore score = new CandidateScore(scored.candidate(), maximal.get(i).parameters(), scored.droppedBlocks(), scored.heldOutNll(),
+          scored.heldOutNllUnrepaired());
       ShrinkDecision decision = ShrinkDecision.choose(shape, candidates.get(i).settings(metrics), summary);
       ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
       double loss = repair ? score.heldOutNll() : score.heldOutNllUnrepaired();
