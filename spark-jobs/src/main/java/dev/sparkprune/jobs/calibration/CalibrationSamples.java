@@ -32,7 +32,7 @@ public final class CalibrationSamples {
         location,
         corpus.length,
         seqlen);
-    int[] starts = starts(corpus.length, nsamples, seqlen, seed);
+    int[] starts = starts(new SplittableRandom(seed), corpus.length, nsamples, seqlen);
     int[][] samples = new int[nsamples][];
     for (int i = 0; i < nsamples; i++) {
       samples[i] = Arrays.copyOfRange(corpus, starts[i], starts[i] + seqlen);
@@ -41,8 +41,7 @@ public final class CalibrationSamples {
   }
 
   /** The calibration windows' offsets in the tokenized text, in draw order. */
-  private static int[] starts(int tokens, int nsamples, int seqlen, long seed) {
-    SplittableRandom random = new SplittableRandom(seed);
+  private static int[] starts(SplittableRandom random, int tokens, int nsamples, int seqlen) {
     int[] starts = new int[nsamples];
     for (int i = 0; i < nsamples; i++) {
       starts[i] = random.nextInt(tokens - seqlen + 1);
@@ -73,8 +72,8 @@ public final class CalibrationSamples {
         "Cannot calibrate on %s: it has %d tokens, fewer than one sample of --seqlen %d", location, corpus.length, seqlen);
     SplittableRandom random = new SplittableRandom(seed);
     List<Integer> taken = new java.util.ArrayList<>();
-    for (int i = 0; i < nsamples; i++) {
-      taken.add(random.nextInt(corpus.length - seqlen + 1));
+    for (int start : starts(random, corpus.length, nsamples, seqlen)) {
+      taken.add(start);
     }
     SplittableRandom held = random.split();
     int[][] windows = new int[count][];

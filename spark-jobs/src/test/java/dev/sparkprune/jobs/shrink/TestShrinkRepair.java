@@ -155,7 +155,8 @@ class TestShrinkRepair extends SparkTestBase {
    * by hand from the shapes (drop 2 blocks; MLP 1/2; halving the KV groups keeps 88%, over it) and
    * repaired in this process; the archive's size read from its header; the same choice and
    * report on 1 and 3 partitions. 8 windows of 64 tokens and 2 held out keep it quick: the claim
-   * holds on whatever windows the job scored.
+   * holds on whatever windows the job scored (at seed 0 it chooses a mixed cut, MLP 5/8 and 3 of
+   * 4 KV groups: 3.152 against 3.183).
    */
   @Test
   void sizeBudgetBeatsTheBestSingleAxisCutOnHeldOutWindowsOnAnyPartitioning() throws IOException {
@@ -163,7 +164,7 @@ class TestShrinkRepair extends SparkTestBase {
         ExpertSaliency.Metric.REAP);
     ShrinkOptions base = options(dir.resolve("budget-1"), 1);
     java.util.function.BiFunction<Path, Integer, ShrinkOptions> budget = (out, partitions) -> new ShrinkOptions(base.model(), out.toString(),
-        base.calibration(), 8, 64, 3, none, "", SparsityTarget.parse("0.5"), partitions, false, true,
+        base.calibration(), 8, 64, 0, none, "", SparsityTarget.parse("0.5"), partitions, false, true,
         new SizeTarget(SizeTarget.Kind.PARAMETERS, 0.7));
     Path out = dir.resolve("budget-1");
     Path other = dir.resolve("budget-3");
@@ -207,8 +208,8 @@ class TestShrinkRepair extends SparkTestBase {
     ModelArchive source = ModelArchive.open(IO, base.model());
     ModelShape shape = ModelShape.of(source.config());
     HadoopFileIO hadoop = new HadoopFileIO(new Configuration());
-    int[][] samples = CalibrationSamples.sample(hadoop, base.calibration(), TokenizerLoader.load(source), 8, 64, 3);
-    int[][] held = CalibrationSamples.heldOut(hadoop, base.calibration(), TokenizerLoader.load(source), 8, 64, 3, 2);
+    int[][] samples = CalibrationSamples.sample(hadoop, base.calibration(), TokenizerLoader.load(source), 8, 64, 0);
+    int[][] held = CalibrationSamples.heldOut(hadoop, base.calibration(), TokenizerLoader.load(source), 8, 64, 0, 2);
     // Held out: no held-out window shares a run of 8 or more tokens, at any shift, with a calibration window.
     for (int[] h : held) {
       for (int[] c : samples) {
@@ -218,7 +219,7 @@ class TestShrinkRepair extends SparkTestBase {
         }
       }
     }
-    CalibrationSource calibration = CalibrationSource.of(new CalibrationSettings(base.calibration(), 8, 64, 3, 1), samples);
+    CalibrationSource calibration = CalibrationSource.of(new CalibrationSettings(base.calibration(), 8, 64, 0, 1), samples);
     Map<Integer, int[][]> numbered = new LinkedHashMap<>();
     List<int[][]> chunks = new ArrayList<>();
     calibration.chunks().forEach(chunk -> {
