@@ -109,7 +109,8 @@ public record CalibrationMemory(long cachedBytes, long partitionBytes, long task
     }
   }
 
-  private static String size(long bytes) {
+  /** Bytes as MiB or GiB, as the refusals print them. */
+  public static String size(long bytes) {
     return bytes >= 1L << 30 ? String.format(Locale.ROOT, "%.1f GiB", bytes / (double) (1L << 30))
         : String.format(Locale.ROOT, "%.0f MiB", bytes / (double) (1L << 20));
   }

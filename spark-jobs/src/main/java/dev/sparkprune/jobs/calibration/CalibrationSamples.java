@@ -32,13 +32,67 @@ public final class CalibrationSamples {
         location,
         corpus.length,
         seqlen);
-    SplittableRandom random = new SplittableRandom(seed);
+    int[] starts = starts(new SplittableRandom(seed), corpus.length, nsamples, seqlen);
     int[][] samples = new int[nsamples][];
     for (int i = 0; i < nsamples; i++) {
-      int start = random.nextInt(corpus.length - seqlen + 1);
-      samples[i] = Arrays.copyOfRange(corpus, start, start + seqlen);
+      samples[i] = Arrays.copyOfRange(corpus, starts[i], starts[i] + seqlen);
     }
     return samples;
+  }
+
+  /** The calibration windows' offsets in the tokenized text, in draw order. */
+  private static int[] starts(SplittableRandom random, int tokens, int nsamples, int seqlen) {
+    int[] starts = new int[nsamples];
+    for (int i = 0; i < nsamples; i++) {
+      starts[i] = random.nextInt(tokens - seqlen + 1);
+    }
+    return starts;
+  }
+
+  /**
+   * {@code count} held-out windows of the same text, sharing no token position with any of the
+   * {@code nsamples} calibration windows {@link #sample} draws with the same seed: offsets drawn by
+   * SplittableRandom(seed) split off after those draws, a draw overlapping a calibration window
+   * (or an earlier held-out one) skipped, at most 64 draws per window. Pre-tokenized rows: the
+   * {@code count} rows after the first {@code nsamples}. What the size budget scores candidates on.
+   */
+  public static int[][] heldOut(HadoopFileIO io, String location, Tokenizer tokenizer, int nsamples, int seqlen, long seed, int count)
+      throws IOException {
+    java.util.Optional<List<int[]>> pretokenized = TextSource.readTokenIds(io, location);
+    if (pretokenized.isPresent()) {
+      List<int[]> rows = pretokenized.get();
+      ValidationException.check(rows.size() >= nsamples + count,
+          "Cannot hold out %d windows of %s: it has %d input_ids rows, fewer than --nsamples %d plus those; give more rows or fewer --nsamples",
+          count, location, rows.size(), nsamples);
+      int[][] all = asGiven(location, rows, tokenizer.vocabSize(), nsamples + count, seqlen);
+      return Arrays.copyOfRange(all, nsamples, nsamples + count);
+    }
+    int[] corpus = tokenizer.encode(String.join("\n\n", TextSource.read(io, location)), true);
+    ValidationException.check(corpus.length >= seqlen,
+        "Cannot calibrate on %s: it has %d tokens, fewer than one sample of --seqlen %d", location, corpus.length, seqlen);
+    SplittableRandom random = new SplittableRandom(seed);
+    List<Integer> taken = new java.util.ArrayList<>();
+    for (int start : starts(random, corpus.length, nsamples, seqlen)) {
+      taken.add(start);
+    }
+    SplittableRandom held = random.split();
+    int[][] windows = new int[count][];
+    int found = 0;
+    for (int draw = 0; draw < 64 * count && found < count; draw++) {
+      int start = held.nextInt(corpus.length - seqlen + 1);
+      boolean overlaps = false;
+      for (int other : taken) {
+        overlaps |= Math.abs(other - start) < seqlen;
+      }
+      if (!overlaps) {
+        taken.add(start);
+        windows[found++] = Arrays.copyOfRange(corpus, start, start + seqlen);
+      }
+    }
+    ValidationException.check(found == count,
+        "Cannot hold out %d windows of %d tokens from %s apart from the %d calibration windows: the text is too short; give a longer"
+            + " --calib, or fewer or shorter samples (--nsamples, --seqlen)", count, seqlen, location, nsamples);
+    return windows;
   }
 
   /**

@@ -151,7 +151,8 @@ final class ShrinkFunctions {
 
   /** Only the summary's own types: nothing else may be instantiated while reading. */
   private static final java.io.ObjectInputFilter SUMMARY_CLASSES = java.io.ObjectInputFilter.Config.createFilter(
-      "maxdepth=20;dev.sparkprune.scoring.structure.*;java.util.*;java.lang.*;!*");
+      "maxdepth=20;dev.sparkprune.scoring.structure.*;dev.sparkprune.scoring.repair.CandidateScore;"
+          + "dev.sparkprune.scoring.repair.ShrinkCandidate;dev.sparkprune.jobs.shrink.BudgetSearch$Scored;java.util.*;java.lang.*;!*");
 
   static byte[] serialize(Serializable value) throws IOException {
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();

@@ -89,7 +89,10 @@ public final class ShrinkJob {
     HadoopFileIO io = new HadoopFileIO(conf);
     ModelArchive archive = ModelArchive.open(io, options.model());
     ModelShape shape = ModelShape.of(archive.config());
-    options.settings().checkAgainst(shape);
+    if (!options.budget().isSet()) {
+      // A size budget's cuts are the search's, each checked as it is sized (BudgetSearch).
+      options.settings().checkAgainst(shape);
+    }
     checkPatternFits(options, shape);
     OutputGuard.check(conf, options.output());
     int maxPositions = Models.maxPositions(archive.config(), shape.modelType());
@@ -102,8 +105,14 @@ public final class ShrinkJob {
         options.model(), shape.modelType(), String.join(", ", DecoderBackward.MODEL_TYPES));
     Tokenizer tokenizer = TokenizerLoader.load(archive);
     Models.checkTokenizer(archive, tokenizer);
+    ValidationException.check(options.budget().kind() != SizeTarget.Kind.ACTIVE_PARAMETERS || shape.experts() > 0,
+        "Cannot use --target-active-params on %s: model_type '%s' has no routed experts, so every parameter is active; use --target-params",
+        options.model(), shape.modelType());
     if (executors.isPresent()) {
       checkCalibrationMemory(archive, shape, options, executors.get(), defaultPartitions);
+      if (options.budget().isSet()) {
+        BudgetSearch.checkMemory(archive, shape, options, executors.get());
+      }
     }
     CalibrationSource calibration = CalibrationSource.sample(io, options.calibrationSettings(), tokenizer);
     return new Inputs(archive, shape, tokenizer, calibration);
@@ -182,16 +191,19 @@ public final class ShrinkJob {
     ModelArchive archive = inputs.archive();
     JobStages stages = run.stages(archive.location(), Optional.empty());
 
-    ShrinkDecision decision = decide(stages, inputs, calibration);
-    double calibrated = log.seconds();
-    ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
     // FP8 archives store o_proj and down_proj as block-scaled codes: a refit would have to be
     // re-quantized, which the repair does not do yet. MXFP4 quantizes experts only (never refitted).
     boolean repair = options.repair() && archive.quantization().method() != Quantization.Method.FP8;
     if (options.repair() && !repair) {
       log.line("repair: skipped, %s stores the refitted linears as FP8 blocks (shrink a BF16 copy to repair)", archive.location());
     }
-    ShrinkReport report = new ShrinkReport(options, decision, archive.totalParameters(), shrunk.parameters(), repair);
+    Decided decided = decide(stages, inputs, calibration, repair);
+    ShrinkDecision decision = decided.decision();
+    double calibrated = log.seconds();
+    ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
+    ShrinkReport report = new ShrinkReport(options.withSettings(decided.settings()), decision, archive.totalParameters(), shrunk.parameters(),
+        repair);
+    decided.budget().ifPresent(report::budget);
     report.stage("statistics", calibrated);
     log.line("decided: drop blocks %s, keep %d MLP channels, %d of %d KV groups, %d experts per block (%.1f s)",
         decision.droppedBlocks(), decision.plan().intermediate(), decision.plan().kvHeads(), inputs.shape().kvHeads(),
@@ -237,22 +249,33 @@ public final class ShrinkJob {
    * pass: the depth scores compare a chunk's input at block l with its input at block l + n,
    * and the summaries fold in chunk order (see ARCHITECTURE.md).
    */
-  private ShrinkDecision decide(JobStages stages, Inputs inputs, CalibrationSource calibration) throws IOException {
+  private Decided decide(JobStages stages, Inputs inputs, CalibrationSource calibration, boolean repair) throws IOException {
     ModelShape shape = inputs.shape();
     JavaSparkContext jsc = stages.jsc();
     List<Tuple2<Integer, int[][]>> chunks = calibration.chunks();
     int partitions = calibration.partitions(jsc);
     calibration.logChunks(log, chunks.size(), partitions);
+    // A size budget's depth scores cover every drop its grid searches.
+    int maxDrop = options.budget().isSet() ? BudgetSearch.maxDrop(inputs.archive(), shape, options.budget()) : options.settings().maxSpan();
     List<byte[]> collected = jsc.parallelize(chunks, partitions)
-        .mapPartitions(new ShrinkFunctions.CollectSummaries(stages.context(), options.settings().maxSpan()))
+        .mapPartitions(new ShrinkFunctions.CollectSummaries(stages.context(), maxDrop))
         .collect();
     List<ChunkSummary> summaries = new ArrayList<>();
     for (byte[] bytes : collected) {
       summaries.add(ShrinkFunctions.deserialize(bytes));
     }
+    ChunkSummary summary = ChunkSummary.foldInOrder(summaries);
+    if (options.budget().isSet()) {
+      BudgetSearch.Outcome outcome = BudgetSearch.run(stages, inputs, calibration, summary, options, maxDrop, repair, log);
+      ShrinkSettings chosen = outcome.winner().score().candidate().settings(options.settings());
+      return new Decided(ShrinkDecision.choose(shape, chosen, summary), chosen, Optional.of(outcome));
+    }
     TaylorImportance taylor = options.settings().needsGradients() ? taylorImportance(stages, inputs, calibration) : TaylorImportance.NONE;
-    return ShrinkDecision.choose(shape, options.settings(), ChunkSummary.foldInOrder(summaries), taylor);
+    return new Decided(ShrinkDecision.choose(shape, options.settings(), summary, taylor), options.settings(), Optional.empty());
   }
+
+  /** The decision, the cut it made (the request's, or the size budget's choice) and the budget's search. */
+  private record Decided(ShrinkDecision decision, ShrinkSettings settings, Optional<BudgetSearch.Outcome> budget) {}
 
   /**
    * --width-metric taylor or --layer-metric taylor: the dense model's gradient set over the same

@@ -63,6 +63,17 @@ public final class ShrinkKeys {
   public static final OptionKey<ExpertSaliency.Metric> EXPERT_METRIC = OptionKey.builder("expert-metric", ShrinkSettings::parseExpertMetric)
       .label("M").defaultValue("reap").description("reap or frequency.").build();
 
+  /** A size budget: the fraction of all parameters to keep; the search chooses the cut (exclusive with the explicit cuts). */
+  public static final OptionKey<Double> TARGET_PARAMS = OptionKey.builder("target-params", Parsers.NUMBER).label("F")
+      .check(fraction -> SizeTarget.checkFraction(fraction))
+      .description("Keep at most this fraction of the parameters: searches depth, MLP width, KV groups and experts for the cut with"
+          + " the lowest held-out calibration loss (repaired as --repair says).").build();
+
+  /** The same for a mixture of experts' active parameters per token. */
+  public static final OptionKey<Double> TARGET_ACTIVE_PARAMS = OptionKey.builder("target-active-params", Parsers.NUMBER).label("F")
+      .check(fraction -> SizeTarget.checkFraction(fraction))
+      .description("As --target-params, counting the parameters a token runs through (routed experts: top-k of each block).").build();
+
   /** Least-squares repair of what remains (the default: it closed 38-82% of the perplexity gap on every cut measured). */
   public static final OptionKey<Boolean> REPAIR = OptionKey.builder("repair",
           Parsers.oneOf(entry("ls", Boolean.TRUE), entry("none", Boolean.FALSE)))
@@ -80,7 +91,7 @@ public final class ShrinkKeys {
 
   public static final List<OptionKey<?>> ALL = List.of(
       MODEL, OUT, CALIB, CommonKeys.NSAMPLES, CommonKeys.SEQLEN, CommonKeys.SEED, DROP_LAYERS, DROP_LAYERS_FRACTION, LAYER_METRIC, MLP_KEEP,
-      HEADS_KEEP, WIDTH_METRIC, EXPERTS_KEEP, EXPERT_METRIC, REPAIR, THEN_PRUNE, CommonKeys.SPARSITY, CommonKeys.PATTERN, CommonKeys.PARTITIONS,
+      HEADS_KEEP, WIDTH_METRIC, EXPERTS_KEEP, EXPERT_METRIC, TARGET_PARAMS, TARGET_ACTIVE_PARAMS, REPAIR, THEN_PRUNE, CommonKeys.SPARSITY, CommonKeys.PATTERN, CommonKeys.PARTITIONS,
       CommonKeys.OVERWRITE);
 
   private ShrinkKeys() {}

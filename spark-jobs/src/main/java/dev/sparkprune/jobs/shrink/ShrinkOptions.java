@@ -11,11 +11,12 @@ import java.util.Optional;
 /**
  * The resolved settings of one {@code sparkprune shrink} run. {@code thenPrune} names the
  * unstructured or N:M pruning that follows on the shrunk model in the same run ("" for none);
- * {@code repair} whether the kept blocks are refitted by least squares ({@code --repair ls}).
+ * {@code repair} whether the kept blocks are refitted by least squares ({@code --repair ls});
+ * {@code budget} a size budget whose search chooses the cut ({@link SizeTarget#NONE}: {@code settings} is the cut).
  */
 public record ShrinkOptions(
     String model, String out, String calibration, int nsamples, int seqlen, long seed, ShrinkSettings settings,
-    String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite, boolean repair) {
+    String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite, boolean repair, SizeTarget budget) {
   public ShrinkOptions {
     Objects.requireNonNull(model, "model is null");
     Objects.requireNonNull(out, "out is null");
@@ -23,6 +24,19 @@ public record ShrinkOptions(
     Objects.requireNonNull(settings, "settings is null");
     Objects.requireNonNull(thenPrune, "thenPrune is null");
     Objects.requireNonNull(thenTarget, "thenTarget is null");
+    Objects.requireNonNull(budget, "budget is null");
+  }
+
+  /** Without a size budget: the cut is {@code settings}. */
+  public ShrinkOptions(
+      String model, String out, String calibration, int nsamples, int seqlen, long seed, ShrinkSettings settings,
+      String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite, boolean repair) {
+    this(model, out, calibration, nsamples, seqlen, seed, settings, thenPrune, thenTarget, partitions, overwrite, repair, SizeTarget.NONE);
+  }
+
+  /** The same run with another cut: the size budget's choice. */
+  public ShrinkOptions withSettings(ShrinkSettings chosen) {
+    return new ShrinkOptions(model, out, calibration, nsamples, seqlen, seed, chosen, thenPrune, thenTarget, partitions, overwrite, repair, budget);
   }
 
   public Optional<PruningMethod> thenPruneMethod() {

@@ -43,6 +43,10 @@ public final class ShrinkReport {
     configuration.put("width_metric", settings.widthMetric().name().toLowerCase(Locale.ROOT).replace('_', '-'));
     configuration.put("experts_keep", settings.expertsKeep());
     configuration.put("expert_metric", settings.expertMetric().name().toLowerCase(Locale.ROOT));
+    if (options.budget().isSet()) {
+      // The cut above is the size budget's choice (see size_budget).
+      configuration.put(options.budget().option().substring(2).replace('-', '_'), options.budget().fraction());
+    }
     configuration.put("repair", repairs ? "ls" : options.repair() ? "none (FP8 archive: refits are not re-quantized)" : "none");
     configuration.put("then_prune", options.thenPrune());
     if (!options.thenPrune().isEmpty()) {
@@ -114,6 +118,37 @@ public final class ShrinkReport {
       node.put("residual_after", refit.figures().errorAfter());
       node.put("tokens", refit.figures().tokens());
       node.put("damping", refit.figures().damping());
+    }
+  }
+
+  /**
+   * The size budget's search: the budget, how it counts, and every maximal candidate scored, in
+   * grid order (blocks dropped, MLP keep fraction, KV groups and experts per block kept, parameters
+   * kept and their fraction, the held-out NLL the choice used), the chosen one marked.
+   */
+  void budget(BudgetSearch.Outcome outcome) {
+    ObjectNode node = root.putObject("size_budget");
+    node.put("option", outcome.target().option());
+    node.put("fraction", outcome.target().fraction());
+    node.put("counted_before", outcome.sourceCounted());
+    node.put("limit", outcome.limit());
+    node.put("loss", "mean next-token NLL of held-out calibration windows, disjoint from the repair's");
+    ArrayNode candidates = node.putArray("candidates");
+    for (int i = 0; i < outcome.candidates().size(); i++) {
+      BudgetSearch.Candidate candidate = outcome.candidates().get(i);
+      ObjectNode entry = candidates.addObject();
+      entry.put("drop_layers", candidate.score().candidate().dropBlocks());
+      ArrayNode dropped = entry.putArray("dropped_blocks");
+      candidate.score().droppedBlocks().forEach(dropped::add);
+      entry.put("mlp_keep", candidate.score().candidate().mlpKeep());
+      entry.put("kv_groups", candidate.kvGroups());
+      entry.put("experts", candidate.experts());
+      entry.put("parameters", candidate.parameters());
+      entry.put("active_parameters", candidate.active());
+      entry.put("fraction", (double) candidate.score().parameters() / outcome.sourceCounted());
+      entry.put("held_out_loss", candidate.loss());
+      entry.put("held_out_loss_unrepaired", candidate.score().heldOutNllUnrepaired());
+      entry.put("chosen", i == outcome.chosen());
     }
   }
 

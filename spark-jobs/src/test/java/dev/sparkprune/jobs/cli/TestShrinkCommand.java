@@ -53,9 +53,29 @@ class TestShrinkCommand {
 
   @Test
   void refusesARequestThatRemovesNothing() {
-    assertRefused(args(), "Cannot shrink: nothing to remove; give --drop-layers, --mlp-keep, --heads-keep or --experts-keep");
+    assertRefused(args(), "Cannot shrink: nothing to remove; give --target-params, --drop-layers, --mlp-keep, --heads-keep or --experts-keep");
     assertRefused(args("--drop-layers", "1", "--drop-layers-fraction", "0.2"), "Give either --drop-layers or --drop-layers-fraction, not both");
     assertRefused(args("--mlp-keep", "0.5", "--sparsity", "0.5"), "Cannot use --sparsity or --pattern without --then-prune wanda|sparsegpt");
+  }
+
+  @Test
+  void refusesABadSizeBudget() {
+    assertRefused(args("--target-params", "1"), "Invalid --target-params 1: give a fraction in (0, 1), e.g. 0.7");
+    assertRefused(args("--target-params", "0"), "Invalid --target-params 0: give a fraction in (0, 1), e.g. 0.7");
+    assertRefused(args("--target-active-params", "-0.5"), "Invalid --target-active-params -0.5: give a fraction in (0, 1), e.g. 0.7");
+    assertRefused(args("--target-params", "0.7", "--mlp-keep", "0.5"), "Give either --target-params or --mlp-keep, not both");
+    assertRefused(args("--target-params", "0.7", "--drop-layers", "1"), "Give either --target-params or --drop-layers, not both");
+    assertRefused(args("--target-active-params", "0.7", "--experts-keep", "0.5"),
+        "Give either --target-active-params or --experts-keep, not both");
+    assertRefused(args("--target-params", "0.7", "--target-active-params", "0.7"),
+        "Give either --target-params or --target-active-params, not both");
+    assertRefused(args("--target-params", "0.7", "--width-metric", "taylor"),
+        "Cannot use --target-params with a taylor metric: the search scores candidates without gradients; use another --width-metric or"
+            + " --layer-metric");
+    assertRefused(args("--target-params", "0.7", "--then-prune", "wanda"), "Cannot use --target-params with --then-prune: run shrink, then"
+        + " prune its model/");
+    assertRefused(args("--target-active-params", "0.7"), "Cannot use --target-active-params on file:" + SharedData.stories260K()
+        + ": model_type 'llama' has no routed experts, so every parameter is active; use --target-params");
   }
 
   @Test

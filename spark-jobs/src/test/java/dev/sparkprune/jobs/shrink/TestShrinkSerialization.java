@@ -54,6 +54,20 @@ class TestShrinkSerialization {
     assertThat(back.blocks().get(0).oColumnNorms()).containsExactly(2.0);
   }
 
+  /** A size-budget candidate's score comes back as bytes through the same filter. */
+  @Test
+  void candidateScoreRoundTrips() throws IOException {
+    var score = new dev.sparkprune.scoring.repair.CandidateScore(
+        new dev.sparkprune.scoring.repair.ShrinkCandidate(1, 0.75, 1, 1), 180_800, List.of(2), 2.5, 3.25);
+    SerializerInstance kryo = new KryoSerializer(new SparkConf().set("spark.kryo.registrator", SparkpruneKryoRegistrator.class.getName()))
+        .newInstance();
+    ClassTag<byte[]> bytesTag = scala.reflect.ClassTag$.MODULE$.apply(byte[].class);
+    byte[] bytes = kryo.deserialize(kryo.serialize(ShrinkFunctions.serialize(new BudgetSearch.Scored(4, score)), bytesTag), bytesTag);
+    BudgetSearch.Scored back = ShrinkFunctions.deserialize(bytes, BudgetSearch.Scored.class);
+    assertThat(back.index()).isEqualTo(4);
+    assertThat(back.score()).isEqualTo(score);
+  }
+
   @Test
   void summaryFilterRefusesOtherClasses() throws IOException {
     byte[] bytes = ShrinkFunctions.serialize(new java.io.File("/tmp"));
