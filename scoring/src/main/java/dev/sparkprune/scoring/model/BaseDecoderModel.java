@@ -1,6 +1,7 @@
 package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
+import dev.sparkprune.tensorio.arch.FusedExpertSlice;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.MixtureOfExperts;
 import dev.sparkprune.tensorio.arch.ModelLayout;
@@ -102,17 +103,21 @@ abstract class BaseDecoderModel implements DecoderModel {
     return Embeddings.loadBlock(weights, block, prefix, routedExpertTensors(moe, block, prefix));
   }
 
-  /** Expert e's tensors alone; for fused experts its slices (positioned reads of its rows only) under the fused names. */
+  /**
+   * Expert e's tensors alone; for fused experts its slices (positioned reads of its rows only)
+   * under {@link FusedExpertSlice#expertSliceName}, so the values say which expert they are.
+   */
   protected BlockWeights loadExpert(MixtureOfExperts moe, int block, String prefix, int expert) throws IOException {
     Map<String, float[]> tensors = new HashMap<>();
     if (moe.fused()) {
       for (String fused : new String[] {moe.fusedGateUp(), moe.fusedDown()}) {
-        tensors.put(prefix + fused, weights.readRows(prefix + fused, expert, 1));
-        tensors.put(prefix + fused + "_bias", weights.readRows(prefix + fused + "_bias", expert, 1));
+        tensors.put(FusedExpertSlice.expertSliceName(prefix + fused, expert), weights.readRows(prefix + fused, expert, 1));
+        tensors.put(FusedExpertSlice.expertSliceName(prefix + fused + "_bias", expert), weights.readRows(prefix + fused + "_bias", expert, 1));
       }
     }
     for (Linear linear : layout.blocks().get(block).linears()) {
-      if (linear.isRoutedExpert() && linear.expert().get().index() == expert) {
+      // A fused expert's linears are slices of the tensors read above.
+      if (linear.isRoutedExpert() && linear.expert().get().index() == expert && linear.fusedSlice().isEmpty()) {
         tensors.put(linear.tensorName(), weights.read(linear.tensorName()));
       }
     }

@@ -2,6 +2,7 @@ package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.scoring.linalg.LinearAlgebra;
 import dev.sparkprune.tensorio.arch.Block;
+import dev.sparkprune.tensorio.arch.FusedExpertSlice;
 import dev.sparkprune.tensorio.arch.GptOssArchitecture;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.MixtureOfExperts;
@@ -79,7 +80,8 @@ public final class MoeBlock {
           slice(w.tensor(blockPrefix + moe.fusedDown()), expert, downSize),
           slice(w.tensor(blockPrefix + moe.fusedDown() + "_bias"), expert, hidden),
           hidden,
-          intermediate);
+          intermediate,
+          fusedLinears(expert));
     }
     return new SwiGluExpert(
         expert, linears.get(moe.expertLinear(expert, 0)), linears.get(moe.expertLinear(expert, 1)), linears.get(moe.expertLinear(expert, 2)), w);
@@ -91,9 +93,28 @@ public final class MoeBlock {
    */
   public static RoutedExpert fusedExpert(
       int expert, float[] gateUp, float[] gateUpBias, float[] down, float[] downBias, int hidden, int intermediate) {
+    return fusedExpert(expert, gateUp, gateUpBias, down, downBias, hidden, intermediate, List.of());
+  }
+
+  /** {@link #fusedExpert} whose gate, up and down linears ({@code linears}, in that order) the hook sees. */
+  static RoutedExpert fusedExpert(
+      int expert, float[] gateUp, float[] gateUpBias, float[] down, float[] downBias, int hidden, int intermediate, List<Linear> linears) {
     return new GptOssExpert(
         expert, gateUp, gateUpBias, down, downBias, hidden, intermediate, (float) GptOssArchitecture.SWIGLU_ALPHA,
-        (float) GptOssArchitecture.SWIGLU_LIMIT);
+        (float) GptOssArchitecture.SWIGLU_LIMIT, linears);
+  }
+
+  /** A fused expert's gate, up and down as the layout's linears; empty where the layout lists none. */
+  private List<Linear> fusedLinears(int expert) {
+    List<Linear> slices = new java.util.ArrayList<>();
+    for (int p = 0; p < 3; p++) {
+      Linear linear = linears.get(moe.expertLinear(expert, p));
+      if (linear == null) {
+        return List.of();
+      }
+      slices.add(linear);
+    }
+    return slices;
   }
 
   /**
@@ -104,8 +125,9 @@ public final class MoeBlock {
   public RoutedExpert expertAlone(BlockWeights w, int expert) {
     if (moe.fused()) {
       return fusedExpert(
-          expert, w.tensor(blockPrefix + moe.fusedGateUp()), w.tensor(blockPrefix + moe.fusedGateUp() + "_bias"),
-          w.tensor(blockPrefix + moe.fusedDown()), w.tensor(blockPrefix + moe.fusedDown() + "_bias"), hidden, moe.expertIntermediate());
+          expert, w.tensor(alone(moe.fusedGateUp(), expert)), w.tensor(alone(moe.fusedGateUp() + "_bias", expert)),
+          w.tensor(alone(moe.fusedDown(), expert)), w.tensor(alone(moe.fusedDown() + "_bias", expert)), hidden, moe.expertIntermediate(),
+          fusedLinears(expert));
     }
     return expert(w, expert);
   }
@@ -114,6 +136,11 @@ public final class MoeBlock {
   @FunctionalInterface
   public interface ExpertSource {
     RoutedExpert expert(int expert) throws IOException;
+  }
+
+  /** The name of expert e's slice of a fused tensor in weights holding that expert alone. */
+  private String alone(String fused, int expert) {
+    return FusedExpertSlice.expertSliceName(blockPrefix + fused, expert);
   }
 
   private static float[] slice(float[] fused, int expert, int size) {

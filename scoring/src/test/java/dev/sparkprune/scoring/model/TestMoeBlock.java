@@ -124,6 +124,61 @@ class TestMoeBlock {
     }
   }
 
+  /**
+   * gpt-oss's experts as prunable linears: the hook gives each expert's gate and up (one input
+   * group) exactly the rows routed to it, and its down the clamped SwiGLU of those rows, here
+   * computed in float64 from the fused tensors as transformers' GptOssExperts does (gate =
+   * gate_up[..., ::2], up = gate_up[..., 1::2], gate clamped above at 7, up to [-7, 7],
+   * (up + 1) * gate * sigmoid(1.702 gate)).
+   */
+  @Test
+  void gptOssExpertLinearsSeeTheirRoutedRowsAndTheirSwiGlu() throws IOException {
+    try (DecoderModel model = TestFixtureModels.open("gpt_oss")) {
+      MixtureOfExperts moe = moe(model);
+      int b = 1;
+      BlockWeights w = model.loadBlock(b);
+      MoeBlock block = block(model, b);
+      String prefix = "model.layers." + b + ".";
+      int hidden = w.tensor(prefix + moe.router() + ".weight").length / moe.experts();
+      int intermediate = moe.expertIntermediate();
+      float[] x = input(hidden, 11);
+      Map<String, float[]> seen = new HashMap<>();
+      Map<String, Integer> rowsSeen = new HashMap<>();
+      block.run(w, x, TOKENS, 1, (linears, input, tokens, sequences) -> {
+        String key = linears.stream().map(dev.sparkprune.tensorio.arch.Linear::name).reduce((a, c) -> a + "," + c).orElseThrow();
+        seen.put(key, Arrays.copyOf(input, tokens * (int) linears.get(0).inFeatures()));
+        rowsSeen.put(key, tokens);
+      });
+      ExpertRouting routing = block.route(w, x, TOKENS);
+      float[] gateUp = w.tensor(prefix + moe.fusedGateUp());
+      float[] gateUpBias = w.tensor(prefix + moe.fusedGateUp() + "_bias");
+      for (int e = 0; e < moe.experts(); e++) {
+        int[] rows = routing.rows(e);
+        String gateAndUp = "mlp.experts." + e + ".gate_proj,mlp.experts." + e + ".up_proj";
+        assertThat(rowsSeen.get(gateAndUp)).as("expert %d rows", e).isEqualTo(rows.length);
+        assertThat(seen.get(gateAndUp)).as("expert %d gate/up input", e).isEqualTo(ExpertRouting.gather(x, rows, hidden));
+        float[] inner = seen.get("mlp.experts." + e + ".down_proj");
+        assertThat(inner).hasSize(rows.length * intermediate);
+        for (int r = 0; r < rows.length; r++) {
+          for (int j = 0; j < intermediate; j++) {
+            double gate = gateUpBias[e * 2 * intermediate + 2 * j];
+            double up = gateUpBias[e * 2 * intermediate + 2 * j + 1];
+            for (int i = 0; i < hidden; i++) {
+              double xi = x[rows[r] * hidden + i];
+              gate += xi * gateUp[(e * hidden + i) * 2 * intermediate + 2 * j];
+              up += xi * gateUp[(e * hidden + i) * 2 * intermediate + 2 * j + 1];
+            }
+            gate = Math.min(gate, 7);
+            up = Math.max(-7, Math.min(up, 7));
+            double expected = (up + 1) * gate / (1 + Math.exp(-1.702 * gate));
+            assertThat((double) inner[r * intermediate + j]).as("expert %d row %d unit %d", e, r, j)
+                .isCloseTo(expected, org.assertj.core.data.Offset.offset(1e-4 * Math.max(1, Math.abs(expected))));
+          }
+        }
+      }
+    }
+  }
+
   @ParameterizedTest(name = "{0}")
   @ValueSource(strings = {"deepseek_v3", "gpt_oss"})
   void zeroingAnExpertChangesExactlyTheTokensRoutedToIt(String arch) throws IOException {

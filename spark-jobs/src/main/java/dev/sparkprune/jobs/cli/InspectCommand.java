@@ -274,7 +274,7 @@ final class InspectCommand implements Subcommand {
         ? new TextTable("block", "expert", "linear", "out x in", "input group", "dtype", "parameters", "tensor")
         : new TextTable("block", "linear", "out x in", "input group", "dtype", "parameters", "tensor");
     for (Linear linear : linears) {
-      ArchiveTensor tensor = archive.tensor(linear.tensorName());
+      ArchiveTensor tensor = archive.tensor(linear.storedTensorName());
       List<Object> cells = new java.util.ArrayList<>(List.of(
           linear.block(),
           linear.name(),
@@ -326,7 +326,7 @@ final class InspectCommand implements Subcommand {
             moe.topKGroups(), moe.groups(), moe.scalingFactor());
         break;
       case TOP_K_SOFTMAX:
-        routing = "; softmax over the top-k logits; fused expert tensors (not yet prunable)";
+        routing = "; softmax over the top-k logits; fused expert tensors (each expert's gate, up and down pruned in place)";
         break;
       default:
         routing = "";
@@ -415,7 +415,7 @@ final class InspectCommand implements Subcommand {
         ? archive.config().json().path("num_nextn_predict_layers").asInt() : 0);
     ArrayNode linears = root.putArray("linears");
     for (Linear linear : layout.linears()) {
-      ArchiveTensor tensor = archive.tensor(linear.tensorName());
+      ArchiveTensor tensor = archive.tensor(linear.storedTensorName());
       ObjectNode entry = linears.addObject();
       entry.put("block", linear.block());
       entry.put("linear", linear.name());

@@ -251,12 +251,16 @@ public final class ExpertPlan {
         if (linear.isRoutedExpert()) {
           int e = linear.expert().get().index();
           weights[e] += 4 * linear.parameters();
+          if (linear.fusedSlice().isPresent()) {
+            // gpt-oss: the slice's bias travels with it (gate and up halves of gate_up_proj_bias, down_proj_bias).
+            weights[e] += 4 * linear.outFeatures();
+          }
           inputs.computeIfAbsent(e, key -> new TreeMap<>()).put(linear.inputGroup(), linear.inFeatures());
           intermediate = Math.max(intermediate, width(linear));
         }
       }
       if (inputs.isEmpty()) {
-        // Fused experts (gpt-oss): gate_up [H x 2I] and down [I x H] slices with their biases.
+        // Fused experts without slices as linears: gate_up [H x 2I] and down [I x H] slices with their biases.
         intermediate = moe.expertIntermediate();
         for (int e = 0; e < weights.length; e++) {
           weights[e] = 4 * (hidden * 2 * intermediate + 2 * intermediate + intermediate * hidden + hidden);

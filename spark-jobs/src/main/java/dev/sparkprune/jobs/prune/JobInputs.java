@@ -110,7 +110,7 @@ public final class JobInputs {
     ModelLayout layout = Architectures.layout(archive);
     List<PlannedLinear> plan = new ArrayList<>();
     for (Linear linear : layout.linears()) {
-      ArchiveTensor tensor = archive.tensor(linear.tensorName());
+      ArchiveTensor tensor = archive.tensor(linear.storedTensorName());
       plan.add(new PlannedLinear(linear, tensor, archive.quantization(), options.method(), options.target()));
     }
     int prunable = plan.size();

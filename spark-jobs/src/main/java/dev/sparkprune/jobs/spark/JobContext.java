@@ -104,6 +104,11 @@ public final class JobContext implements Serializable {
    */
   public float[] readLinear(ArchiveTensor tensor, Linear linear) throws IOException {
     try (ArchiveReader reader = ArchiveReader.at(io(), model)) {
+      if (linear.fusedSlice().isPresent()) {
+        // A slice of a fused expert tensor: its expert's rows only (positioned reads), then its columns.
+        var slice = linear.fusedSlice().get();
+        return slice.outByIn(reader.readRows(tensor, slice.expert(), 1));
+      }
       return ArchiveWeights.outByIn(linear, reader.readFloats(tensor));
     }
   }

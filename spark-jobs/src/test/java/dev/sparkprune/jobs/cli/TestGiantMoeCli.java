@@ -63,8 +63,9 @@ class TestGiantMoeCli {
     assertThat(text.code()).as(text.err()).isZero();
     assertThat(text.out())
         .contains("Architecture   gpt_oss (GptOssForCausalLM)")
-        .contains("Linears        16 prunable (4 per block)")
-        .contains("Experts        8 routed per MoE block, top-2; softmax over the top-k logits; fused expert tensors (not yet prunable);"
+        .contains("Linears        112 prunable (28 per block)")
+        .contains("Experts        8 routed per MoE block, top-2; softmax over the top-k logits; fused expert tensors (each expert's gate, up"
+            + " and down pruned in place);"
             + " MoE blocks [0, 1, 2, 3] (4 of 4); routers 4")
         .contains("attention_sinks 4 (16 parameters)")
         .contains("experts 8 (");

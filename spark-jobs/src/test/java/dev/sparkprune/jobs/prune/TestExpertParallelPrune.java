@@ -88,8 +88,8 @@ class TestExpertParallelPrune extends SparkTestBase {
   }
 
   /**
-   * Each expert's calibration tokens and fallback, from report.json: none for gpt-oss, whose fused
-   * expert tensors are not prunable linears (its attention is, on the states of the sharded blocks).
+   * Each expert's calibration tokens and fallback, from report.json (gpt-oss's too: its experts'
+   * gate, up and down are prunable slices of the fused tensors).
    */
   private static Map<String, String> expertTokens(Path out) throws IOException {
     Map<String, String> tokens = new TreeMap<>();
@@ -118,7 +118,7 @@ class TestExpertParallelPrune extends SparkTestBase {
     // Three experts per group on 3 partitions (of 6 chunks).
     Path sharded = prune(arch, "wanda-3", PruningMethod.WANDA, PruneOptions.Mode.SEQUENTIAL, InputHook.ExpertInputs.ROUTED, 3, 3 * expert + 1);
     assertSameOutputs(whole, sharded);
-    assertThat(expertTokens(sharded).isEmpty()).as("experts in report.json").isEqualTo(arch.equals("gpt_oss"));
+    assertThat(expertTokens(sharded)).as("experts in report.json").isNotEmpty();
   }
 
   @Test

@@ -60,10 +60,11 @@ class TestNewArchitecturesJob extends SparkTestBase {
         Arguments.of("gemma3", PruningMethod.WANDA, "2:4"),
         Arguments.of("gemma3", PruningMethod.SPARSEGPT, "0.5"),
         // The giant-MoE families: 2:4 holds per row for Wanda and for the magnitude fallback of
-        // experts routed fewer than --min-expert-tokens; gpt-oss prunes its attention.
+        // experts routed fewer than --min-expert-tokens; gpt-oss prunes its attention and each
+        // expert's gate, up and down, slices of the fused BF16 tensors, 50% of every row.
         Arguments.of("deepseek_v3", PruningMethod.WANDA, "2:4"),
         Arguments.of("glm4_moe", PruningMethod.SPARSEGPT, "2:4"),
-        Arguments.of("gpt_oss", PruningMethod.WANDA, "2:4"));
+        Arguments.of("gpt_oss", PruningMethod.WANDA, "0.5"));
   }
 
   private static String cli(String... args) {
@@ -111,6 +112,7 @@ class TestNewArchitecturesJob extends SparkTestBase {
   @MethodSource("cases")
   void pruneMeetsTheTargetAndEvalRunsOnTheOutput(String name, PruningMethod method, String target) throws IOException {
     Path out = prune(name, method, target);
+    Map<String, String> fallbacks = fallbacks(out);
 
     ModelLayout layout = Architectures.layout(ModelArchive.open(IO, fixture(name).toString()));
     Map<String, Mask> masks = TestPruneJobMasks.read(spark, out);
@@ -121,9 +123,9 @@ class TestNewArchitecturesJob extends SparkTestBase {
         Mask mask = masks.get(linear.tensorName());
         assertThat(mask.rows()).isEqualTo(linear.outFeatures());
         assertThat(mask.cols()).isEqualTo(linear.inFeatures());
-        assertMeetsTarget(linear, mask, method, target);
-        float[] before = dense.readFloats(linear.tensorName());
-        float[] after = pruned.readFloats(linear.tensorName());
+        assertMeetsTarget(linear, mask, fallbacks.containsKey(linear.tensorName()) ? PruningMethod.MAGNITUDE : method, target);
+        float[] before = GptOssExperts.outByIn(dense, linear);
+        float[] after = GptOssExperts.outByIn(pruned, linear);
         for (int i = 0; i < after.length; i++) {
           boolean kept = mask.isKept(i / mask.cols(), i % mask.cols());
           if (!kept) {
@@ -140,17 +142,19 @@ class TestNewArchitecturesJob extends SparkTestBase {
   }
 
   /**
-   * The release formats: Wanda 2:4 on the FP8 DeepSeek-V3 fixture (every linear F8_E4M3 with
-   * 128x128 F32 scales) and on the MXFP4 gpt-oss fixture (BF16 attention pruned, MXFP4 experts
-   * not prunable linears). The output holds the source's tensors, dtypes, shapes and order; each
-   * FP8 weight keeps its scales byte for byte and its codes where kept (Wanda moves no weight, so
-   * the release rule re-quantizes a kept value to its own code: checked by decoding the E4M3 bit
-   * fields here), the zero code where pruned; everything else is the source's bytes; eval runs.
+   * The release formats: 2:4 on the FP8 DeepSeek-V3 fixture (every linear F8_E4M3 with 128x128
+   * F32 scales) and 50% on the MXFP4 gpt-oss fixture (BF16 attention, and every expert's gate, up
+   * and down pruned inside the fused MXFP4 tensors). The output holds the source's tensors,
+   * dtypes, shapes and order; each FP8 weight keeps its scales byte for byte and its codes where
+   * kept (Wanda moves no weight, so the release rule re-quantizes a kept value to its own code:
+   * checked by decoding the E4M3 bit fields here), the zero code where pruned; MXFP4 experts
+   * likewise ({@link #assertMxfp4Experts}); everything else is the source's bytes; eval runs.
    */
-  @ParameterizedTest(name = "{0} {1}")
-  @org.junit.jupiter.params.provider.CsvSource({"deepseek_v3_fp8, WANDA", "deepseek_v3_fp8, SPARSEGPT", "gpt_oss_mxfp4, WANDA"})
-  void prunesQuantizedArchivesInTheirOwnFormat(String name, PruningMethod method) throws IOException {
-    Path out = prune(name, method, "2:4");
+  @ParameterizedTest(name = "{0} {1} {2}")
+  @org.junit.jupiter.params.provider.CsvSource({
+      "deepseek_v3_fp8, WANDA, 2:4", "deepseek_v3_fp8, SPARSEGPT, 2:4", "gpt_oss_mxfp4, WANDA, 0.5", "gpt_oss_mxfp4, SPARSEGPT, 0.5"})
+  void prunesQuantizedArchivesInTheirOwnFormat(String name, PruningMethod method, String target) throws IOException {
+    Path out = prune(name, method, target);
     com.fasterxml.jackson.databind.JsonNode report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("report.json").toFile());
     Map<String, Long> requantized = new java.util.HashMap<>();
     report.get("layers").forEach(layer -> requantized.put(layer.get("tensor").asText(),
@@ -174,6 +178,10 @@ class TestNewArchitecturesJob extends SparkTestBase {
         Mask mask = masks.get(before.name());
         byte[] source = raw(dense, before);
         byte[] written = raw(pruned, after);
+        if (before.name().endsWith("_blocks") || (method == PruningMethod.SPARSEGPT && before.name().endsWith("_scales"))) {
+          // MXFP4 experts: checked linear by linear below. Wanda leaves every scale as it was (the loop's last branch).
+          continue;
+        }
         if (mask == null) {
           // Scales (SparseGPT's: checked with their weights), MXFP4 experts, norms, routers: the source's bytes.
           if (method != PruningMethod.SPARSEGPT || !before.name().endsWith("_scale_inv")) {
@@ -207,18 +215,110 @@ class TestNewArchitecturesJob extends SparkTestBase {
           float[] values = dense.readFloats(before.name());
           float[] result = pruned.readFloats(before.name());
           for (int i = 0; i < result.length; i++) {
-            float expected = mask.isKept(i / mask.cols(), i % mask.cols()) ? values[i] : 0f;
-            assertThat(result[i]).as("%s weight %d", before.name(), i).isEqualTo(expected);
+            boolean kept = mask.isKept(i / mask.cols(), i % mask.cols());
+            // SparseGPT moves kept weights; pruned ones are zero whatever the method.
+            if (!kept || method == PruningMethod.WANDA) {
+              assertThat(result[i]).as("%s weight %d", before.name(), i).isEqualTo(kept ? values[i] : 0f);
+            }
           }
         }
       }
     }
-    assertThat(quantized).isEqualTo(name.endsWith("fp8") ? layout.linears().size() : 0);
+    if (name.endsWith("mxfp4")) {
+      quantized = assertMxfp4Experts(name, out, layout, masks, method, report);
+    }
+    assertThat(quantized).isEqualTo(
+        name.endsWith("fp8") ? layout.linears().size() : (int) layout.linears().stream().filter(l -> l.fusedSlice().isPresent()).count());
     // SparseGPT moves kept weights, so some blocks are quantized anew (the path under test), and the report says so.
     assertThat(requantized.values().stream().mapToLong(Long::longValue).sum() > 0).isEqualTo(method == PruningMethod.SPARSEGPT);
     String eval = cli("eval", "--model", out.resolve("model").toString(), "--text",
         SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), "--seqlen", "32", "--max-windows", "4");
     assertThat(eval).contains("evaluated   128 tokens in 4 windows of 32").containsPattern("perplexity  [0-9.]+ \\(mean NLL [0-9.]+\\)");
+  }
+
+  /**
+   * Every gpt-oss expert linear of an MXFP4 output, decoded from the archive's bytes here
+   * ({@link GptOssExperts}): its mask meets 50% per row (Wanda; magnitude's layer-wide count for
+   * an expert routed too few tokens); a pruned value is the zero code's value; Wanda changes no
+   * scale and no kept code, only pruned nibbles, to 0. SparseGPT moves kept weights: a 32-value
+   * group either keeps its scale and kept codes or is quantized anew by the OCP MX rule (shared
+   * exponent floor(log2 amax) - 2, so the largest code of the group is 4 or 6); report.json
+   * counts at least the changed groups (a re-quantized group may come back to its source codes)
+   * and gives the error of each re-quantized linear.
+   * Returns how many expert linears were checked.
+   */
+  private static int assertMxfp4Experts(String name, Path out, ModelLayout layout, Map<String, Mask> masks, PruningMethod method,
+      com.fasterxml.jackson.databind.JsonNode report) throws IOException {
+    Map<String, String> fallbacks = fallbacks(out);
+    Map<String, com.fasterxml.jackson.databind.JsonNode> layers = new java.util.HashMap<>();
+    report.get("layers").forEach(layer -> layers.put(layer.get("tensor").asText(), layer));
+    int checked = 0;
+    try (SafetensorsReader dense = SafetensorsReader.open(IO.newInputFile(fixture(name).resolve("model.safetensors").toString()));
+        SafetensorsReader pruned = SafetensorsReader.open(IO.newInputFile(out.resolve("model/model.safetensors").toString()))) {
+      for (Linear linear : layout.linears()) {
+        if (linear.fusedSlice().isEmpty()) {
+          continue;
+        }
+        checked++;
+        Mask mask = masks.get(linear.tensorName());
+        // SparseGPT's and magnitude's thresholds prune every tie at them: FP4 weights hold many exact zeros.
+        boolean perRow = method == PruningMethod.WANDA && !fallbacks.containsKey(linear.tensorName());
+        assertMeetsTarget(linear, mask, perRow ? PruningMethod.WANDA : PruningMethod.MAGNITUDE, "0.5");
+        int in = mask.cols();
+        int[] codesBefore = GptOssExperts.codes(dense, linear);
+        int[] codesAfter = GptOssExperts.codes(pruned, linear);
+        int[] scalesBefore = GptOssExperts.scales(dense, linear);
+        int[] scalesAfter = GptOssExperts.scales(pruned, linear);
+        float[] values = GptOssExperts.outByIn(pruned, linear);
+        long changed = 0;
+        for (int group = 0; group < scalesBefore.length; group++) {
+          int row = group / (in / 32);
+          boolean same = scalesBefore[group] == scalesAfter[group];
+          float largest = 0;
+          for (int i = group * 32; i < group * 32 + 32; i++) {
+            if (!mask.isKept(row, i % in)) {
+              assertThat(values[i]).as("%s pruned value %d", linear, i).isZero();
+              if (method == PruningMethod.WANDA) {
+                assertThat(codesAfter[i]).as("%s pruned code %d", linear, i).isZero();
+              }
+            } else {
+              same &= codesBefore[i] == codesAfter[i];
+            }
+            largest = Math.max(largest, GptOssExperts.magnitude(codesAfter[i]));
+          }
+          if (method == PruningMethod.WANDA) {
+            assertThat(same).as("%s group %d: Wanda keeps scale and kept codes", linear, group).isTrue();
+          } else if (!same) {
+            changed++;
+            assertThat(largest).as("%s group %d re-quantized: largest code", linear, group).isIn(4f, 6f);
+          }
+        }
+        com.fasterxml.jackson.databind.JsonNode requantization = layers.get(linear.tensorName()).get("requantization");
+        assertThat(requantization.get("blocks").asLong()).as("%s groups", linear).isEqualTo(scalesBefore.length);
+        // A group whose weights moved a little may re-quantize to its source codes (4-bit codes are
+        // coarse): every changed group was re-quantized, not every re-quantized group changed.
+        long reported = requantization.get("blocks_requantized").asLong();
+        assertThat(reported).as("%s groups re-quantized", linear).isBetween(changed, (long) scalesBefore.length);
+        double error = requantization.get("relative_frobenius_error").asDouble();
+        if (reported > 0) {
+          assertThat(error).as("%s re-quantization error", linear).isPositive().isLessThan(1.0);
+        } else {
+          assertThat(error).as("%s re-quantization error", linear).isZero();
+        }
+      }
+    }
+    return checked;
+  }
+
+  /** The linears the report says were pruned with magnitude instead (experts routed too few tokens), with why. */
+  private static Map<String, String> fallbacks(Path out) throws IOException {
+    Map<String, String> fallbacks = new java.util.HashMap<>();
+    new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("report.json").toFile()).get("layers").forEach(layer -> {
+      if (layer.has("fallback")) {
+        fallbacks.put(layer.get("tensor").asText(), layer.get("fallback").asText());
+      }
+    });
+    return fallbacks;
   }
 
   /** Prunes fixture {@code name} on 4 x 32 calibration tokens into a folder of its own; returns it. */
@@ -303,6 +403,10 @@ class TestNewArchitecturesJob extends SparkTestBase {
           assertThat(kept).as("%s row %d group at %d", linear, r, g).isEqualTo(2);
         }
       }
+    } else if (method == PruningMethod.MAGNITUDE) {
+      // Layer-wide: every |w| at or below the value at floor(numel / 2) is pruned, ties included
+      // (the gpt-oss fixtures' weights are MXFP4 values: many ties).
+      assertThat(mask.prunedCount()).as("%s pruned", linear).isGreaterThanOrEqualTo((long) mask.rows() * mask.cols() / 2);
     } else if (method == PruningMethod.WANDA) {
       // Wanda's comparison group is each output row, fused or not: exactly floor(cols / 2) pruned per row.
       for (int r = 0; r < mask.rows(); r++) {

@@ -64,6 +64,16 @@ class TestSerialization {
         assertThat(copy.scales().orElseThrow().fileBegin()).isEqualTo(tensor.scales().orElseThrow().fileBegin());
       }
     }
+    // A gpt-oss expert's linear travels with where it sits in the fused tensor.
+    Linear up = Architectures.layout(mxfp4).linear("model.layers.1.mlp.experts.3.up_proj.weight").orElseThrow();
+    PlannedLinear planned = new PlannedLinear(up, mxfp4.tensor(up.storedTensorName()), mxfp4.quantization(), PruningMethod.WANDA,
+        SparsityTarget.unstructured(0.5));
+    for (SerializerInstance serializer : serializers()) {
+      PlannedLinear copy = roundTrip(serializer, planned);
+      assertThat(copy.linear.fusedSlice()).isEqualTo(up.fusedSlice());
+      assertThat(copy.linear.fusedSlice().orElseThrow().column(2)).isEqualTo(5);
+      assertThat(copy.tensor().name()).isEqualTo("model.layers.1.mlp.experts.gate_up_proj");
+    }
   }
 
   @Test

@@ -95,6 +95,16 @@ public final class Blueprint {
     }
 
     /**
+     * A routed expert's linear stored as a slice of a fused expert tensor, already expected whole
+     * ({@link FusedExpertSlice}); named {@code blockPrefix + name + ".weight"} alone.
+     */
+    public Builder fusedExpertLinear(
+        int block, String blockPrefix, String name, String inputGroup, Expert expert, FusedExpertSlice slice, long out, long in) {
+      linears.add(new Linear(block, name, blockPrefix + name + ".weight", out, in, inputGroup, expert, slice));
+      return this;
+    }
+
+    /**
      * Adds every tensor of {@code layer} (a blueprint of one decoder layer) under {@code role},
      * keeping which are required; none of its linears becomes prunable. How a multi-token
      * prediction layer, shaped as a decoder layer, is known without being run or pruned.

@@ -9,7 +9,8 @@ import java.util.List;
  * attention with biases on q, k, v and o and one sink logit per head, layers alternating
  * between sliding-window and full attention ({@code layer_types}), and in every block a MoE of
  * fused expert tensors ({@link MixtureOfExperts#fused()}) behind a router with a bias. The
- * attention linears are prunable; the fused experts are known, run and sliced per expert.
+ * attention linears are prunable, and so is each expert's gate, up and down: slices of the fused
+ * tensors ({@link FusedExpertSlice}), pruned per expert and written back into them.
  */
 public final class GptOssArchitecture implements Architecture {
   /** The clamp of the experts' gate (above) and up (both sides) projections. */

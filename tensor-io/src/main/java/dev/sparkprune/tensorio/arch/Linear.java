@@ -21,6 +21,8 @@ public final class Linear implements Serializable {
   private final String biasName;
   /** Null for linears outside any expert (as {@link #biasName}, exposed as an Optional). */
   private final Expert expert;
+  /** Null unless the linear is a slice of a fused expert tensor (gpt-oss; exposed as an Optional). */
+  private final FusedExpertSlice fusedSlice;
 
   public Linear(
       int block,
@@ -45,6 +47,38 @@ public final class Linear implements Serializable {
       String inputGroup,
       String biasName,
       Expert expert) {
+    this(block, name, tensorName, outFeatures, inFeatures, storedTransposed, inputGroup, biasName, expert, null);
+  }
+
+  /**
+   * A routed expert's linear that is a slice of a fused expert tensor (gpt-oss): {@code tensorName}
+   * names the linear alone (its key in plans, masks and staged files; no such tensor is stored),
+   * {@code fusedSlice} says where its weights are stored.
+   */
+  public Linear(
+      int block,
+      String name,
+      String tensorName,
+      long outFeatures,
+      long inFeatures,
+      String inputGroup,
+      Expert expert,
+      FusedExpertSlice fusedSlice) {
+    this(block, name, tensorName, outFeatures, inFeatures, false, inputGroup, null, expert,
+        Objects.requireNonNull(fusedSlice, "fusedSlice is null"));
+  }
+
+  private Linear(
+      int block,
+      String name,
+      String tensorName,
+      long outFeatures,
+      long inFeatures,
+      boolean storedTransposed,
+      String inputGroup,
+      String biasName,
+      Expert expert,
+      FusedExpertSlice fusedSlice) {
     this.block = block;
     this.name = Objects.requireNonNull(name, "name is null");
     this.tensorName = Objects.requireNonNull(tensorName, "tensorName is null");
@@ -54,6 +88,7 @@ public final class Linear implements Serializable {
     this.inputGroup = Objects.requireNonNull(inputGroup, "inputGroup is null");
     this.biasName = biasName;
     this.expert = expert;
+    this.fusedSlice = fusedSlice;
   }
 
   public int block() {
@@ -105,6 +140,16 @@ public final class Linear implements Serializable {
   /** The expert this linear belongs to, if its block is a mixture of experts. */
   public Optional<Expert> expert() {
     return Optional.ofNullable(expert);
+  }
+
+  /** Where the linear's weights are stored when it is a slice of a fused expert tensor (gpt-oss). */
+  public Optional<FusedExpertSlice> fusedSlice() {
+    return Optional.ofNullable(fusedSlice);
+  }
+
+  /** The stored tensor holding the linear's weights: its own, or the fused expert tensor it is a slice of. */
+  public String storedTensorName() {
+    return fusedSlice == null ? tensorName : fusedSlice.tensor();
   }
 
   /** True for a routed expert's linear: its calibration inputs are the rows routed to it. */

@@ -288,9 +288,11 @@ public final class MixtureOfExperts implements Serializable {
     return scoring == Scoring.SIGMOID_GROUP_LIMITED ? Optional.of(router() + ".e_score_correction_bias") : Optional.empty();
   }
 
-  /** Expert e's gate, up and down projections within a block (Mixtral's w1, w3, w2). */
+  /**
+   * Expert e's gate, up and down projections within a block (Mixtral's w1, w3, w2); for fused
+   * experts (gpt-oss) the names of their slices as linears, {@code mlp.experts.e.gate_proj}.
+   */
   public String expertLinear(int expert, int projection) {
-    checkNotFused();
     return moduleName + ".experts." + expert + "." + projections[projection];
   }
 
@@ -312,12 +314,6 @@ public final class MixtureOfExperts implements Serializable {
       throw new IllegalStateException("Experts of " + moduleName + " are separate tensors");
     }
     return moduleName + ".experts." + projection;
-  }
-
-  private void checkNotFused() {
-    if (fused) {
-      throw new IllegalStateException("Experts of " + moduleName + " are fused tensors");
-    }
   }
 
   /** The shared expert's gate, up and down projections within a block. */
@@ -344,6 +340,19 @@ public final class MixtureOfExperts implements Serializable {
       blueprint.tensor(blockPrefix + fusedGateUp() + "_bias", TensorRole.BIAS, experts, 2L * expertIntermediate);
       blueprint.tensor(blockPrefix + fusedDown(), TensorRole.EXPERTS, experts, expertIntermediate, hidden);
       blueprint.tensor(blockPrefix + fusedDown() + "_bias", TensorRole.BIAS, experts, hidden);
+      // Each expert's gate, up and down as prunable linears, slices of the fused tensors.
+      int width = expertIntermediate;
+      for (int e = 0; e < experts; e++) {
+        Expert expert = Expert.routed(e);
+        String gateUp = blockPrefix + fusedGateUp();
+        String down = blockPrefix + fusedDown();
+        blueprint.fusedExpertLinear(block, blockPrefix, expertLinear(e, 0), expertInputGroup(e, false), expert,
+            new FusedExpertSlice(gateUp, e, FusedExpertSlice.Part.GATE, width, hidden), width, hidden);
+        blueprint.fusedExpertLinear(block, blockPrefix, expertLinear(e, 1), expertInputGroup(e, false), expert,
+            new FusedExpertSlice(gateUp, e, FusedExpertSlice.Part.UP, width, hidden), width, hidden);
+        blueprint.fusedExpertLinear(block, blockPrefix, expertLinear(e, 2), expertInputGroup(e, true), expert,
+            new FusedExpertSlice(down, e, FusedExpertSlice.Part.DOWN, hidden, width), hidden, width);
+      }
     } else {
       for (int e = 0; e < experts; e++) {
         Expert expert = Expert.routed(e);

@@ -21,7 +21,8 @@ public enum TensorRole {
   /**
    * Every routed expert of a block in one tensor, experts first (gpt-oss {@code
    * experts.gate_up_proj} [experts, hidden, 2 x intermediate], {@code experts.down_proj}):
-   * run and sliced per expert, not yet prunable linears.
+   * run per expert; each expert's gate, up and down are prunable linears, slices of it
+   * ({@link FusedExpertSlice}).
    */
   EXPERTS,
   /** gpt-oss's per-head attention sink logits ({@code self_attn.sinks}): never pruned. */

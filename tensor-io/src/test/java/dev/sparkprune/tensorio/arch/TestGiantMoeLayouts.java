@@ -15,6 +15,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
@@ -101,9 +102,28 @@ class TestGiantMoeLayouts {
   void gptOssHasSinksRouterBiasesAndFusedExpertTensors() throws IOException {
     ModelLayout layout = layout("gpt_oss");
     assertThat(layout.blocks()).hasSize(4);
-    // The fused experts are known tensors, not (yet) prunable linears: attention only.
-    assertThat(layout.blocks().get(0).linears()).extracting(Linear::name)
-        .containsExactly("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj");
+    // Attention, then each expert's gate, up and down: slices of the fused tensors, named alone.
+    List<Linear> linears = layout.blocks().get(0).linears();
+    assertThat(linears).hasSize(4 + 8 * 3);
+    assertThat(linears.subList(0, 7)).extracting(Linear::name).containsExactly("self_attn.q_proj", "self_attn.k_proj",
+        "self_attn.v_proj", "self_attn.o_proj", "mlp.experts.0.gate_proj", "mlp.experts.0.up_proj", "mlp.experts.0.down_proj");
+    Linear up = layout.linear("model.layers.0.mlp.experts.3.up_proj.weight").orElseThrow();
+    assertThat(up.storedTensorName()).isEqualTo("model.layers.0.mlp.experts.gate_up_proj");
+    assertThat(up.isRoutedExpert()).isTrue();
+    assertThat(up.inputGroup()).isEqualTo("expert.3.input");
+    assertThat(new long[] {up.outFeatures(), up.inFeatures()}).containsExactly(96, 128);
+    // transformers' GptOssExperts: gate_up[..., ::2] is gate, gate_up[..., 1::2] up; down is down_proj[e].
+    FusedExpertSlice upSlice = up.fusedSlice().orElseThrow();
+    assertThat(upSlice.expert()).isEqualTo(3);
+    assertThat(upSlice.column(0)).isEqualTo(1);
+    assertThat(upSlice.column(5)).isEqualTo(11);
+    assertThat(layout.linear("model.layers.0.mlp.experts.3.gate_proj.weight").orElseThrow().fusedSlice().orElseThrow().column(5))
+        .isEqualTo(10);
+    Linear down = layout.linear("model.layers.0.mlp.experts.3.down_proj.weight").orElseThrow();
+    assertThat(down.storedTensorName()).isEqualTo("model.layers.0.mlp.experts.down_proj");
+    assertThat(down.inputGroup()).isEqualTo("expert.3.hidden");
+    assertThat(new long[] {down.outFeatures(), down.inFeatures()}).containsExactly(128, 96);
+    assertThat(down.fusedSlice().orElseThrow().column(5)).isEqualTo(5);
     assertThat(layout.linear("model.layers.0.self_attn.o_proj.weight").orElseThrow().biasName()).isPresent();
     assertThat(layout.roles())
         .containsEntry("model.layers.0.self_attn.sinks", TensorRole.ATTENTION_SINKS)

@@ -9,7 +9,10 @@ import dev.sparkprune.tensorio.SafetensorsReader;
 import dev.sparkprune.tensorio.SafetensorsWriter;
 import dev.sparkprune.tensorio.TensorInfo;
 import dev.sparkprune.tensorio.TensorSpec;
+import dev.sparkprune.tensorio.arch.FusedExpertSlice;
+import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.archive.ModelArchive;
+import dev.sparkprune.tensorio.quant.Mxfp4Blocks;
 import dev.sparkprune.tensorio.io.HadoopFileIO;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
@@ -102,7 +105,10 @@ public final class ArchiveWriter {
             }
             first = false;
             Optional<String> staged = pruned.tensorOf(tensor.name());
-            if (staged.isPresent()) {
+            Optional<StagedUnits.SliceComponent> fused = pruned.fusedComponent(tensor.name());
+            if (fused.isPresent()) {
+              writeFused(io, reader, tensor, fused.get(), sink);
+            } else if (staged.isPresent()) {
               StagedTensors.copyComponent(io, context.staging(), staged.get(), tensor.name(), sink);
             } else {
               reader.copyRaw(tensor, sink);
@@ -111,6 +117,31 @@ public final class ArchiveWriter {
         }
       }
       return tensors;
+    }
+
+    /**
+     * A fused expert tensor's component expert by expert (one expert's rows in memory): the
+     * source's bytes with the staged slices of that expert written over their columns (BF16) or
+     * rows (MXFP4 codes and scales); an expert without staged slices is the source's bytes.
+     */
+    private void writeFused(HadoopFileIO io, SafetensorsReader reader, TensorInfo tensor, StagedUnits.SliceComponent component,
+        OutputStream sink) throws IOException {
+      long experts = tensor.shape()[0];
+      for (int e = 0; e < experts; e++) {
+        byte[] rows = reader.readRawRows(tensor, e, 1);
+        for (Linear linear : pruned.slicesOf(tensor.name(), e)) {
+          FusedExpertSlice slice = linear.fusedSlice().orElseThrow();
+          int in = (int) linear.inFeatures();
+          switch (component) {
+            case VALUES -> slice.patchPlain(
+                StagedTensors.readSliceBytes(io, context.staging(), linear, false), rows, tensor.dtype().byteSize());
+            case BLOCKS -> slice.patchRows(StagedTensors.readSliceBytes(io, context.staging(), linear, false), rows, in / 2);
+            case SCALES -> slice.patchRows(
+                StagedTensors.readSliceBytes(io, context.staging(), linear, true), rows, in / Mxfp4Blocks.GROUP);
+          }
+        }
+        sink.write(rows);
+      }
     }
   }
 }

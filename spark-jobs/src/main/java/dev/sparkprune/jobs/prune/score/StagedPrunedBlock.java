@@ -5,6 +5,7 @@ import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.calibration.BlockEdit;
 import dev.sparkprune.jobs.spark.JobContext;
 import dev.sparkprune.scoring.model.BlockWeights;
+import dev.sparkprune.tensorio.arch.FusedExpertSlice;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.archive.ArchiveTensor;
@@ -47,12 +48,28 @@ final class StagedPrunedBlock implements BlockEdit {
     Objects.requireNonNull(dense, "dense is null");
     BlockWeights weights = dense;
     HadoopFileIO io = context.io();
+    // Fused expert tensors (gpt-oss): each copied once, its pruned slices written into the copy.
+    Map<String, float[]> patched = new TreeMap<>();
     for (Linear linear : linears) {
       ArchiveTensor tensor = prunedTensors.get(linear.tensorName());
+      if (tensor != null && linear.fusedSlice().isPresent()) {
+        FusedExpertSlice slice = linear.fusedSlice().get();
+        // The whole block's fused tensor, or weights holding this expert alone (expert-parallel).
+        String name = dense.contains(slice.tensor()) ? slice.tensor() : FusedExpertSlice.expertSliceName(slice.tensor(), slice.expert());
+        if (dense.contains(name)) {
+          float[] values = patched.computeIfAbsent(name, key -> dense.tensor(key).clone());
+          int offset = name.equals(slice.tensor()) ? slice.expert() * (int) linear.inFeatures() * slice.width() : 0;
+          slice.scatter(StagedTensors.readOutByIn(io, context.staging(), tensor, linear), values, offset);
+        }
+        continue;
+      }
       // A sharded block's dense weights hold no routed experts: those are read by the expert tasks.
       if (tensor != null && dense.contains(linear.tensorName())) {
         weights = weights.withTensor(linear.tensorName(), StagedTensors.readOutByIn(io, context.staging(), tensor, linear));
       }
+    }
+    for (Map.Entry<String, float[]> entry : patched.entrySet()) {
+      weights = weights.withTensor(entry.getKey(), entry.getValue());
     }
     return weights;
   }
