@@ -195,6 +195,15 @@ public final class CalibrationPass implements AutoCloseable {
     return partials;
   }
 
+  /**
+   * The cached states at {@link #position}'s input, one {@link SampleChunk} per chunk, in the
+   * pass's fixed partitioning: valid until the next step, which releases them (a job that needs
+   * the states themselves, such as shrink's depth scores, reads them between steps).
+   */
+  public JavaRDD<SampleChunk> states() {
+    return states;
+  }
+
   /** The blocks this pass runs expert-parallel. */
   public ExpertSharding sharding() {
     return sharding;

@@ -11,11 +11,13 @@ import java.util.Optional;
 /**
  * The resolved settings of one {@code sparkprune shrink} run. {@code thenPrune} names the
  * unstructured or N:M pruning that follows on the shrunk model in the same run ("" for none);
- * {@code repair} whether the kept blocks are refitted by least squares ({@code --repair ls}).
+ * {@code repair} whether the kept blocks are refitted by least squares ({@code --repair ls});
+ * {@code expertTaskBytes} the --expert-task-mb budget of an expert-parallel MoE block's expert
+ * tasks in bytes (0: a quarter of a task's heap; see {@code ExpertPlan}).
  */
 public record ShrinkOptions(
     String model, String out, String calibration, int nsamples, int seqlen, long seed, ShrinkSettings settings,
-    String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite, boolean repair) {
+    String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite, boolean repair, long expertTaskBytes) {
   public ShrinkOptions {
     Objects.requireNonNull(model, "model is null");
     Objects.requireNonNull(out, "out is null");
@@ -23,6 +25,15 @@ public record ShrinkOptions(
     Objects.requireNonNull(settings, "settings is null");
     Objects.requireNonNull(thenPrune, "thenPrune is null");
     Objects.requireNonNull(thenTarget, "thenTarget is null");
+    if (expertTaskBytes < 0) {
+      throw new IllegalArgumentException("Invalid expert task budget: " + expertTaskBytes);
+    }
+  }
+
+  /** Without an --expert-task-mb budget: derived from the executors' memory. */
+  public ShrinkOptions(String model, String out, String calibration, int nsamples, int seqlen, long seed, ShrinkSettings settings,
+      String thenPrune, SparsityTarget thenTarget, int partitions, boolean overwrite, boolean repair) {
+    this(model, out, calibration, nsamples, seqlen, seed, settings, thenPrune, thenTarget, partitions, overwrite, repair, 0);
   }
 
   public Optional<PruningMethod> thenPruneMethod() {

@@ -46,7 +46,8 @@ public final class ShrinkOptionsResolver {
         model, values.get(ShrinkKeys.OUT), values.get(ShrinkKeys.CALIB), values.get(CommonKeys.NSAMPLES), values.get(CommonKeys.SEQLEN),
         values.get(CommonKeys.SEED), settings, thenPrune,
         values.value(CommonKeys.PATTERN).orElseGet(() -> values.get(CommonKeys.SPARSITY)),
-        values.value(CommonKeys.PARTITIONS).orElse(0), values.get(CommonKeys.OVERWRITE), values.get(ShrinkKeys.REPAIR));
+        values.value(CommonKeys.PARTITIONS).orElse(0), values.get(CommonKeys.OVERWRITE), values.get(ShrinkKeys.REPAIR),
+        values.value(CommonKeys.EXPERT_TASK_MB).map(mb -> (long) mb << 20).orElse(0L));
     // Every value is checked by its key above; the combinations after.
     ValidationException.check(
         !thenPrune.isEmpty() || !values.isSet(CommonKeys.SPARSITY) && !values.isSet(CommonKeys.PATTERN),
