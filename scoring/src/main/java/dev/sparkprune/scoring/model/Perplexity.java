@@ -2,7 +2,9 @@ package dev.sparkprune.scoring.model;
 
 import dev.sparkprune.tensorio.ValidationException;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * Perplexity as the pruning papers measure it (Wanda's and SparseGPT's {@code eval_ppl}): the
@@ -23,27 +25,55 @@ public final class Perplexity {
 
   /** Evaluates up to {@code maxWindows} windows, {@code batchSize} windows per forward pass. */
   public static Perplexity evaluate(DecoderModel model, int[] corpus, int seqlen, int maxWindows, int batchSize) throws IOException {
-    if (seqlen < 2) {
-      throw ValidationException.invalid("window length", seqlen, "need at least 2 tokens per window");
-    }
     if (seqlen > model.maxPositions()) {
       throw ValidationException.invalid("window length", seqlen, "the model supports at most %d positions", model.maxPositions());
+    }
+    List<int[][]> batches = batches(corpus, seqlen, maxWindows, batchSize);
+    List<double[]> nll = new ArrayList<>();
+    for (int[][] batch : batches) {
+      nll.add(model.meanNll(model.forward(batch), batch));
+    }
+    return of(nll, seqlen);
+  }
+
+  /**
+   * The windows of up to {@code maxWindows} of {@code seqlen} tokens, {@code batchSize} per batch
+   * (the last batch may be shorter): each batch one forward pass, whatever runs it.
+   */
+  public static List<int[][]> batches(int[] corpus, int seqlen, int maxWindows, int batchSize) {
+    if (seqlen < 2) {
+      throw ValidationException.invalid("window length", seqlen, "need at least 2 tokens per window");
     }
     ValidationException.check(batchSize >= 1, "Invalid batch size %d", batchSize);
     int windows = Math.min(corpus.length / seqlen, maxWindows);
     ValidationException.check(
         windows > 0, "Cannot evaluate perplexity: the text has %d tokens, fewer than one window of %d", corpus.length, seqlen);
-    double nllTimesSeqlen = 0;
+    List<int[][]> batches = new ArrayList<>();
     for (int first = 0; first < windows; first += batchSize) {
       int count = Math.min(batchSize, windows - first);
       int[][] batch = new int[count][];
       for (int i = 0; i < count; i++) {
         batch[i] = Arrays.copyOfRange(corpus, (first + i) * seqlen, (first + i + 1) * seqlen);
       }
-      for (double nll : model.meanNll(model.forward(batch), batch)) {
+      batches.add(batch);
+    }
+    return batches;
+  }
+
+  /**
+   * Perplexity from each batch's per-window mean NLL ({@link DecoderModel#meanNll}), batches in
+   * order: summed in window order, so any runner of the same batches gives the same bits.
+   */
+  public static Perplexity of(List<double[]> batchNll, int seqlen) {
+    double nllTimesSeqlen = 0;
+    int windows = 0;
+    for (double[] batch : batchNll) {
+      for (double nll : batch) {
         nllTimesSeqlen += nll * seqlen;
+        windows++;
       }
     }
+    ValidationException.check(windows > 0, "Cannot evaluate perplexity: no window");
     return new Perplexity(windows, (long) windows * seqlen, nllTimesSeqlen / ((double) windows * seqlen));
   }
 

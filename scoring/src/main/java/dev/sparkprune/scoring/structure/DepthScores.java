@@ -148,8 +148,11 @@ public final class DepthScores implements Serializable {
   /**
    * Accumulates one chunk's sums as the calibration pass runs through the blocks in order: it
    * keeps the inputs of the last {@code maxSpan} blocks to compare with the current one.
+   * Serializable: an expert-parallel shrink keeps each chunk's accumulator beside its cached
+   * states between Spark stages.
    */
-  public static final class Accumulator {
+  public static final class Accumulator implements Serializable {
+    private static final long serialVersionUID = 1L;
     private final int blocks;
     private final int maxSpan;
     private final double[] influenceSums;

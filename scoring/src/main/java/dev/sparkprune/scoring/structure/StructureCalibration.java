@@ -5,6 +5,7 @@ import dev.sparkprune.scoring.model.DecoderModel;
 import dev.sparkprune.scoring.model.HiddenStates;
 import dev.sparkprune.tensorio.arch.Block;
 import dev.sparkprune.tensorio.arch.Linear;
+import dev.sparkprune.tensorio.arch.ModelLayout;
 import dev.sparkprune.tensorio.shrink.ModelShape;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -43,7 +44,7 @@ public final class StructureCalibration {
         HiddenStates input = states.get(chunk);
         HiddenStates output = model.runBlock(weights, input, statistics);
         depth.get(chunk).observe(b, input.values(), output.values(), input.tokens(), input.width());
-        summaries.get(chunk).add(new BlockSummary(b, statistics, norms.down, norms.o, norms.mlp, norms.kv));
+        summaries.get(chunk).add(norms.summary(b, statistics));
         states.put(chunk, output);
       }
     }
@@ -54,7 +55,22 @@ public final class StructureCalibration {
     return out;
   }
 
-  private record Norms(double[] down, double[] o, double[] mlp, double[] kv) {}
+  /**
+   * A block's weight norms the width scores multiply the statistics with (empty where the block
+   * has no such part): from its dense linears alone, so a block read without its routed experts
+   * gives the same.
+   */
+  public record Norms(double[] down, double[] o, double[] mlp, double[] kv) implements java.io.Serializable {
+    /** The block's summary of one chunk's statistics. */
+    public BlockSummary summary(int block, WidthStatistics statistics) {
+      return new BlockSummary(block, statistics, down, o, mlp, kv);
+    }
+  }
+
+  /** Block {@code block}'s norms from {@code weights}, which must hold its dense (non-expert) linears. */
+  public static Norms norms(ModelLayout layout, int block, BlockWeights weights, ModelShape shape) {
+    return norms(layout.blocks().get(block), weights, shape, new AttentionGroups(shape.heads(), shape.kvHeads(), shape.headDim()));
+  }
 
   private static Norms norms(Block block, BlockWeights w, ModelShape shape, AttentionGroups groups) {
     Map<String, float[]> byName = new HashMap<>();

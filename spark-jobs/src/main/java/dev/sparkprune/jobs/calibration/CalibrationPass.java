@@ -90,6 +90,22 @@ public final class CalibrationPass implements AutoCloseable {
     return new CalibrationPass(context, stages, blocks, sharding, partitionOfChunk, embedded);
   }
 
+  /**
+   * A forward pass over fixed batches of token windows (perplexity's), not calibration samples:
+   * batch i is chunk i, one forward batch through every block, spread over {@code partitions}
+   * partitions; the blocks {@code sharding} names run expert-parallel. Move the states with
+   * {@link #advance} and read them after the last block with {@link #states}.
+   */
+  public static CalibrationPass embedBatches(
+      JobStages stages, List<Tuple2<Integer, int[][]>> batches, int partitions, int blocks, ExpertSharding sharding) {
+    return embed(stages, batches, Math.max(1, Math.min(partitions, batches.size())), blocks, sharding);
+  }
+
+  /** Runs the block at {@link #position} (whole or expert-parallel) and moves the states to its output; nothing collected. */
+  public void advance() {
+    collectAndAdvance(new AdvanceOnly());
+  }
+
   public int chunks() {
     return chunks;
   }
@@ -193,6 +209,15 @@ public final class CalibrationPass implements AutoCloseable {
     states = outputs.map(new CalibrationSteps.StatesOf<>());
     position = nextPosition;
     return partials;
+  }
+
+  /**
+   * The cached states at {@link #position}'s input, one {@link SampleChunk} per chunk, in the
+   * pass's fixed partitioning: valid until the next step, which releases them (a job that needs
+   * the states themselves, such as shrink's depth scores, reads them between steps).
+   */
+  public JavaRDD<SampleChunk> states() {
+    return states;
   }
 
   /** The blocks this pass runs expert-parallel. */

@@ -42,7 +42,8 @@ import scala.Tuple2;
  *   <li>{@link ExpertTask}: per group, its experts read one at a time, each run on its rows of
  *       every chunk in chunk order with the visitor's hooks; outputs and folded statistics out.
  *   <li>{@link Combine}: per calibration partition, the outputs sorted by (chunk, expert) summed
- *       in ascending expert order, the shared expert added, the residual added.
+ *       in ascending expert order (the visit sees each, as the whole block's hook does: REAP's
+ *       saliency), the shared expert added, the residual added.
  * </ol>
  */
 final class ShardedBlockSteps {
@@ -233,7 +234,7 @@ final class ShardedBlockSteps {
         }
         float[] output = expert.apply(backend.linearAlgebra(), input, rows.length, shipped.sequences, shipped.allTokens ? InputHook.NONE : visit);
         if (rows.length > 0) {
-          visit.acceptExpertOutput(e, rows, shipped.weights[slot], output, shipped.width);
+          // The visit of the combine stage sees this output (acceptExpertOutput), as the whole block's hook does.
           out.add(ExpertResult.output(shipped.chunk, e, output));
         }
         visit.finishPart().forEach(
@@ -350,12 +351,15 @@ final class ShardedBlockSteps {
           if (pending != null && pending._1()._1() < chunk) {
             throw new IllegalStateException("Expert outputs of chunk " + pending._1()._1() + " came after chunk " + chunk + "'s turn");
           }
+          ChunkVisit<P> visit = visitor.start(block, chunk, backend);
           while (pending != null && pending._1()._1() == chunk) {
-            combiner.add(pending._1()._2(), pending._2());
+            int expert = pending._1()._2();
+            // Each routed output in ascending expert order, then the shared expert: the whole block's hook calls.
+            visit.acceptExpertOutput(expert, routing.rows(expert), routing.weights(expert), pending._2(), attended.residual.width());
+            combiner.add(expert, pending._2());
             pending = sortedOutputs.hasNext() ? sortedOutputs.next() : null;
           }
           MoeInput moeInput = model.moeInput(weights, attended.residual);
-          ChunkVisit<P> visit = visitor.start(block, chunk, backend);
           float[] moeOutput = combiner.result();
           moe.addShared(weights, moeInput.x(), moeInput.tokens(), moeInput.sequences(), visit, moeOutput);
           HiddenStates output = moeInput.finish(moeOutput);

@@ -1,7 +1,10 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.eval.PerplexityJob;
+import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.plan.RunPlan;
+import dev.sparkprune.jobs.spark.SparkSessions;
 import dev.sparkprune.jobs.text.TextSource;
 import dev.sparkprune.jobs.text.TextTokens;
 import dev.sparkprune.scoring.linalg.NetlibLinearAlgebra;
@@ -29,7 +32,7 @@ import picocli.CommandLine.Model.OptionSpec;
  */
 final class EvalCommand implements Subcommand {
   /** Options of perplexity (--text) only; the others but --model are task evaluation's (--tasks). */
-  private static final List<String> PERPLEXITY_OPTIONS = List.of("seqlen", "max-windows", "batch");
+  private static final List<String> PERPLEXITY_OPTIONS = List.of("seqlen", "max-windows", "batch", "expert-task-mb");
 
   static final int SEQLEN_DEFAULT = 2048;
   static final int BATCH_DEFAULT = 4;
@@ -46,6 +49,8 @@ final class EvalCommand implements Subcommand {
     spec.addOption(Specs.option("seqlen", "N", "--text: tokens per window. Default: " + SEQLEN_DEFAULT + "."));
     spec.addOption(Specs.option("max-windows", "K", "--text: evaluate at most K windows. Default: all."));
     spec.addOption(Specs.option("batch", "N", "--text: windows per forward pass. Default: " + BATCH_DEFAULT + "."));
+    spec.addOption(Specs.option("expert-task-mb", "MB", "--text: run on Spark (spark.master, else local[*]), MoE blocks whose routed "
+        + "experts exceed MB per task expert-parallel; the same perplexity. Default: in this process, whole blocks."));
     TaskEvalCommand.addOptions(spec);
   }
 
@@ -74,18 +79,29 @@ final class EvalCommand implements Subcommand {
     int maxWindows = line.positiveInt("max-windows", Integer.MAX_VALUE);
     int batch = line.positiveInt("batch", BATCH_DEFAULT);
 
+    boolean onSpark = line.has("expert-task-mb");
+    long expertTaskBytes = onSpark ? (long) line.positiveInt("expert-task-mb", 1) << 20 : 0;
+
     HadoopFileIO io = new HadoopFileIO(new Configuration());
+    if (onSpark) {
+      // The executors open the archive: a location every one of them resolves alike.
+      ConfKeys.checkKnown(new org.apache.spark.SparkConf());
+      modelLocation = Locations.qualify(modelLocation, io.conf());
+    }
     ModelArchive archive = ModelArchive.open(io, modelLocation);
     // Everything that config.json and tokenizer.json can refute is checked before the text is read.
     int maxPositions = Models.maxPositions(archive.config(), Architectures.layout(archive).modelType());
     ValidationException.check(seqlen <= maxPositions, "Invalid --seqlen %d: the model supports at most %d positions", seqlen, maxPositions);
     Tokenizer tokenizer = TokenizerLoader.load(archive);
     Models.checkTokenizer(archive, tokenizer);
-    // The run plan before the text is read: the forward runs here, a block at a time, in this JVM's heap.
-    ExecutorShape jvm = new ExecutorShape(Runtime.getRuntime().maxMemory(), 1, 1, "SPARKPRUNE_HEAP",
-        "eval runs in this JVM, whose heap is set by -Xmx or SPARKPRUNE_HEAP");
-    ModelLayout layout = Architectures.layout(archive);
-    RunPlan.evaluate("Cannot evaluate " + archive.location(), jvm, RunPlan.evaluation(archive, layout, batch, seqlen)).checkFits();
+    if (!onSpark) {
+      // The run plan before the text is read: the forward runs here, a block at a time, in this JVM's heap.
+      // (On Spark, with --expert-task-mb, the expert plan shards the blocks too large for a task.)
+      ExecutorShape jvm = new ExecutorShape(Runtime.getRuntime().maxMemory(), 1, 1, "SPARKPRUNE_HEAP",
+          "eval runs in this JVM, whose heap is set by -Xmx or SPARKPRUNE_HEAP");
+      ModelLayout layout = Architectures.layout(archive);
+      RunPlan.evaluate("Cannot evaluate " + archive.location(), jvm, RunPlan.evaluation(archive, layout, batch, seqlen)).checkFits();
+    }
     long start = System.nanoTime();
     // With --max-windows only the text those windows need is read and tokenized.
     long needed = maxWindows == Integer.MAX_VALUE ? Long.MAX_VALUE : (long) maxWindows * seqlen;
@@ -93,16 +109,30 @@ final class EvalCommand implements Subcommand {
       TextSource.check(io, textLocation);
     }
     TextTokens.Corpus corpus = TextTokens.tokenize(io, textLocation, tokenizer, needed);
+    if (onSpark) {
+      // Too short a text fails here, before Spark starts.
+      Perplexity.batches(corpus.ids(), seqlen, maxWindows, batch);
+      PerplexityJob.Result result = PerplexityJob.run(SparkSessions.getOrCreate(null), archive, corpus.ids(), seqlen, maxWindows, batch,
+          expertTaskBytes, 0);
+      out.println("expert-parallel blocks " + result.expertParallelBlocks() + " (--expert-task-mb " + (expertTaskBytes >> 20) + ")");
+      print(out, archive, Architectures.layout(archive).modelType(), textLocation, corpus, result.perplexity(), seqlen, start);
+      return Main.EXIT_OK;
+    }
     try (DecoderModel model = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
       Perplexity result = Perplexity.evaluate(model, corpus.ids(), seqlen, maxWindows, batch);
-      double seconds = (System.nanoTime() - start) / 1e9;
-      out.println("model       " + archive.location() + " (" + model.layout().modelType() + ")");
-      out.println("text        " + textLocation + " (" + (corpus.complete() ? "" : "read as far as needed: ") + "documents: "
-          + corpus.documents() + ", tokens: " + TextTable.count(corpus.ids().length) + ")");
-      out.printf(Locale.ROOT, "evaluated   %s tokens in %d windows of %d%n", TextTable.count(result.tokens()), result.windows(), seqlen);
-      out.printf(Locale.ROOT, "perplexity  %.4f (mean NLL %.6f)%n", result.perplexity(), result.meanNll());
-      out.printf(Locale.ROOT, "time        %.1f s (%.0f tokens/s)%n", seconds, result.tokens() / seconds);
+      print(out, archive, model.layout().modelType(), textLocation, corpus, result, seqlen, start);
     }
     return Main.EXIT_OK;
+  }
+
+  private static void print(PrintStream out, ModelArchive archive, String modelType, String textLocation, TextTokens.Corpus corpus,
+      Perplexity result, int seqlen, long start) {
+    double seconds = (System.nanoTime() - start) / 1e9;
+    out.println("model       " + archive.location() + " (" + modelType + ")");
+    out.println("text        " + textLocation + " (" + (corpus.complete() ? "" : "read as far as needed: ") + "documents: "
+        + corpus.documents() + ", tokens: " + TextTable.count(corpus.ids().length) + ")");
+    out.printf(Locale.ROOT, "evaluated   %s tokens in %d windows of %d%n", TextTable.count(result.tokens()), result.windows(), seqlen);
+    out.printf(Locale.ROOT, "perplexity  %.4f (mean NLL %.6f)%n", result.perplexity(), result.meanNll());
+    out.printf(Locale.ROOT, "time        %.1f s (%.0f tokens/s)%n", seconds, result.tokens() / seconds);
   }
 }

@@ -1,16 +1,22 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.plan.ExecutorShape;
-import dev.sparkprune.jobs.plan.RunPlan;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.calibration.ExpertSharding;
 import dev.sparkprune.jobs.gradient.GradientFiles;
 import dev.sparkprune.jobs.gradient.GradientStage;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.Publisher;
+import dev.sparkprune.jobs.plan.CalibrationShape;
+import dev.sparkprune.jobs.plan.ExecutorShape;
+import dev.sparkprune.jobs.plan.ExpertPlan;
+import dev.sparkprune.jobs.plan.ExpertStatistics;
+import dev.sparkprune.jobs.plan.PlanSettings;
+import dev.sparkprune.jobs.plan.RunPlan;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.ProgressLog;
 import dev.sparkprune.jobs.spark.StagedRun;
 import dev.sparkprune.scoring.model.DecoderBackward;
+import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.scoring.model.Models;
 import dev.sparkprune.scoring.repair.RepairSettings;
 import dev.sparkprune.scoring.structure.AttentionGroups;
@@ -247,22 +253,30 @@ public final class ShrinkJob {
    * them. The chunks are the calibration source's, as prune's; each partition runs its chunks
    * through the dense model block-major (StructureCalibration), not through the calibration
    * pass: the depth scores compare a chunk's input at block l with its input at block l + n,
-   * and the summaries fold in chunk order (see ARCHITECTURE.md).
+   * and the summaries fold in chunk order (see ARCHITECTURE.md). When the expert plan shards a
+   * MoE block, the chunks run through the calibration pass instead, that block expert-parallel
+   * ({@link ExpertParallelSummaries}): the same summaries, bit for bit.
    */
   private Decided decide(JobStages stages, Inputs inputs, CalibrationSource calibration, boolean repair) throws IOException {
     ModelShape shape = inputs.shape();
     JavaSparkContext jsc = stages.jsc();
-    List<Tuple2<Integer, int[][]>> chunks = calibration.chunks();
-    int partitions = calibration.partitions(jsc);
-    calibration.logChunks(log, chunks.size(), partitions);
     // A size budget's depth scores cover every drop its grid searches.
     int maxDrop = options.budget().isSet() ? BudgetSearch.maxDrop(inputs.archive(), shape, options.budget()) : options.settings().maxSpan();
-    List<byte[]> collected = jsc.parallelize(chunks, partitions)
-        .mapPartitions(new ShrinkFunctions.CollectSummaries(stages.context(), maxDrop))
-        .collect();
     List<ChunkSummary> summaries = new ArrayList<>();
-    for (byte[] bytes : collected) {
-      summaries.add(ShrinkFunctions.deserialize(bytes));
+    ExpertSharding sharding = sharding(jsc, inputs.archive(), calibration);
+    if (!sharding.blocks().isEmpty()) {
+      // MoE blocks whose experts exceed --expert-task-mb: the calibration pass, those blocks expert-parallel.
+      summaries.addAll(ExpertParallelSummaries.collect(stages, calibration, shape, sharding, maxDrop, log));
+    } else {
+      List<Tuple2<Integer, int[][]>> chunks = calibration.chunks();
+      int partitions = calibration.partitions(jsc);
+      calibration.logChunks(log, chunks.size(), partitions);
+      List<byte[]> collected = jsc.parallelize(chunks, partitions)
+          .mapPartitions(new ShrinkFunctions.CollectSummaries(stages.context(), maxDrop))
+          .collect();
+      for (byte[] bytes : collected) {
+        summaries.add(ShrinkFunctions.deserialize(bytes));
+      }
     }
     ChunkSummary summary = ChunkSummary.foldInOrder(summaries);
     if (options.budget().isSet()) {
@@ -276,6 +290,17 @@ public final class ShrinkJob {
 
   /** The decision, the cut it made (the request's, or the size budget's choice) and the budget's search. */
   private record Decided(ShrinkDecision decision, ShrinkSettings settings, Optional<BudgetSearch.Outcome> budget) {}
+
+  /**
+   * The MoE blocks whose experts, with their saliency sums, make more than one group under
+   * --expert-task-mb ({@link ExpertPlan}): none unless a block's experts exceed the budget.
+   */
+  private ExpertSharding sharding(JavaSparkContext jsc, ModelArchive archive, CalibrationSource calibration) {
+    CalibrationShape shape = new CalibrationShape(calibration.size(), calibration.settings().seqlen(), calibration.partitions(jsc));
+    PlanSettings settings = new PlanSettings(
+        shape, ExpertStatistics.SALIENCY, InputHook.ExpertInputs.ROUTED, options.expertTaskBytes(), ExecutorShape.of(jsc));
+    return ExpertSharding.of(ExpertPlan.of(Architectures.layout(archive), archive.config(), settings));
+  }
 
   /**
    * --width-metric taylor or --layer-metric taylor: the dense model's gradient set over the same

@@ -92,7 +92,7 @@ public final class ShrinkKeys {
   public static final List<OptionKey<?>> ALL = List.of(
       MODEL, OUT, CALIB, CommonKeys.NSAMPLES, CommonKeys.SEQLEN, CommonKeys.SEED, DROP_LAYERS, DROP_LAYERS_FRACTION, LAYER_METRIC, MLP_KEEP,
       HEADS_KEEP, WIDTH_METRIC, EXPERTS_KEEP, EXPERT_METRIC, TARGET_PARAMS, TARGET_ACTIVE_PARAMS, REPAIR, THEN_PRUNE, CommonKeys.SPARSITY, CommonKeys.PATTERN, CommonKeys.PARTITIONS,
-      CommonKeys.OVERWRITE);
+      CommonKeys.EXPERT_TASK_MB, CommonKeys.OVERWRITE);
 
   private ShrinkKeys() {}
 }

@@ -50,7 +50,7 @@ public final class ShrinkOptionsResolver {
         values.get(CommonKeys.SEED), settings, thenPrune,
         values.value(CommonKeys.PATTERN).orElseGet(() -> values.get(CommonKeys.SPARSITY)),
         values.value(CommonKeys.PARTITIONS).orElse(0), values.get(CommonKeys.OVERWRITE), values.get(ShrinkKeys.REPAIR),
-        budget);
+        values.value(CommonKeys.EXPERT_TASK_MB).map(mb -> (long) mb << 20).orElse(0L), budget);
     // Every value is checked by its key above; the combinations after.
     ValidationException.check(
         !thenPrune.isEmpty() || !values.isSet(CommonKeys.SPARSITY) && !values.isSet(CommonKeys.PATTERN),

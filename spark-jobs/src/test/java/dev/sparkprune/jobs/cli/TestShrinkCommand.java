@@ -138,6 +138,10 @@ class TestShrinkCommand {
     assertThat(options.thenPrune()).isEmpty();
     assertThat(options.partitions()).isZero();
     assertThat(options.overwrite()).isFalse();
+    assertThat(options.expertTaskBytes()).as("derived from executor memory").isZero();
+    var budget = Main.commandLine().parseArgs("shrink", "--model", "m", "--out", "o", "--calib", "c", "--experts-keep", "0.5",
+        "--expert-task-mb", "48").subcommand();
+    assertThat(ShrinkCommand.options(new Arguments(budget), new org.apache.hadoop.conf.Configuration()).expertTaskBytes()).isEqualTo(48L << 20);
   }
 
   @Test

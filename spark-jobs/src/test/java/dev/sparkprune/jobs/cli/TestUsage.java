@@ -100,6 +100,8 @@ class TestUsage {
     assertUsageError(run("eval", "--model", "m", "--text", "t", "--tasks", "a.jsonl"), "Give either --text or --tasks, not both (in 'eval')");
     assertUsageError(run("eval", "--model", "m", "--tasks", "a.jsonl", "--seqlen", "64"),
         "Invalid option --seqlen for 'eval --tasks': it applies to 'eval --text' only");
+    assertUsageError(run("eval", "--model", "m", "--tasks", "a.jsonl", "--expert-task-mb", "64"),
+        "Invalid option --expert-task-mb for 'eval --tasks': it applies to 'eval --text' only");
     assertUsageError(run("eval", "--model", "m", "--text", "t", "--json"), "Invalid option --json for 'eval --text': it applies to 'eval --tasks' only");
     assertUsageError(run("--bogus"), "Unknown option for 'sparkprune': --bogus (run 'sparkprune --help')");
     assertUsageError(run("help", "frobnicate"), "Unknown command 'frobnicate' for 'help' (commands: prune, shrink, batch, inspect, eval, demo, bench, help)");

@@ -32,6 +32,36 @@ class TestTaskEvalJob extends SparkTestBase {
 
   @TempDir static Path dir;
 
+  /**
+   * Perplexity on Spark with the MoE blocks expert-parallel (two routed experts per task, so no
+   * task holds a whole block) equals the in-process whole-block evaluation, bit for bit: the same
+   * batches through the same steps, NLL summed in window order; on 1 and 3 partitions, and on
+   * gpt-oss (fused experts, attention sinks, sliding windows).
+   */
+  @Test
+  void expertParallelPerplexityEqualsTheInProcessWholeBlockEvaluation() throws IOException {
+    HadoopFileIO io = new HadoopFileIO(new Configuration());
+    for (String arch : new String[] {"qwen3_moe", "gpt_oss"}) {
+      ModelArchive archive = ModelArchive.open(io, dev.sparkprune.tensorio.ModelFixtures.path(arch).toString());
+      int[] corpus = dev.sparkprune.jobs.text.TextTokens.tokenize(
+          io, SharedData.path("data/tinystories/tinystories_val_sample.txt").toString(), TokenizerLoader.load(archive), 6 * 32).ids();
+      dev.sparkprune.scoring.model.Perplexity whole;
+      try (DecoderModel decoder = Models.open(archive, NetlibLinearAlgebra.defaultInstance())) {
+        whole = dev.sparkprune.scoring.model.Perplexity.evaluate(decoder, corpus, 32, 6, 2);
+      }
+      com.fasterxml.jackson.databind.JsonNode config = new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+          dev.sparkprune.tensorio.ModelFixtures.path(arch).resolve("config.json").toFile());
+      long expert = 4 * 3 * config.get("hidden_size").asLong()
+          * (config.has("moe_intermediate_size") ? config.get("moe_intermediate_size") : config.get("intermediate_size")).asLong();
+      for (int partitions : arch.equals("qwen3_moe") ? new int[] {1, 3} : new int[] {2}) {
+        PerplexityJob.Result sharded = PerplexityJob.run(spark, archive, corpus, 32, 6, 2, 2 * expert + 1, partitions);
+        assertThat(sharded.expertParallelBlocks()).as(arch).isNotEmpty();
+        assertThat(sharded.perplexity().windows()).isEqualTo(6);
+        assertThat(sharded.perplexity().meanNll()).as("%s on %d partitions", arch, partitions).isEqualTo(whole.meanNll());
+      }
+    }
+  }
+
   @Test
   void scoresMatchAnIndependentComputationOnAnyPartitioningAndPassSize() throws IOException {
     Path file = NextSentenceSet.write(SharedData.path("data/tinystories/tinystories_val_sample.txt"), dir.resolve("next_sentence.jsonl"), DOCUMENTS);

@@ -31,7 +31,7 @@ class TestBudgetSearch {
     ShrinkSettings none = new ShrinkSettings(0, ShrinkSettings.LayerMetric.ANGULAR, 1, 1, ShrinkSettings.WidthMetric.ACTIVATION, 1,
         ExpertSaliency.Metric.REAP);
     return new ShrinkOptions(SharedData.stories260K().toString(), "out", "calib", nsamples, seqlen, 0, none, "", SparsityTarget.parse("0.5"),
-        0, false, true, new SizeTarget(SizeTarget.Kind.PARAMETERS, fraction));
+        0, false, true, 0, new SizeTarget(SizeTarget.Kind.PARAMETERS, fraction));
   }
 
   @Test

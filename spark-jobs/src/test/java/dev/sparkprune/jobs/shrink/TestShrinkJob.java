@@ -208,6 +208,73 @@ class TestShrinkJob extends SparkTestBase {
     assertThat(shrunk.totalParameters()).isLessThan(source.totalParameters());
   }
 
+  /** Float bytes of one routed expert (gate, up, down) from config.json, what an --expert-task-mb budget counts. */
+  private static long expertBytes(String arch) throws IOException {
+    JsonNode config = new ObjectMapper().readTree(ModelFixtures.path(arch).resolve("config.json").toFile());
+    long hidden = config.get("hidden_size").asLong();
+    long intermediate = config.has("moe_intermediate_size") ? config.get("moe_intermediate_size").asLong() : config.get("intermediate_size").asLong();
+    return 4 * 3 * hidden * intermediate + 16 * (hidden + intermediate);
+  }
+
+  /** Runs the job; whether its MoE blocks ran expert-parallel must be as expected. */
+  private ShrinkReport shrink(ShrinkOptions options, boolean expertParallel) throws IOException {
+    ByteArrayOutputStream progress = new ByteArrayOutputStream();
+    ShrinkReport report = new ShrinkJob(spark, options, new PrintStream(progress, true, StandardCharsets.UTF_8)).run();
+    String log = progress.toString(StandardCharsets.UTF_8);
+    assertThat(log.contains("(expert-parallel)")).as("progress:%n%s", log).isEqualTo(expertParallel);
+    return report;
+  }
+
+  /** What report.json says of the statistics: every score the decision saw, in double, and what it kept. */
+  private static JsonNode decided(Path out) throws IOException {
+    com.fasterxml.jackson.databind.node.ObjectNode report = (com.fasterxml.jackson.databind.node.ObjectNode)
+        new ObjectMapper().readTree(out.resolve("report.json").toFile());
+    report.remove(java.util.List.of("configuration", "seconds"));
+    return report;
+  }
+
+  /**
+   * REAP and routing frequency with the MoE blocks run expert-parallel (two experts per task, so
+   * no task holds a whole block): the same scores (depth, heads, experts: report.json's doubles)
+   * and the same archive bytes as the job running each block whole, on 1, 2 and 3 partitions;
+   * the kept experts are the in-process steps'.
+   */
+  @Test
+  void expertParallelShrinkGivesTheWholeBlockScoresAndBytes() throws IOException {
+    String arch = "qwen3_moe";
+    String calib = SharedData.path("data/tinystories/tinystories_val_sample.txt").toString();
+    ShrinkSettings settings = new ShrinkSettings(
+        1, ShrinkSettings.LayerMetric.ANGULAR, 1, 0.5, ShrinkSettings.WidthMetric.ACTIVATION, 0.5, ExpertSaliency.Metric.REAP);
+    ShrinkOptions whole = new ShrinkOptions(ModelFixtures.path(arch).toString(), dir.resolve("whole").toString(), calib,
+        4, 32, 3, settings, "", SparsityTarget.parse("0.5"), 2, false, false);
+    shrink(whole, false);
+    for (int p = 1; p <= 3; p++) {
+      Path out = dir.resolve("sharded-" + p);
+      shrink(new ShrinkOptions(whole.model(), out.toString(), calib, 4, 32, 3, settings, "", SparsityTarget.parse("0.5"), p, false, false,
+          2 * expertBytes(arch) + 1, SizeTarget.NONE), true);
+      // REAP = sum / count per expert: equal doubles mean equal sums and counts (routing frequency).
+      assertThat(decided(out)).as("%d partitions", p).isEqualTo(decided(Path.of(whole.out())));
+      assertThat(Files.readAllBytes(out.resolve("model/model.safetensors"))).as("%d partitions", p)
+          .isEqualTo(Files.readAllBytes(Path.of(whole.out()).resolve("model/model.safetensors")));
+    }
+    // The kept experts are the in-process steps' (whole blocks, one process).
+    ModelArchive source = ModelArchive.open(IO, whole.model());
+    ModelShape shape = ModelShape.of(source.config());
+    int[][] samples = CalibrationSamples.sample(new HadoopFileIO(new Configuration()), calib, TokenizerLoader.load(source), 4, 32, 3);
+    Map<Integer, int[][]> chunks = new HashMap<>();
+    for (int c = 0; c < 4; c++) {
+      chunks.put(c, Arrays.copyOfRange(samples, c, c + 1));
+    }
+    try (DecoderModel model = Models.open(source, NetlibLinearAlgebra.defaultInstance())) {
+      ShrinkDecision decision = ShrinkDecision.choose(shape, settings, ChunkSummary.foldInOrder(StructureCalibration.run(model, shape, chunks, settings.maxSpan())));
+      JsonNode report = new ObjectMapper().readTree(dir.resolve("sharded-3").resolve("report.json").toFile());
+      for (int b = 0; b < decision.plan().blocks().size(); b++) {
+        assertThat(new ObjectMapper().convertValue(report.get("blocks").get(b).get("experts").get("kept_indices"), int[].class))
+            .isEqualTo(decision.plan().blocks().get(b).experts());
+      }
+    }
+  }
+
   /**
    * The job on DeepSeek-V3 (half the experts of every routing group, the MTP layer dropped) and
    * gpt-oss (half its fused experts and a pair of blocks): the same archive as the steps run in
@@ -243,6 +310,14 @@ class TestShrinkJob extends SparkTestBase {
       Path model = out.resolve("model");
       assertThat(Files.readAllBytes(model.resolve("model.safetensors"))).as(arch)
           .isEqualTo(Files.readAllBytes(expected.resolve("model.safetensors")));
+      // Expert-parallel (two experts per task; shared experts, dense first blocks, fused experts): the same bytes.
+      Path sharded = dir.resolve(arch + "-sharded");
+      if (!repair) {
+        shrink(new ShrinkOptions(options.model(), sharded.toString(), options.calibration(), 2, 32, 3, options.settings(), "",
+            SparsityTarget.parse("0.5"), 3, false, repair, 2 * expertBytes(arch) + 1, SizeTarget.NONE), true);
+        assertThat(Files.readAllBytes(sharded.resolve("model/model.safetensors"))).as("%s expert-parallel", arch)
+            .isEqualTo(Files.readAllBytes(expected.resolve("model.safetensors")));
+      }
       assertThat(Files.readString(model.resolve("config.json"))).isEqualTo(Files.readString(expected.resolve("config.json")));
       ModelArchive shrunk = ModelArchive.open(IO, model.toString());
       assertThat(shrunk.totalParameters()).isLessThan(source.totalParameters());

@@ -164,7 +164,7 @@ class TestShrinkRepair extends SparkTestBase {
         ExpertSaliency.Metric.REAP);
     ShrinkOptions base = options(dir.resolve("budget-1"), 1);
     java.util.function.BiFunction<Path, Integer, ShrinkOptions> budget = (out, partitions) -> new ShrinkOptions(base.model(), out.toString(),
-        base.calibration(), 8, 64, 0, none, "", SparsityTarget.parse("0.5"), partitions, false, true,
+        base.calibration(), 8, 64, 0, none, "", SparsityTarget.parse("0.5"), partitions, false, true, 0,
         new SizeTarget(SizeTarget.Kind.PARAMETERS, 0.7));
     Path out = dir.resolve("budget-1");
     Path other = dir.resolve("budget-3");

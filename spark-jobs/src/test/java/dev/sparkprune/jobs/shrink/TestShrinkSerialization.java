@@ -68,6 +68,40 @@ class TestShrinkSerialization {
     assertThat(back.score()).isEqualTo(score);
   }
 
+  /**
+   * What the expert-parallel shrink caches and ships: a chunk's depth accumulator beside its
+   * states (cached serialized, so each read gets its own copy) and the visitor's per-chunk
+   * statistics, through Kryo and Java serialization, go on accumulating as the original does.
+   */
+  @Test
+  void expertParallelStateRoundTrips() {
+    SparkConf conf = new SparkConf().set("spark.kryo.registrator", SparkpruneKryoRegistrator.class.getName());
+    float[] x0 = {1, 0, 0, 1};
+    float[] x1 = {1, 1, 0, 1};
+    float[] x2 = {0, 1, 1, 1};
+    DepthScores.Accumulator expected = new DepthScores.Accumulator(3, 1);
+    expected.observe(0, x0, x1, 2, 2);
+    ExpertParallelSummaries.ChunkDepth depth = new ExpertParallelSummaries.ChunkDepth(
+        4, new DepthScores.Accumulator(3, 1), new dev.sparkprune.scoring.model.HiddenStates(1, 2, 2, x1));
+    depth.accumulator.observe(0, x0, x1, 2, 2);
+    ExpertParallelSummaries.Chunks chunks = new ExpertParallelSummaries.Chunks();
+    WidthStatistics statistics = new WidthStatistics(8);
+    statistics.acceptExpertOutput(3, new int[] {0, 2}, new float[] {0.5f, 0.25f}, new float[] {3, 4, 0, 2}, 2);
+    chunks.byChunk.put(4, statistics);
+    expected.observe(1, x1, x2, 2, 2);
+    for (SerializerInstance serializer : List.of(new JavaSerializer(conf).newInstance(), new KryoSerializer(conf).newInstance())) {
+      ClassTag<ExpertParallelSummaries.ChunkDepth> depthTag = scala.reflect.ClassTag$.MODULE$.apply(ExpertParallelSummaries.ChunkDepth.class);
+      ExpertParallelSummaries.ChunkDepth copy = serializer.deserialize(serializer.serialize(depth, depthTag), depthTag);
+      assertThat(copy.chunk).isEqualTo(4);
+      copy.accumulator.observe(1, copy.input.values(), x2, 2, 2);
+      assertThat(copy.accumulator.result().blockInfluence(1)).isEqualTo(expected.result().blockInfluence(1));
+      assertThat(copy.accumulator.result().angularDistance(0, 1)).isEqualTo(expected.result().angularDistance(0, 1));
+      ClassTag<ExpertParallelSummaries.Chunks> chunksTag = scala.reflect.ClassTag$.MODULE$.apply(ExpertParallelSummaries.Chunks.class);
+      ExpertParallelSummaries.Chunks back = serializer.deserialize(serializer.serialize(chunks, chunksTag), chunksTag);
+      assertThat(back.byChunk.get(4).experts().reap(3)).isEqualTo((0.5 * 5 + 0.25 * 2) / 2);
+    }
+  }
+
   @Test
   void summaryFilterRefusesOtherClasses() throws IOException {
     byte[] bytes = ShrinkFunctions.serialize(new java.io.File("/tmp"));
