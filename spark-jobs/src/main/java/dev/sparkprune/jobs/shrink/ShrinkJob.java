@@ -154,13 +154,21 @@ public final class ShrinkJob {
 
   /**
    * Refuses, before sampling, a run the executors cannot hold: its {@link RunPlan} (the cached
-   * calibration windows, the blocks held as float); {@code defaultPartitions} is what the job uses
-   * when --partitions is not given.
+   * calibration windows, the expert groups, the blocks held as float); {@code defaultPartitions}
+   * is what the job uses when --partitions is not given. The expert plan applies only without
+   * the repair: the repair's dense and shrunk streams still hold whole blocks.
    */
   private static void checkCalibrationMemory(ModelArchive archive, ModelShape shape, ShrinkOptions options,
       ExecutorShape executors, int defaultPartitions) {
-    RunPlan.shrink(archive, Architectures.layout(archive), options.model(), options.calibrationSettings(), executors, defaultPartitions,
-        java.util.Optional.empty()).checkFits();
+    ModelLayout layout = Architectures.layout(archive);
+    Optional<ExpertPlan> experts = Optional.empty();
+    if (!options.repair()) {
+      int partitions = options.partitions() > 0 ? options.partitions() : defaultPartitions;
+      CalibrationShape calibration = new CalibrationShape(options.nsamples(), options.seqlen(), partitions);
+      experts = Optional.of(ExpertPlan.of(layout, archive.config(), new PlanSettings(
+          calibration, ExpertStatistics.SALIENCY, InputHook.ExpertInputs.ROUTED, options.expertTaskBytes(), executors)));
+    }
+    RunPlan.shrink(archive, layout, options.model(), options.calibrationSettings(), executors, defaultPartitions, experts).checkFits();
   }
 
   /** As {@link #check(Configuration, ShrinkOptions, ExecutorShape, int)}, for a session already started: its executors. */
