@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.jobs.plan.ExecutorShape;
-import dev.sparkprune.jobs.prune.plan.MemoryPlan;
+import dev.sparkprune.jobs.plan.MemoryPlan;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.arch.Architectures;
 import dev.sparkprune.tensorio.arch.Blueprint;

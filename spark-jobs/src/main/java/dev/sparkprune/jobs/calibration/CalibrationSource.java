@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.calibration;
 
+import dev.sparkprune.jobs.plan.CalibrationSettings;
 import dev.sparkprune.jobs.plan.CalibrationShape;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.ProgressLog;

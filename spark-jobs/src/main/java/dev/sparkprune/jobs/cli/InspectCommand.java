@@ -5,7 +5,8 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparkprune.jobs.prune.PruneKeys;
-import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.plan.CalibrationSettings;
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.plan.BlockPlan;
 import dev.sparkprune.jobs.plan.CalibrationShape;
 import dev.sparkprune.jobs.plan.ExecutorShape;
@@ -13,7 +14,7 @@ import dev.sparkprune.jobs.plan.ExpertGroup;
 import dev.sparkprune.jobs.plan.ExpertPlan;
 import dev.sparkprune.jobs.plan.PlanSettings;
 import dev.sparkprune.jobs.plan.RunPlan;
-import dev.sparkprune.jobs.prune.plan.MemoryPlan;
+import dev.sparkprune.jobs.plan.MemoryPlan;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.model.InputHook;
 import dev.sparkprune.tensorio.ValidationException;
@@ -97,7 +98,7 @@ final class InspectCommand implements Subcommand {
 
   private static ExecutorShape executor(Arguments line) {
     if (line.value("executor-memory").isEmpty()) {
-      ExecutorShape conf = ExecutorShape.of(null, new SparkConf());
+      ExecutorShape conf = SparkExecutors.of(null, new SparkConf());
       return conf.withCounts(line.positiveInt("executor-cores", conf.cores()), line.positiveInt("executors", Math.max(1, conf.executors())));
     }
     return ExecutorShape.given(line.value("executor-memory").get(), line.positiveInt("executor-cores", 1), line.positiveInt("executors", 1));

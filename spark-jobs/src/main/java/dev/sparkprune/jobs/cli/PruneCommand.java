@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.options.OptionValues;
 import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.prune.HadoopInputs;
@@ -59,8 +60,8 @@ final class PruneCommand implements Subcommand {
     // The model, tokenizer, calibration source and the run plan (memory per stage, from headers and the
     // executor shape) are checked before Spark starts: a run that cannot fit is refused now, not by an OOM.
     SparkConf sparkConf = new SparkConf();
-    ExecutorShape executor = ExecutorShape.of(master, sparkConf);
-    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options, executor, executor.defaultParallelism(sparkConf));
+    ExecutorShape executor = SparkExecutors.of(master, sparkConf);
+    JobInputs inputs = JobInputs.open(new HadoopFileIO(conf), options, executor, SparkExecutors.defaultParallelism(executor, sparkConf));
     SparkSession spark = SparkSessions.getOrCreate(master);
     PruneReport report = new PruneJob(spark, options, out).run(inputs);
     report.printSummary(out);

@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.options.OptionValues;
 import dev.sparkprune.jobs.plan.ExecutorShape;
@@ -52,8 +53,8 @@ final class ShrinkCommand implements Subcommand {
     SparkSessions.checkMaster(master);
     // Before Spark starts: a refused request or --out costs no session start-up, and writes nothing.
     SparkConf sparkConf = new SparkConf();
-    ExecutorShape executors = ExecutorShape.of(master, sparkConf);
-    ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options, executors, executors.defaultParallelism(sparkConf));
+    ExecutorShape executors = SparkExecutors.of(master, sparkConf);
+    ShrinkJob.Inputs inputs = ShrinkJob.check(conf, options, executors, SparkExecutors.defaultParallelism(executors, sparkConf));
     SparkSession spark = SparkSessions.getOrCreate(master);
     ShrinkReport report = options.thenPrune().isEmpty()
         ? new ShrinkJob(spark, options, out).run(inputs)

@@ -3,6 +3,7 @@ package dev.sparkprune.jobs.eval;
 import dev.sparkprune.jobs.calibration.CalibrationPass;
 import dev.sparkprune.jobs.calibration.ExpertSharding;
 import dev.sparkprune.jobs.calibration.SampleChunk;
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.plan.CalibrationShape;
 import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.plan.ExpertPlan;
@@ -69,7 +70,7 @@ public final class PerplexityJob {
       }
       CalibrationShape shape = new CalibrationShape(windows, seqlen, Math.max(1, Math.min(slices, batches.size())));
       PlanSettings settings = new PlanSettings(
-          shape, ExpertStatistics.NONE, InputHook.ExpertInputs.ROUTED, expertTaskBytes, ExecutorShape.of(jsc));
+          shape, ExpertStatistics.NONE, InputHook.ExpertInputs.ROUTED, expertTaskBytes, SparkExecutors.of(jsc));
       ExpertSharding sharding = ExpertSharding.of(ExpertPlan.of(Architectures.layout(archive), archive.config(), settings));
       int blocks = Architectures.layout(archive).blocks().size();
       TreeMap<Integer, double[]> nll = new TreeMap<>();

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.plan.CalibrationSettings;
 import dev.sparkprune.scoring.grad.GradientStatistics;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.io.HadoopFileIO;

@@ -1,6 +1,5 @@
-package dev.sparkprune.jobs.calibration;
+package dev.sparkprune.jobs.plan;
 
-import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Linear;
 import dev.sparkprune.tensorio.arch.ModelLayout;
@@ -46,11 +45,11 @@ public record CalibrationMemory(long cachedBytes, long partitionBytes, long task
 
   /**
    * The estimate for a run's calibration settings, cut into chunks by the one rule every job
-   * uses ({@link CalibrationSource#chunkSize}) and spread over the partitions it asks for, else
+   * uses ({@link CalibrationShape#chunkSize}) and spread over the partitions it asks for, else
    * over {@code defaultPartitions} (Spark's default parallelism as it will be).
    */
   public static CalibrationMemory estimate(CalibrationSettings settings, long hidden, long widestPerToken, int defaultPartitions) {
-    return estimate(settings.nsamples(), settings.seqlen(), hidden, widestPerToken, CalibrationSource.chunkSize(settings.nsamples()),
+    return estimate(settings.nsamples(), settings.seqlen(), hidden, widestPerToken, CalibrationShape.chunkSize(settings.nsamples()),
         settings.partitions() > 0 ? settings.partitions() : defaultPartitions);
   }
 

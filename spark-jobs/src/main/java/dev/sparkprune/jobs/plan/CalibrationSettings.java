@@ -1,4 +1,4 @@
-package dev.sparkprune.jobs.calibration;
+package dev.sparkprune.jobs.plan;
 
 import java.util.Objects;
 

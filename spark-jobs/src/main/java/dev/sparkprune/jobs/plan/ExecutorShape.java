@@ -7,8 +7,6 @@ import java.util.Optional;
 import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.apache.spark.SparkConf;
-import org.apache.spark.api.java.JavaSparkContext;
 
 /**
  * An executor as every plan sees it, known before Spark starts: its heap, how many tasks it runs
@@ -62,30 +60,17 @@ public record ExecutorShape(long memoryBytes, int cores, int executors, String s
     return usableBytes() / cores;
   }
 
-  /** Calibration partitions when --partitions is not given: Spark's default parallelism as it will be. */
-  public int defaultParallelism(SparkConf conf) {
-    return conf.getInt("spark.default.parallelism", executors > 0 ? executors * cores : UNKNOWN_PARALLELISM);
-  }
-
-  /** This Spark application's executors: the driver's JVM in local mode. */
-  public static ExecutorShape of(JavaSparkContext jsc) {
-    return of(jsc.master(), jsc.getConf());
-  }
-
   /**
-   * The executors a session of {@code master} (null: the conf's spark.master, else local[*]) and
-   * {@code conf} will have (spark-submit passes the conf as system properties; the driver's JVM
-   * is this one).
+   * Calibration partitions when neither --partitions nor spark.default.parallelism is given:
+   * Spark's default parallelism as it will be (see {@code SparkExecutors.defaultParallelism}).
    */
-  public static ExecutorShape of(String master, SparkConf conf) {
-    String resolved = master != null ? master : conf.get("spark.master", System.getProperty("spark.master", "local[*]"));
-    return of(resolved, key -> conf.contains(key) ? Optional.of(conf.get(key)) : Optional.empty(), Runtime.getRuntime().maxMemory(),
-        Runtime.getRuntime().availableProcessors());
+  public int defaultParallelism() {
+    return executors > 0 ? executors * cores : UNKNOWN_PARALLELISM;
   }
 
   /**
    * The executors of {@code master} and a conf lookup, with the driver's heap and processors
-   * given (what local mode runs on): the pure form of {@link #of(String, SparkConf)}.
+   * given (what local mode runs on): what {@code SparkExecutors.of} feeds from a Spark conf (jobs.plan imports no Spark).
    */
   public static ExecutorShape of(String master, Function<String, Optional<String>> conf, long driverHeap, int processors) {
     String resolved = master.trim();

@@ -1,7 +1,5 @@
-package dev.sparkprune.jobs.prune.plan;
+package dev.sparkprune.jobs.plan;
 
-import dev.sparkprune.jobs.calibration.CalibrationSource;
-import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.scoring.stats.CalibrationStatistics;
 import dev.sparkprune.tensorio.ValidationException;
@@ -53,11 +51,11 @@ public final class MemoryPlan {
   /** The run's settings the plan reads. */
   public record Settings(int nsamples, int seqlen, PruningMethod method, long scoringTaskBytes) {
     long chunkTokens() {
-      return (long) CalibrationSource.chunkSize(nsamples) * seqlen;
+      return (long) CalibrationShape.chunkSize(nsamples) * seqlen;
     }
 
     int chunks() {
-      return (nsamples + CalibrationSource.chunkSize(nsamples) - 1) / CalibrationSource.chunkSize(nsamples);
+      return (nsamples + CalibrationShape.chunkSize(nsamples) - 1) / CalibrationShape.chunkSize(nsamples);
     }
   }
 

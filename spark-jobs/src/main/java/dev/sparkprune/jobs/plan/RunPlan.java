@@ -1,8 +1,5 @@
 package dev.sparkprune.jobs.plan;
 
-import dev.sparkprune.jobs.calibration.CalibrationMemory;
-import dev.sparkprune.jobs.calibration.CalibrationSettings;
-import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Block;

@@ -8,6 +8,7 @@ import dev.sparkprune.jobs.prune.plan.Fingerprints;
 import dev.sparkprune.jobs.plan.ExecutorShape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.options.OptionKey;
 import dev.sparkprune.jobs.options.Parsers;
 import dev.sparkprune.jobs.spark.ValidationFailures;
@@ -102,7 +103,7 @@ public final class BatchJob {
    */
   private void planEach(HadoopFileIO io, List<Row> entries, List<String> names) {
     PruneOptionsResolver resolver = PruneOptionsResolver.on(spark.sparkContext().getConf(), io);
-    ExecutorShape executor = ExecutorShape.of(spark.sparkContext().master(), spark.sparkContext().getConf());
+    ExecutorShape executor = SparkExecutors.of(spark.sparkContext().master(), spark.sparkContext().getConf());
     int partitions = spark.sparkContext().defaultParallelism();
     for (int i = 0; i < entries.size(); i++) {
       Optional<String> refusal;

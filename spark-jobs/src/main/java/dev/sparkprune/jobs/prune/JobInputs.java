@@ -9,7 +9,7 @@ import dev.sparkprune.jobs.plan.ExpertPlan;
 import dev.sparkprune.jobs.plan.ExpertStatistics;
 import dev.sparkprune.jobs.plan.PlanSettings;
 import dev.sparkprune.jobs.plan.RunPlan;
-import dev.sparkprune.jobs.prune.plan.MemoryPlan;
+import dev.sparkprune.jobs.plan.MemoryPlan;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.plan.PlannedLinear;
 import dev.sparkprune.jobs.prune.score.StatisticsFiles;

@@ -2,6 +2,7 @@ package dev.sparkprune.jobs.prune;
 
 import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.Publisher;
 import dev.sparkprune.jobs.prune.allocation.Allocation;
@@ -51,7 +52,7 @@ public final class PruneJob {
   public PruneReport run() throws IOException {
     // Batches and nested runs open their inputs here, with this session's executors.
     return run(JobInputs.open(new HadoopFileIO(spark.sparkContext().hadoopConfiguration()), options,
-        ExecutorShape.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism()));
+        SparkExecutors.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism()));
   }
 
   /** Runs on inputs already opened and checked: the CLI opens them before it starts Spark. */

@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.prune;
 
-import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.plan.CalibrationSettings;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.gradient.GradientNorm;
 import dev.sparkprune.jobs.options.OptionValues;
@@ -9,7 +9,7 @@ import dev.sparkprune.jobs.options.Rules;
 import dev.sparkprune.jobs.options.Sources;
 import dev.sparkprune.jobs.output.OutputGuard;
 import dev.sparkprune.jobs.output.OutputRequest;
-import dev.sparkprune.jobs.prune.plan.MemoryPlan;
+import dev.sparkprune.jobs.plan.MemoryPlan;
 import dev.sparkprune.jobs.prune.plan.PruneRules;
 import dev.sparkprune.jobs.prune.score.GradientSettings;
 import dev.sparkprune.jobs.prune.score.ScoringSettings;

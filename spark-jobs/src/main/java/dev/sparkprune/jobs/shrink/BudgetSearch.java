@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.calibration.CalibrationMemory;
+import dev.sparkprune.jobs.plan.CalibrationMemory;
 import dev.sparkprune.jobs.plan.ExecutorShape;
 import dev.sparkprune.jobs.calibration.CalibrationSamples;
 import dev.sparkprune.jobs.calibration.CalibrationSource;

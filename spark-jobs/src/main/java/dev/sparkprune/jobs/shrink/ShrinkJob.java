@@ -2,6 +2,7 @@ package dev.sparkprune.jobs.shrink;
 
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.calibration.ExpertSharding;
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.gradient.GradientFiles;
 import dev.sparkprune.jobs.gradient.GradientStage;
 import dev.sparkprune.jobs.output.OutputGuard;
@@ -174,7 +175,7 @@ public final class ShrinkJob {
   /** As {@link #check(Configuration, ShrinkOptions, ExecutorShape, int)}, for a session already started: its executors. */
   public static Inputs check(SparkSession spark, ShrinkOptions options) throws IOException {
     return check(spark.sparkContext().hadoopConfiguration(), options,
-        ExecutorShape.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism());
+        SparkExecutors.of(spark.sparkContext().master(), spark.sparkContext().getConf()), spark.sparkContext().defaultParallelism());
   }
 
   public ShrinkReport run() throws IOException {
@@ -306,7 +307,7 @@ public final class ShrinkJob {
   private ExpertSharding sharding(JavaSparkContext jsc, ModelArchive archive, CalibrationSource calibration) {
     CalibrationShape shape = new CalibrationShape(calibration.size(), calibration.settings().seqlen(), calibration.partitions(jsc));
     PlanSettings settings = new PlanSettings(
-        shape, ExpertStatistics.SALIENCY, InputHook.ExpertInputs.ROUTED, options.expertTaskBytes(), ExecutorShape.of(jsc));
+        shape, ExpertStatistics.SALIENCY, InputHook.ExpertInputs.ROUTED, options.expertTaskBytes(), SparkExecutors.of(jsc));
     return ExpertSharding.of(ExpertPlan.of(Architectures.layout(archive), archive.config(), settings));
   }
 

@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.shrink;
 
-import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.plan.CalibrationSettings;
 import dev.sparkprune.jobs.output.OutputRequest;
 import dev.sparkprune.scoring.SparsityTarget;
 import dev.sparkprune.scoring.methods.PruningMethod;

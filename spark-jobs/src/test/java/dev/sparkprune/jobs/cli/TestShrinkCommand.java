@@ -107,8 +107,8 @@ class TestShrinkCommand {
     assertThat(code).isEqualTo(Main.EXIT_BAD_INPUT);
     assertThat(err.toString(StandardCharsets.UTF_8))
         .startsWith("sparkprune: error: Cannot shrink file:" + model + ": block 0 needs about ")
-        .contains("(2 blocks of " + dev.sparkprune.jobs.prune.plan.MemoryPlan.gib(blockFloat) + " decoded as float")
-        .contains("more than the " + dev.sparkprune.jobs.prune.plan.MemoryPlan.gib(4L << 20)
+        .contains("(2 blocks of " + dev.sparkprune.jobs.plan.MemoryPlan.gib(blockFloat) + " decoded as float")
+        .contains("more than the " + dev.sparkprune.jobs.plan.MemoryPlan.gib(4L << 20)
             + " an executor leaves (local-cluster[1,1,304]: executor memory from the master URL); raise the local-cluster worker memory")
         .hasLineCount(1);
     assertThat(dir.toFile().list()).isEmpty();

@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparkprune.jobs.SparkTestBase;
 import dev.sparkprune.jobs.calibration.CalibrationSamples;
-import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.plan.CalibrationSettings;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.spark.FaultProbe;
 import dev.sparkprune.jobs.spark.JobContext;

@@ -3,7 +3,6 @@ package dev.sparkprune.jobs.plan;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.sparkprune.jobs.prune.plan.MemoryPlan;
 import dev.sparkprune.tensorio.SharedData;
 import dev.sparkprune.tensorio.ValidationException;
 import dev.sparkprune.tensorio.arch.Architectures;

@@ -38,6 +38,12 @@ class TestExpertParallelPrune extends SparkTestBase {
 
   @TempDir static Path dir;
 
+  /**
+   * An --expert-task-mb budget over every fixture block's experts, so each block is one group (the
+   * whole-block path), yet within a task's heap share, which the run plan requires.
+   */
+  private static final long WHOLE_BLOCK = 1L << 30;
+
   /** Six calibration samples of the golden tokens, reversed, rotated and interleaved: 6 chunks. */
   private static Path calibration(String arch) throws IOException {
     int[] golden = ModelFixtures.goldenTokens(arch);
@@ -71,7 +77,7 @@ class TestExpertParallelPrune extends SparkTestBase {
         new PrintStream(progress, true, StandardCharsets.UTF_8)).run();
     assertThat(report.layerCount()).isPositive();
     String log = progress.toString(StandardCharsets.UTF_8);
-    boolean sharded = budget < 1L << 30;
+    boolean sharded = budget < WHOLE_BLOCK;
     assertThat(log.contains("(expert-parallel)")).as("%s %s progress:%n%s", arch, name, log).isEqualTo(sharded);
     return out;
   }
@@ -114,7 +120,7 @@ class TestExpertParallelPrune extends SparkTestBase {
   @ValueSource(strings = {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "glm4_moe", "gpt_oss"})
   void wandaShardedGivesTheUnshardedBytes(String arch) throws IOException {
     long expert = expertBytes(arch);
-    Path whole = prune(arch, "wanda-whole", PruningMethod.WANDA, PruneOptions.Mode.SEQUENTIAL, InputHook.ExpertInputs.ROUTED, 2, 1L << 40);
+    Path whole = prune(arch, "wanda-whole", PruningMethod.WANDA, PruneOptions.Mode.SEQUENTIAL, InputHook.ExpertInputs.ROUTED, 2, WHOLE_BLOCK);
     // Three experts per group on 3 partitions (of 6 chunks).
     Path sharded = prune(arch, "wanda-3", PruningMethod.WANDA, PruneOptions.Mode.SEQUENTIAL, InputHook.ExpertInputs.ROUTED, 3, 3 * expert + 1);
     assertSameOutputs(whole, sharded);
@@ -126,7 +132,7 @@ class TestExpertParallelPrune extends SparkTestBase {
     String arch = "qwen2_moe";
     long expert = expertBytes(arch) + 8L * (64 * 64 + 32 * 32);
     Path whole = prune(arch, "sparsegpt-whole", PruningMethod.SPARSEGPT, PruneOptions.Mode.SEQUENTIAL, InputHook.ExpertInputs.ROUTED, 2,
-        1L << 40);
+        WHOLE_BLOCK);
     for (int partitions = 1; partitions <= 3; partitions++) {
       long budget = partitions == 2 ? expert : 5 * expert;
       Path sharded = prune(arch, "sparsegpt-" + partitions, PruningMethod.SPARSEGPT, PruneOptions.Mode.SEQUENTIAL,
@@ -139,7 +145,7 @@ class TestExpertParallelPrune extends SparkTestBase {
   void everyTokenToEveryGroupGivesTheUnshardedBytesOfMoeCalibrationAll() throws IOException {
     String arch = "deepseek_v3";
     long expert = expertBytes(arch);
-    Path whole = prune(arch, "all-whole", PruningMethod.WANDA, PruneOptions.Mode.ONE_SHOT, InputHook.ExpertInputs.ALL, 2, 1L << 40);
+    Path whole = prune(arch, "all-whole", PruningMethod.WANDA, PruneOptions.Mode.ONE_SHOT, InputHook.ExpertInputs.ALL, 2, WHOLE_BLOCK);
     Path sharded = prune(arch, "all-sharded", PruningMethod.WANDA, PruneOptions.Mode.ONE_SHOT, InputHook.ExpertInputs.ALL, 3, 5 * expert);
     assertSameOutputs(whole, sharded);
     assertThat(expertTokens(sharded).values()).allSatisfy(tokens -> assertThat(tokens).isEqualTo("384/false"));

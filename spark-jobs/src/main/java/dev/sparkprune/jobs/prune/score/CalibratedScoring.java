@@ -9,6 +9,7 @@ import dev.sparkprune.jobs.plan.ExpertPlan;
 import dev.sparkprune.jobs.plan.ExpertStatistics;
 import dev.sparkprune.jobs.plan.PlanSettings;
 import dev.sparkprune.jobs.calibration.LinearInputStatistics;
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.gradient.GradientFiles;
 import dev.sparkprune.jobs.gradient.GradientManifest;
 import dev.sparkprune.jobs.gradient.GradientSource;
@@ -157,7 +158,7 @@ public final class CalibratedScoring {
   private ExpertSharding sharding(CalibrationStatistics.HessianStorage storage, InputHook.ExpertInputs inputs) {
     CalibrationShape shape = new CalibrationShape(calibration.size(), calibration.settings().seqlen(), calibration.partitions(stages().jsc()));
     PlanSettings settings = new PlanSettings(
-        shape, ExpertStatistics.of(storage), inputs, statistics.expertTaskBytes(), dev.sparkprune.jobs.plan.ExecutorShape.of(stages().jsc()));
+        shape, ExpertStatistics.of(storage), inputs, statistics.expertTaskBytes(), SparkExecutors.of(stages().jsc()));
     return ExpertSharding.of(ExpertPlan.of(layout, config, settings));
   }
 

@@ -1,6 +1,6 @@
 package dev.sparkprune.jobs.prune.score;
 
-import dev.sparkprune.jobs.calibration.CalibrationSettings;
+import dev.sparkprune.jobs.plan.CalibrationSettings;
 import dev.sparkprune.jobs.calibration.CalibrationSource;
 import dev.sparkprune.jobs.spark.JobStages;
 import dev.sparkprune.jobs.spark.ProgressLog;

@@ -1,11 +1,11 @@
-package dev.sparkprune.jobs.prune.plan;
+package dev.sparkprune.jobs.plan;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sparkprune.jobs.plan.ExecutorShape;
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.scoring.methods.PruningMethod;
 import dev.sparkprune.tensorio.SharedData;
 import dev.sparkprune.tensorio.ValidationException;
@@ -168,22 +168,22 @@ class TestMemoryPlan {
   void executorShapesFollowTheMaster() {
     SparkConf conf = new SparkConf(false).set("spark.executor.memory", "6g").set("spark.executor.cores", "4")
         .set("spark.executor.instances", "10");
-    ExecutorShape yarn = ExecutorShape.of("yarn", conf);
+    ExecutorShape yarn = SparkExecutors.of("yarn", conf);
     assertThat(List.of(yarn.memoryBytes(), (long) yarn.cores(), (long) yarn.executors())).containsExactly(6L << 30, 4L, 10L);
     assertThat(yarn.setting()).isEqualTo("spark.executor.memory");
     assertThat(yarn.source()).isEqualTo("spark.executor.memory 6g, spark.executor.cores 4");
     // Instances unset: unknown (0), as with dynamic allocation.
-    ExecutorShape k8s = ExecutorShape.of("k8s://https://host", new SparkConf(false));
+    ExecutorShape k8s = SparkExecutors.of("k8s://https://host", new SparkConf(false));
     assertThat(List.of(k8s.memoryBytes(), (long) k8s.cores(), (long) k8s.executors())).containsExactly(1L << 30, 1L, 0L);
-    ExecutorShape cluster = ExecutorShape.of("local-cluster[2, 3, 1024]", conf);
+    ExecutorShape cluster = SparkExecutors.of("local-cluster[2, 3, 1024]", conf);
     assertThat(cluster.memoryBytes()).isEqualTo(1L << 30);
     assertThat(cluster.cores()).isEqualTo(3);
     assertThat(cluster.executors()).isEqualTo(2);
-    ExecutorShape local = ExecutorShape.of("local[3]", conf);
+    ExecutorShape local = SparkExecutors.of("local[3]", conf);
     assertThat(local.memoryBytes()).isEqualTo(Runtime.getRuntime().maxMemory());
     assertThat(local.cores()).isEqualTo(3);
     assertThat(local.usableBytes()).isEqualTo(Math.max(0, Runtime.getRuntime().maxMemory() - (300L << 20)));
-    assertThatThrownBy(() -> ExecutorShape.of("yarn", new SparkConf(false).set("spark.executor.memory", "lots")))
+    assertThatThrownBy(() -> SparkExecutors.of("yarn", new SparkConf(false).set("spark.executor.memory", "lots")))
         .hasMessage("Invalid spark.executor.memory lots: use a size such as 4g or 512m");
   }
 }
