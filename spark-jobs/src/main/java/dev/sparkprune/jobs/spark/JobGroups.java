@@ -24,11 +24,15 @@ public final class JobGroups {
     if (context.isStopped()) {
       return;
     }
-    // A group with no running job has nothing to cancel (Spark would log a warning saying so after
-    // every failure); tasks of its failed job may still run, so the wait below is still needed.
+    // Each job the status tracker still reports running is cancelled by its id, not the group:
+    // the tracker learns of a job's end from the listener bus, later than the scheduler, so a job
+    // that just failed can still look running; cancelling its group then makes Spark log a warning
+    // ("Failed to cancel job group ... Cannot find active jobs") after an ordinary failure, while
+    // cancelling a job the scheduler has already ended is a no-op it logs at debug level. Tasks of
+    // the failed job may still run, so the wait below is still needed.
     try {
-      if (hasRunningJob(context, jobGroup)) {
-        context.cancelJobGroup(jobGroup);
+      for (int jobId : runningJobs(context, jobGroup)) {
+        context.cancelJob(jobId, "sparkprune: the run failed");
       }
     } catch (IllegalStateException stopped) {
       return;
@@ -55,13 +59,10 @@ public final class JobGroups {
     }
   }
 
-  private static boolean hasRunningJob(SparkContext context, String jobGroup) {
-    for (int jobId : context.statusTracker().getJobIdsForGroup(jobGroup)) {
+  private static int[] runningJobs(SparkContext context, String jobGroup) {
+    return java.util.Arrays.stream(context.statusTracker().getJobIdsForGroup(jobGroup)).filter(jobId -> {
       SparkJobInfo job = context.statusTracker().getJobInfo(jobId).getOrElse(() -> null);
-      if (job != null && job.status() == JobExecutionStatus.RUNNING) {
-        return true;
-      }
-    }
-    return false;
+      return job != null && job.status() == JobExecutionStatus.RUNNING;
+    }).toArray();
   }
 }
