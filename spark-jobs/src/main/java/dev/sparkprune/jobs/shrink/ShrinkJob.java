@@ -165,9 +165,8 @@ public final class ShrinkJob {
     Optional<ExpertPlan> experts = Optional.empty();
     if (!options.repair()) {
       int partitions = options.partitions() > 0 ? options.partitions() : defaultPartitions;
-      CalibrationShape calibration = new CalibrationShape(options.nsamples(), options.seqlen(), partitions);
-      experts = Optional.of(ExpertPlan.of(layout, archive.config(), new PlanSettings(
-          calibration, ExpertStatistics.SALIENCY, InputHook.ExpertInputs.ROUTED, options.expertTaskBytes(), executors)));
+      experts = Optional.of(expertPlan(archive, new CalibrationShape(options.nsamples(), options.seqlen(), partitions),
+          options.expertTaskBytes(), executors));
     }
     RunPlan.shrink(archive, layout, options.model(), options.calibrationSettings(), executors, defaultPartitions, experts).checkFits();
   }
@@ -306,9 +305,16 @@ public final class ShrinkJob {
    */
   private ExpertSharding sharding(JavaSparkContext jsc, ModelArchive archive, CalibrationSource calibration) {
     CalibrationShape shape = new CalibrationShape(calibration.size(), calibration.settings().seqlen(), calibration.partitions(jsc));
-    PlanSettings settings = new PlanSettings(
-        shape, ExpertStatistics.SALIENCY, InputHook.ExpertInputs.ROUTED, options.expertTaskBytes(), SparkExecutors.of(jsc));
-    return ExpertSharding.of(ExpertPlan.of(Architectures.layout(archive), archive.config(), settings));
+    return ExpertSharding.of(expertPlan(archive, shape, options.expertTaskBytes(), SparkExecutors.of(jsc)));
+  }
+
+  /**
+   * Shrink's expert plan, the same before Spark (to refuse) and in the job (to shard): routed
+   * tokens only, and each expert's saliency sums as its statistics.
+   */
+  private static ExpertPlan expertPlan(ModelArchive archive, CalibrationShape calibration, long expertTaskBytes, ExecutorShape executors) {
+    PlanSettings settings = new PlanSettings(calibration, ExpertStatistics.SALIENCY, InputHook.ExpertInputs.ROUTED, expertTaskBytes, executors);
+    return ExpertPlan.of(Architectures.layout(archive), archive.config(), settings);
   }
 
   /**
