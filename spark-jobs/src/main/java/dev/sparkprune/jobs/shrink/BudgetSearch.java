@@ -163,20 +163,29 @@ final class BudgetSearch {
     return total - routed + Math.round((double) routed * Math.min(topK, experts) / experts);
   }
 
-  /** The grid sized from headers and the summary, and its maximal candidates within the budget. */
-  static List<CandidateScore> maximal(ModelArchive archive, ModelShape shape, ChunkSummary summary, ShrinkSettings metrics, SizeTarget target,
+  /** A candidate sized from headers: its score before scoring (parameters as the budget counts them) and its shrunk archive. */
+  record Sized(CandidateScore score, ShrunkArchive shrunk) {}
+
+  /** The grid sized from headers and the summary, and its maximal candidates within the budget, in grid order. */
+  static List<Sized> maximal(ModelArchive archive, ModelShape shape, ChunkSummary summary, ShrinkSettings metrics, SizeTarget target,
       int maxDrop) {
     List<CandidateScore> sized = new ArrayList<>();
+    Map<ShrinkCandidate, ShrunkArchive> shrunk = new HashMap<>();
     for (ShrinkCandidate candidate : SizeBudget.grid(shape, maxDrop, shape.headsRemovable())) {
       try {
         ShrinkDecision decision = ShrinkDecision.choose(shape, candidate.settings(metrics), summary);
-        long counted = counted(new ShrunkArchive(archive, decision.plan()), target, shape);
-        sized.add(new CandidateScore(candidate, counted, decision.droppedBlocks(), Double.NaN, Double.NaN));
+        ShrunkArchive archiveOfCut = new ShrunkArchive(archive, decision.plan());
+        sized.add(new CandidateScore(candidate, counted(archiveOfCut, target, shape), decision.droppedBlocks(), Double.NaN, Double.NaN));
+        shrunk.put(candidate, archiveOfCut);
       } catch (ValidationException e) {
         // A cut the architecture refuses (an odd drop on gpt-oss, experts that break routing groups) is no candidate.
       }
     }
-    return SizeBudget.maximal(sized, counted(archive, shape, target), target.fraction());
+    List<Sized> maximal = new ArrayList<>();
+    for (CandidateScore score : SizeBudget.maximal(sized, counted(archive, shape, target), target.fraction())) {
+      maximal.add(new Sized(score, shrunk.get(score.candidate())));
+    }
+    return maximal;
   }
 
   /**
@@ -189,7 +198,7 @@ final class BudgetSearch {
     ModelShape shape = inputs.shape();
     SizeTarget target = options.budget();
     ShrinkSettings metrics = options.settings();
-    List<CandidateScore> maximal = maximal(archive, shape, summary, metrics, target, maxDrop);
+    List<Sized> maximal = maximal(archive, shape, summary, metrics, target, maxDrop);
     long sourceCounted = counted(archive, shape, target);
     long limit = limit(sourceCounted, target);
     ValidationException.check(!maximal.isEmpty(), "Cannot meet %s %s: no cut searched (drop at most %d blocks, MLP to 1/2, KV groups and"
@@ -210,9 +219,9 @@ final class BudgetSearch {
 
     List<ShrinkCandidate> candidates = new ArrayList<>();
     List<Integer> indices = new ArrayList<>();
-    for (CandidateScore score : maximal) {
+    for (Sized sized : maximal) {
       indices.add(candidates.size());
-      candidates.add(score.candidate());
+      candidates.add(sized.score().candidate());
     }
     JobContext context = stages.context();
     String scratch = context.io().resolve(context.staging(), "_budget");
@@ -234,13 +243,11 @@ final class BudgetSearch {
     for (int i = 0; i < candidates.size(); i++) {
       CandidateScore scored = Objects.requireNonNull(byIndex.get(i), "a candidate's score is missing");
       // The task's score counts all parameters; the budget's count (active ones too) is the driver's.
-      CandidateScore score = new CandidateScore(scored.candidate(), maximal.get(i).parameters(), scored.droppedBlocks(), scored.heldOutNll(),
-          scored.heldOutNllUnrepaired());
-      ShrinkDecision decision = ShrinkDecision.choose(shape, candidates.get(i).settings(metrics), summary);
-      ShrunkArchive shrunk = new ShrunkArchive(archive, decision.plan());
+      CandidateScore score = new CandidateScore(scored.candidate(), maximal.get(i).score().parameters(), scored.droppedBlocks(),
+          scored.heldOutNll(), scored.heldOutNllUnrepaired());
+      ShrunkArchive shrunk = maximal.get(i).shrunk();
       double loss = repair ? score.heldOutNll() : score.heldOutNllUnrepaired();
-      out.add(new Candidate(score, shrunk.parameters(), activeParameters(shrunk, shape),
-          decision.plan().kvHeads(), decision.plan().experts(), loss));
+      out.add(new Candidate(score, shrunk.parameters(), activeParameters(shrunk, shape), shrunk.plan().kvHeads(), shrunk.plan().experts(), loss));
       forChoice.add(new CandidateScore(score.candidate(), score.parameters(), score.droppedBlocks(), loss, score.heldOutNllUnrepaired()));
       log.line("candidate %s: %,d parameters (%.1f%%), held-out NLL %.4f%s", candidates.get(i), score.parameters(),
           100.0 * score.parameters() / sourceCounted, loss, repair ? String.format(Locale.ROOT, " (unrepaired %.4f)", score.heldOutNllUnrepaired()) : "");
