@@ -1,5 +1,6 @@
 package dev.sparkprune.jobs.cli;
 
+import dev.sparkprune.jobs.calibration.SparkExecutors;
 import dev.sparkprune.jobs.eval.PerplexityJob;
 import dev.sparkprune.jobs.options.Locations;
 import dev.sparkprune.jobs.plan.ExecutorShape;
@@ -110,8 +111,11 @@ final class EvalCommand implements Subcommand {
     }
     TextTokens.Corpus corpus = TextTokens.tokenize(io, textLocation, tokenizer, needed);
     if (onSpark) {
-      // Too short a text fails here, before Spark starts.
-      Perplexity.batches(corpus.ids(), seqlen, maxWindows, batch);
+      // Too short a text, or an expert task over a task's heap, fails here, before Spark starts.
+      org.apache.spark.SparkConf sparkConf = new org.apache.spark.SparkConf();
+      ExecutorShape executors = SparkExecutors.of(null, sparkConf);
+      PerplexityJob.expertPlan(archive, Perplexity.batches(corpus.ids(), seqlen, maxWindows, batch), seqlen, expertTaskBytes, executors,
+          SparkExecutors.defaultParallelism(executors, sparkConf)).checkFits();
       PerplexityJob.Result result = PerplexityJob.run(SparkSessions.getOrCreate(null), archive, corpus.ids(), seqlen, maxWindows, batch,
           expertTaskBytes, 0);
       out.println("expert-parallel blocks " + result.expertParallelBlocks() + " (--expert-task-mb " + (expertTaskBytes >> 20) + ")");

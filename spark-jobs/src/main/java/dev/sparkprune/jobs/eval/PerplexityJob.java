@@ -62,16 +62,11 @@ public final class PerplexityJob {
           spark.sparkContext().conf().getInt("spark.task.cpus", 1), staged.probe());
       JobStages stages = new JobStages(jsc, context, Optional.empty());
       int slices = partitions > 0 ? partitions : jsc.defaultParallelism();
-      int windows = 0;
       List<Tuple2<Integer, int[][]>> chunks = new ArrayList<>();
       for (int i = 0; i < batches.size(); i++) {
         chunks.add(new Tuple2<>(i, batches.get(i)));
-        windows += batches.get(i).length;
       }
-      CalibrationShape shape = new CalibrationShape(windows, seqlen, Math.max(1, Math.min(slices, batches.size())));
-      PlanSettings settings = new PlanSettings(
-          shape, ExpertStatistics.NONE, InputHook.ExpertInputs.ROUTED, expertTaskBytes, SparkExecutors.of(jsc));
-      ExpertSharding sharding = ExpertSharding.of(ExpertPlan.of(Architectures.layout(archive), archive.config(), settings));
+      ExpertSharding sharding = ExpertSharding.of(expertPlan(archive, batches, seqlen, expertTaskBytes, SparkExecutors.of(jsc), slices));
       int blocks = Architectures.layout(archive).blocks().size();
       TreeMap<Integer, double[]> nll = new TreeMap<>();
       try (CalibrationPass pass = CalibrationPass.embedBatches(stages, chunks, slices, blocks, sharding)) {
@@ -85,6 +80,22 @@ public final class PerplexityJob {
       }
       return new Result(Perplexity.of(new ArrayList<>(nll.values()), seqlen), List.copyOf(sharding.blocks()));
     });
+  }
+
+  /**
+   * The expert plan of an evaluation over {@code batches} on {@code slices} partitions: routed
+   * tokens only, no statistics. The same before Spark starts (to refuse an expert task that cannot
+   * fit, {@link ExpertPlan#checkFits}) and in the job (to shard).
+   */
+  public static ExpertPlan expertPlan(ModelArchive archive, List<int[][]> batches, int seqlen, long expertTaskBytes, ExecutorShape executors,
+      int slices) {
+    int windows = 0;
+    for (int[][] batch : batches) {
+      windows += batch.length;
+    }
+    CalibrationShape shape = new CalibrationShape(windows, seqlen, Math.max(1, Math.min(slices, batches.size())));
+    PlanSettings settings = new PlanSettings(shape, ExpertStatistics.NONE, InputHook.ExpertInputs.ROUTED, expertTaskBytes, executors);
+    return ExpertPlan.of(Architectures.layout(archive), archive.config(), settings);
   }
 
   /** Each batch's per-window mean NLL from its last hidden states (the model's final norm and lm_head). */

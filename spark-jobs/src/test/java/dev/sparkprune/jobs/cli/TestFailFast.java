@@ -334,5 +334,11 @@ class TestFailFast {
     assertRefusedBeforeSpark("; set it to at most " + (task >> 20),
         "--model", model, "--method", "wanda", "--calib", text, "--seqlen", "64", "--nsamples", "2", "--master", "local[2]",
         "--expert-task-mb", "100000");
+    // shrink without the repair (whose streams hold whole blocks) and eval on Spark plan their expert tasks too.
+    assertCommandRefusedBeforeSpark("Invalid --expert-task-mb 100000: a task has ", "shrink", "--model", model, "--out",
+        dir.resolve("out").toString(), "--calib", text, "--seqlen", "64", "--nsamples", "2", "--experts-keep", "0.5", "--repair", "none",
+        "--master", "local[2]", "--expert-task-mb", "100000");
+    assertCommandRefusedBeforeSpark("Invalid --expert-task-mb 100000: a task has ", "eval", "--model", model, "--text", text,
+        "--seqlen", "64", "--max-windows", "4", "--expert-task-mb", "100000");
   }
 }
